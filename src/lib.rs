@@ -1,0 +1,3 @@
+//! hookseal: a sidecar reverse proxy that verifies webhook signatures before the app sees them.
+
+pub mod verify;
