@@ -1,3 +1,20 @@
 //! hookseal: a sidecar reverse proxy that verifies webhook signatures before the app sees them.
+//!
+//! The binary (`src/main.rs`) is thin: it parses the CLI, loads a [`config::Config`], binds the
+//! listeners and runs [`app::run`]. Everything else lives here so tests, benches and fuzz
+//! targets can drive it directly.
 
+pub mod admin;
+pub mod app;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod metrics;
+pub mod proxy;
+pub mod replay;
+pub mod route;
+pub mod server;
+pub mod tls;
+pub mod upstream;
 pub mod verify;

@@ -1,1 +1,214 @@
-fn main(){}
+//! The `hookseal` binary: CLI, logging, signals; everything else is in the library.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+
+use hookseal::app::App;
+use hookseal::config::Config;
+
+#[derive(Debug, Parser)]
+#[command(name = "hookseal", version, about = "Verifies webhook signatures in front of an app")]
+struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "HOOKSEAL_CONFIG", default_value = "/etc/hookseal/hookseal.toml")]
+    config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "HOOKSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Run,
+    /// Load and validate the config, resolve every secret, print the routes (never a secret).
+    Check,
+    /// Print the headers a sender of SCHEME would send for a body; with --url, POST it.
+    Sign(SignArgs),
+}
+
+#[derive(Debug, Args)]
+struct SignArgs {
+    /// Scheme name, as in the config (`standard-webhooks`, `github`, `hotglue`, `hmac`, ...).
+    #[arg(long)]
+    scheme: String,
+    /// The signing secret (for Ed25519 schemes: the private key).
+    #[arg(long, env = "HOOKSEAL_SIGN_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Message id (schemes that carry one; default: a fresh `msg_…`).
+    #[arg(long)]
+    id: Option<String>,
+    /// Unix seconds (default: now).
+    #[arg(long)]
+    timestamp: Option<i64>,
+    /// Body file, or `-` for stdin (default: empty body).
+    #[arg(long)]
+    body_file: Option<String>,
+    /// POST the signed request here and print the status and response body.
+    #[arg(long)]
+    url: Option<String>,
+    /// Take scheme options (`[route.hmac]`, `public_url`, tolerance) from this route of --config.
+    #[arg(long)]
+    route: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(&cli.config),
+        Command::Check => check(&cli.config),
+        Command::Sign(args) => sign::run(&args, &cli.config),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKSEAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|errors| {
+        for e in &errors.0 {
+            eprintln!("{e}");
+        }
+        eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+        ExitCode::from(1)
+    })
+}
+
+fn check(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!("{}: ok", path.display());
+    println!(
+        "listen {}{}  admin {}  upstream {}  replay {:?}",
+        config.listen.address,
+        if config.listen.tls.is_some() { " (tls)" } else { "" },
+        config.admin.address,
+        config.upstream.url,
+        config.replay.store,
+    );
+    for r in &config.routes {
+        let path = match &r.path {
+            hookseal::route::PathMatch::Exact(p) => format!("path={p}"),
+            hookseal::route::PathMatch::Prefix(p) => format!("path_prefix={p}"),
+        };
+        let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
+        println!(
+            "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={}s dedupe={} mode={:?}",
+            r.name,
+            path,
+            methods.join(","),
+            r.scheme.name().as_str(),
+            r.secret_ids.join(","),
+            r.tolerance.as_secs(),
+            r.dedupe,
+            r.mode,
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(path: &Path) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        let listen = config.listen.address;
+        let admin = config.admin.address;
+        let listener = match TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(address = %listen, error = %e, "cannot bind the listen address");
+                return ExitCode::from(1);
+            }
+        };
+        let admin_listener = match TcpListener::bind(admin).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(address = %admin, error = %e, "cannot bind the admin address");
+                return ExitCode::from(1);
+            }
+        };
+        let routes = config.routes.len();
+        let app = match App::new(config) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                return ExitCode::from(1);
+            }
+        };
+        tracing::info!(listen = %listen, admin = %admin, routes, version = env!("CARGO_PKG_VERSION"), "hookseal serving");
+        let drained = app.run(listener, admin_listener, shutdown_signal()).await;
+        if drained.cut_off > 0 {
+            tracing::warn!(connections = drained.cut_off, "exited with connections cut off");
+        }
+        tracing::info!("hookseal stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+mod sign {
+    //! `hookseal sign`.
+    use super::*;
+
+    pub(super) fn run(args: &SignArgs, config: &Path) -> ExitCode {
+        let _ = (args, config);
+        let mut body = Vec::new();
+        if let Some(f) = &args.body_file {
+            let r = if f == "-" { std::io::stdin().read_to_end(&mut body).map(|_| ()) } else { std::fs::read(f).map(|b| body = b) };
+            if let Err(e) = r {
+                eprintln!("cannot read the body: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        eprintln!("hookseal sign: not implemented yet");
+        ExitCode::from(1)
+    }
+}

@@ -1,1 +1,6 @@
-fn main(){}
+//! The one integration-test binary: hookseal and its upstream over real sockets on 127.0.0.1.
+
+mod support;
+
+mod config;
+mod proxy;

@@ -1,0 +1,91 @@
+//! Wiring: one config, two bound listeners and a shutdown signal become a running sidecar.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::admin::{self, Readiness};
+use crate::config::{Config, StoreKind};
+use crate::metrics::Metrics;
+use crate::proxy::Proxy;
+use crate::replay::{ReplayStore, StoreError};
+use crate::server::{Drained, Server};
+
+/// Handles to a running sidecar, for main and for tests.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The pipeline (reload swaps its config).
+    pub proxy: Arc<Proxy>,
+    /// The process's metrics.
+    pub metrics: Arc<Metrics>,
+    /// `/readyz`.
+    pub ready: Readiness,
+}
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The replay store could not be set up (malformed URL).
+    #[error("replay store: {0}")]
+    Replay(#[from] StoreError),
+}
+
+impl App {
+    /// Builds the pipeline for `config`.
+    ///
+    /// # Errors
+    /// See [`StartError`].
+    pub fn new(config: Config) -> Result<App, StartError> {
+        let metrics = Arc::new(Metrics::new());
+        let replay = match config.replay.store {
+            StoreKind::Memory => {
+                ReplayStore::memory(config.replay.capacity, metrics.replay_evictions.clone())
+            }
+            StoreKind::Redis => ReplayStore::redis(
+                config.replay.url.as_deref().unwrap_or_default(),
+                config.replay.command_timeout,
+            )?,
+        };
+        let proxy = Arc::new(Proxy::new(config, Arc::clone(&metrics), Arc::new(replay)));
+        Ok(App { proxy, metrics, ready: Readiness::default() })
+    }
+
+    /// Serves on the given listeners until `shutdown` completes, then drains per SPEC.md:
+    /// `/readyz` turns 503 at once, the listener keeps accepting for `drain_delay`, then stops;
+    /// requests in flight get `shutdown_grace`. The admin port closes last.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        admin_listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Drained {
+        let snapshot = self.proxy.snapshot();
+        let limits = snapshot.config.limits.clone();
+        let (stop_admin_tx, mut stop_admin_rx) = watch::channel(false);
+        let admin_task = tokio::spawn(admin::serve(
+            admin_listener,
+            Arc::clone(&self.metrics),
+            self.ready.clone(),
+            async move {
+                let _ = stop_admin_rx.wait_for(|s| *s).await;
+            },
+        ));
+        let server = Server::new(listener, Arc::clone(&self.proxy), Arc::clone(&self.metrics), limits.clone(), None);
+        self.ready.set(true);
+        let ready = self.ready.clone();
+        let drain_delay = limits.drain_delay;
+        let drained = server
+            .run(async move {
+                shutdown.await;
+                ready.set(false);
+                tracing::info!(drain_delay = ?drain_delay, "shutdown requested; /readyz is 503");
+                tokio::time::sleep(drain_delay).await;
+            })
+            .await;
+        let _ = stop_admin_tx.send(true);
+        let _ = admin_task.await;
+        drained
+    }
+}

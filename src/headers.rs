@@ -1,0 +1,194 @@
+//! Header names hookseal reads and writes, and the edits made on the way through.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::IpNet;
+
+/// `x-hookseal-verified`
+pub const VERIFIED: HeaderName = HeaderName::from_static("x-hookseal-verified");
+/// `x-hookseal-route`
+pub const ROUTE: HeaderName = HeaderName::from_static("x-hookseal-route");
+/// `x-hookseal-scheme`
+pub const SCHEME: HeaderName = HeaderName::from_static("x-hookseal-scheme");
+/// `x-hookseal-key`
+pub const KEY: HeaderName = HeaderName::from_static("x-hookseal-key");
+/// `x-hookseal-id`
+pub const ID: HeaderName = HeaderName::from_static("x-hookseal-id");
+/// `x-hookseal-timestamp`
+pub const TIMESTAMP: HeaderName = HeaderName::from_static("x-hookseal-timestamp");
+/// `x-hookseal-reason` (observe mode)
+pub const REASON: HeaderName = HeaderName::from_static("x-hookseal-reason");
+/// `x-hookseal-duplicate`
+pub const DUPLICATE: HeaderName = HeaderName::from_static("x-hookseal-duplicate");
+/// `x-request-id`
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `x-forwarded-for`
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `x-forwarded-proto`
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `x-forwarded-host`
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1, plus legacy names).
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including every name listed in `Connection`, and
+/// `Transfer-Encoding` (the body is re-framed by the next hop).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// Removes every `x-hookseal-*` header a client sent: only hookseal may set them.
+pub fn strip_hookseal(headers: &mut HeaderMap) {
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-hookseal-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+}
+
+/// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
+pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<HeaderValue>) {
+    let peer = peer.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
+        _ => peer,
+    };
+    headers.remove(&X_FORWARDED_FOR);
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if tls { "https" } else { "http" }),
+    );
+    match host {
+        Some(h) => {
+            headers.insert(X_FORWARDED_HOST, h);
+        }
+        None => {
+            headers.remove(X_FORWARDED_HOST);
+        }
+    }
+}
+
+/// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
+/// the right-most address of `X-Forwarded-For` that is not itself a trusted proxy. `None` when
+/// that entry is not an address (the caller treats it as matching no allow-list).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+    if !trusted.iter().any(|n| n.contains(peer)) {
+        return Some(peer);
+    }
+    let mut hops: Vec<&str> = Vec::new();
+    for v in headers.get_all(&X_FORWARDED_FOR) {
+        let v = v.to_str().ok()?;
+        hops.extend(v.split(',').map(str::trim).filter(|s| !s.is_empty()));
+    }
+    let mut last_trusted = peer;
+    for hop in hops.iter().rev() {
+        let ip = parse_hop(hop)?;
+        if !trusted.iter().any(|n| n.contains(ip)) {
+            return Some(ip);
+        }
+        last_trusted = ip;
+    }
+    // Every hop is a trusted proxy: the left-most one is as close to the client as we know.
+    Some(last_trusted)
+}
+
+/// An `X-Forwarded-For` entry: `1.2.3.4`, `1.2.3.4:567`, `2001:db8::1` or `[2001:db8::1]:567`.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_listed_are_removed() {
+        let mut h = map(&[
+            ("connection", "keep-alive, x-custom"),
+            ("keep-alive", "timeout=5"),
+            ("x-custom", "1"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("content-type", "application/json"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+    }
+
+    #[test]
+    fn spoofed_hookseal_headers_are_removed() {
+        let mut h = map(&[("x-hookseal-verified", "true"), ("X-Hookseal-Route", "x"), ("x-other", "1")]);
+        strip_hookseal(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn forwarded_for_appends() {
+        let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
+        add_forwarded(&mut h, "10.0.0.1".parse().unwrap(), true, Some(HeaderValue::from_static("ex.com")));
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "ex.com");
+    }
+
+    #[test]
+    fn client_ip_untrusted_peer_ignores_header() {
+        let h = map(&[("x-forwarded-for", "1.1.1.1")]);
+        let trusted = [IpNet::parse("10.0.0.0/8").unwrap()];
+        assert_eq!(client_ip("192.0.2.1".parse().unwrap(), &h, &trusted), Some("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn client_ip_rightmost_untrusted() {
+        // The client forged "1.1.1.1"; the trusted proxy appended the real client 192.0.2.7.
+        let h = map(&[("x-forwarded-for", "1.1.1.1, 192.0.2.7, 10.1.1.1")]);
+        let trusted = [IpNet::parse("10.0.0.0/8").unwrap()];
+        assert_eq!(client_ip("10.0.0.2".parse().unwrap(), &h, &trusted), Some("192.0.2.7".parse().unwrap()));
+        let h = map(&[("x-forwarded-for", "garbage")]);
+        assert_eq!(client_ip("10.0.0.2".parse().unwrap(), &h, &trusted), None);
+    }
+}

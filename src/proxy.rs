@@ -1,0 +1,518 @@
+//! The request pipeline of SPEC.md, top to bottom: route, body, verify, dedupe, forward.
+//!
+//! [`Proxy::handle`] never fails at the hyper boundary: every outcome becomes a response, and
+//! every response is counted exactly once.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, PathAndQuery};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use prometheus::IntCounter;
+use tokio::time::Instant;
+
+use crate::body::{read_limited, BodyError};
+use crate::config::{Config, Mode, OnStoreError, RouteConfig};
+use crate::error::Reason;
+use crate::headers;
+use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
+use crate::replay::{Begin, Key, ReplayStore};
+use crate::route::{Miss, RouteTable};
+use crate::upstream::{UpstreamClient, UpstreamError};
+use crate::verify::{Input, SchemeName, Verified};
+
+/// The response body: the upstream's stream, or a small body hookseal wrote.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
+/// What the server knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The socket peer.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+/// Shared state of the pipeline. The config snapshot is swapped whole on reload; requests in
+/// flight keep the snapshot they started with.
+#[derive(Debug)]
+pub struct Proxy {
+    snapshot: RwLock<Arc<Snapshot>>,
+    replay: Arc<ReplayStore>,
+    replay_errors: IntCounter,
+    metrics: Arc<Metrics>,
+    client: UpstreamClient,
+    ids: AtomicU64,
+    id_seed: u64,
+}
+
+/// One loaded config with everything derived from it.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The config this snapshot was built from.
+    pub config: Config,
+    routes: RouteTable<Arc<Route>>,
+}
+
+/// A route ready to serve: config, metric handles and pre-built header values.
+#[derive(Debug)]
+struct Route {
+    cfg: RouteConfig,
+    metrics: RouteMetrics,
+    upstream: Authority,
+    name_value: HeaderValue,
+    scheme_value: HeaderValue,
+    key_values: Vec<HeaderValue>,
+}
+
+/// How far a request got, for the single metrics/log record at the end.
+struct Done {
+    response: Response<ProxyBody>,
+    outcome: Outcome,
+    reason: Reason,
+}
+
+impl Proxy {
+    /// Builds the pipeline for `config`.
+    pub fn new(config: Config, metrics: Arc<Metrics>, replay: Arc<ReplayStore>) -> Proxy {
+        let client = UpstreamClient::new(config.upstream.connect_timeout);
+        let replay_errors = metrics.replay_error(replay.kind());
+        let snapshot = Snapshot::new(config, &metrics);
+        let id_seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        Proxy {
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            replay,
+            replay_errors,
+            metrics,
+            client,
+            ids: AtomicU64::new(0),
+            id_seed,
+        }
+    }
+
+    /// Swaps in a new config; requests already in flight finish under the old one.
+    pub fn reload(&self, config: Config) {
+        let snapshot = Arc::new(Snapshot::new(config, &self.metrics));
+        match self.snapshot.write() {
+            Ok(mut s) => *s = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+    }
+
+    /// The config snapshot in force.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Handles one request from start to response head.
+    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<ProxyBody> {
+        let start = Instant::now();
+        self.metrics.inflight.inc();
+        let _inflight = GaugeGuard(&self.metrics.inflight);
+        let snap = self.snapshot();
+        let (mut parts, body) = req.into_parts();
+        let request_id = self.request_id(&parts.headers);
+
+        let route = match snap.routes.find(&parts.method, parts.uri.path()) {
+            Ok(r) => Arc::clone(r),
+            Err(miss) => {
+                let reason = match miss {
+                    Miss::NoRoute => Reason::NoRoute,
+                    Miss::MethodNotAllowed => Reason::MethodNotAllowed,
+                };
+                let m = &self.metrics.unmatched;
+                m.count(Outcome::Rejected, reason);
+                m.request_duration.observe(start.elapsed().as_secs_f64());
+                log_rejection(None, reason, &conn, &request_id);
+                return reject(reason, None, &request_id);
+            }
+        };
+        let done = self.route(&snap, &route, &mut parts, body, &conn, &request_id, start).await;
+        route.metrics.count(done.outcome, done.reason);
+        route.metrics.request_duration.observe(start.elapsed().as_secs_f64());
+        if done.outcome == Outcome::Rejected {
+            log_rejection(Some(&route.cfg.name), done.reason, &conn, &request_id);
+        } else {
+            tracing::debug!(
+                route = %route.cfg.name,
+                result = ?done.outcome,
+                reason = done.reason.as_str(),
+                status = done.response.status().as_u16(),
+                request_id = %HeaderDisplay(&request_id),
+                "request handled"
+            );
+        }
+        done.response
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn route(
+        &self,
+        snap: &Snapshot,
+        route: &Arc<Route>,
+        parts: &mut http::request::Parts,
+        body: Incoming,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+        start: Instant,
+    ) -> Done {
+        let cfg = &route.cfg;
+        let name = Some(cfg.name.as_str());
+        let rejected = |reason: Reason| Done {
+            response: reject(reason, name, request_id),
+            outcome: Outcome::Rejected,
+            reason,
+        };
+
+        if !cfg.allow_from.is_empty() {
+            let client = headers::client_ip(
+                conn.peer.ip(),
+                &parts.headers,
+                &snap.config.listen.trusted_proxies,
+            );
+            if !client.is_some_and(|ip| cfg.allow_from.iter().any(|n| n.contains(ip))) {
+                return rejected(Reason::IpNotAllowed);
+            }
+        }
+
+        // Step 2: the body, bounded before and while reading.
+        let declared = match declared_length(&parts.headers) {
+            Ok(d) => d,
+            Err(()) => return rejected(Reason::BodyIncomplete),
+        };
+        if declared.is_some_and(|n| n > cfg.max_body_bytes) {
+            return rejected(Reason::BodyTooLarge);
+        }
+        let deadline = start + snap.config.limits.body_timeout;
+        let body = match read_limited(body, declared, cfg.max_body_bytes, deadline).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => return rejected(Reason::BodyTooLarge),
+            Err(BodyError::Timeout) => return rejected(Reason::BodyTimeout),
+            Err(BodyError::Incomplete) => return rejected(Reason::BodyIncomplete),
+        };
+        route.metrics.body_bytes.observe(body.len() as f64);
+
+        // Step 3: verify.
+        let verdict = if cfg.scheme.name() == SchemeName::None {
+            Ok(None)
+        } else {
+            let input = Input { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body };
+            let t = std::time::Instant::now();
+            let now = unix_now();
+            let result = cfg.scheme.verify(&input, now);
+            if let Some(h) = &route.metrics.verify_duration {
+                h.observe(t.elapsed().as_secs_f64());
+            }
+            match &result {
+                Ok(v) => {
+                    if let Some(ts) = v.timestamp {
+                        route.metrics.skew.observe((ts - now) as f64);
+                    }
+                    if let Some(c) = route.metrics.signature_key.get(v.key_index) {
+                        c.inc();
+                    }
+                }
+                Err(crate::verify::VerifyError::StaleTimestamp { skew })
+                | Err(crate::verify::VerifyError::FutureTimestamp { skew }) => {
+                    route.metrics.skew.observe(*skew as f64);
+                }
+                Err(_) => {}
+            }
+            result.map(Some)
+        };
+        let observe = cfg.mode == Mode::Observe;
+        let verified = match verdict {
+            Ok(v) => v,
+            Err(e) if observe => {
+                let reason = Reason::from(e);
+                return self.forward(snap, route, parts, body, conn, request_id, None, Some(reason), None).await;
+            }
+            Err(e) => return rejected(Reason::from(e)),
+        };
+
+        // Step 4: dedupe on the verified message id.
+        let mut mark = None;
+        if let Some(id) = verified.as_ref().and_then(|v| v.id.as_ref()).filter(|_| cfg.dedupe) {
+            let key = Key::new(&cfg.name, id.as_bytes());
+            let inflight_ttl = snap.config.upstream.timeout + INFLIGHT_MARGIN;
+            match self.replay.begin(&key, inflight_ttl).await {
+                Ok(Begin::Fresh) => mark = Some(key),
+                Ok(Begin::Duplicate) if observe => {
+                    return self.forward(snap, route, parts, body, conn, request_id, verified.as_ref(), Some(Reason::Duplicate), None).await;
+                }
+                Ok(Begin::InFlight) if observe => {
+                    return self.forward(snap, route, parts, body, conn, request_id, verified.as_ref(), Some(Reason::InFlight), None).await;
+                }
+                Ok(Begin::Duplicate) => {
+                    let mut response = reject(Reason::Duplicate, name, request_id);
+                    response.headers_mut().insert(headers::DUPLICATE, HeaderValue::from_static("true"));
+                    return Done { response, outcome: Outcome::Duplicate, reason: Reason::Duplicate };
+                }
+                Ok(Begin::InFlight) => return rejected(Reason::InFlight),
+                Err(e) => {
+                    self.replay_errors.inc();
+                    tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %e, "replay store unavailable");
+                    let allow = snap.config.replay.on_store_error == OnStoreError::Allow;
+                    if observe {
+                        return self.forward(snap, route, parts, body, conn, request_id, verified.as_ref(), Some(Reason::ReplayStoreUnavailable), None).await;
+                    }
+                    if !allow {
+                        return rejected(Reason::ReplayStoreUnavailable);
+                    }
+                }
+            }
+        }
+
+        // Steps 5-7: forward, answer, settle the mark.
+        self.forward(snap, route, parts, body, conn, request_id, verified.as_ref(), None, mark).await
+    }
+
+    /// Forwards the request; `failure` is the observe-mode verdict when verification failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        snap: &Snapshot,
+        route: &Arc<Route>,
+        parts: &mut http::request::Parts,
+        body: Bytes,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+        verified: Option<&Verified>,
+        failure: Option<Reason>,
+        mark: Option<Key>,
+    ) -> Done {
+        let cfg = &route.cfg;
+        let observe = cfg.mode == Mode::Observe;
+        let h = &mut parts.headers;
+        headers::strip_hop_by_hop(h);
+        headers::strip_hookseal(h);
+        let host = h
+            .get(header::HOST)
+            .cloned()
+            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        if let Some(host) = &host {
+            if !h.contains_key(header::HOST) {
+                h.insert(header::HOST, host.clone());
+            }
+        }
+        headers::add_forwarded(h, conn.peer.ip(), conn.tls, host);
+        h.insert(headers::REQUEST_ID, request_id.clone());
+        h.insert(headers::ROUTE, route.name_value.clone());
+        if cfg.scheme.name() != SchemeName::None {
+            h.insert(headers::SCHEME, route.scheme_value.clone());
+        }
+        h.insert(
+            headers::VERIFIED,
+            HeaderValue::from_static(if verified.is_some() { "true" } else { "false" }),
+        );
+        if let Some(v) = verified {
+            if let Some(k) = route.key_values.get(v.key_index) {
+                h.insert(headers::KEY, k.clone());
+            }
+            if let Some(id) = &v.id {
+                h.insert(headers::ID, id.clone());
+            }
+            if let Some(ts) = v.timestamp {
+                h.insert(headers::TIMESTAMP, HeaderValue::from(ts));
+            }
+        }
+        if let Some(reason) = failure {
+            h.insert(headers::REASON, HeaderValue::from_static(reason.as_str()));
+            if reason == Reason::Duplicate {
+                h.insert(headers::DUPLICATE, HeaderValue::from_static("true"));
+            }
+        }
+
+        let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let uri = match Uri::builder().scheme("http").authority(route.upstream.clone()).path_and_query(pq).build() {
+            Ok(u) => u,
+            Err(_) => return self.upstream_failed(route, UpstreamError::Unavailable, request_id, observe),
+        };
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.version_mut() = Version::HTTP_11;
+        *req.headers_mut() = std::mem::take(&mut parts.headers);
+
+        let timeout = snap.config.upstream.timeout;
+        let t = Instant::now();
+        let result = match mark {
+            None => self.client.send(req, timeout).await,
+            Some(key) => {
+                // The send and the settling of the mark run in their own task, so that a
+                // sender who hangs up mid-request cannot leave the id marked in flight, and
+                // the id is marked done exactly when the app answered 2xx.
+                let client = self.client.clone();
+                let replay = Arc::clone(&self.replay);
+                let errors = self.replay_errors.clone();
+                let done_ttl = cfg.tolerance * 2;
+                let route_name = cfg.name.clone();
+                let task = tokio::spawn(async move {
+                    let result = client.send(req, timeout).await;
+                    let delivered = matches!(&result, Ok(r) if r.status().is_success());
+                    if let Err(e) = replay.finish(&key, delivered, done_ttl).await {
+                        errors.inc();
+                        tracing::warn!(route = %route_name, error = %e, "replay store: could not settle a delivery");
+                    }
+                    result
+                });
+                task.await.unwrap_or(Err(UpstreamError::Unavailable))
+            }
+        };
+        route.metrics.upstream_duration.observe(t.elapsed().as_secs_f64());
+        let mut resp = match result {
+            Ok(r) => r,
+            Err(e) => return self.upstream_failed(route, e, request_id, observe),
+        };
+        route.metrics.upstream(UpstreamClass::of(resp.status()));
+        headers::strip_hop_by_hop(resp.headers_mut());
+        if !resp.headers().contains_key(headers::REQUEST_ID) {
+            resp.headers_mut().insert(headers::REQUEST_ID, request_id.clone());
+        }
+        let (outcome, reason) = match failure {
+            Some(r) => (Outcome::Observed, r),
+            None if observe => (Outcome::Observed, Reason::Ok),
+            None => (Outcome::Forwarded, Reason::Ok),
+        };
+        Done { response: resp.map(Either::Left), outcome, reason }
+    }
+
+    fn upstream_failed(&self, route: &Route, e: UpstreamError, request_id: &HeaderValue, observe: bool) -> Done {
+        let (class, reason) = match e {
+            UpstreamError::Unavailable => (UpstreamClass::Error, Reason::UpstreamUnavailable),
+            UpstreamError::Timeout => (UpstreamClass::Timeout, Reason::UpstreamTimeout),
+        };
+        route.metrics.upstream(class);
+        tracing::warn!(route = %route.cfg.name, reason = reason.as_str(), request_id = %HeaderDisplay(request_id), "upstream failed");
+        Done {
+            response: reject(reason, Some(&route.cfg.name), request_id),
+            outcome: if observe { Outcome::Observed } else { Outcome::Forwarded },
+            reason,
+        }
+    }
+
+    /// The sender's `x-request-id` when it is sane, else a fresh one.
+    fn request_id(&self, headers: &http::HeaderMap) -> HeaderValue {
+        if let Some(v) = headers.get(headers::REQUEST_ID) {
+            let b = v.as_bytes();
+            if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
+                return v.clone();
+            }
+        }
+        let n = self.ids.fetch_add(1, Ordering::Relaxed);
+        // Unique per process run and cheap; not a secret, so no CSPRNG is needed.
+        let mixed = splitmix(self.id_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        HeaderValue::from_str(&format!("{mixed:016x}{n:08x}")).unwrap_or(HeaderValue::from_static("-"))
+    }
+}
+
+impl Snapshot {
+    fn new(config: Config, metrics: &Metrics) -> Snapshot {
+        let default_upstream = config.upstream.url.authority().cloned();
+        let mut entries = Vec::new();
+        for cfg in &config.routes {
+            let scheme = (cfg.scheme.name() != SchemeName::None).then(|| cfg.scheme.name().as_str());
+            let upstream = cfg
+                .upstream
+                .as_ref()
+                .and_then(|u| u.authority().cloned())
+                .or_else(|| default_upstream.clone())
+                .unwrap_or_else(|| Authority::from_static("127.0.0.1:8080"));
+            let route = Route {
+                metrics: metrics.route(&cfg.name, scheme, &cfg.secret_ids),
+                upstream,
+                name_value: header_value(&cfg.name),
+                scheme_value: HeaderValue::from_static(cfg.scheme.name().as_str()),
+                key_values: cfg.secret_ids.iter().map(|k| header_value(k)).collect(),
+                cfg: cfg.clone(),
+            };
+            entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));
+        }
+        Snapshot { config, routes: RouteTable::new(entries) }
+    }
+}
+
+/// Time a delivery may stay marked in flight beyond the upstream timeout.
+const INFLIGHT_MARGIN: Duration = Duration::from_secs(5);
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("invalid"))
+}
+
+/// A response hookseal writes itself.
+fn reject(reason: Reason, route: Option<&str>, request_id: &HeaderValue) -> Response<ProxyBody> {
+    let mut resp = Response::new(Either::Right(Full::new(reason.body(route))));
+    *resp.status_mut() = reason.status();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(headers::REQUEST_ID, request_id.clone());
+    if reason.status() == StatusCode::PAYLOAD_TOO_LARGE || reason == Reason::BodyIncomplete || reason == Reason::BodyTimeout {
+        // The rest of the body was not read: the connection cannot carry another request.
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+fn log_rejection(route: Option<&str>, reason: Reason, conn: &ConnInfo, request_id: &HeaderValue) {
+    tracing::warn!(
+        route = route.unwrap_or(crate::config::UNMATCHED_ROUTE),
+        reason = reason.as_str(),
+        peer = %conn.peer,
+        request_id = %HeaderDisplay(request_id),
+        "request rejected"
+    );
+}
+
+/// `Content-Length`, if declared. Several differing values are malformed.
+fn declared_length(h: &http::HeaderMap) -> Result<Option<u64>, ()> {
+    let mut out = None;
+    for v in h.get_all(header::CONTENT_LENGTH) {
+        let n = v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or(())?;
+        if out.is_some_and(|o| o != n) {
+            return Err(());
+        }
+        out = Some(n);
+    }
+    Ok(out)
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Decrements a gauge when dropped (also when the client hangs up mid-request).
+struct GaugeGuard<'a>(&'a prometheus::IntGauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Shows a header value in logs (request ids are validated as visible ASCII or generated).
+struct HeaderDisplay<'a>(&'a HeaderValue);
+
+impl std::fmt::Display for HeaderDisplay<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.to_str().unwrap_or("-"))
+    }
+}
