@@ -89,3 +89,56 @@ pub(crate) fn sign_value(seed_hex: &[u8], ts: &str, body: &[u8]) -> Result<Strin
     let sig = sk.sign(&[ts.as_bytes(), body].concat());
     Ok(hex_lower(&sig.to_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::tests::{req, scheme};
+    use crate::verify::{SchemeName, SchemeOptions};
+
+    /// RFC 8032 §7.1 test 1 (empty message): the Ed25519 primitive underneath.
+    #[test]
+    fn rfc8032_vector() {
+        let seed = b"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+        assert_eq!(
+            sign_value(seed, "", b"").unwrap(),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+    }
+
+    #[test]
+    fn timestamp_and_hex_rules() {
+        let pk = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let seed = b"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+        let s = scheme(SchemeName::Discord, &SchemeOptions::default(), &[pk]);
+        let sig = sign_value(seed, "1000", b"{}").unwrap();
+        let run = |sig: &str, ts: &str, now: i64| {
+            s.verify(
+                &req(&[(SIG_HEADER, sig), (TS_HEADER, ts)], b"{}").input(),
+                now,
+            )
+        };
+        assert!(run(&sig, "1000", 1000).is_ok());
+        assert!(run(&sig.to_uppercase(), "1000", 1000).is_ok());
+        assert_eq!(
+            run(&sig[2..], "1000", 1000).unwrap_err(),
+            VerifyError::MalformedSignature(SIG_HEADER)
+        );
+        assert_eq!(
+            run(&sig, "1000", 1301).unwrap_err(),
+            VerifyError::StaleTimestamp { skew: -301 }
+        );
+        assert_eq!(
+            run(&sig, "soon", 1000).unwrap_err(),
+            VerifyError::MalformedSignature(TS_HEADER)
+        );
+        assert!(Scheme::new(
+            SchemeName::Discord,
+            &SchemeOptions::default(),
+            &[crate::verify::tests::secret("zz")]
+        )
+        .is_err());
+    }
+
+    use crate::verify::Scheme;
+}

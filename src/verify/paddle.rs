@@ -67,3 +67,38 @@ pub(crate) fn sign_value(secret: &[u8], ts: i64, body: &[u8]) -> String {
     let mac = MacKey::new(HmacAlgorithm::Sha256, secret).compute(&[ts_str.as_bytes(), b":", body]);
     format!("ts={ts};h1={}", hex_lower(mac.as_bytes()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::tests::{req, scheme};
+    use crate::verify::{SchemeName, SchemeOptions};
+
+    #[test]
+    fn parse_rules_and_window() {
+        let s = scheme(
+            SchemeName::Paddle,
+            &SchemeOptions::default(),
+            &["old", "pdl"],
+        );
+        let good = sign_value(b"pdl", 1000, b"{}");
+        let h1 = good.split_once(";h1=").unwrap().1;
+        let run = |h: &str, now: i64| s.verify(&req(&[(SIG_HEADER, h)], b"{}").input(), now);
+        assert_eq!(run(&good, 1000).unwrap().key_index, 1);
+        assert!(run(&format!("ts=1000;h1=00;h2=zz;h1={h1}"), 1000).is_ok());
+        assert_eq!(
+            run("h1=00", 1000).unwrap_err(),
+            VerifyError::MalformedSignature(SIG_HEADER)
+        );
+        assert_eq!(run("ts=1000", 1000).unwrap_err(), VerifyError::BadSignature);
+        assert!(run(&good, 1005).is_ok());
+        assert_eq!(
+            run(&good, 1006).unwrap_err(),
+            VerifyError::StaleTimestamp { skew: -6 }
+        );
+        assert_eq!(
+            run(&good, 994).unwrap_err(),
+            VerifyError::FutureTimestamp { skew: 6 }
+        );
+    }
+}

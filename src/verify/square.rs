@@ -70,3 +70,37 @@ pub(crate) fn sign_value(secret: &[u8], url: &str, body: &[u8]) -> String {
             .as_bytes(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::tests::{req_full, scheme};
+    use crate::verify::SchemeName;
+
+    #[test]
+    fn url_from_public_url_and_request_query() {
+        let o = SchemeOptions {
+            public_url: Some("https://hooks.example.com/square".into()),
+            ..SchemeOptions::default()
+        };
+        let s = scheme(SchemeName::Square, &o, &["k"]);
+        let sig = sign_value(b"k", "https://hooks.example.com/square?a=1", b"{}");
+        let h = [(SIG_HEADER, sig.as_str())];
+        // the internal path does not matter, the query does
+        assert!(s
+            .verify(&req_full("POST", "/internal?a=1", &h, b"{}").input(), 0)
+            .is_ok());
+        assert_eq!(
+            s.verify(&req_full("POST", "/internal?a=2", &h, b"{}").input(), 0)
+                .unwrap_err(),
+            VerifyError::BadSignature
+        );
+        let empty = sign_value(b"k", "https://hooks.example.com/square", b"");
+        let h = [(SIG_HEADER, empty.as_str())];
+        assert_eq!(
+            s.verify(&req_full("POST", "/square", &h, b"").input(), 0)
+                .unwrap_err(),
+            VerifyError::BadSignature
+        );
+    }
+}

@@ -234,4 +234,70 @@ mod tests {
         );
         assert_eq!(form_decode(b"x=%FF")[0].1, "\u{fffd}");
     }
+
+    use crate::verify::tests::{req_full, scheme};
+    use crate::verify::{SchemeName, VerifyError};
+
+    fn opts() -> SchemeOptions {
+        SchemeOptions {
+            public_url: Some("https://sms.example.com/twilio".into()),
+            ..SchemeOptions::default()
+        }
+    }
+
+    #[test]
+    fn ports_json_bodies_and_sha256() {
+        let s = scheme(SchemeName::Twilio, &opts(), &["tok"]);
+        let body = b"To=%2B1&From=%2B2&Body=hi";
+        // sorted params: Body, From, To
+        let expected_payload = "https://sms.example.com:443/twilio?x=1BodyhiFrom+2To+1";
+        let mac = MacKey::new(HmacAlgorithm::Sha1, b"tok").compute(&[expected_payload.as_bytes()]);
+        let with_port = b64_std(mac.as_bytes());
+        let h = [(SIG_HEADER, with_port.as_str())];
+        assert!(s
+            .verify(&req_full("POST", "/twilio?x=1", &h, body).input(), 0)
+            .is_ok());
+        let plain = sign_value(b"tok", &opts(), "/twilio?x=1", body).unwrap();
+        let h = [(SIG_HEADER, plain.as_str())];
+        assert!(s
+            .verify(&req_full("POST", "/twilio?x=1", &h, body).input(), 0)
+            .is_ok());
+        // SharedKey HMAC-SHA256 selected by the settings header
+        let url = "https://sms.example.com/twilio?x=1";
+        let mac = MacKey::new(HmacAlgorithm::Sha256, b"tok")
+            .compute(&[url.as_bytes(), b"BodyhiFrom+2To+1"]);
+        let sha256 = b64_std(mac.as_bytes());
+        let h = [
+            (SIG_HEADER, sha256.as_str()),
+            (SETTINGS_HEADER, "key=k1,algorithm=HMAC_SHA256"),
+        ];
+        assert!(s
+            .verify(&req_full("POST", "/twilio?x=1", &h, body).input(), 0)
+            .is_ok());
+        let h = [
+            (SIG_HEADER, sha256.as_str()),
+            (SETTINGS_HEADER, "algorithm=HMAC_MD5"),
+        ];
+        assert_eq!(
+            s.verify(&req_full("POST", "/twilio?x=1", &h, body).input(), 0)
+                .unwrap_err(),
+            VerifyError::MalformedSignature(SETTINGS_HEADER)
+        );
+        // JSON body: bodySHA256 in the query, URL only signed
+        let json = br#"{"a":1}"#;
+        let pq = format!(
+            "/twilio?bodySHA256={}",
+            hex_lower(&sha2::Sha256::digest(json))
+        );
+        let sig = sign_value(b"tok", &opts(), &pq, json).unwrap();
+        let h = [(SIG_HEADER, sig.as_str())];
+        assert!(s
+            .verify(&req_full("POST", &pq, &h, json).input(), 0)
+            .is_ok());
+        assert_eq!(
+            s.verify(&req_full("POST", &pq, &h, br#"{"a":2}"#).input(), 0)
+                .unwrap_err(),
+            VerifyError::BadSignature
+        );
+    }
 }
