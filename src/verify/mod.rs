@@ -1,13 +1,63 @@
-//! Signature verification: one file per scheme, dispatched by `match` on [`SchemeName`].
+//! Signature verification: one file per scheme, dispatched by `match` on an internal enum.
 //!
 //! This module knows nothing about HTTP serving: it sees a request's method, URI, headers and
 //! raw body, and answers [`Verified`] or a [`VerifyError`]. The proxy maps errors to statuses.
 //!
-//! INTERFACE STUB — the verification helper replaces the bodies below.
+//! # Common rules (every scheme)
+//!
+//! * Secrets are decoded and HMAC keys prepared once in [`Scheme::new`]; each request clones a
+//!   keyed MAC state.
+//! * Every configured secret is tried against every candidate signature; the *first* secret in
+//!   config order that matches is reported as [`Verified::key_index`]. All secrets are always
+//!   computed (no early exit on a match) and comparisons are constant-time (`subtle`): the
+//!   computed MAC is encoded the way the sender encodes it (lowercase hex / padded base64) and
+//!   compared as text, so non-canonical encodings (uppercase hex, trailing junk, base64url) are
+//!   rejected exactly as the official SDKs reject them.
+//! * Check order inside a scheme: required headers present (absent **or empty** →
+//!   [`VerifyError::MissingSignature`]), parse ([`VerifyError::MalformedSignature`]; a header
+//!   that is not valid visible ASCII is malformed), timestamp window (stale/future), then the
+//!   signature ([`VerifyError::BadSignature`]). Linear is the exception: its timestamp lives in
+//!   the signed JSON body and is only read after the MAC matched.
+//! * Signature lists: a header with no parseable entry at all is *malformed*; a header with
+//!   entries of which none has the accepted version (e.g. only `v2,...`, Stripe only `v0=`) is a
+//!   *bad signature*. Single-value schemes with a literal prefix (`sha256=`, `v0=`, the generic
+//!   `prefix`) treat a value without the prefix as malformed.
+//! * The timestamp window is **symmetric** for every scheme (team decision) and inclusive:
+//!   reject only if `now - ts > tolerance` (stale) or `ts - now > tolerance` (future); the
+//!   reported skew is `ts - now`.
+//! * When a header appears several times, the first occurrence is used.
+//! * Errors never carry a secret, a computed MAC or a presented signature.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use ::hmac::{Hmac, Mac};
+use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method, Uri};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+
+mod discord;
+mod github;
+mod hmac;
+mod hotglue;
+mod linear;
+mod paddle;
+mod public_url;
+mod shopify;
+pub mod sign;
+mod slack;
+mod square;
+mod standard;
+mod stripe;
+mod twilio;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod vectors;
+
+pub use sign::sign;
 
 /// The request as the verifier sees it.
 #[derive(Debug, Clone, Copy)]
@@ -56,11 +106,32 @@ pub enum VerifyError {
 /// Scheme names as written in the config (`scheme = "..."`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchemeName {
+    /// `standard-webhooks` (alias `svix`): see `standard.rs`.
     StandardWebhooks,
+    /// `github`: `X-Hub-Signature-256`.
     Github,
+    /// `hotglue`: `X-Hub-Signature`, bare hex HMAC-SHA1.
     Hotglue,
+    /// `hmac`: generic, configured by [`HmacOptions`].
     Hmac,
+    /// `none`: forwarded unverified.
     None,
+    /// `stripe`: `Stripe-Signature: t=..,v1=..`.
+    Stripe,
+    /// `slack`: `X-Slack-Signature: v0=..`.
+    Slack,
+    /// `shopify`: `X-Shopify-Hmac-Sha256`.
+    Shopify,
+    /// `twilio`: `X-Twilio-Signature` over the public URL (needs `public_url`).
+    Twilio,
+    /// `square`: `x-square-hmacsha256-signature` over the public URL (needs `public_url`).
+    Square,
+    /// `paddle`: `Paddle-Signature: ts=..;h1=..`.
+    Paddle,
+    /// `linear`: `Linear-Signature`, timestamp from the body.
+    Linear,
+    /// `discord`: Ed25519 interactions signature.
+    Discord,
 }
 
 /// Options for the generic `hmac` scheme (`[route.hmac]`).
@@ -96,6 +167,10 @@ pub struct SchemeOptions {
     pub hmac: Option<HmacOptions>,
     /// Timestamp window, past and future. `None`: the scheme's default.
     pub tolerance: Option<Duration>,
+    /// The externally visible URL the provider calls (`public_url = "https://..."`), required
+    /// for `twilio` and `square`, which sign the URL. See `public_url.rs` for how the signed URL
+    /// is formed from it and the request. Ignored by the other schemes.
+    pub public_url: Option<String>,
 }
 
 /// One configured secret, already resolved from value/env/file.
@@ -109,7 +184,10 @@ pub struct SecretMaterial {
 
 impl std::fmt::Debug for SecretMaterial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecretMaterial").field("id", &self.id).field("bytes", &"<redacted>").finish()
+        f.debug_struct("SecretMaterial")
+            .field("id", &self.id)
+            .field("bytes", &"<redacted>")
+            .finish()
     }
 }
 
@@ -123,26 +201,120 @@ pub struct SchemeError {
     pub message: String,
 }
 
+impl SchemeError {
+    pub(crate) fn config(message: impl Into<String>) -> SchemeError {
+        SchemeError {
+            secret_index: None,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn secret(index: usize, message: impl Into<String>) -> SchemeError {
+        SchemeError {
+            secret_index: Some(index),
+            message: message.into(),
+        }
+    }
+}
+
 /// A ready-to-use verifier for one route.
 #[derive(Debug, Clone)]
 pub struct Scheme {
     name: SchemeName,
+    tolerance: Duration,
+    inner: Inner,
 }
 
+#[derive(Debug, Clone)]
+enum Inner {
+    Standard(standard::Standard),
+    Github(github::Github),
+    Hotglue(hotglue::Hotglue),
+    Hmac(hmac::Generic),
+    None,
+    Stripe(stripe::Stripe),
+    Slack(slack::Slack),
+    Shopify(shopify::Shopify),
+    Twilio(twilio::Twilio),
+    Square(square::Square),
+    Paddle(paddle::Paddle),
+    Linear(linear::Linear),
+    Discord(discord::Discord),
+}
+
+const NAMES: &[(&str, SchemeName)] = &[
+    ("standard-webhooks", SchemeName::StandardWebhooks),
+    ("svix", SchemeName::StandardWebhooks),
+    ("github", SchemeName::Github),
+    ("hotglue", SchemeName::Hotglue),
+    ("hmac", SchemeName::Hmac),
+    ("none", SchemeName::None),
+    ("stripe", SchemeName::Stripe),
+    ("slack", SchemeName::Slack),
+    ("shopify", SchemeName::Shopify),
+    ("twilio", SchemeName::Twilio),
+    ("square", SchemeName::Square),
+    ("paddle", SchemeName::Paddle),
+    ("linear", SchemeName::Linear),
+    ("discord", SchemeName::Discord),
+];
+
+const ALL_NAMES: &[&str] = &[
+    "standard-webhooks",
+    "svix",
+    "github",
+    "hotglue",
+    "hmac",
+    "none",
+    "stripe",
+    "slack",
+    "shopify",
+    "twilio",
+    "square",
+    "paddle",
+    "linear",
+    "discord",
+];
+
 impl SchemeName {
-    /// Parses a config name (`"standard-webhooks"`, `"svix"`, `"github"`, ...).
+    /// Parses a config name (`"standard-webhooks"`, `"svix"`, `"github"`, ...). Exact,
+    /// case-sensitive.
     pub fn parse(s: &str) -> Option<SchemeName> {
-        Some(match s { "standard-webhooks" | "svix" => SchemeName::StandardWebhooks, "github" => SchemeName::Github, "hotglue" => SchemeName::Hotglue, "hmac" => SchemeName::Hmac, "none" => SchemeName::None, _ => return None })
+        NAMES.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
     }
 
-    /// The canonical name (metric label, `x-hookseal-scheme`).
+    /// The canonical name (metric label, `x-hookseal-scheme`). `svix` maps to
+    /// `standard-webhooks`.
     pub fn as_str(self) -> &'static str {
-        match self { SchemeName::StandardWebhooks => "standard-webhooks", SchemeName::Github => "github", SchemeName::Hotglue => "hotglue", SchemeName::Hmac => "hmac", SchemeName::None => "none" }
+        match self {
+            SchemeName::StandardWebhooks => "standard-webhooks",
+            SchemeName::Github => "github",
+            SchemeName::Hotglue => "hotglue",
+            SchemeName::Hmac => "hmac",
+            SchemeName::None => "none",
+            SchemeName::Stripe => "stripe",
+            SchemeName::Slack => "slack",
+            SchemeName::Shopify => "shopify",
+            SchemeName::Twilio => "twilio",
+            SchemeName::Square => "square",
+            SchemeName::Paddle => "paddle",
+            SchemeName::Linear => "linear",
+            SchemeName::Discord => "discord",
+        }
     }
 
     /// Every config name accepted by [`SchemeName::parse`], for error messages.
     pub fn all_names() -> &'static [&'static str] {
-        &["standard-webhooks", "svix", "github", "hotglue", "hmac", "none"]
+        ALL_NAMES
+    }
+
+    /// The default timestamp window (also the dedupe window for schemes without a timestamp).
+    pub fn default_tolerance(self) -> Duration {
+        match self {
+            SchemeName::Paddle => Duration::from_secs(5),
+            SchemeName::Linear => Duration::from_secs(60),
+            _ => Duration::from_secs(300),
+        }
     }
 }
 
@@ -150,14 +322,53 @@ impl Scheme {
     /// Builds the verifier, decoding every secret once.
     ///
     /// # Errors
-    /// A secret the scheme cannot use, or missing/invalid options.
+    /// A secret the scheme cannot use (empty, undecodable), no secret at all (except for
+    /// `none`), or missing/invalid options (`hmac` without `[route.hmac]`, bad placeholders,
+    /// `twilio`/`square` without `public_url`).
     pub fn new(
         name: SchemeName,
         options: &SchemeOptions,
         secrets: &[SecretMaterial],
     ) -> Result<Scheme, SchemeError> {
-        let _ = (options, secrets);
-        Ok(Scheme { name })
+        if name != SchemeName::None {
+            if secrets.is_empty() {
+                return Err(SchemeError::config(format!(
+                    "scheme {} needs at least one secret",
+                    name.as_str()
+                )));
+            }
+            if let Some(i) = secrets.iter().position(|s| s.bytes.is_empty()) {
+                return Err(SchemeError::secret(i, "secret is empty"));
+            }
+        }
+        if let Some(t) = options.tolerance {
+            if t.is_zero() {
+                return Err(SchemeError::config("tolerance must be > 0"));
+            }
+        }
+        let inner = match name {
+            SchemeName::StandardWebhooks => Inner::Standard(standard::Standard::new(secrets)?),
+            SchemeName::Github => Inner::Github(github::Github::new(secrets)?),
+            SchemeName::Hotglue => Inner::Hotglue(hotglue::Hotglue::new(secrets)?),
+            SchemeName::Hmac => Inner::Hmac(hmac::Generic::new(options, secrets)?),
+            SchemeName::None => Inner::None,
+            SchemeName::Stripe => Inner::Stripe(stripe::Stripe::new(secrets)?),
+            SchemeName::Slack => Inner::Slack(slack::Slack::new(secrets)?),
+            SchemeName::Shopify => Inner::Shopify(shopify::Shopify::new(secrets)?),
+            SchemeName::Twilio => Inner::Twilio(twilio::Twilio::new(options, secrets)?),
+            SchemeName::Square => Inner::Square(square::Square::new(options, secrets)?),
+            SchemeName::Paddle => Inner::Paddle(paddle::Paddle::new(secrets)?),
+            SchemeName::Linear => Inner::Linear(linear::Linear::new(secrets)?),
+            SchemeName::Discord => Inner::Discord(discord::Discord::new(secrets)?),
+        };
+        let tolerance = options
+            .tolerance
+            .unwrap_or_else(|| name.default_tolerance());
+        Ok(Scheme {
+            name,
+            tolerance,
+            inner,
+        })
     }
 
     /// The scheme's name.
@@ -166,13 +377,33 @@ impl Scheme {
     }
 
     /// Whether verified requests carry a message id (dedupe defaults on).
+    ///
+    /// Id headers: standard-webhooks `webhook-id`/`svix-id`, github `X-GitHub-Delivery`,
+    /// shopify `X-Shopify-Webhook-Id`/`shopify-webhook-id`, linear `Linear-Delivery`, twilio
+    /// `I-Twilio-Idempotency-Token`, hmac its `id_header` (when configured). The others carry
+    /// none. Where the id header is optional (github, shopify, twilio, hmac without `{id}`), a
+    /// request without it still verifies, with `id = None`.
     pub fn has_message_id(&self) -> bool {
-        matches!(self.name, SchemeName::StandardWebhooks | SchemeName::Github)
+        match &self.inner {
+            Inner::Standard(_)
+            | Inner::Github(_)
+            | Inner::Shopify(_)
+            | Inner::Linear(_)
+            | Inner::Twilio(_) => true,
+            Inner::Hmac(g) => g.has_id(),
+            Inner::Hotglue(_)
+            | Inner::None
+            | Inner::Stripe(_)
+            | Inner::Slack(_)
+            | Inner::Square(_)
+            | Inner::Paddle(_)
+            | Inner::Discord(_) => false,
+        }
     }
 
     /// The timestamp window in force (configured or the scheme's default).
     pub fn tolerance(&self) -> Duration {
-        Duration::from_secs(300)
+        self.tolerance
     }
 
     /// Verifies one request at clock `now` (unix seconds).
@@ -180,13 +411,258 @@ impl Scheme {
     /// # Errors
     /// See [`VerifyError`].
     pub fn verify(&self, input: &Input<'_>, now: i64) -> Result<Verified, VerifyError> {
-        let _ = now;
-        // STUB: github only, key 0 = b"secret"
-        use hmac::Mac;
-        let sig = input.headers.get("x-hub-signature-256").ok_or(VerifyError::MissingSignature("X-Hub-Signature-256"))?;
-        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"secret").unwrap();
-        m.update(input.body);
-        let hex: String = m.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-        if sig.as_bytes() == format!("sha256={hex}").as_bytes() { Ok(Verified { key_index: 0, id: input.headers.get("x-github-delivery").cloned(), timestamp: None }) } else { Err(VerifyError::BadSignature) }
+        let tol = self.tolerance;
+        match &self.inner {
+            Inner::Standard(s) => s.verify(input, now, tol),
+            Inner::Github(s) => s.verify(input),
+            Inner::Hotglue(s) => s.verify(input),
+            Inner::Hmac(s) => s.verify(input, now, tol),
+            Inner::None => Ok(Verified {
+                key_index: 0,
+                id: None,
+                timestamp: None,
+            }),
+            Inner::Stripe(s) => s.verify(input, now, tol),
+            Inner::Slack(s) => s.verify(input, now, tol),
+            Inner::Shopify(s) => s.verify(input),
+            Inner::Twilio(s) => s.verify(input),
+            Inner::Square(s) => s.verify(input),
+            Inner::Paddle(s) => s.verify(input, now, tol),
+            Inner::Linear(s) => s.verify(input, now, tol),
+            Inner::Discord(s) => s.verify(input, now, tol),
+        }
     }
+}
+
+// ------------------------------------------------------------------------------------------
+// Shared helpers
+// ------------------------------------------------------------------------------------------
+
+/// A keyed HMAC state, prepared once per secret and cloned per request.
+#[derive(Clone)]
+pub(crate) enum MacKey {
+    Sha1(Hmac<sha1::Sha1>),
+    Sha256(Hmac<sha2::Sha256>),
+    Sha512(Hmac<sha2::Sha512>),
+}
+
+impl std::fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let alg = match self {
+            MacKey::Sha1(_) => "sha1",
+            MacKey::Sha256(_) => "sha256",
+            MacKey::Sha512(_) => "sha512",
+        };
+        write!(f, "MacKey({alg}, <redacted>)")
+    }
+}
+
+/// A computed MAC (up to SHA-512 size).
+pub(crate) struct MacOut {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl MacOut {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl MacKey {
+    pub(crate) fn new(alg: HmacAlgorithm, key: &[u8]) -> MacKey {
+        // HMAC accepts keys of any length: `new_from_slice` cannot fail; the fallbacks below
+        // are unreachable but keep this free of panics.
+        match alg {
+            HmacAlgorithm::Sha1 => MacKey::Sha1(
+                <Hmac<sha1::Sha1> as Mac>::new_from_slice(key)
+                    .unwrap_or_else(|_| <Hmac<sha1::Sha1> as Mac>::new(&Default::default())),
+            ),
+            HmacAlgorithm::Sha256 => MacKey::Sha256(
+                <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
+                    .unwrap_or_else(|_| <Hmac<sha2::Sha256> as Mac>::new(&Default::default())),
+            ),
+            HmacAlgorithm::Sha512 => MacKey::Sha512(
+                <Hmac<sha2::Sha512> as Mac>::new_from_slice(key)
+                    .unwrap_or_else(|_| <Hmac<sha2::Sha512> as Mac>::new(&Default::default())),
+            ),
+        }
+    }
+
+    /// MAC over the concatenation of `parts`.
+    pub(crate) fn compute(&self, parts: &[&[u8]]) -> MacOut {
+        fn run<M: Mac + Clone>(m: &M, parts: &[&[u8]]) -> MacOut {
+            let mut m = m.clone();
+            for p in parts {
+                m.update(p);
+            }
+            let out = m.finalize().into_bytes();
+            let mut buf = [0u8; 64];
+            let len = out.len().min(64);
+            buf[..len].copy_from_slice(&out[..len]);
+            MacOut { buf, len }
+        }
+        match self {
+            MacKey::Sha1(m) => run(m, parts),
+            MacKey::Sha256(m) => run(m, parts),
+            MacKey::Sha512(m) => run(m, parts),
+        }
+    }
+}
+
+/// Keys for every configured secret, in config order.
+pub(crate) fn mac_keys(alg: HmacAlgorithm, secrets: &[SecretMaterial]) -> Vec<MacKey> {
+    secrets.iter().map(|s| MacKey::new(alg, &s.bytes)).collect()
+}
+
+/// Constant-time equality of two byte strings (the length is not secret).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
+    if a.len() != b.len() {
+        return Choice::from(0);
+    }
+    a.ct_eq(b)
+}
+
+/// Runs `check` for every index (no early exit) and returns the first index that matched.
+pub(crate) fn first_match(n: usize, mut check: impl FnMut(usize) -> Choice) -> Option<usize> {
+    let mut found = Choice::from(0);
+    let mut idx: u64 = 0;
+    for i in 0..n {
+        let m = check(i);
+        let take = m & !found;
+        idx.conditional_assign(&(i as u64), take);
+        found |= m;
+    }
+    if bool::from(found) {
+        usize::try_from(idx).ok()
+    } else {
+        None
+    }
+}
+
+/// For each key, computes the MAC over `parts`, encodes it with `encode` and compares it with
+/// every candidate (constant-time). Returns the first key index that matched any candidate.
+pub(crate) fn match_encoded(
+    keys: &[MacKey],
+    parts: &[&[u8]],
+    candidates: &[&[u8]],
+    encode: impl Fn(&[u8]) -> String,
+) -> Option<usize> {
+    first_match(keys.len(), |i| {
+        let mac = keys[i].compute(parts);
+        let text = encode(mac.as_bytes());
+        let mut any = Choice::from(0);
+        for c in candidates {
+            any |= ct_eq(text.as_bytes(), c);
+        }
+        any
+    })
+}
+
+/// A required header: absent or empty → missing; not visible ASCII → malformed.
+pub(crate) fn required<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<&'a str, VerifyError> {
+    let v = headers
+        .get(name)
+        .ok_or(VerifyError::MissingSignature(name))?;
+    if v.is_empty() {
+        return Err(VerifyError::MissingSignature(name));
+    }
+    v.to_str()
+        .map_err(|_| VerifyError::MalformedSignature(name))
+}
+
+/// An optional id header: `Some` only when present and non-empty.
+pub(crate) fn optional_id(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
+    headers.get(name).filter(|v| !v.is_empty()).cloned()
+}
+
+/// Strict unix-seconds parser: ASCII digits only (leading zeros allowed), no sign, no
+/// fraction, no whitespace, must fit in `i64`.
+pub(crate) fn parse_unix(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 40 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<i64>().ok()
+}
+
+/// The window check, in seconds. Inclusive boundary; symmetric.
+pub(crate) fn check_window(ts: i64, now: i64, tolerance: Duration) -> Result<(), VerifyError> {
+    let tol = i128::from(tolerance.as_secs());
+    let skew = i128::from(ts) - i128::from(now);
+    let skew_i64 = i64::try_from(skew).unwrap_or(if skew < 0 { i64::MIN } else { i64::MAX });
+    if -skew > tol {
+        return Err(VerifyError::StaleTimestamp { skew: skew_i64 });
+    }
+    if skew > tol {
+        return Err(VerifyError::FutureTimestamp { skew: skew_i64 });
+    }
+    Ok(())
+}
+
+/// Lowercase hex.
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// Decodes hex (either case) into `out`; the text must be exactly `2 * out.len()` digits.
+pub(crate) fn hex_decode_into(s: &[u8], out: &mut [u8]) -> bool {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    if s.len() != out.len() * 2 {
+        return false;
+    }
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(h), Some(l)) => out[i] = (h << 4) | l,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Standard base64 with padding (what every base64 sender here emits).
+pub(crate) fn b64_std(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Standard-alphabet base64 decoder that accepts padded and unpadded input (secrets).
+pub(crate) fn b64_decode_lenient(s: &[u8]) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    LENIENT.decode(s).ok()
+}
+
+/// Interns a configured header name so it can be reported in a [`VerifyError`]. Bounded by
+/// the set of distinct names ever configured (reloads do not grow it for unchanged names).
+pub(crate) fn intern(s: &str) -> &'static str {
+    static SET: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let set = SET.get_or_init(|| Mutex::new(HashSet::new()));
+    let mut guard = match set.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(existing) = guard.get(s) {
+        return existing;
+    }
+    let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    guard.insert(leaked);
+    leaked
 }

@@ -1,0 +1,100 @@
+//! GitHub, SCHEMES.md §2: `X-Hub-Signature-256: sha256=<64 lowercase hex>` = HMAC-SHA256 of the
+//! body keyed with the secret's UTF-8 bytes.
+//!
+//! * Only `X-Hub-Signature-256` is read; a request carrying only the legacy SHA-1
+//!   `X-Hub-Signature` is missing its signature (never a fallback; SHA-1 senders use `hmac`).
+//! * A value without the exact `sha256=` prefix is malformed; otherwise the whole lowercase hex
+//!   text is compared constant-time (uppercase hex, truncation → bad signature), as Octokit.
+//! * Empty body: verified like any other body (HMAC of the empty string). Octokit refuses an
+//!   empty payload, but the MAC is authentic and GitHub never sends one (vector quirk
+//!   `quirk_empty_body`: valid).
+//! * Id: `X-GitHub-Delivery` when present (optional). No timestamp.
+
+use super::{
+    hex_lower, mac_keys, match_encoded, optional_id, required, HmacAlgorithm, Input, MacKey,
+    SchemeError, SecretMaterial, Verified, VerifyError,
+};
+
+pub(crate) const SIG_HEADER: &str = "X-Hub-Signature-256";
+pub(crate) const ID_HEADER: &str = "X-GitHub-Delivery";
+
+#[derive(Debug, Clone)]
+pub(crate) struct Github {
+    keys: Vec<MacKey>,
+}
+
+impl Github {
+    pub(crate) fn new(secrets: &[SecretMaterial]) -> Result<Github, SchemeError> {
+        Ok(Github {
+            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
+        })
+    }
+
+    pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+        let sig = required(input.headers, SIG_HEADER)?;
+        let hex = sig
+            .strip_prefix("sha256=")
+            .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
+        let key_index = match_encoded(&self.keys, &[input.body], &[hex.as_bytes()], hex_lower)
+            .ok_or(VerifyError::BadSignature)?;
+        Ok(Verified {
+            key_index,
+            id: optional_id(input.headers, ID_HEADER),
+            timestamp: None,
+        })
+    }
+}
+
+/// `sha256=<hex>`
+pub(crate) fn sign_value(secret: &[u8], body: &[u8]) -> String {
+    let mac = MacKey::new(HmacAlgorithm::Sha256, secret).compute(&[body]);
+    format!("sha256={}", hex_lower(mac.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::tests::{req, scheme};
+    use crate::verify::{SchemeName, SchemeOptions};
+
+    #[test]
+    fn published_vector() {
+        assert_eq!(
+            sign_value(b"It's a Secret to Everybody", b"Hello, World!"),
+            "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+        );
+    }
+
+    #[test]
+    fn rotation_reports_first_matching_secret_and_id_optional() {
+        let s = scheme(
+            SchemeName::Github,
+            &SchemeOptions::default(),
+            &["old", "new", "new"],
+        );
+        let sig = sign_value(b"new", b"x");
+        let v = s
+            .verify(&req(&[("x-hub-signature-256", &sig)], b"x").input(), 0)
+            .unwrap();
+        assert_eq!(v.key_index, 1);
+        assert!(v.id.is_none());
+        let v = s
+            .verify(
+                &req(&[(SIG_HEADER, &sig), (ID_HEADER, "d-1")], b"x").input(),
+                0,
+            )
+            .unwrap();
+        assert_eq!(v.id.unwrap(), "d-1");
+        let legacy = [("X-Hub-Signature", "sha1=00")];
+        assert_eq!(
+            s.verify(&req(&legacy, b"x").input(), 0).unwrap_err(),
+            VerifyError::MissingSignature(SIG_HEADER)
+        );
+        let bare = sig.trim_start_matches("sha256=");
+        assert_eq!(
+            s.verify(&req(&[(SIG_HEADER, bare)], b"x").input(), 0)
+                .unwrap_err(),
+            VerifyError::MalformedSignature(SIG_HEADER)
+        );
+    }
+}

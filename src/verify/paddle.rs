@@ -1,0 +1,104 @@
+//! Paddle Billing, SCHEMES.md §7: `Paddle-Signature: ts=<unix>;h1=<hex>[;h1=<hex>]` with
+//! `h1` = lowercase hex HMAC-SHA256 over `{ts}:{body}` (`ts` as the raw header text, as the
+//! Python SDK builds it), keyed with the secret's UTF-8 bytes.
+//!
+//! * Elements split on `;`, then on the first `=`; elements without `=` are ignored. No `ts`
+//!   or a non-integer `ts` → malformed; duplicate `ts`: the first wins. No `h1` → bad
+//!   signature. Any `h1` may match.
+//! * **Unknown keys** (e.g. a future `h2=`) are ignored, not rejected (forward-compatible;
+//!   the Python SDK raises instead). Vector `quirk_unknown_key` takes its `also_acceptable`
+//!   valid: only `h1` is ever trusted, so ignoring other keys cannot weaken verification,
+//!   and rejecting them would drop every webhook the day Paddle adds a scheme.
+//! * Window: 5 s default (the SDK's `maximum_variance`), symmetric, inclusive. No message id
+//!   (the notification id is in the body).
+
+use super::{
+    check_window, hex_lower, mac_keys, match_encoded, parse_unix, required, HmacAlgorithm, Input,
+    MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
+};
+
+pub(crate) const SIG_HEADER: &str = "Paddle-Signature";
+
+#[derive(Debug, Clone)]
+pub(crate) struct Paddle {
+    keys: Vec<MacKey>,
+}
+
+impl Paddle {
+    pub(crate) fn new(secrets: &[SecretMaterial]) -> Result<Paddle, SchemeError> {
+        Ok(Paddle {
+            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
+        })
+    }
+
+    pub(crate) fn verify(
+        &self,
+        input: &Input<'_>,
+        now: i64,
+        tol: std::time::Duration,
+    ) -> Result<Verified, VerifyError> {
+        let header = required(input.headers, SIG_HEADER)?;
+        let mut ts_text: Option<&str> = None;
+        let mut h1: Vec<&[u8]> = Vec::new();
+        for (k, v) in header.split(';').filter_map(|e| e.split_once('=')) {
+            match k {
+                "ts" if ts_text.is_none() => ts_text = Some(v),
+                "h1" => h1.push(v.as_bytes()),
+                _ => {}
+            }
+        }
+        let ts_text = ts_text.ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
+        let ts = parse_unix(ts_text).ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
+        check_window(ts, now, tol)?;
+        let parts: [&[u8]; 3] = [ts_text.as_bytes(), b":", input.body];
+        let key_index =
+            match_encoded(&self.keys, &parts, &h1, hex_lower).ok_or(VerifyError::BadSignature)?;
+        Ok(Verified {
+            key_index,
+            id: None,
+            timestamp: Some(ts),
+        })
+    }
+}
+
+/// `ts=<ts>;h1=<hex>`
+pub(crate) fn sign_value(secret: &[u8], ts: i64, body: &[u8]) -> String {
+    let ts_str = ts.to_string();
+    let mac = MacKey::new(HmacAlgorithm::Sha256, secret).compute(&[ts_str.as_bytes(), b":", body]);
+    format!("ts={ts};h1={}", hex_lower(mac.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::tests::{req, scheme};
+    use crate::verify::{SchemeName, SchemeOptions};
+
+    #[test]
+    fn parse_rules_and_window() {
+        let s = scheme(
+            SchemeName::Paddle,
+            &SchemeOptions::default(),
+            &["old", "pdl"],
+        );
+        let good = sign_value(b"pdl", 1000, b"{}");
+        let h1 = good.split_once(";h1=").unwrap().1;
+        let run = |h: &str, now: i64| s.verify(&req(&[(SIG_HEADER, h)], b"{}").input(), now);
+        assert_eq!(run(&good, 1000).unwrap().key_index, 1);
+        assert!(run(&format!("ts=1000;h1=00;h2=zz;h1={h1}"), 1000).is_ok());
+        assert_eq!(
+            run("h1=00", 1000).unwrap_err(),
+            VerifyError::MalformedSignature(SIG_HEADER)
+        );
+        assert_eq!(run("ts=1000", 1000).unwrap_err(), VerifyError::BadSignature);
+        assert!(run(&good, 1005).is_ok());
+        assert_eq!(
+            run(&good, 1006).unwrap_err(),
+            VerifyError::StaleTimestamp { skew: -6 }
+        );
+        assert_eq!(
+            run(&good, 994).unwrap_err(),
+            VerifyError::FutureTimestamp { skew: 6 }
+        );
+    }
+}

@@ -1,0 +1,366 @@
+//! Standard Webhooks (`standard-webhooks`, alias `svix`), SCHEMES.md §1.
+//!
+//! * Headers `webhook-id`, `webhook-timestamp`, `webhook-signature`, each resolved
+//!   independently as the Svix libraries do: `svix-X` if present (even when empty or bad), else
+//!   `webhook-X`. The id header's value is [`Verified::id`](super::Verified::id).
+//! * Secrets: `whsec_<base64>` (the prefix is optional; padded or unpadded standard base64;
+//!   the HMAC key is the decoded bytes) for `v1` HMAC-SHA256, or `whpk_<base64 of a 32-byte
+//!   Ed25519 public key>` for `v1a`. A route may mix both. `whsk_` (a private key) is refused
+//!   in the verifier config.
+//! * Signed content: `{id}.{timestamp}.{body}` with the timestamp parsed strictly (digits only,
+//!   leading zeros allowed) and re-serialized as an integer, as all three official libs do.
+//! * Signature header: single-space separated entries, empty entries (double spaces) skipped;
+//!   each entry split on its first `,`. `v1` entries are compared (constant-time, as base64
+//!   text, so trailing junk such as `v1,<sig>!!` is rejected) against every `whsec_` key;
+//!   `v1a` entries are Ed25519-verified (strict) against every `whpk_` key; other versions are
+//!   ignored. No entry containing a `,` → malformed; entries but no match → bad signature.
+//! * Window: 300 s default, symmetric, inclusive.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use http::{HeaderMap, HeaderValue};
+
+use super::{
+    b64_decode_lenient, b64_std, check_window, ct_eq, first_match, parse_unix, Input, MacKey,
+    SchemeError, SecretMaterial, Verified, VerifyError,
+};
+use crate::verify::HmacAlgorithm;
+
+#[derive(Debug, Clone)]
+enum Key {
+    Hmac(MacKey),
+    Ed(VerifyingKey),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Standard {
+    keys: Vec<Key>,
+}
+
+/// Decodes a `whsec_` (or bare base64) secret into HMAC key bytes.
+pub(crate) fn decode_whsec(bytes: &[u8]) -> Option<Vec<u8>> {
+    let b = bytes.strip_prefix(b"whsec_").unwrap_or(bytes);
+    b64_decode_lenient(b).filter(|k| !k.is_empty())
+}
+
+/// Decodes a `whsk_` private key: base64 of a 32-byte seed or a 64-byte keypair.
+pub(crate) fn decode_whsk(bytes: &[u8]) -> Option<SigningKey> {
+    let b = bytes.strip_prefix(b"whsk_")?;
+    let raw = b64_decode_lenient(b)?;
+    match raw.len() {
+        32 => {
+            let mut seed = [0u8; 32];
+            seed.copy_from_slice(&raw);
+            Some(SigningKey::from_bytes(&seed))
+        }
+        64 => {
+            let mut kp = [0u8; 64];
+            kp.copy_from_slice(&raw);
+            SigningKey::from_keypair_bytes(&kp).ok()
+        }
+        _ => None,
+    }
+}
+
+impl Standard {
+    pub(crate) fn new(secrets: &[SecretMaterial]) -> Result<Standard, SchemeError> {
+        let mut keys = Vec::with_capacity(secrets.len());
+        for (i, s) in secrets.iter().enumerate() {
+            if let Some(pk) = s.bytes.strip_prefix(b"whpk_") {
+                let raw = b64_decode_lenient(pk)
+                    .ok_or_else(|| SchemeError::secret(i, "whpk_ secret is not valid base64"))?;
+                let arr: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
+                    SchemeError::secret(i, "whpk_ secret must be a 32-byte Ed25519 public key")
+                })?;
+                let vk = VerifyingKey::from_bytes(&arr)
+                    .map_err(|_| SchemeError::secret(i, "whpk_ secret is not an Ed25519 key"))?;
+                if vk.is_weak() {
+                    return Err(SchemeError::secret(i, "whpk_ secret is a weak Ed25519 key"));
+                }
+                keys.push(Key::Ed(vk));
+            } else if s.bytes.starts_with(b"whsk_") {
+                return Err(SchemeError::secret(
+                    i,
+                    "whsk_ is a private signing key; configure the whpk_ public key",
+                ));
+            } else {
+                let k = decode_whsec(&s.bytes).ok_or_else(|| {
+                    SchemeError::secret(i, "secret must be whsec_ followed by base64")
+                })?;
+                keys.push(Key::Hmac(MacKey::new(HmacAlgorithm::Sha256, &k)));
+            }
+        }
+        Ok(Standard { keys })
+    }
+
+    pub(crate) fn verify(
+        &self,
+        input: &Input<'_>,
+        now: i64,
+        tol: std::time::Duration,
+    ) -> Result<Verified, VerifyError> {
+        let h = input.headers;
+        let (id_name, id_val) = pick(h, "svix-id", "webhook-id");
+        let (ts_name, ts_val) = pick(h, "svix-timestamp", "webhook-timestamp");
+        let (sig_name, sig_val) = pick(h, "svix-signature", "webhook-signature");
+        let id_val = present(id_name, id_val)?;
+        let ts_val = present(ts_name, ts_val)?;
+        let sig_val = present(sig_name, sig_val)?;
+        let id = id_val
+            .to_str()
+            .map_err(|_| VerifyError::MalformedSignature(id_name))?;
+        let ts_text = ts_val
+            .to_str()
+            .map_err(|_| VerifyError::MalformedSignature(ts_name))?;
+        let sig = sig_val
+            .to_str()
+            .map_err(|_| VerifyError::MalformedSignature(sig_name))?;
+        let ts = parse_unix(ts_text).ok_or(VerifyError::MalformedSignature(ts_name))?;
+
+        let entries: Vec<(&str, &str)> = sig
+            .split(' ')
+            .filter(|e| !e.is_empty())
+            .filter_map(|e| e.split_once(','))
+            .collect();
+        if entries.is_empty() {
+            return Err(VerifyError::MalformedSignature(sig_name));
+        }
+        check_window(ts, now, tol)?;
+
+        let ts_str = ts.to_string();
+        let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts_str.as_bytes(), b".", input.body];
+        let v1: Vec<&[u8]> = entries
+            .iter()
+            .filter(|(v, _)| *v == "v1")
+            .map(|(_, s)| s.as_bytes())
+            .collect();
+        let v1a: Vec<Signature> = entries
+            .iter()
+            .filter(|(v, _)| *v == "v1a")
+            .filter_map(|(_, s)| decode_ed_sig(s))
+            .collect();
+        let need_msg = !v1a.is_empty() && self.keys.iter().any(|k| matches!(k, Key::Ed(_)));
+        let msg: Vec<u8> = if need_msg { parts.concat() } else { Vec::new() };
+
+        let found = first_match(self.keys.len(), |i| match &self.keys[i] {
+            Key::Hmac(k) => {
+                let text = b64_std(k.compute(&parts).as_bytes());
+                let mut any = subtle::Choice::from(0);
+                for c in &v1 {
+                    any |= ct_eq(text.as_bytes(), c);
+                }
+                any
+            }
+            Key::Ed(vk) => {
+                let mut any = subtle::Choice::from(0);
+                for s in &v1a {
+                    any |= subtle::Choice::from(u8::from(vk.verify_strict(&msg, s).is_ok()));
+                }
+                any
+            }
+        });
+        match found {
+            Some(key_index) => Ok(Verified {
+                key_index,
+                id: Some(id_val.clone()),
+                timestamp: Some(ts),
+            }),
+            None => Err(VerifyError::BadSignature),
+        }
+    }
+}
+
+fn pick<'a>(
+    h: &'a HeaderMap,
+    svix: &'static str,
+    webhook: &'static str,
+) -> (&'static str, Option<&'a HeaderValue>) {
+    match h.get(svix) {
+        Some(v) => (svix, Some(v)),
+        None => (webhook, h.get(webhook)),
+    }
+}
+
+fn present<'a>(
+    name: &'static str,
+    v: Option<&'a HeaderValue>,
+) -> Result<&'a HeaderValue, VerifyError> {
+    match v {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(VerifyError::MissingSignature(name)),
+    }
+}
+
+/// Strict standard padded base64 of exactly 64 bytes.
+fn decode_ed_sig(s: &str) -> Option<Signature> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    let arr: [u8; 64] = raw.as_slice().try_into().ok()?;
+    Some(Signature::from_bytes(&arr))
+}
+
+/// `webhook-signature` value for one secret: `v1,<base64>` for `whsec_`, `v1a,<base64>` for a
+/// `whsk_` private key.
+pub(crate) fn sign_value(
+    secret: &[u8],
+    id: &str,
+    ts: i64,
+    body: &[u8],
+) -> Result<String, SchemeError> {
+    let ts_str = ts.to_string();
+    let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts_str.as_bytes(), b".", body];
+    if secret.starts_with(b"whsk_") {
+        let sk = decode_whsk(secret).ok_or_else(|| {
+            SchemeError::secret(
+                0,
+                "whsk_ must be base64 of a 32-byte seed or 64-byte keypair",
+            )
+        })?;
+        let sig = sk.sign(&parts.concat());
+        return Ok(format!("v1a,{}", b64_std(&sig.to_bytes())));
+    }
+    if secret.starts_with(b"whpk_") {
+        return Err(SchemeError::secret(
+            0,
+            "whpk_ is a public key; signing needs whsk_",
+        ));
+    }
+    let key = decode_whsec(secret)
+        .ok_or_else(|| SchemeError::secret(0, "secret must be whsec_ followed by base64"))?;
+    let mac = MacKey::new(HmacAlgorithm::Sha256, &key).compute(&parts);
+    Ok(format!("v1,{}", b64_std(mac.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::tests::{req, scheme};
+    use crate::verify::{SchemeName, SchemeOptions};
+
+    #[test]
+    fn published_vectors() {
+        assert_eq!(
+            sign_value(
+                b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            )
+            .unwrap(),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+        assert_eq!(
+            sign_value(
+                b"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                1649367553,
+                br#"{"email":"test@example.com","username":"test_user"}"#
+            )
+            .unwrap(),
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
+        );
+    }
+
+    #[test]
+    fn v1a_ed25519_and_mixed_keys() {
+        let seed = [7u8; 32];
+        let sk = SigningKey::from_bytes(&seed);
+        let whsk = format!("whsk_{}", b64_std(&seed));
+        let whpk = format!("whpk_{}", b64_std(sk.verifying_key().as_bytes()));
+        let hmac_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let s = scheme(
+            SchemeName::StandardWebhooks,
+            &SchemeOptions::default(),
+            &[hmac_secret, whpk.as_str()],
+        );
+        let sig = sign_value(whsk.as_bytes(), "msg_1", 1000, b"hello").unwrap();
+        assert!(sig.starts_with("v1a,"));
+        let headers = [
+            ("webhook-id", "msg_1"),
+            ("webhook-timestamp", "1000"),
+            ("webhook-signature", &sig),
+        ];
+        let v = s.verify(&req(&headers, b"hello").input(), 1000).unwrap();
+        assert_eq!(v.key_index, 1);
+        // A v1a signature is never checked against an HMAC key and vice versa.
+        let bad = sig.replacen("v1a,", "v1,", 1);
+        let headers = [
+            ("webhook-id", "msg_1"),
+            ("webhook-timestamp", "1000"),
+            ("webhook-signature", &bad),
+        ];
+        assert_eq!(
+            s.verify(&req(&headers, b"hello").input(), 1000)
+                .unwrap_err(),
+            VerifyError::BadSignature
+        );
+        // keypair form of whsk_ signs identically
+        let whsk64 = format!("whsk_{}", b64_std(&sk.to_keypair_bytes()));
+        assert_eq!(
+            sign_value(whsk64.as_bytes(), "msg_1", 1000, b"hello").unwrap(),
+            sig
+        );
+        // private keys are refused in the verifier
+        assert!(Scheme::new(
+            SchemeName::StandardWebhooks,
+            &SchemeOptions::default(),
+            &[crate::verify::tests::secret(&whsk)]
+        )
+        .is_err());
+    }
+
+    use crate::verify::Scheme;
+
+    #[test]
+    fn parse_errors_and_aliases() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let s = scheme(
+            SchemeName::StandardWebhooks,
+            &SchemeOptions::default(),
+            &[secret],
+        );
+        let sig = sign_value(secret.as_bytes(), "m", 100, b"b").unwrap();
+        let ok = |hs: &[(&str, &str)]| s.verify(&req(hs, b"b").input(), 100);
+        assert!(ok(&[
+            ("svix-id", "m"),
+            ("webhook-timestamp", "100"),
+            ("svix-signature", &sig)
+        ])
+        .is_ok());
+        assert_eq!(
+            ok(&[
+                ("webhook-id", "m"),
+                ("webhook-timestamp", "+100"),
+                ("webhook-signature", &sig)
+            ])
+            .unwrap_err(),
+            VerifyError::MalformedSignature("webhook-timestamp")
+        );
+        assert_eq!(
+            ok(&[
+                ("webhook-id", "m"),
+                ("webhook-timestamp", "100"),
+                ("webhook-signature", "abc")
+            ])
+            .unwrap_err(),
+            VerifyError::MalformedSignature("webhook-signature")
+        );
+        assert_eq!(
+            ok(&[
+                ("svix-id", ""),
+                ("webhook-id", "m"),
+                ("webhook-timestamp", "100")
+            ])
+            .unwrap_err(),
+            VerifyError::MissingSignature("svix-id")
+        );
+        assert_eq!(
+            ok(&[
+                ("webhook-id", "m"),
+                ("webhook-timestamp", "401"),
+                ("webhook-signature", &sig)
+            ])
+            .unwrap_err(),
+            VerifyError::FutureTimestamp { skew: 301 }
+        );
+    }
+}

@@ -1,0 +1,380 @@
+//! Shared test helpers and cross-scheme tests (names, round trips, bit flips).
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+
+use super::*;
+
+pub(crate) fn secret(s: &str) -> SecretMaterial {
+    SecretMaterial {
+        id: s.chars().take(4).collect(),
+        bytes: s.as_bytes().to_vec(),
+    }
+}
+
+pub(crate) fn scheme(name: SchemeName, options: &SchemeOptions, secrets: &[&str]) -> Scheme {
+    let secrets: Vec<SecretMaterial> = secrets.iter().map(|s| secret(s)).collect();
+    match Scheme::new(name, options, &secrets) {
+        Ok(s) => s,
+        Err(e) => panic!("Scheme::new({name:?}) failed: {e}"),
+    }
+}
+
+/// An owned request for tests.
+pub(crate) struct Req {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Req {
+    pub(crate) fn input(&self) -> Input<'_> {
+        Input {
+            method: &self.method,
+            uri: &self.uri,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+pub(crate) fn req_bytes(method: &str, uri: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Req {
+    let mut map = HeaderMap::new();
+    for (n, v) in headers {
+        map.append(
+            HeaderName::from_bytes(n.as_bytes()).expect("test header name"),
+            HeaderValue::from_bytes(v).expect("test header value"),
+        );
+    }
+    Req {
+        method: Method::from_bytes(method.as_bytes()).expect("test method"),
+        uri: uri.parse().expect("test uri"),
+        headers: map,
+        body: body.to_vec(),
+    }
+}
+
+pub(crate) fn req_full(method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Req {
+    let hs: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    req_bytes(method, uri, &hs, body)
+}
+
+pub(crate) fn req(headers: &[(&str, &str)], body: &[u8]) -> Req {
+    req_full("POST", "/hook", headers, body)
+}
+
+#[test]
+fn names_round_trip() {
+    for n in SchemeName::all_names() {
+        let s = SchemeName::parse(n).unwrap();
+        let canonical = if *n == "svix" { "standard-webhooks" } else { n };
+        assert_eq!(s.as_str(), canonical);
+    }
+    assert_eq!(SchemeName::parse("Stripe"), None);
+    assert_eq!(
+        SchemeName::parse("svix"),
+        Some(SchemeName::StandardWebhooks)
+    );
+}
+
+#[test]
+fn default_tolerances_and_ids() {
+    let t = |n: SchemeName| Scheme::new(n, &every_option(), &[secret(secret_for(n))]).unwrap();
+    assert_eq!(t(SchemeName::Paddle).tolerance(), Duration::from_secs(5));
+    assert_eq!(t(SchemeName::Linear).tolerance(), Duration::from_secs(60));
+    assert_eq!(t(SchemeName::Stripe).tolerance(), Duration::from_secs(300));
+    assert!(t(SchemeName::Github).has_message_id());
+    assert!(!t(SchemeName::Stripe).has_message_id());
+    let o = SchemeOptions {
+        tolerance: Some(Duration::from_secs(9)),
+        ..every_option()
+    };
+    assert_eq!(
+        Scheme::new(SchemeName::Slack, &o, &[secret("x")])
+            .unwrap()
+            .tolerance(),
+        Duration::from_secs(9)
+    );
+    assert!(Scheme::new(
+        SchemeName::Twilio,
+        &SchemeOptions::default(),
+        &[secret("x")]
+    )
+    .is_err());
+    assert!(Scheme::new(SchemeName::Github, &SchemeOptions::default(), &[]).is_err());
+    assert!(Scheme::new(SchemeName::None, &SchemeOptions::default(), &[]).is_ok());
+}
+
+#[test]
+fn debug_output_redacts_secrets() {
+    let s = scheme(
+        SchemeName::Github,
+        &SchemeOptions::default(),
+        &["super-secret-value"],
+    );
+    let d = format!("{s:?}");
+    assert!(!d.contains("super-secret-value"), "{d}");
+}
+
+const SIGNING_SECRETS: &[(SchemeName, &str)] = &[
+    (
+        SchemeName::StandardWebhooks,
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ),
+    (SchemeName::Github, "gh-secret"),
+    (SchemeName::Hotglue, "hg-secret"),
+    (SchemeName::Hmac, "hmac-secret"),
+    (SchemeName::Stripe, "whsec_stripe"),
+    (SchemeName::Slack, "slack-secret"),
+    (SchemeName::Shopify, "shpss_secret"),
+    (SchemeName::Twilio, "twilio-token"),
+    (SchemeName::Square, "sq0wss-key"),
+    (SchemeName::Paddle, "pdl_ntfset_x"),
+    (SchemeName::Linear, "lin_wh_x"),
+    (
+        SchemeName::Discord,
+        "0707070707070707070707070707070707070707070707070707070707070707",
+    ),
+];
+
+fn secret_for(n: SchemeName) -> &'static str {
+    SIGNING_SECRETS
+        .iter()
+        .find(|(s, _)| *s == n)
+        .map(|(_, k)| *k)
+        .unwrap_or("x")
+}
+
+/// The verifier-side secret matching a signing secret (Ed25519: the public key).
+fn verify_secret(n: SchemeName, signing: &str) -> String {
+    if n == SchemeName::Discord {
+        let mut seed = [0u8; 32];
+        assert!(hex_decode_into(signing.as_bytes(), &mut seed));
+        let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+        return hex_lower(sk.verifying_key().as_bytes());
+    }
+    signing.to_owned()
+}
+
+fn every_option() -> SchemeOptions {
+    SchemeOptions {
+        hmac: Some(HmacOptions {
+            header: "X-Sig".into(),
+            algorithm: HmacAlgorithm::Sha512,
+            encoding: Encoding::Base64,
+            prefix: "sha512=".into(),
+            timestamp_header: Some("X-Ts".into()),
+            id_header: Some("X-Id".into()),
+            signed_payload: "{id}:{timestamp}:{method}:{path}:{body}".into(),
+        }),
+        tolerance: None,
+        public_url: Some("https://hooks.example.com/in".into()),
+    }
+}
+
+const NOW: i64 = 1_735_689_600;
+const PQ: &str = "/in?tenant=acme";
+
+fn body_for(n: SchemeName) -> Vec<u8> {
+    match n {
+        SchemeName::Linear => {
+            format!(r#"{{"type":"Issue","webhookTimestamp":{}}}"#, NOW * 1000).into_bytes()
+        }
+        SchemeName::Twilio => b"From=%2B1555&Body=hi+there&To=%2B1666".to_vec(),
+        _ => br#"{"event":"ok","n":1}"#.to_vec(),
+    }
+}
+
+fn signed(n: SchemeName) -> (Scheme, Vec<(String, String)>, Vec<u8>) {
+    let o = every_option();
+    let body = body_for(n);
+    let signing = secret_for(n);
+    let headers = sign(
+        n,
+        &o,
+        signing.as_bytes(),
+        Some("msg_1"),
+        NOW,
+        "POST",
+        PQ,
+        &body,
+    )
+    .unwrap_or_else(|e| panic!("{n:?}: sign failed: {e}"));
+    let verify_with = verify_secret(n, signing);
+    let s = scheme(
+        n,
+        &o,
+        &["an-unrelated-old-secret-000000000", &verify_with][usize::from(matches!(
+            n,
+            SchemeName::StandardWebhooks | SchemeName::Discord
+        ))..],
+    );
+    (s, headers, body)
+}
+
+fn run(s: &Scheme, headers: &[(String, Vec<u8>)], body: &[u8]) -> Result<Verified, VerifyError> {
+    let hs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    s.verify(&req_bytes("POST", PQ, &hs, body).input(), NOW)
+}
+
+const ALL: &[SchemeName] = &[
+    SchemeName::StandardWebhooks,
+    SchemeName::Github,
+    SchemeName::Hotglue,
+    SchemeName::Hmac,
+    SchemeName::Stripe,
+    SchemeName::Slack,
+    SchemeName::Shopify,
+    SchemeName::Twilio,
+    SchemeName::Square,
+    SchemeName::Paddle,
+    SchemeName::Linear,
+    SchemeName::Discord,
+];
+
+#[test]
+fn sign_verify_round_trip_every_scheme() {
+    for &n in ALL {
+        let (s, headers, body) = signed(n);
+        let hs: Vec<(String, Vec<u8>)> = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect();
+        let v = run(&s, &hs, &body).unwrap_or_else(|e| panic!("{n:?}: {e:?} for {headers:?}"));
+        let expected_index = usize::from(!matches!(
+            n,
+            SchemeName::StandardWebhooks | SchemeName::Discord
+        ));
+        assert_eq!(v.key_index, expected_index, "{n:?}");
+        if s.has_message_id() && n != SchemeName::Hmac {
+            assert_eq!(
+                v.id.as_ref().map(|h| h.as_bytes()),
+                Some(&b"msg_1"[..]),
+                "{n:?}"
+            );
+        }
+    }
+    assert!(sign(
+        SchemeName::None,
+        &SchemeOptions::default(),
+        b"x",
+        None,
+        0,
+        "POST",
+        "/",
+        b""
+    )
+    .is_err());
+}
+
+/// Flipping any single bit of the signature, id or timestamp header values, or of the body,
+/// must be rejected. (Header values that stop being valid header bytes are skipped.)
+#[test]
+fn every_single_bit_flip_is_rejected() {
+    for &n in ALL {
+        let (s, headers, body) = signed(n);
+        let base: Vec<(String, Vec<u8>)> = headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+            .collect();
+        assert!(run(&s, &base, &body).is_ok(), "{n:?}");
+        // headers that carry authenticated content (all but pure id headers the scheme does
+        // not sign)
+        for (hi, (name, value)) in base.iter().enumerate() {
+            let unsigned_id = matches!(
+                name.as_str(),
+                "X-GitHub-Delivery"
+                    | "X-Shopify-Webhook-Id"
+                    | "Linear-Delivery"
+                    | "I-Twilio-Idempotency-Token"
+            );
+            if unsigned_id {
+                continue;
+            }
+            for byte in 0..value.len() {
+                for bit in 0..8 {
+                    let mut hs = base.clone();
+                    hs[hi].1[byte] ^= 1 << bit;
+                    if HeaderValue::from_bytes(&hs[hi].1).is_err() {
+                        continue;
+                    }
+                    let r = run(&s, &hs, &body);
+                    // A flip may still decode to the same value (hex case for Linear and
+                    // Discord, which decode case-insensitively).
+                    let same_case_insensitive =
+                        matches!(n, SchemeName::Linear | SchemeName::Discord)
+                            && hs[hi].1.eq_ignore_ascii_case(value);
+                    assert!(
+                        r.is_err() || same_case_insensitive,
+                        "{n:?}: flip {name} byte {byte} bit {bit} accepted"
+                    );
+                }
+            }
+        }
+        for byte in 0..body.len() {
+            for bit in 0..8 {
+                let mut b = body.clone();
+                b[byte] ^= 1 << bit;
+                // Twilio signs the *decoded* form parameters: `%2B` and `%2b` are the same.
+                let same_form = n == SchemeName::Twilio
+                    && super::twilio::form_decode(&b) == super::twilio::form_decode(&body);
+                assert!(
+                    run(&s, &base, &b).is_err() || same_form,
+                    "{n:?}: body flip {byte}/{bit} accepted"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn window_boundaries_are_inclusive_and_symmetric() {
+    let t = Duration::from_secs(300);
+    assert!(check_window(NOW - 300, NOW, t).is_ok());
+    assert!(check_window(NOW + 300, NOW, t).is_ok());
+    assert_eq!(
+        check_window(NOW - 301, NOW, t),
+        Err(VerifyError::StaleTimestamp { skew: -301 })
+    );
+    assert_eq!(
+        check_window(NOW + 301, NOW, t),
+        Err(VerifyError::FutureTimestamp { skew: 301 })
+    );
+    assert!(check_window(i64::MAX, i64::MIN, t).is_err());
+}
+
+#[test]
+fn strict_integer_parse() {
+    assert_eq!(parse_unix("0123"), Some(123));
+    for bad in [
+        "",
+        "+1",
+        "-1",
+        "1.5",
+        "1e3",
+        " 1",
+        "1 ",
+        "12a",
+        "99999999999999999999",
+    ] {
+        assert_eq!(parse_unix(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn non_utf8_headers_are_malformed_not_panics() {
+    for &n in ALL {
+        let (s, headers, body) = signed(n);
+        for (i, _) in headers.iter().enumerate() {
+            let mut hs: Vec<(String, Vec<u8>)> = headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+                .collect();
+            hs[i].1 = vec![0xff, 0xfe, b'a'];
+            let _ = run(&s, &hs, &body);
+        }
+    }
+}
