@@ -1,3 +1,4 @@
 //! hookseal: a sidecar reverse proxy that verifies webhook signatures before the app sees them.
 
+pub mod replay;
 pub mod verify;
