@@ -3,7 +3,7 @@
 //! Two stores sit behind one enum ([`ReplayStore`]), dispatched by `match`:
 //!
 //! - [`memory::MemoryStore`]: bounded, expiring, per process.
-//! - `redis::RedisStore`: shared by every replica, so a replay sent to another pod is still
+//! - [`redis::RedisStore`]: shared by every replica, so a replay sent to another pod is still
 //!   caught.
 //!
 //! The proxy calls [`ReplayStore::begin`] after verification (SPEC "A request, in order" step 4)
@@ -16,6 +16,9 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 pub mod memory;
+pub mod redis;
+#[doc(hidden)]
+pub mod testing;
 
 /// Bytes in a [`Key`].
 pub const KEY_LEN: usize = 16;
@@ -118,6 +121,9 @@ pub enum StoreError {
     /// The store could not be reached or refused the command.
     #[error("replay store unavailable: {0}")]
     Unavailable(String),
+    /// A `rediss://` store was configured before a rustls `CryptoProvider` was installed.
+    #[error("rediss:// needs a rustls crypto provider installed first")]
+    NoCryptoProvider,
     /// The store answered something this code did not expect.
     #[error("unexpected reply from replay store")]
     Protocol,
@@ -130,6 +136,8 @@ pub enum StoreError {
 pub enum ReplayStore {
     /// Bounded, expiring, per-process store.
     Memory(memory::MemoryStore),
+    /// Store shared by every replica through Redis.
+    Redis(redis::RedisStore),
 }
 
 impl ReplayStore {
@@ -141,10 +149,24 @@ impl ReplayStore {
         ReplayStore::Memory(memory::MemoryStore::new(capacity, evictions))
     }
 
+    /// A Redis store for `url` (`redis://[:password@]host[:port][/db]`, or `rediss://` for
+    /// TLS). Does not connect: the first command does, and the store reconnects by itself
+    /// after Redis restarts, so the proxy can start while Redis is down. Every command is
+    /// bounded by `command_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::InvalidUrl`] for a malformed URL; [`StoreError::NoCryptoProvider`] for a
+    /// `rediss://` URL before a rustls crypto provider is installed.
+    pub fn redis(url: &str, command_timeout: Duration) -> Result<ReplayStore, StoreError> {
+        redis::RedisStore::new(url, command_timeout).map(ReplayStore::Redis)
+    }
+
     /// `"memory"` or `"redis"`: the `store` label of `hookseal_replay_store_errors_total`.
     pub fn kind(&self) -> &'static str {
         match self {
             ReplayStore::Memory(_) => "memory",
+            ReplayStore::Redis(_) => "redis",
         }
     }
 
@@ -159,6 +181,7 @@ impl ReplayStore {
     pub async fn begin(&self, key: &Key, inflight_ttl: Duration) -> Result<Begin, StoreError> {
         match self {
             ReplayStore::Memory(m) => Ok(m.begin(key, inflight_ttl)),
+            ReplayStore::Redis(r) => r.begin(key, inflight_ttl).await,
         }
     }
 
@@ -183,13 +206,74 @@ impl ReplayStore {
                 m.finish(key, delivered, done_ttl);
                 Ok(())
             }
+            ReplayStore::Redis(r) => r.finish(key, delivered, done_ttl).await,
         }
+    }
+}
+
+/// One behaviour, checked against every store (memory here, Redis in `redis::redis_tests`).
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(30);
+
+    /// Runs the begin/finish state machine on `store`. `route` keeps runs apart.
+    pub(crate) async fn check_semantics(store: &ReplayStore, route: &str) {
+        let k = |id: &str| Key::new(route, id.as_bytes());
+        let b = |key: Key, ttl| {
+            let store = store.clone();
+            async move { store.begin(&key, ttl).await.unwrap() }
+        };
+
+        // Fresh → InFlight → done → Duplicate; a late failure keeps it done.
+        assert_eq!(b(k("a"), T).await, Begin::Fresh);
+        assert_eq!(b(k("a"), T).await, Begin::InFlight);
+        store.finish(&k("a"), true, T).await.unwrap();
+        assert_eq!(b(k("a"), T).await, Begin::Duplicate);
+        store.finish(&k("a"), false, T).await.unwrap();
+        assert_eq!(b(k("a"), T).await, Begin::Duplicate);
+
+        // A failed delivery frees the key for the sender's retry.
+        assert_eq!(b(k("b"), T).await, Begin::Fresh);
+        store.finish(&k("b"), false, T).await.unwrap();
+        assert_eq!(b(k("b"), T).await, Begin::Fresh);
+        assert_eq!(b(k("b"), T).await, Begin::InFlight);
+
+        // Other keys, and the same id on another route, are independent.
+        assert_eq!(b(k("c"), T).await, Begin::Fresh);
+        let other = Key::new(&format!("{route}-other"), b"a");
+        assert_eq!(b(other, T).await, Begin::Fresh);
+
+        // finish on an unknown key: not delivered is a no-op; delivered records it.
+        store.finish(&k("d"), false, T).await.unwrap();
+        assert_eq!(b(k("d"), T).await, Begin::Fresh);
+        store.finish(&k("e"), true, T).await.unwrap();
+        assert_eq!(b(k("e"), T).await, Begin::Duplicate);
+
+        // Expiry, in real time: in-flight marks and done marks both lapse.
+        let short = Duration::from_millis(60);
+        assert_eq!(b(k("f"), short).await, Begin::Fresh);
+        assert_eq!(b(k("g"), T).await, Begin::Fresh);
+        store.finish(&k("g"), true, short).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(b(k("f"), T).await, Begin::Fresh);
+        assert_eq!(b(k("g"), T).await, Begin::Fresh);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn memory_store_semantics() {
+        let evictions = prometheus::IntCounter::new("e", "e").unwrap();
+        let store = ReplayStore::memory(1000, evictions.clone());
+        assert_eq!(store.kind(), "memory");
+        conformance::check_semantics(&store, "memory-route").await;
+        assert_eq!(evictions.get(), 0);
+    }
 
     #[test]
     fn key_is_length_prefixed() {
