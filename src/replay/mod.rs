@@ -192,6 +192,11 @@ impl ReplayStore {
     /// A delivered key whose in-flight mark has meanwhile expired or been evicted is still
     /// recorded as done: the message *was* delivered.
     ///
+    /// The in-flight mark carries no owner token (the API has none), so if a mark lapses
+    /// (`inflight_ttl` shorter than the forward really took) and another request re-begins the
+    /// key, a `finish(false)` of the first clears the second's mark. The proxy avoids this by
+    /// passing an `inflight_ttl` above the upstream timeout.
+    ///
     /// # Errors
     ///
     /// As for [`ReplayStore::begin`].
