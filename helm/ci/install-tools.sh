@@ -61,7 +61,18 @@ stamp="$TOOLS/venv/.installed"
 want="${PY_PKGS[*]}"
 if [ ! -x "$TOOLS/venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     log "creating python venv with: $want"
-    python3 -m venv "$TOOLS/venv"
+    rm -rf "$TOOLS/venv"
+    if ! python3 -m venv "$TOOLS/venv" 2>/dev/null; then
+        # Debian splits ensurepip out of python3; CI runs as root and can add it.
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            log "python3 -m venv failed; installing python3-venv"
+            rm -rf "$TOOLS/venv"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            python3 -m venv "$TOOLS/venv"
+        else
+            log "python3 -m venv failed: install python3-venv"; exit 1
+        fi
+    fi
     "$TOOLS/venv/bin/pip" install -q --disable-pip-version-check "${PY_PKGS[@]}"
     echo "$want" >"$stamp"
 fi
