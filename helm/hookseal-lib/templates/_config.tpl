@@ -1,0 +1,145 @@
+{{/*
+hookseal config TOML, rendered from .proxy (the values under `proxy:`).
+Context: dict "proxy" <values> "root" $.
+The chart owns the keys that must agree with the pod spec: listen and admin addresses, TLS
+paths, secret file paths and (in the application chart) the upstream URL. Strings go through
+toJson: JSON string escaping is valid TOML basic-string escaping. Numbers are forced to
+integers (YAML numbers arrive as floats and would print as 4096.0).
+*/}}
+{{- define "hookseal.configToml" -}}
+{{- $p := .proxy -}}
+# Rendered by the hookseal chart. Key reference: SPEC.md "Config".
+[listen]
+address = {{ printf "0.0.0.0:%d" (int64 $p.ports.https) | toJson }}
+{{- if $p.tls.enabled }}
+{{- $dir := trimSuffix "/" $p.tls.mountPath }}
+{{- if $p.tls.clientCA }}
+tls = { cert = {{ printf "%s/tls.crt" $dir | toJson }}, key = {{ printf "%s/tls.key" $dir | toJson }}, client_ca = {{ printf "%s/ca.crt" $dir | toJson }} }
+{{- else }}
+tls = { cert = {{ printf "%s/tls.crt" $dir | toJson }}, key = {{ printf "%s/tls.key" $dir | toJson }} }
+{{- end }}
+{{- end }}
+
+[admin]
+address = {{ printf "0.0.0.0:%d" (int64 $p.ports.admin) | toJson }}
+
+[limits]
+max_body_bytes = {{ include "hookseal.tomlSize" $p.limits.maxBodyBytes }}
+header_timeout = {{ $p.limits.headerTimeout | toJson }}
+body_timeout = {{ $p.limits.bodyTimeout | toJson }}
+max_connections = {{ int64 $p.limits.maxConnections }}
+shutdown_grace = {{ $p.limits.shutdownGrace | toJson }}
+drain_delay = {{ $p.limits.drainDelay | toJson }}
+
+[upstream]
+url = {{ $p.upstream.url | toJson }}
+connect_timeout = {{ $p.upstream.connectTimeout | toJson }}
+timeout = {{ $p.upstream.timeout | toJson }}
+
+[replay]
+store = {{ $p.replay.store | toJson }}
+{{- if $p.replay.url }}
+url = {{ $p.replay.url | toJson }}
+{{- else if eq $p.replay.store "redis" }}
+{{- fail "proxy.replay.url is required when proxy.replay.store is redis" }}
+{{- end }}
+capacity = {{ int64 $p.replay.capacity }}
+{{- with $p.replay.onStoreError }}
+on_store_error = {{ . | toJson }}
+{{- end }}
+{{- if not $p.routes }}
+{{- fail "proxy.routes is empty: hookseal needs at least one [[route]] (see values.yaml)" }}
+{{- end }}
+{{- range $i, $r := $p.routes }}
+
+[[route]]
+name = {{ required (printf "proxy.routes[%d].name is required" $i) $r.name | toJson }}
+{{- if and $r.path $r.pathPrefix }}
+{{- fail (printf "proxy.routes[%d] (%s): set path or pathPrefix, not both" $i $r.name) }}
+{{- else if $r.path }}
+path = {{ $r.path | toJson }}
+{{- else if $r.pathPrefix }}
+path_prefix = {{ $r.pathPrefix | toJson }}
+{{- else }}
+{{- fail (printf "proxy.routes[%d] (%s): path or pathPrefix is required" $i $r.name) }}
+{{- end }}
+{{- with $r.methods }}
+methods = {{ toJson . }}
+{{- end }}
+scheme = {{ required (printf "proxy.routes[%d].scheme is required" $i) $r.scheme | toJson }}
+{{- if $r.secrets }}
+secrets = [
+{{- range $j, $s := $r.secrets }}
+  { {{- with $s.id }} id = {{ toString . | toJson }},{{ end }} {{ include "hookseal.secretSource" (dict "proxy" $p "secret" $s "where" (printf "proxy.routes[%d].secrets[%d]" $i $j)) }} },
+{{- end }}
+]
+{{- end }}
+{{- with $r.tolerance }}
+tolerance = {{ toJson . }}
+{{- end }}
+{{- if hasKey $r "dedupe" }}
+dedupe = {{ $r.dedupe }}
+{{- end }}
+{{- if hasKey $r "maxBodyBytes" }}
+max_body_bytes = {{ include "hookseal.tomlSize" $r.maxBodyBytes }}
+{{- end }}
+{{- with $r.upstream }}
+upstream = {{ toJson . }}
+{{- end }}
+{{- with $r.mode }}
+mode = {{ toJson . }}
+{{- end }}
+{{- with $r.publicUrl }}
+public_url = {{ toJson . }}
+{{- end }}
+{{- with $r.hmac }}
+[route.hmac]
+{{- range $k := list "header" "algorithm" "encoding" "prefix" "timestampHeader" "idHeader" "signedPayload" }}
+{{- if hasKey $r.hmac $k }}
+{{ snakecase $k }} = {{ get $r.hmac $k | toString | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{ end -}}
+
+{{/* A size: integer bytes as a TOML integer, "64KiB"-style strings as a string. */}}
+{{- define "hookseal.tomlSize" -}}
+{{- if kindIs "string" . }}{{ toJson . }}{{ else }}{{ int64 . }}{{ end -}}
+{{- end -}}
+
+{{/* One secret source (the inside of the inline table after id). */}}
+{{- define "hookseal.secretSource" -}}
+{{- $s := .secret -}}
+{{- $n := 0 -}}
+{{- range $k := list "secretName" "env" "file" }}{{ if hasKey $s $k }}{{ $n = add1 $n }}{{ end }}{{ end -}}
+{{- if ne (int $n) 1 -}}
+{{- fail (printf "%s: set exactly one of secretName (+key), env or file" .where) -}}
+{{- end -}}
+{{- if $s.secretName -}}
+file = {{ include "hookseal.secretFilePath" (dict "proxy" .proxy "secret" $s) | toJson }}
+{{- else if $s.env -}}
+env = {{ $s.env | toJson }}
+{{- else -}}
+file = {{ $s.file | toJson }}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookseal.secretFilePath" -}}
+{{- printf "%s/%s/%s" (trimSuffix "/" .proxy.secretsMountPath) .secret.secretName (required "secrets[].key is required with secretName" .secret.key) -}}
+{{- end -}}
+
+{{/* Whole seconds (rounded up) in a duration string such as "250ms", "10s", "5m", "1h". */}}
+{{- define "hookseal.durationSeconds" -}}
+{{- $s := toString . -}}
+{{- $n := regexFind "^[0-9]+" $s -}}
+{{- $u := trimPrefix $n $s -}}
+{{- if not $n }}{{ fail (printf "not a duration: %q" $s) }}{{ end -}}
+{{- $v := int64 $n -}}
+{{- if eq $u "ms" }}{{ div (add $v 999) 1000 }}
+{{- else if eq $u "s" }}{{ $v }}
+{{- else if eq $u "m" }}{{ mul $v 60 }}
+{{- else if eq $u "h" }}{{ mul $v 3600 }}
+{{- else }}{{ fail (printf "not a duration: %q (use ms, s, m or h)" $s) }}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,195 @@
+{{/*
+Named templates that put hookseal into a pod. Every one takes the same context:
+
+  dict "proxy" .Values.proxy "root" $            (optionally "name": the ConfigMap name)
+
+  hookseal.podAnnotations   checksum of the rendered config (pods roll when it changes)
+  hookseal.initContainers   the sidecar as a native sidecar (nativeSidecar: true), else nothing
+  hookseal.containers       the sidecar as a classic container (nativeSidecar: false), else nothing
+  hookseal.volumes          config, TLS and route-secret volumes
+  hookseal.configMap        the ConfigMap holding hookseal.toml
+  hookseal.terminationGracePeriodSeconds   drain_delay + shutdown_grace + "extraSeconds" + 5
+
+No volume is mounted with subPath: the kubelet updates Secret, ConfigMap and projected volumes
+in place (an atomic swap of the ..data symlink), and hookseal reloads when that happens.
+*/}}
+
+{{- define "hookseal.configMapName" -}}
+{{- if .proxy.existingConfigMap -}}
+{{- .proxy.existingConfigMap -}}
+{{- else -}}
+{{- default (printf "%s-hookseal" .root.Release.Name) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookseal.image" -}}
+{{- $i := .proxy.image -}}
+{{- if $i.digest -}}{{ printf "%s@%s" $i.repository $i.digest }}{{- else -}}{{ printf "%s:%s" $i.repository (toString $i.tag) }}{{- end -}}
+{{- end -}}
+
+{{- define "hookseal.podAnnotations" -}}
+{{- if not .proxy.existingConfigMap -}}
+checksum/hookseal-config: {{ include "hookseal.configToml" . | sha256sum }}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookseal.configMap" -}}
+{{- if not .proxy.existingConfigMap -}}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "hookseal.configMapName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    app.kubernetes.io/component: hookseal
+    app.kubernetes.io/instance: {{ .root.Release.Name }}
+    app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+data:
+  hookseal.toml: |
+{{ include "hookseal.configToml" . | indent 4 }}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookseal.initContainers" -}}
+{{- if .proxy.nativeSidecar -}}
+{{ include "hookseal.container" . }}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookseal.containers" -}}
+{{- if not .proxy.nativeSidecar -}}
+{{ include "hookseal.container" . }}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookseal.probe" -}}
+httpGet:
+  path: {{ .path }}
+  port: {{ .port }}
+periodSeconds: {{ .probe.periodSeconds }}
+failureThreshold: {{ .probe.failureThreshold }}
+timeoutSeconds: 1
+{{- end -}}
+
+{{/* The container itself, as one list item. */}}
+{{- define "hookseal.container" -}}
+{{- $p := .proxy -}}
+{{- if and $p.tls.enabled (not $p.tls.existingSecret) -}}
+{{- fail "proxy.tls.existingSecret is required: name a kubernetes.io/tls Secret (for example a cert-manager Certificate's secretName), or set proxy.tls.enabled=false if TLS ends before the pod" -}}
+{{- end -}}
+{{- $admin := int64 $p.ports.admin -}}
+- name: hookseal
+  image: {{ include "hookseal.image" . | quote }}
+  imagePullPolicy: {{ $p.image.pullPolicy }}
+  {{- if $p.nativeSidecar }}
+  # Native sidecar (KEP-753): starts before the app and is ready first, stops after it.
+  restartPolicy: Always
+  {{- end }}
+  args: ["run", "--config", {{ printf "%s/hookseal.toml" (trimSuffix "/" $p.configMountPath) | quote }}]
+  env:
+    - name: HOOKSEAL_LOG
+      value: {{ $p.log.level | quote }}
+    - name: HOOKSEAL_LOG_FORMAT
+      value: {{ $p.log.format | quote }}
+    {{- with $p.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $p.envFrom }}
+  envFrom:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - name: https
+      containerPort: {{ int64 $p.ports.https }}
+      protocol: TCP
+    - name: admin
+      containerPort: {{ $admin }}
+      protocol: TCP
+  {{- if $p.startupProbe.enabled }}
+  startupProbe:
+    {{- include "hookseal.probe" (dict "path" "/readyz" "port" $admin "probe" $p.startupProbe) | nindent 4 }}
+  {{- end }}
+  {{- if $p.readinessProbe.enabled }}
+  readinessProbe:
+    {{- include "hookseal.probe" (dict "path" "/readyz" "port" $admin "probe" $p.readinessProbe) | nindent 4 }}
+  {{- end }}
+  {{- if $p.livenessProbe.enabled }}
+  livenessProbe:
+    {{- include "hookseal.probe" (dict "path" "/healthz" "port" $admin "probe" $p.livenessProbe) | nindent 4 }}
+  {{- end }}
+  {{- with $p.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $p.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  terminationMessagePolicy: FallbackToLogsOnError
+  volumeMounts:
+    - name: hookseal-config
+      mountPath: {{ $p.configMountPath }}
+      readOnly: true
+    {{- if $p.tls.enabled }}
+    - name: hookseal-tls
+      mountPath: {{ $p.tls.mountPath }}
+      readOnly: true
+    {{- end }}
+    {{- if include "hookseal.secretSources" . }}
+    - name: hookseal-secrets
+      mountPath: {{ $p.secretsMountPath }}
+      readOnly: true
+    {{- end }}
+    {{- with $p.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+{{- end -}}
+
+{{/* Projected-volume sources for every existing Secret the routes name (deduplicated). */}}
+{{- define "hookseal.secretSources" -}}
+{{- $byName := dict -}}
+{{- range $r := .proxy.routes -}}
+{{- range $s := $r.secrets -}}
+{{- if $s.secretName -}}
+{{- $keys := get $byName $s.secretName | default dict -}}
+{{- $_ := set $keys (required "secrets[].key is required with secretName" $s.key) true -}}
+{{- $_ := set $byName $s.secretName $keys -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $name := keys $byName | sortAlpha }}
+- secret:
+    name: {{ $name }}
+    items:
+      {{- range $key := keys (get $byName $name) | sortAlpha }}
+      - key: {{ $key }}
+        path: {{ printf "%s/%s" $name $key }}
+      {{- end }}
+{{- end -}}
+{{- end -}}
+
+{{- define "hookseal.volumes" -}}
+{{- $p := .proxy -}}
+- name: hookseal-config
+  configMap:
+    name: {{ include "hookseal.configMapName" . }}
+{{- if $p.tls.enabled }}
+- name: hookseal-tls
+  secret:
+    secretName: {{ $p.tls.existingSecret }}
+    # Only the sidecar mounts this volume, and it runs as one uid: readable files need no fsGroup.
+    defaultMode: 292 # 0444
+{{- end }}
+{{- with include "hookseal.secretSources" . }}
+- name: hookseal-secrets
+  projected:
+    defaultMode: 292 # 0444
+    sources:
+      {{- trim . | nindent 6 }}
+{{- end }}
+{{- end -}}
+
+{{- define "hookseal.terminationGracePeriodSeconds" -}}
+{{- $l := .proxy.limits -}}
+{{- add (include "hookseal.durationSeconds" $l.drainDelay) (include "hookseal.durationSeconds" $l.shutdownGrace) (default 0 .extraSeconds) 5 -}}
+{{- end -}}
