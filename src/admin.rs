@@ -71,17 +71,32 @@ fn answer(req: &Request<Incoming>, metrics: &Metrics, ready: &Readiness) -> Resp
     let text = |status: StatusCode, body: String, ctype: &'static str| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
         *r.status_mut() = status;
-        r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(ctype));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static(ctype),
+        );
         r
     };
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".into(), "text/plain");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+            "text/plain",
+        );
     }
     match req.uri().path() {
-        "/metrics" => text(StatusCode::OK, metrics.encode(), "text/plain; version=0.0.4"),
+        "/metrics" => text(
+            StatusCode::OK,
+            metrics.encode(),
+            "text/plain; version=0.0.4",
+        ),
         "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
         "/readyz" if ready.is_ready() => text(StatusCode::OK, "ready\n".into(), "text/plain"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n".into(), "text/plain"),
+        "/readyz" => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready\n".into(),
+            "text/plain",
+        ),
         _ => text(StatusCode::NOT_FOUND, "not found\n".into(), "text/plain"),
     }
 }

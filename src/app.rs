@@ -49,7 +49,11 @@ impl App {
             )?,
         };
         let proxy = Arc::new(Proxy::new(config, Arc::clone(&metrics), Arc::new(replay)));
-        Ok(App { proxy, metrics, ready: Readiness::default() })
+        Ok(App {
+            proxy,
+            metrics,
+            ready: Readiness::default(),
+        })
     }
 
     /// Serves on the given listeners until `shutdown` completes, then drains per SPEC.md:
@@ -72,7 +76,13 @@ impl App {
                 let _ = stop_admin_rx.wait_for(|s| *s).await;
             },
         ));
-        let server = Server::new(listener, Arc::clone(&self.proxy), Arc::clone(&self.metrics), limits.clone(), None);
+        let server = Server::new(
+            listener,
+            Arc::clone(&self.proxy),
+            Arc::clone(&self.metrics),
+            limits.clone(),
+            None,
+        );
         self.ready.set(true);
         let ready = self.ready.clone();
         let drain_delay = limits.drain_delay;

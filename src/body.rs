@@ -44,7 +44,9 @@ pub async fn read_limited(
             Ok(Some(Ok(frame))) => frame,
         };
         // Trailers (HTTP/2, chunked) are not part of any signature; they are dropped.
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         if data.is_empty() {
             continue;
         }

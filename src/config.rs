@@ -118,6 +118,8 @@ pub struct RouteConfig {
     pub path: PathMatch,
     pub methods: Vec<Method>,
     pub scheme: Scheme,
+    /// What the scheme was built from besides the secrets (`hookseal sign --route` uses it).
+    pub options: SchemeOptions,
     /// Secret ids in config order (`x-hookseal-key`, metric label).
     pub secret_ids: Vec<String>,
     pub tolerance: Duration,
@@ -184,7 +186,13 @@ impl Config {
     /// # Errors
     /// Every problem found, each with file, line and key.
     pub fn parse(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
-        let mut cx = Cx { file: path, text, env, errors: Vec::new(), watched: Vec::new() };
+        let mut cx = Cx {
+            file: path,
+            text,
+            env,
+            errors: Vec::new(),
+            watched: Vec::new(),
+        };
         let (doc, parse_errors) = DeTable::parse_recoverable(text);
         for e in parse_errors {
             let line = e.span().map_or(0, |s| cx.line(s.start));
@@ -233,11 +241,15 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -339,7 +351,11 @@ struct Table<'t, 'i> {
 impl<'a> Cx<'a> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 
     fn err(&mut self, offset: usize, key: &str, message: impl Into<String>) {
@@ -353,8 +369,15 @@ impl<'a> Cx<'a> {
     }
 
     fn config(&mut self, root: &DeTable<'_>) -> Option<Config> {
-        let root = Table { path: String::new(), span_start: 0, map: root };
-        self.check_keys(&root, &["listen", "admin", "limits", "upstream", "replay", "route"]);
+        let root = Table {
+            path: String::new(),
+            span_start: 0,
+            map: root,
+        };
+        self.check_keys(
+            &root,
+            &["listen", "admin", "limits", "upstream", "replay", "route"],
+        );
 
         let t = self.subtable(&root, "listen");
         let listen = self.listen(t.as_ref());
@@ -417,22 +440,34 @@ impl<'a> Cx<'a> {
                         if let Some(ca) = &client_ca {
                             self.watched.push(ca.clone());
                         }
-                        Some(Some(TlsFiles { cert, key, client_ca }))
+                        Some(Some(TlsFiles {
+                            cert,
+                            key,
+                            client_ca,
+                        }))
                     }
                     _ => None,
                 }
             }
         };
         let trusted_proxies = self.nets(t, "trusted_proxies");
-        Some(Listen { address: address?, tls: tls?, trusted_proxies: trusted_proxies? })
+        Some(Listen {
+            address: address?,
+            tls: tls?,
+            trusted_proxies: trusted_proxies?,
+        })
     }
 
     fn admin(&mut self, t: Option<&Table<'_, '_>>) -> Option<Admin> {
         let Some(t) = t else {
-            return Some(Admin { address: DEFAULT_ADMIN.parse().ok()? });
+            return Some(Admin {
+                address: DEFAULT_ADMIN.parse().ok()?,
+            });
         };
         self.check_keys(t, &["address"]);
-        Some(Admin { address: self.socket_addr(t, "address", DEFAULT_ADMIN)? })
+        Some(Admin {
+            address: self.socket_addr(t, "address", DEFAULT_ADMIN)?,
+        })
     }
 
     fn limits(&mut self, t: Option<&Table<'_, '_>>) -> Option<Limits> {
@@ -463,8 +498,13 @@ impl<'a> Cx<'a> {
         let max_body_bytes = self.size(t, "max_body_bytes", defaults.max_body_bytes, 1);
         let header_timeout = self.duration(t, "header_timeout", defaults.header_timeout, true);
         let body_timeout = self.duration(t, "body_timeout", defaults.body_timeout, true);
-        let max_connections =
-            self.int(t, "max_connections", defaults.max_connections as i64, 1, 1 << 20);
+        let max_connections = self.int(
+            t,
+            "max_connections",
+            defaults.max_connections as i64,
+            1,
+            1 << 20,
+        );
         let shutdown_grace = self.duration(t, "shutdown_grace", defaults.shutdown_grace, false);
         let drain_delay = self.duration(t, "drain_delay", defaults.drain_delay, false);
         let max_headers = self.int(t, "max_headers", defaults.max_headers as i64, 1, 10_000);
@@ -491,14 +531,21 @@ impl<'a> Cx<'a> {
         let url = match self.entry(t, "url") {
             Some((key, item)) => self.upstream_url(&key, item),
             None => {
-                self.err(t.span_start, "upstream.url", "missing (the app's http:// url)");
+                self.err(
+                    t.span_start,
+                    "upstream.url",
+                    "missing (the app's http:// url)",
+                );
                 None
             }
         };
-        let connect_timeout =
-            self.duration(t, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, true);
+        let connect_timeout = self.duration(t, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, true);
         let timeout = self.duration(t, "timeout", DEFAULT_UPSTREAM_TIMEOUT, true);
-        Some(Upstream { url: url?, connect_timeout: connect_timeout?, timeout: timeout? })
+        Some(Upstream {
+            url: url?,
+            connect_timeout: connect_timeout?,
+            timeout: timeout?,
+        })
     }
 
     fn replay(&mut self, t: Option<&Table<'_, '_>>) -> Option<Replay> {
@@ -510,7 +557,16 @@ impl<'a> Cx<'a> {
             command_timeout: DEFAULT_STORE_TIMEOUT,
         };
         let Some(t) = t else { return Some(defaults) };
-        self.check_keys(t, &["store", "url", "capacity", "on_store_error", "command_timeout"]);
+        self.check_keys(
+            t,
+            &[
+                "store",
+                "url",
+                "capacity",
+                "on_store_error",
+                "command_timeout",
+            ],
+        );
         let store = match self.opt_str(t, "store") {
             None => Some(StoreKind::Memory),
             Some((off, s)) => match s.as_str() {
@@ -529,7 +585,11 @@ impl<'a> Cx<'a> {
             s
         });
         if store == Some(StoreKind::Redis) && url.is_none() {
-            self.err(t.span_start, "replay.url", "required with store = \"redis\"");
+            self.err(
+                t.span_start,
+                "replay.url",
+                "required with store = \"redis\"",
+            );
         }
         let capacity = self.int(t, "capacity", defaults.capacity as i64, 1, 1 << 32);
         let on_store_error = match self.opt_str(t, "on_store_error") {
@@ -538,13 +598,16 @@ impl<'a> Cx<'a> {
                 "reject" => Some(OnStoreError::Reject),
                 "allow" => Some(OnStoreError::Allow),
                 _ => {
-                    self.err(off, "replay.on_store_error", "must be \"reject\" or \"allow\"");
+                    self.err(
+                        off,
+                        "replay.on_store_error",
+                        "must be \"reject\" or \"allow\"",
+                    );
                     None
                 }
             },
         };
-        let command_timeout =
-            self.duration(t, "command_timeout", defaults.command_timeout, true);
+        let command_timeout = self.duration(t, "command_timeout", defaults.command_timeout, true);
         Some(Replay {
             store: store?,
             url,
@@ -565,7 +628,11 @@ impl<'a> Cx<'a> {
             return None;
         };
         let DeValue::Array(arr) = item.get_ref() else {
-            self.err(item.span().start, "route", "must be an array of tables ([[route]])");
+            self.err(
+                item.span().start,
+                "route",
+                "must be an array of tables ([[route]])",
+            );
             return None;
         };
         let default_body = limits.map_or(DEFAULT_MAX_BODY, |l| l.max_body_bytes);
@@ -580,31 +647,38 @@ impl<'a> Cx<'a> {
                 ok = false;
                 continue;
             };
-            let t = Table { path: format!("route[{i}]"), span_start: item.span().start, map };
-            match self.route(&t, default_body) {
-                Some(r) => {
-                    for (line_off, name, path, methods) in &seen {
-                        if *name == r.name {
-                            self.err(t.span_start, &format!("{}.name", t.path), format!(
-                                "duplicate route name {:?} (first at line {})",
-                                r.name,
-                                self.line(*line_off)
-                            ));
-                            ok = false;
-                        }
-                        if *path == r.path && methods.iter().any(|m| r.methods.contains(m)) {
-                            self.err(t.span_start, &format!("{}.path", t.path), format!(
-                                "route {:?} matches the same requests as route {:?} (line {})",
-                                r.name,
-                                name,
-                                self.line(*line_off)
-                            ));
-                            ok = false;
-                        }
+            let t = Table {
+                path: format!("route[{i}]"),
+                span_start: item.span().start,
+                map,
+            };
+            let mut ident = None;
+            let route = self.route(&t, default_body, &mut ident);
+            if let Some((path_off, name, path, methods)) = ident {
+                for (first_off, first_name, first_path, first_methods) in &seen {
+                    if *first_name == name {
+                        self.err(
+                            path_off,
+                            &format!("{}.name", t.path),
+                            format!(
+                                "duplicate route name {name:?} (first at line {})",
+                                self.line(*first_off)
+                            ),
+                        );
+                        ok = false;
                     }
-                    seen.push((t.span_start, r.name.clone(), r.path.clone(), r.methods.clone()));
-                    routes.push(r);
+                    if *first_path == path && first_methods.iter().any(|m| methods.contains(m)) {
+                        self.err(path_off, &format!("{}.path", t.path), format!(
+                            "route {name:?} matches the same requests as route {first_name:?} (line {})",
+                            self.line(*first_off)
+                        ));
+                        ok = false;
+                    }
                 }
+                seen.push((path_off, name, path, methods));
+            }
+            match route {
+                Some(r) => routes.push(r),
                 None => ok = false,
             }
         }
@@ -615,7 +689,14 @@ impl<'a> Cx<'a> {
         ok.then_some(routes)
     }
 
-    fn route(&mut self, t: &Table<'_, '_>, default_body: u64) -> Option<RouteConfig> {
+    /// One `[[route]]`. `ident` receives (offset of the path key, name, path, methods) as soon as
+    /// those parse, so overlaps are reported even when something else in the route is wrong.
+    fn route(
+        &mut self,
+        t: &Table<'_, '_>,
+        default_body: u64,
+        ident: &mut Option<(usize, String, PathMatch, Vec<Method>)>,
+    ) -> Option<RouteConfig> {
         self.check_keys(
             t,
             &[
@@ -640,7 +721,8 @@ impl<'a> Cx<'a> {
             Some((off, n)) => {
                 let valid = !n.is_empty()
                     && n.len() <= 64
-                    && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                    && n.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
                     && n != UNMATCHED_ROUTE;
                 if !valid {
                     self.err(
@@ -660,19 +742,32 @@ impl<'a> Cx<'a> {
         };
         let path = match (self.opt_str(t, "path"), self.opt_str(t, "path_prefix")) {
             (Some(_), Some((off, _))) => {
-                self.err(off, &format!("{p}.path_prefix"), "give either path or path_prefix");
+                self.err(
+                    off,
+                    &format!("{p}.path_prefix"),
+                    "give either path or path_prefix",
+                );
                 None
             }
             (None, None) => {
-                self.err(t.span_start, &format!("{p}.path"), "missing (path or path_prefix)");
+                self.err(
+                    t.span_start,
+                    &format!("{p}.path"),
+                    "missing (path or path_prefix)",
+                );
                 None
             }
             (Some((off, s)), None) => self.route_path(off, &format!("{p}.path"), &s, false),
-            (None, Some((off, s))) => {
-                self.route_path(off, &format!("{p}.path_prefix"), &s, true)
-            }
+            (None, Some((off, s))) => self.route_path(off, &format!("{p}.path_prefix"), &s, true),
         };
         let methods = self.methods(t);
+        if let (Some(n), Some(pm), Some(ms)) = (&name, &path, &methods) {
+            let off = self
+                .opt_str(t, "path")
+                .or_else(|| self.opt_str(t, "path_prefix"))
+                .map_or(t.span_start, |(off, _)| off);
+            *ident = Some((off, n.clone(), pm.clone(), ms.clone()));
+        }
         let scheme_name = match self.opt_str(t, "scheme") {
             Some((off, s)) => match SchemeName::parse(&s) {
                 Some(n) => Some((off, n)),
@@ -722,7 +817,11 @@ impl<'a> Cx<'a> {
                 "enforce" => Some(Mode::Enforce),
                 "observe" => Some(Mode::Observe),
                 _ => {
-                    self.err(off, &format!("{p}.mode"), "must be \"enforce\" or \"observe\"");
+                    self.err(
+                        off,
+                        &format!("{p}.mode"),
+                        "must be \"enforce\" or \"observe\"",
+                    );
                     None
                 }
             },
@@ -735,15 +834,27 @@ impl<'a> Cx<'a> {
         let (scheme_off, scheme_name) = scheme_name?;
         let hmac = hmac?;
         if scheme_name == SchemeName::Hmac && hmac.is_none() {
-            self.err(scheme_off, &format!("{p}.hmac"), "scheme \"hmac\" needs a [route.hmac] table");
+            self.err(
+                scheme_off,
+                &format!("{p}.hmac"),
+                "scheme \"hmac\" needs a [route.hmac] table",
+            );
             return None;
         }
         if scheme_name != SchemeName::Hmac && hmac.is_some() {
-            self.err(scheme_off, &format!("{p}.hmac"), "only allowed with scheme = \"hmac\"");
+            self.err(
+                scheme_off,
+                &format!("{p}.hmac"),
+                "only allowed with scheme = \"hmac\"",
+            );
             return None;
         }
         let secrets = secrets?;
-        let options = SchemeOptions { hmac, tolerance: tolerance?, ..scheme_options(public_url) };
+        let options = SchemeOptions {
+            hmac,
+            tolerance: tolerance?,
+            public_url,
+        };
         let scheme = match Scheme::new(scheme_name, &options, &secrets.material) {
             Ok(s) => s,
             Err(e) => {
@@ -760,7 +871,10 @@ impl<'a> Cx<'a> {
                 self.err(
                     off,
                     &format!("{p}.dedupe"),
-                    format!("scheme {:?} carries no message id to dedupe on", scheme_name.as_str()),
+                    format!(
+                        "scheme {:?} carries no message id to dedupe on",
+                        scheme_name.as_str()
+                    ),
                 );
                 return None;
             }
@@ -774,6 +888,7 @@ impl<'a> Cx<'a> {
             methods: methods?,
             secret_ids: secrets.material.iter().map(|s| s.id.clone()).collect(),
             scheme,
+            options,
             tolerance,
             dedupe,
             max_body_bytes: max_body_bytes?,
@@ -784,9 +899,15 @@ impl<'a> Cx<'a> {
     }
 
     fn route_path(&mut self, off: usize, key: &str, s: &str, prefix: bool) -> Option<PathMatch> {
-        if !s.starts_with('/') || s.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'?')
+        if !s.starts_with('/')
+            || s.bytes()
+                .any(|b| b.is_ascii_control() || b == b' ' || b == b'?')
         {
-            self.err(off, key, "must start with '/' and contain no spaces, '?' or control bytes");
+            self.err(
+                off,
+                key,
+                "must start with '/' and contain no spaces, '?' or control bytes",
+            );
             return None;
         }
         Some(if prefix {
@@ -801,7 +922,11 @@ impl<'a> Cx<'a> {
             return Some(vec![Method::POST]);
         };
         let DeValue::Array(arr) = item.get_ref() else {
-            self.err(item.span().start, &key, "must be an array of strings like [\"POST\"]");
+            self.err(
+                item.span().start,
+                &key,
+                "must be an array of strings like [\"POST\"]",
+            );
             return None;
         };
         let mut out = Vec::new();
@@ -820,7 +945,11 @@ impl<'a> Cx<'a> {
                     }
                 }
                 _ => {
-                    self.err(v.span().start, &key, "methods are upper-case strings like \"POST\"");
+                    self.err(
+                        v.span().start,
+                        &key,
+                        "methods are upper-case strings like \"POST\"",
+                    );
                     ok = false;
                 }
             }
@@ -833,7 +962,9 @@ impl<'a> Cx<'a> {
     }
 
     fn hmac_options(&mut self, t: &Table<'_, '_>) -> Option<Option<HmacOptions>> {
-        let Some(h) = self.subtable(t, "hmac") else { return Some(None) };
+        let Some(h) = self.subtable(t, "hmac") else {
+            return Some(None);
+        };
         self.check_keys(
             &h,
             &[
@@ -849,7 +980,11 @@ impl<'a> Cx<'a> {
         let header = match self.opt_str(&h, "header") {
             Some((off, s)) => {
                 if http::HeaderName::from_bytes(s.as_bytes()).is_err() {
-                    self.err(off, &format!("{}.header", h.path), "not a valid header name");
+                    self.err(
+                        off,
+                        &format!("{}.header", h.path),
+                        "not a valid header name",
+                    );
                     None
                 } else {
                     Some(s)
@@ -867,7 +1002,11 @@ impl<'a> Cx<'a> {
                 "sha256" => Some(HmacAlgorithm::Sha256),
                 "sha512" => Some(HmacAlgorithm::Sha512),
                 _ => {
-                    self.err(off, &format!("{}.algorithm", h.path), "sha1, sha256 or sha512");
+                    self.err(
+                        off,
+                        &format!("{}.algorithm", h.path),
+                        "sha1, sha256 or sha512",
+                    );
                     None
                 }
             },
@@ -879,24 +1018,32 @@ impl<'a> Cx<'a> {
                 "base64" => Some(Encoding::Base64),
                 "base64url" => Some(Encoding::Base64Url),
                 _ => {
-                    self.err(off, &format!("{}.encoding", h.path), "hex, base64 or base64url");
+                    self.err(
+                        off,
+                        &format!("{}.encoding", h.path),
+                        "hex, base64 or base64url",
+                    );
                     None
                 }
             },
         };
         let header_opt = |cx: &mut Self, k: &str| {
-            cx.opt_str(&h, k).and_then(|(off, s)| {
+            cx.opt_str(&h, k).map(|(off, s)| {
                 if http::HeaderName::from_bytes(s.as_bytes()).is_err() {
                     cx.err(off, &format!("{}.{k}", h.path), "not a valid header name");
                 }
-                Some(s)
+                s
             })
         };
         let timestamp_header = header_opt(self, "timestamp_header");
         let id_header = header_opt(self, "id_header");
-        let prefix = self.opt_str(&h, "prefix").map(|(_, s)| s).unwrap_or_default();
-        let signed_payload =
-            self.opt_str(&h, "signed_payload").map_or_else(|| "{body}".to_owned(), |(_, s)| s);
+        let prefix = self
+            .opt_str(&h, "prefix")
+            .map(|(_, s)| s)
+            .unwrap_or_default();
+        let signed_payload = self
+            .opt_str(&h, "signed_payload")
+            .map_or_else(|| "{body}".to_owned(), |(_, s)| s);
         Some(Some(HmacOptions {
             header: header?,
             algorithm: algorithm?,
@@ -912,37 +1059,65 @@ impl<'a> Cx<'a> {
         let p = &t.path;
         let Some((key, item)) = self.entry(t, "secrets") else {
             if scheme.is_some_and(|s| s != SchemeName::None) {
-                self.err(t.span_start, &format!("{p}.secrets"), "missing (at least one secret)");
+                self.err(
+                    t.span_start,
+                    &format!("{p}.secrets"),
+                    "missing (at least one secret)",
+                );
                 return None;
             }
-            return Some(Secrets { material: Vec::new(), offsets: Vec::new() });
+            return Some(Secrets {
+                material: Vec::new(),
+                offsets: Vec::new(),
+            });
         };
         if scheme == Some(SchemeName::None) {
             self.err(item.span().start, &key, "scheme \"none\" takes no secrets");
             return None;
         }
         let DeValue::Array(arr) = item.get_ref() else {
-            self.err(item.span().start, &key, "must be an array of { id, value|env|file } tables");
+            self.err(
+                item.span().start,
+                &key,
+                "must be an array of { id, value|env|file } tables",
+            );
             return None;
         };
         if arr.is_empty() {
             self.err(item.span().start, &key, "must list at least one secret");
             return None;
         }
-        let mut out = Secrets { material: Vec::new(), offsets: Vec::new() };
+        let mut out = Secrets {
+            material: Vec::new(),
+            offsets: Vec::new(),
+        };
         let mut ids: HashMap<String, usize> = HashMap::new();
         let mut ok = true;
         for (i, v) in arr.iter().enumerate() {
             let DeValue::Table(map) = v.get_ref() else {
-                self.err(v.span().start, &key, "each secret is a table { id, value|env|file }");
+                self.err(
+                    v.span().start,
+                    &key,
+                    "each secret is a table { id, value|env|file }",
+                );
                 ok = false;
                 continue;
             };
-            let st = Table { path: format!("{key}[{i}]"), span_start: v.span().start, map };
+            let st = Table {
+                path: format!("{key}[{i}]"),
+                span_start: v.span().start,
+                map,
+            };
             self.check_keys(&st, &["id", "value", "env", "file"]);
-            let id = self.opt_str(&st, "id").map_or_else(|| i.to_string(), |(_, s)| s);
+            let id = self
+                .opt_str(&st, "id")
+                .map_or_else(|| i.to_string(), |(_, s)| s);
             if let Some(prev) = ids.insert(id.clone(), i) {
-                self.err(st.span_start, &st.path, format!("duplicate secret id {id:?} (also #{prev})"));
+                self.err(
+                    st.span_start,
+                    &st.path,
+                    format!("duplicate secret id {id:?} (also #{prev})"),
+                );
                 ok = false;
             }
             let sources = ["value", "env", "file"]
@@ -950,7 +1125,11 @@ impl<'a> Cx<'a> {
                 .filter_map(|k| self.opt_str(&st, k).map(|(off, s)| (*k, off, s)))
                 .collect::<Vec<_>>();
             let [(kind, off, src)] = sources.as_slice() else {
-                self.err(st.span_start, &st.path, "give exactly one of value, env, file");
+                self.err(
+                    st.span_start,
+                    &st.path,
+                    "give exactly one of value, env, file",
+                );
                 ok = false;
                 continue;
             };
@@ -976,20 +1155,22 @@ impl<'a> Cx<'a> {
                                 b.pop();
                             }
                             if b.is_empty() {
-                                self.err(*off, &format!("{}.file", st.path), format!(
-                                    "secret file {} is empty",
-                                    path.display()
-                                ));
+                                self.err(
+                                    *off,
+                                    &format!("{}.file", st.path),
+                                    format!("secret file {} is empty", path.display()),
+                                );
                                 None
                             } else {
                                 Some(b)
                             }
                         }
                         Err(e) => {
-                            self.err(*off, &format!("{}.file", st.path), format!(
-                                "cannot read secret file {}: {e}",
-                                path.display()
-                            ));
+                            self.err(
+                                *off,
+                                &format!("{}.file", st.path),
+                                format!("cannot read secret file {}: {e}", path.display()),
+                            );
                             None
                         }
                     }
@@ -1016,7 +1197,11 @@ impl<'a> Cx<'a> {
         for (k, _) in t.map.iter() {
             if !known.contains(&k.get_ref().as_ref()) {
                 let key = join(&t.path, k.get_ref());
-                self.err(k.span().start, &key, format!("unknown key; expected one of: {}", known.join(", ")));
+                self.err(
+                    k.span().start,
+                    &key,
+                    format!("unknown key; expected one of: {}", known.join(", ")),
+                );
             }
         }
     }
@@ -1028,7 +1213,11 @@ impl<'a> Cx<'a> {
     fn subtable<'t, 'i>(&mut self, t: &Table<'t, 'i>, name: &str) -> Option<Table<'t, 'i>> {
         let (key, item) = self.entry(t, name)?;
         match item.get_ref() {
-            DeValue::Table(map) => Some(Table { path: key, span_start: item.span().start, map }),
+            DeValue::Table(map) => Some(Table {
+                path: key,
+                span_start: item.span().start,
+                map,
+            }),
             _ => {
                 self.err(item.span().start, &key, "must be a table");
                 None
@@ -1053,7 +1242,9 @@ impl<'a> Cx<'a> {
     }
 
     fn opt_bool(&mut self, t: &Table<'_, '_>, name: &str) -> Option<Option<(usize, bool)>> {
-        let Some((key, item)) = self.entry(t, name) else { return Some(None) };
+        let Some((key, item)) = self.entry(t, name) else {
+            return Some(None);
+        };
         match item.get_ref() {
             DeValue::Boolean(b) => Some(Some((item.span().start, *b))),
             _ => {
@@ -1088,12 +1279,18 @@ impl<'a> Cx<'a> {
     }
 
     fn socket_addr(&mut self, t: &Table<'_, '_>, name: &str, default: &str) -> Option<SocketAddr> {
-        let Some((key, item)) = self.entry(t, name) else { return default.parse().ok() };
+        let Some((key, item)) = self.entry(t, name) else {
+            return default.parse().ok();
+        };
         let s = self.str_of(&key, item)?;
         match s.parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.err(item.span().start, &key, "must be an IP:port address like \"0.0.0.0:8443\"");
+                self.err(
+                    item.span().start,
+                    &key,
+                    "must be an IP:port address like \"0.0.0.0:8443\"",
+                );
                 None
             }
         }
@@ -1106,7 +1303,9 @@ impl<'a> Cx<'a> {
         default: Duration,
         positive: bool,
     ) -> Option<Duration> {
-        let Some((key, item)) = self.entry(t, name) else { return Some(default) };
+        let Some((key, item)) = self.entry(t, name) else {
+            return Some(default);
+        };
         let s = self.str_of(&key, item)?;
         match parse_duration(&s) {
             Some(d) if !positive || !d.is_zero() => Some(d),
@@ -1123,7 +1322,9 @@ impl<'a> Cx<'a> {
     }
 
     fn size(&mut self, t: &Table<'_, '_>, name: &str, default: u64, min: u64) -> Option<u64> {
-        let Some((key, item)) = self.entry(t, name) else { return Some(default) };
+        let Some((key, item)) = self.entry(t, name) else {
+            return Some(default);
+        };
         let parsed = match item.get_ref() {
             DeValue::Integer(i) => i.as_str().parse::<u64>().ok().filter(|_| i.radix() == 10),
             DeValue::String(s) => parse_size(s),
@@ -1142,23 +1343,40 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn int(&mut self, t: &Table<'_, '_>, name: &str, default: i64, min: i64, max: i64) -> Option<i64> {
-        let Some((key, item)) = self.entry(t, name) else { return Some(default) };
+    fn int(
+        &mut self,
+        t: &Table<'_, '_>,
+        name: &str,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
+        let Some((key, item)) = self.entry(t, name) else {
+            return Some(default);
+        };
         let parsed = match item.get_ref() {
-            DeValue::Integer(i) if i.radix() == 10 => i.as_str().replace('_', "").parse::<i64>().ok(),
+            DeValue::Integer(i) if i.radix() == 10 => {
+                i.as_str().replace('_', "").parse::<i64>().ok()
+            }
             _ => None,
         };
         match parsed {
             Some(n) if (min..=max).contains(&n) => Some(n),
             _ => {
-                self.err(item.span().start, &key, format!("must be an integer from {min} to {max}"));
+                self.err(
+                    item.span().start,
+                    &key,
+                    format!("must be an integer from {min} to {max}"),
+                );
                 None
             }
         }
     }
 
     fn nets(&mut self, t: &Table<'_, '_>, name: &str) -> Option<Vec<IpNet>> {
-        let Some((key, item)) = self.entry(t, name) else { return Some(Vec::new()) };
+        let Some((key, item)) = self.entry(t, name) else {
+            return Some(Vec::new());
+        };
         let DeValue::Array(arr) = item.get_ref() else {
             self.err(item.span().start, &key, "must be an array of CIDR strings");
             return None;
@@ -1170,7 +1388,11 @@ impl<'a> Cx<'a> {
                 DeValue::String(s) => match IpNet::parse(s) {
                     Some(n) => out.push(n),
                     None => {
-                        self.err(v.span().start, &key, format!("{s:?} is not a CIDR like \"10.0.0.0/8\""));
+                        self.err(
+                            v.span().start,
+                            &key,
+                            format!("{s:?} is not a CIDR like \"10.0.0.0/8\""),
+                        );
                         ok = false;
                     }
                 },
@@ -1189,7 +1411,8 @@ impl<'a> Cx<'a> {
             Ok(u)
                 if u.scheme_str() == Some("http")
                     && u.authority().is_some()
-                    && u.path_and_query().is_none_or(|pq| pq.as_str() == "/" || pq.as_str().is_empty()) =>
+                    && u.path_and_query()
+                        .is_none_or(|pq| pq.as_str() == "/" || pq.as_str().is_empty()) =>
             {
                 Some(u)
             }
@@ -1209,12 +1432,6 @@ impl<'a> Cx<'a> {
 struct Secrets {
     material: Vec<SecretMaterial>,
     offsets: Vec<usize>,
-}
-
-/// Scheme options that don't come from `[route.hmac]` / `tolerance`.
-fn scheme_options(public_url: Option<String>) -> SchemeOptions {
-    let _ = public_url;
-    SchemeOptions::default()
 }
 
 fn join(path: &str, key: &str) -> String {

@@ -112,7 +112,10 @@ impl Reason {
             Some(r) => format!("\"{r}\""),
             None => "null".to_owned(),
         };
-        Bytes::from(format!("{{\"error\":\"{}\",\"route\":{route}}}", self.as_str()))
+        Bytes::from(format!(
+            "{{\"error\":\"{}\",\"route\":{route}}}",
+            self.as_str()
+        ))
     }
 }
 

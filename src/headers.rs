@@ -138,7 +138,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -161,7 +164,11 @@ mod tests {
 
     #[test]
     fn spoofed_hookseal_headers_are_removed() {
-        let mut h = map(&[("x-hookseal-verified", "true"), ("X-Hookseal-Route", "x"), ("x-other", "1")]);
+        let mut h = map(&[
+            ("x-hookseal-verified", "true"),
+            ("X-Hookseal-Route", "x"),
+            ("x-other", "1"),
+        ]);
         strip_hookseal(&mut h);
         assert_eq!(h.len(), 1);
     }
@@ -169,7 +176,12 @@ mod tests {
     #[test]
     fn forwarded_for_appends() {
         let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
-        add_forwarded(&mut h, "10.0.0.1".parse().unwrap(), true, Some(HeaderValue::from_static("ex.com")));
+        add_forwarded(
+            &mut h,
+            "10.0.0.1".parse().unwrap(),
+            true,
+            Some(HeaderValue::from_static("ex.com")),
+        );
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "ex.com");
@@ -179,7 +191,10 @@ mod tests {
     fn client_ip_untrusted_peer_ignores_header() {
         let h = map(&[("x-forwarded-for", "1.1.1.1")]);
         let trusted = [IpNet::parse("10.0.0.0/8").unwrap()];
-        assert_eq!(client_ip("192.0.2.1".parse().unwrap(), &h, &trusted), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            client_ip("192.0.2.1".parse().unwrap(), &h, &trusted),
+            Some("192.0.2.1".parse().unwrap())
+        );
     }
 
     #[test]
@@ -187,7 +202,10 @@ mod tests {
         // The client forged "1.1.1.1"; the trusted proxy appended the real client 192.0.2.7.
         let h = map(&[("x-forwarded-for", "1.1.1.1, 192.0.2.7, 10.1.1.1")]);
         let trusted = [IpNet::parse("10.0.0.0/8").unwrap()];
-        assert_eq!(client_ip("10.0.0.2".parse().unwrap(), &h, &trusted), Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(
+            client_ip("10.0.0.2".parse().unwrap(), &h, &trusted),
+            Some("192.0.2.7".parse().unwrap())
+        );
         let h = map(&[("x-forwarded-for", "garbage")]);
         assert_eq!(client_ip("10.0.0.2".parse().unwrap(), &h, &trusted), None);
     }

@@ -11,10 +11,19 @@ use hookseal::app::App;
 use hookseal::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "hookseal", version, about = "Verifies webhook signatures in front of an app")]
+#[command(
+    name = "hookseal",
+    version,
+    about = "Verifies webhook signatures in front of an app"
+)]
 struct Cli {
     /// Config file.
-    #[arg(long, global = true, env = "HOOKSEAL_CONFIG", default_value = "/etc/hookseal/hookseal.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKSEAL_CONFIG",
+        default_value = "/etc/hookseal/hookseal.toml"
+    )]
     config: PathBuf,
     /// Log format on stderr.
     #[arg(long, global = true, env = "HOOKSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -66,6 +75,9 @@ struct SignArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // One process-wide rustls provider, chosen here (README: "TLS"), used by the listener and
+    // by rediss:// connections.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     init_logging(cli.log_format);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
@@ -77,7 +89,9 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKSEAL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -103,7 +117,11 @@ fn check(path: &Path) -> ExitCode {
     println!(
         "listen {}{}  admin {}  upstream {}  replay {:?}",
         config.listen.address,
-        if config.listen.tls.is_some() { " (tls)" } else { "" },
+        if config.listen.tls.is_some() {
+            " (tls)"
+        } else {
+            ""
+        },
         config.admin.address,
         config.upstream.url,
         config.replay.store,
@@ -134,7 +152,10 @@ fn run(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
@@ -195,20 +216,133 @@ async fn shutdown_signal() {
 }
 
 mod sign {
-    //! `hookseal sign`.
+    //! `hookseal sign`: the headers a sender would send, and optionally the request itself.
     use super::*;
 
+    use bytes::Bytes;
+    use hookseal::verify::{SchemeName, SchemeOptions};
+    use http_body_util::{BodyExt, Full};
+
     pub(super) fn run(args: &SignArgs, config: &Path) -> ExitCode {
-        let _ = (args, config);
-        let mut body = Vec::new();
-        if let Some(f) = &args.body_file {
-            let r = if f == "-" { std::io::stdin().read_to_end(&mut body).map(|_| ()) } else { std::fs::read(f).map(|b| body = b) };
-            if let Err(e) = r {
-                eprintln!("cannot read the body: {e}");
-                return ExitCode::from(1);
+        match sign(args, config) {
+            Ok(code) => code,
+            Err(message) => {
+                eprintln!("hookseal sign: {message}");
+                ExitCode::from(1)
             }
         }
-        eprintln!("hookseal sign: not implemented yet");
-        ExitCode::from(1)
+    }
+
+    fn sign(args: &SignArgs, config: &Path) -> Result<ExitCode, String> {
+        let name = SchemeName::parse(&args.scheme).ok_or_else(|| {
+            format!(
+                "unknown scheme {:?}; one of: {}",
+                args.scheme,
+                SchemeName::all_names().join(", ")
+            )
+        })?;
+        let options = match &args.route {
+            None => SchemeOptions::default(),
+            Some(route) => {
+                let config =
+                    Config::load(config).map_err(|e| format!("{}: {e}", config.display()))?;
+                let r = config
+                    .routes
+                    .into_iter()
+                    .find(|r| &r.name == route)
+                    .ok_or_else(|| format!("no route named {route:?} in the config"))?;
+                r.options
+            }
+        };
+        let mut body = Vec::new();
+        if let Some(f) = &args.body_file {
+            let r = if f == "-" {
+                std::io::stdin().read_to_end(&mut body).map(|_| ())
+            } else {
+                std::fs::read(f).map(|b| body = b)
+            };
+            r.map_err(|e| format!("cannot read the body from {f}: {e}"))?;
+        }
+        let uri: Option<http::Uri> = match &args.url {
+            None => None,
+            Some(u) => Some(u.parse().map_err(|e| format!("--url {u:?}: {e}"))?),
+        };
+        let path_and_query = uri
+            .as_ref()
+            .and_then(|u| u.path_and_query())
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let timestamp = args.timestamp.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+        let headers = hookseal::verify::sign(
+            name,
+            &options,
+            args.secret.as_bytes(),
+            args.id.as_deref(),
+            timestamp,
+            "POST",
+            &path_and_query,
+            &body,
+        )
+        .map_err(|e| e.message.to_string())?;
+        for (k, v) in &headers {
+            println!("{k}: {v}");
+        }
+        let Some(uri) = uri else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        if uri.scheme_str() != Some("http") {
+            return Err(
+                "--url must be http:// (for https, send the printed headers with curl)".into(),
+            );
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(post(uri, headers, body))
+    }
+
+    async fn post(
+        uri: http::Uri,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Result<ExitCode, String> {
+        use hyper_util::client::legacy::Client;
+        use hyper_util::rt::TokioExecutor;
+        let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+        let mut req = http::Request::post(uri.clone()).header("content-type", "application/json");
+        for (k, v) in &headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(std::time::Duration::from_secs(30), client.request(req))
+            .await
+            .map_err(|_| format!("{uri}: no answer within 30s"))?
+            .map_err(|e| format!("{uri}: {e}"))?;
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        println!();
+        println!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        println!("{}", String::from_utf8_lossy(&body));
+        Ok(if status.is_success() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        })
     }
 }

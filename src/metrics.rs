@@ -22,8 +22,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] =
-        [Outcome::Forwarded, Outcome::Rejected, Outcome::Duplicate, Outcome::Observed];
+    const ALL: [Outcome; 4] = [
+        Outcome::Forwarded,
+        Outcome::Rejected,
+        Outcome::Duplicate,
+        Outcome::Observed,
+    ];
 
     fn as_str(self) -> &'static str {
         match self {
@@ -146,7 +150,10 @@ impl Metrics {
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
         ];
         let requests = IntCounterVec::new(
-            Opts::new("hookseal_requests_total", "Requests by route, result and reason."),
+            Opts::new(
+                "hookseal_requests_total",
+                "Requests by route, result and reason.",
+            ),
             &["route", "result", "reason"],
         )?;
         let request_duration = HistogramVec::new(
@@ -177,15 +184,28 @@ impl Metrics {
             &["route"],
         )?;
         let upstream_responses = IntCounterVec::new(
-            Opts::new("hookseal_upstream_responses_total", "Upstream answers by status class."),
+            Opts::new(
+                "hookseal_upstream_responses_total",
+                "Upstream answers by status class.",
+            ),
             &["route", "class"],
         )?;
         let body_bytes = HistogramVec::new(
-            HistogramOpts::new("hookseal_request_body_bytes", "Request body sizes, by route.")
-                .buckets(vec![
-                    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262_144.0, 1_048_576.0,
-                    4_194_304.0, 16_777_216.0,
-                ]),
+            HistogramOpts::new(
+                "hookseal_request_body_bytes",
+                "Request body sizes, by route.",
+            )
+            .buckets(vec![
+                256.0,
+                1024.0,
+                4096.0,
+                16384.0,
+                65536.0,
+                262_144.0,
+                1_048_576.0,
+                4_194_304.0,
+                16_777_216.0,
+            ]),
             &["route"],
         )?;
         let signature_key = IntCounterVec::new(
@@ -201,21 +221,26 @@ impl Metrics {
                 "Sender clock minus ours, from signed timestamps, by route.",
             )
             .buckets(vec![
-                -600.0, -300.0, -120.0, -60.0, -30.0, -10.0, -5.0, -1.0, 0.0, 1.0, 5.0, 10.0,
-                30.0, 60.0, 120.0, 300.0, 600.0,
+                -600.0, -300.0, -120.0, -60.0, -30.0, -10.0, -5.0, -1.0, 0.0, 1.0, 5.0, 10.0, 30.0,
+                60.0, 120.0, 300.0, 600.0,
             ]),
             &["route"],
         )?;
         let replay_errors = IntCounterVec::new(
-            Opts::new("hookseal_replay_store_errors_total", "Replay store failures by store."),
+            Opts::new(
+                "hookseal_replay_store_errors_total",
+                "Replay store failures by store.",
+            ),
             &["store"],
         )?;
         let replay_evictions = IntCounter::new(
             "hookseal_replay_evictions_total",
             "Unexpired message ids evicted because the memory replay store was full.",
         )?;
-        let inflight =
-            IntGauge::new("hookseal_inflight_requests", "Requests being handled right now.")?;
+        let inflight = IntGauge::new(
+            "hookseal_inflight_requests",
+            "Requests being handled right now.",
+        )?;
         let connections = IntGauge::new("hookseal_connections", "Open client connections.")?;
         let tls_handshake_errors = IntCounter::new(
             "hookseal_tls_handshake_errors_total",
@@ -236,7 +261,9 @@ impl Metrics {
             Opts::new("hookseal_build_info", "Build information; always 1."),
             &["version"],
         )?;
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         for r in ["ok", "error"] {
             reloads.with_label_values(&[r]);
             cert_reloads.with_label_values(&[r]);
@@ -289,9 +316,12 @@ impl Metrics {
         for outcome in Outcome::ALL {
             for reason in Reason::ALL {
                 if meaningful(outcome, reason, unmatched) {
-                    requests[outcome.index() * Reason::ALL.len() + reason.index()] = Some(
-                        self.requests.with_label_values(&[name, outcome.as_str(), reason.as_str()]),
-                    );
+                    requests[outcome.index() * Reason::ALL.len() + reason.index()] =
+                        Some(self.requests.with_label_values(&[
+                            name,
+                            outcome.as_str(),
+                            reason.as_str(),
+                        ]));
                 }
             }
         }
@@ -302,7 +332,10 @@ impl Metrics {
             upstream_duration: self.upstream_duration.with_label_values(&[name]),
             upstream_responses: UpstreamClass::ALL
                 .iter()
-                .map(|c| self.upstream_responses.with_label_values(&[name, c.as_str()]))
+                .map(|c| {
+                    self.upstream_responses
+                        .with_label_values(&[name, c.as_str()])
+                })
                 .collect(),
             body_bytes: self.body_bytes.with_label_values(&[name]),
             signature_key: key_ids
@@ -320,7 +353,9 @@ impl Metrics {
 
     /// `hookseal_config_reloads_total{result}`
     pub fn reload(&self, ok: bool) {
-        self.reloads.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
+        self.reloads
+            .with_label_values(&[if ok { "ok" } else { "error" }])
+            .inc();
     }
 
     /// The registry's contents in the Prometheus text format.
@@ -357,7 +392,10 @@ impl RouteMetrics {
 
     /// Counts one request.
     pub fn count(&self, outcome: Outcome, reason: Reason) {
-        if let Some(Some(c)) = self.requests.get(outcome.index() * Reason::ALL.len() + reason.index()) {
+        if let Some(Some(c)) = self
+            .requests
+            .get(outcome.index() * Reason::ALL.len() + reason.index())
+        {
             c.inc();
         }
     }
@@ -379,7 +417,10 @@ fn meaningful(outcome: Outcome, reason: Reason, unmatched: bool) -> bool {
     match outcome {
         Outcome::Forwarded => matches!(reason, R::Ok | R::UpstreamUnavailable | R::UpstreamTimeout),
         Outcome::Duplicate => reason == R::Duplicate,
-        Outcome::Rejected => !matches!(reason, R::Ok | R::Duplicate | R::NoRoute | R::MethodNotAllowed),
+        Outcome::Rejected => !matches!(
+            reason,
+            R::Ok | R::Duplicate | R::NoRoute | R::MethodNotAllowed
+        ),
         Outcome::Observed => matches!(
             reason,
             R::Ok

@@ -139,9 +139,14 @@ impl Proxy {
                 return reject(reason, None, &request_id);
             }
         };
-        let done = self.route(&snap, &route, &mut parts, body, &conn, &request_id, start).await;
+        let done = self
+            .route(&snap, &route, &mut parts, body, &conn, &request_id, start)
+            .await;
         route.metrics.count(done.outcome, done.reason);
-        route.metrics.request_duration.observe(start.elapsed().as_secs_f64());
+        route
+            .metrics
+            .request_duration
+            .observe(start.elapsed().as_secs_f64());
         if done.outcome == Outcome::Rejected {
             log_rejection(Some(&route.cfg.name), done.reason, &conn, &request_id);
         } else {
@@ -208,7 +213,12 @@ impl Proxy {
         let verdict = if cfg.scheme.name() == SchemeName::None {
             Ok(None)
         } else {
-            let input = Input { method: &parts.method, uri: &parts.uri, headers: &parts.headers, body: &body };
+            let input = Input {
+                method: &parts.method,
+                uri: &parts.uri,
+                headers: &parts.headers,
+                body: &body,
+            };
             let t = std::time::Instant::now();
             let now = unix_now();
             let result = cfg.scheme.verify(&input, now);
@@ -237,28 +247,74 @@ impl Proxy {
             Ok(v) => v,
             Err(e) if observe => {
                 let reason = Reason::from(e);
-                return self.forward(snap, route, parts, body, conn, request_id, None, Some(reason), None).await;
+                return self
+                    .forward(
+                        snap,
+                        route,
+                        parts,
+                        body,
+                        conn,
+                        request_id,
+                        None,
+                        Some(reason),
+                        None,
+                    )
+                    .await;
             }
             Err(e) => return rejected(Reason::from(e)),
         };
 
         // Step 4: dedupe on the verified message id.
         let mut mark = None;
-        if let Some(id) = verified.as_ref().and_then(|v| v.id.as_ref()).filter(|_| cfg.dedupe) {
+        if let Some(id) = verified
+            .as_ref()
+            .and_then(|v| v.id.as_ref())
+            .filter(|_| cfg.dedupe)
+        {
             let key = Key::new(&cfg.name, id.as_bytes());
             let inflight_ttl = snap.config.upstream.timeout + INFLIGHT_MARGIN;
             match self.replay.begin(&key, inflight_ttl).await {
                 Ok(Begin::Fresh) => mark = Some(key),
                 Ok(Begin::Duplicate) if observe => {
-                    return self.forward(snap, route, parts, body, conn, request_id, verified.as_ref(), Some(Reason::Duplicate), None).await;
+                    return self
+                        .forward(
+                            snap,
+                            route,
+                            parts,
+                            body,
+                            conn,
+                            request_id,
+                            verified.as_ref(),
+                            Some(Reason::Duplicate),
+                            None,
+                        )
+                        .await;
                 }
                 Ok(Begin::InFlight) if observe => {
-                    return self.forward(snap, route, parts, body, conn, request_id, verified.as_ref(), Some(Reason::InFlight), None).await;
+                    return self
+                        .forward(
+                            snap,
+                            route,
+                            parts,
+                            body,
+                            conn,
+                            request_id,
+                            verified.as_ref(),
+                            Some(Reason::InFlight),
+                            None,
+                        )
+                        .await;
                 }
                 Ok(Begin::Duplicate) => {
                     let mut response = reject(Reason::Duplicate, name, request_id);
-                    response.headers_mut().insert(headers::DUPLICATE, HeaderValue::from_static("true"));
-                    return Done { response, outcome: Outcome::Duplicate, reason: Reason::Duplicate };
+                    response
+                        .headers_mut()
+                        .insert(headers::DUPLICATE, HeaderValue::from_static("true"));
+                    return Done {
+                        response,
+                        outcome: Outcome::Duplicate,
+                        reason: Reason::Duplicate,
+                    };
                 }
                 Ok(Begin::InFlight) => return rejected(Reason::InFlight),
                 Err(e) => {
@@ -266,7 +322,19 @@ impl Proxy {
                     tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %e, "replay store unavailable");
                     let allow = snap.config.replay.on_store_error == OnStoreError::Allow;
                     if observe {
-                        return self.forward(snap, route, parts, body, conn, request_id, verified.as_ref(), Some(Reason::ReplayStoreUnavailable), None).await;
+                        return self
+                            .forward(
+                                snap,
+                                route,
+                                parts,
+                                body,
+                                conn,
+                                request_id,
+                                verified.as_ref(),
+                                Some(Reason::ReplayStoreUnavailable),
+                                None,
+                            )
+                            .await;
                     }
                     if !allow {
                         return rejected(Reason::ReplayStoreUnavailable);
@@ -276,7 +344,18 @@ impl Proxy {
         }
 
         // Steps 5-7: forward, answer, settle the mark.
-        self.forward(snap, route, parts, body, conn, request_id, verified.as_ref(), None, mark).await
+        self.forward(
+            snap,
+            route,
+            parts,
+            body,
+            conn,
+            request_id,
+            verified.as_ref(),
+            None,
+            mark,
+        )
+        .await
     }
 
     /// Forwards the request; `failure` is the observe-mode verdict when verification failed.
@@ -298,10 +377,12 @@ impl Proxy {
         let h = &mut parts.headers;
         headers::strip_hop_by_hop(h);
         headers::strip_hookseal(h);
-        let host = h
-            .get(header::HOST)
-            .cloned()
-            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        let host = h.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
         if let Some(host) = &host {
             if !h.contains_key(header::HOST) {
                 h.insert(header::HOST, host.clone());
@@ -335,10 +416,21 @@ impl Proxy {
             }
         }
 
-        let pq = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let uri = match Uri::builder().scheme("http").authority(route.upstream.clone()).path_and_query(pq).build() {
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let uri = match Uri::builder()
+            .scheme("http")
+            .authority(route.upstream.clone())
+            .path_and_query(pq)
+            .build()
+        {
             Ok(u) => u,
-            Err(_) => return self.upstream_failed(route, UpstreamError::Unavailable, request_id, observe),
+            Err(_) => {
+                return self.upstream_failed(route, UpstreamError::Unavailable, request_id, observe)
+            }
         };
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = parts.method.clone();
@@ -371,7 +463,10 @@ impl Proxy {
                 task.await.unwrap_or(Err(UpstreamError::Unavailable))
             }
         };
-        route.metrics.upstream_duration.observe(t.elapsed().as_secs_f64());
+        route
+            .metrics
+            .upstream_duration
+            .observe(t.elapsed().as_secs_f64());
         let mut resp = match result {
             Ok(r) => r,
             Err(e) => return self.upstream_failed(route, e, request_id, observe),
@@ -379,17 +474,28 @@ impl Proxy {
         route.metrics.upstream(UpstreamClass::of(resp.status()));
         headers::strip_hop_by_hop(resp.headers_mut());
         if !resp.headers().contains_key(headers::REQUEST_ID) {
-            resp.headers_mut().insert(headers::REQUEST_ID, request_id.clone());
+            resp.headers_mut()
+                .insert(headers::REQUEST_ID, request_id.clone());
         }
         let (outcome, reason) = match failure {
             Some(r) => (Outcome::Observed, r),
             None if observe => (Outcome::Observed, Reason::Ok),
             None => (Outcome::Forwarded, Reason::Ok),
         };
-        Done { response: resp.map(Either::Left), outcome, reason }
+        Done {
+            response: resp.map(Either::Left),
+            outcome,
+            reason,
+        }
     }
 
-    fn upstream_failed(&self, route: &Route, e: UpstreamError, request_id: &HeaderValue, observe: bool) -> Done {
+    fn upstream_failed(
+        &self,
+        route: &Route,
+        e: UpstreamError,
+        request_id: &HeaderValue,
+        observe: bool,
+    ) -> Done {
         let (class, reason) = match e {
             UpstreamError::Unavailable => (UpstreamClass::Error, Reason::UpstreamUnavailable),
             UpstreamError::Timeout => (UpstreamClass::Timeout, Reason::UpstreamTimeout),
@@ -398,7 +504,11 @@ impl Proxy {
         tracing::warn!(route = %route.cfg.name, reason = reason.as_str(), request_id = %HeaderDisplay(request_id), "upstream failed");
         Done {
             response: reject(reason, Some(&route.cfg.name), request_id),
-            outcome: if observe { Outcome::Observed } else { Outcome::Forwarded },
+            outcome: if observe {
+                Outcome::Observed
+            } else {
+                Outcome::Forwarded
+            },
             reason,
         }
     }
@@ -414,7 +524,8 @@ impl Proxy {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
         // Unique per process run and cheap; not a secret, so no CSPRNG is needed.
         let mixed = splitmix(self.id_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        HeaderValue::from_str(&format!("{mixed:016x}{n:08x}")).unwrap_or(HeaderValue::from_static("-"))
+        HeaderValue::from_str(&format!("{mixed:016x}{n:08x}"))
+            .unwrap_or(HeaderValue::from_static("-"))
     }
 }
 
@@ -423,7 +534,8 @@ impl Snapshot {
         let default_upstream = config.upstream.url.authority().cloned();
         let mut entries = Vec::new();
         for cfg in &config.routes {
-            let scheme = (cfg.scheme.name() != SchemeName::None).then(|| cfg.scheme.name().as_str());
+            let scheme =
+                (cfg.scheme.name() != SchemeName::None).then(|| cfg.scheme.name().as_str());
             let upstream = cfg
                 .upstream
                 .as_ref()
@@ -440,7 +552,10 @@ impl Snapshot {
             };
             entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));
         }
-        Snapshot { config, routes: RouteTable::new(entries) }
+        Snapshot {
+            config,
+            routes: RouteTable::new(entries),
+        }
     }
 }
 
@@ -456,9 +571,15 @@ fn reject(reason: Reason, route: Option<&str>, request_id: &HeaderValue) -> Resp
     let mut resp = Response::new(Either::Right(Full::new(reason.body(route))));
     *resp.status_mut() = reason.status();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(headers::REQUEST_ID, request_id.clone());
-    if reason.status() == StatusCode::PAYLOAD_TOO_LARGE || reason == Reason::BodyIncomplete || reason == Reason::BodyTimeout {
+    if reason.status() == StatusCode::PAYLOAD_TOO_LARGE
+        || reason == Reason::BodyIncomplete
+        || reason == Reason::BodyTimeout
+    {
         // The rest of the body was not read: the connection cannot carry another request.
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
@@ -479,7 +600,11 @@ fn log_rejection(route: Option<&str>, reason: Reason, conn: &ConnInfo, request_i
 fn declared_length(h: &http::HeaderMap) -> Result<Option<u64>, ()> {
     let mut out = None;
     for v in h.get_all(header::CONTENT_LENGTH) {
-        let n = v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or(())?;
+        let n = v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .ok_or(())?;
         if out.is_some_and(|o| o != n) {
             return Err(());
         }
@@ -489,7 +614,9 @@ fn declared_length(h: &http::HeaderMap) -> Result<Option<u64>, ()> {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn splitmix(mut z: u64) -> u64 {

@@ -54,7 +54,9 @@ impl<T> RouteTable<T> {
         for (m, methods, value) in &self.entries {
             let hit = match m {
                 PathMatch::Exact(p) => *p == *path,
-                PathMatch::Prefix(p) => path.starts_with(p.as_str()) || prefix_dir_matches(p, &path),
+                PathMatch::Prefix(p) => {
+                    path.starts_with(p.as_str()) || prefix_dir_matches(p, &path)
+                }
             };
             if hit {
                 if methods.contains(method) {
@@ -63,7 +65,11 @@ impl<T> RouteTable<T> {
                 path_matched = true;
             }
         }
-        Err(if path_matched { Miss::MethodNotAllowed } else { Miss::NoRoute })
+        Err(if path_matched {
+            Miss::MethodNotAllowed
+        } else {
+            Miss::NoRoute
+        })
     }
 
     /// The values in lookup order.

@@ -42,13 +42,25 @@ impl Server {
         limits: Limits,
         tls: Option<TlsAcceptor>,
     ) -> Server {
-        Server { listener, proxy, metrics, limits, tls }
+        Server {
+            listener,
+            proxy,
+            metrics,
+            limits,
+            tls,
+        }
     }
 
     /// Serves until `stop` completes, then stops accepting, lets open connections finish their
     /// requests (HTTP/2 gets GOAWAY) for up to `limits.shutdown_grace`, and returns.
     pub async fn run(self, stop: impl Future<Output = ()>) -> Drained {
-        let Server { listener, proxy, metrics, limits, tls } = self;
+        let Server {
+            listener,
+            proxy,
+            metrics,
+            limits,
+            tls,
+        } = self;
         let permits = Arc::new(Semaphore::new(limits.max_connections));
         let graceful = GracefulShutdown::new();
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -107,7 +119,9 @@ impl Server {
                         let info = ConnInfo { peer, tls: false };
                         let svc = service_fn(move |req| {
                             let proxy = Arc::clone(&proxy);
-                            async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, info).await) }
+                            async move {
+                                Ok::<_, std::convert::Infallible>(proxy.handle(req, info).await)
+                            }
                         });
                         let conn = builder.serve_connection(TokioIo::new(tcp), svc);
                         if let Err(e) = watcher.watch(conn).await {
@@ -115,7 +129,12 @@ impl Server {
                         }
                     }
                     Some(acceptor) => {
-                        let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                        let stream = match tokio::time::timeout(
+                            handshake_timeout,
+                            acceptor.accept(tcp),
+                        )
+                        .await
+                        {
                             Ok(Ok(s)) => s,
                             Ok(Err(e)) => {
                                 metrics.tls_handshake_errors.inc();
@@ -131,7 +150,9 @@ impl Server {
                         let info = ConnInfo { peer, tls: true };
                         let svc = service_fn(move |req| {
                             let proxy = Arc::clone(&proxy);
-                            async move { Ok::<_, std::convert::Infallible>(proxy.handle(req, info).await) }
+                            async move {
+                                Ok::<_, std::convert::Infallible>(proxy.handle(req, info).await)
+                            }
                         });
                         let conn = builder.serve_connection(TokioIo::new(stream), svc);
                         if let Err(e) = watcher.watch(conn).await {
@@ -148,7 +169,10 @@ impl Server {
             Ok(()) => Drained { cut_off: 0 },
             Err(_) => {
                 let left = limits.max_connections - permits.available_permits();
-                tracing::warn!(connections = left, "shutdown grace ran out; cutting off open connections");
+                tracing::warn!(
+                    connections = left,
+                    "shutdown grace ran out; cutting off open connections"
+                );
                 Drained { cut_off: left }
             }
         }

@@ -44,7 +44,11 @@ pub struct Behavior {
 
 impl Default for Behavior {
     fn default() -> Self {
-        Behavior { status: StatusCode::OK, delay: Duration::ZERO, body: Bytes::from_static(b"upstream-ok") }
+        Behavior {
+            status: StatusCode::OK,
+            delay: Duration::ZERO,
+            body: Bytes::from_static(b"upstream-ok"),
+        }
     }
 }
 
@@ -53,6 +57,7 @@ pub struct Upstream {
     pub addr: SocketAddr,
     pub seen: Arc<Mutex<Vec<Recorded>>>,
     pub behavior: Arc<Mutex<Behavior>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -64,19 +69,26 @@ impl Upstream {
         let behavior = Arc::new(Mutex::new(Behavior::default()));
         let (tx, mut rx) = oneshot::channel::<()>();
         let (s, b) = (Arc::clone(&seen), Arc::clone(&behavior));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let acc = Arc::clone(&accepted);
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = tokio::select! {
                     _ = &mut rx => return,
                     r = listener.accept() => r.unwrap(),
                 };
+                acc.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (s, b) = (Arc::clone(&s), Arc::clone(&b));
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<Incoming>| {
                         let (s, b) = (Arc::clone(&s), Arc::clone(&b));
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
                             let behavior = b.lock().unwrap().clone();
                             s.lock().unwrap().push(Recorded {
                                 method: parts.method,
@@ -87,7 +99,8 @@ impl Upstream {
                             tokio::time::sleep(behavior.delay).await;
                             let mut resp = Response::new(Full::new(behavior.body));
                             *resp.status_mut() = behavior.status;
-                            resp.headers_mut().insert("x-upstream", "yes".parse().unwrap());
+                            resp.headers_mut()
+                                .insert("x-upstream", "yes".parse().unwrap());
                             Ok::<_, std::convert::Infallible>(resp)
                         }
                     });
@@ -97,11 +110,22 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, seen, behavior, _stop: tx }
+        Upstream {
+            addr,
+            seen,
+            behavior,
+            accepted,
+            _stop: tx,
+        }
     }
 
     pub fn set(&self, f: impl FnOnce(&mut Behavior)) {
         f(&mut self.behavior.lock().unwrap());
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn count(&self) -> usize {
@@ -109,7 +133,12 @@ impl Upstream {
     }
 
     pub fn last(&self) -> Recorded {
-        self.seen.lock().unwrap().last().cloned().expect("upstream received nothing")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("upstream received nothing")
     }
 }
 
@@ -138,7 +167,8 @@ impl Sidecar {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hookseal.toml");
         std::fs::write(&path, text).unwrap();
-        let config = Config::load_with_env(&path, &|_| None).unwrap_or_else(|e| panic!("config: {e}"));
+        let config =
+            Config::load_with_env(&path, &|_| None).unwrap_or_else(|e| panic!("config: {e}"));
         Self::start_config(config, dir).await
     }
 
@@ -152,7 +182,14 @@ impl Sidecar {
         let task = tokio::spawn(app.clone().run(listener, admin_listener, async move {
             let _ = rx.await;
         }));
-        Sidecar { addr, admin, app, dir, stop: Some(tx), task: Some(task) }
+        Sidecar {
+            addr,
+            admin,
+            app,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -167,7 +204,13 @@ impl Sidecar {
     }
 
     pub async fn metrics(&self) -> String {
-        let r = send(Method::GET, &format!("http://{}/metrics", self.admin), &[], Bytes::new()).await;
+        let r = send(
+            Method::GET,
+            &format!("http://{}/metrics", self.admin),
+            &[],
+            Bytes::new(),
+        )
+        .await;
         String::from_utf8(r.body.to_vec()).unwrap()
     }
 }
@@ -194,15 +237,27 @@ pub fn client() -> Client<HttpConnector, Full<Bytes>> {
     Client::builder(TokioExecutor::new()).build_http()
 }
 
-pub async fn send(method: Method, url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Answer {
+pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: impl Into<Bytes>,
+) -> Answer {
     let mut req = Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, v);
     }
-    let resp = client().request(req.body(Full::new(body.into())).unwrap()).await.unwrap();
+    let resp = client()
+        .request(req.body(Full::new(body.into())).unwrap())
+        .await
+        .unwrap();
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    Answer { status: parts.status, headers: parts.headers, body }
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
 }
 
 pub async fn post(url: &str, headers: &[(&str, String)], body: impl Into<Bytes>) -> Answer {
@@ -210,7 +265,10 @@ pub async fn post(url: &str, headers: &[(&str, String)], body: impl Into<Bytes>)
 }
 
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Standard Webhooks headers for `body`, signed with a `whsec_` secret (independent signer).
@@ -233,7 +291,12 @@ pub fn sign_standard(secret: &str, id: &str, ts: i64, body: &[u8]) -> Vec<(&'sta
 pub fn sign_github(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("sha256={hex}")
 }
 
@@ -254,4 +317,15 @@ pub fn repo_root() -> PathBuf {
 
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
+}
+
+/// Lowercase hex HMAC-SHA1 (hotglue, legacy GitHub).
+pub fn hex_hmac_sha1(secret: &[u8], body: &[u8]) -> String {
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

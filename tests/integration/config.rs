@@ -1,0 +1,205 @@
+//! `hookseal check` / `hookseal sign` as a user runs them, and config errors.
+
+use std::process::Command;
+
+use crate::support::*;
+
+fn hookseal() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hookseal"));
+    c.env_remove("HOOKSEAL_CONFIG").env("HOOKSEAL_LOG", "warn");
+    c
+}
+
+#[test]
+fn check_accepts_the_example_config() {
+    let out = hookseal()
+        .args(["check", "--config"])
+        .arg(repo_root().join("config.example.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for route in ["supaglue", "github", "hotglue", "synchub", "app"] {
+        assert!(stdout.contains(&format!("route {route}")), "{stdout}");
+    }
+    assert!(
+        !stdout.contains("whsec_"),
+        "check never prints a secret: {stdout}"
+    );
+    assert!(!stdout.contains("synchub-demo-secret"), "{stdout}");
+}
+
+#[test]
+fn check_reports_every_mistake_with_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let text = "\
+[listen]
+address = \"127.0.0.1:8443\"
+colour = \"blue\"
+
+[limits]
+body_timeout = \"15 parsecs\"
+
+[upstream]
+url = \"http://127.0.0.1:8080\"
+
+[[route]]
+name = \"a\"
+path = \"/hooks\"
+scheme = \"github\"
+secrets = [{ env = \"HOOKSEAL_TEST_SURELY_UNSET_VARIABLE\" }]
+
+[[route]]
+name = \"b\"
+path = \"/hooks\"
+scheme = \"none\"
+";
+    std::fs::write(&path, text).unwrap();
+    let out = hookseal()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let file = path.display().to_string();
+    for (line, key) in [
+        (3, "listen.colour"),
+        (6, "limits.body_timeout"),
+        (15, "route[0].secrets[0]"),
+        (19, "route[1].path"),
+    ] {
+        let want = format!("{file}:{line}: {key}");
+        assert!(stderr.contains(&want), "missing {want:?} in\n{stderr}");
+    }
+    assert!(stderr.contains("4 error(s)"), "{stderr}");
+}
+
+#[test]
+fn check_resolves_env_and_file_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "from-a-file\n").unwrap();
+    let path = dir.path().join("ok.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[upstream]\nurl = \"http://127.0.0.1:8080\"\n[[route]]\nname = \"gh\"\npath = \"/gh\"\nscheme = \"github\"\n\
+             secrets = [{{ id = \"e\", env = \"HOOKSEAL_TEST_SECRET\" }}, {{ id = \"f\", file = \"{}\" }}]\n",
+            secret.display()
+        ),
+    )
+    .unwrap();
+    let out = hookseal()
+        .env("HOOKSEAL_TEST_SECRET", "from-the-env")
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("keys=[e,f]"), "{stdout}");
+    assert!(!stdout.contains("from-"), "{stdout}");
+}
+
+/// `hookseal sign --url` makes a request the proxy accepts; `hookseal sign` alone prints headers.
+#[tokio::test]
+async fn sign_produces_requests_the_proxy_accepts() {
+    let up = Upstream::start().await;
+    let routes = format!(
+        "{}[[route]]\nname = \"gh\"\npath = \"/gh\"\nscheme = \"github\"\nsecrets = [{{ value = \"gh-secret\" }}]\n\
+         [[route]]\nname = \"hg\"\npath = \"/hg\"\nscheme = \"hotglue\"\nsecrets = [{{ value = \"hg-secret\" }}]\n\
+         [[route]]\nname = \"sh\"\npath = \"/sh\"\nscheme = \"hmac\"\nsecrets = [{{ value = \"sh-secret\" }}]\n\
+         [route.hmac]\nheader = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\nsigned_payload = \"{{timestamp}}.{{body}}\"\n",
+        sw_route("")
+    );
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let config = sc.dir.path().join("hookseal.toml");
+    let body = sc.dir.path().join("body.json");
+    std::fs::write(&body, br#"{"hello":"world"}"#).unwrap();
+
+    for (scheme, secret, path, name, route) in [
+        ("standard-webhooks", WHSEC, "/hooks/sw", "sw", None),
+        ("github", "gh-secret", "/gh", "gh", None),
+        ("hotglue", "hg-secret", "/hg", "hg", None),
+        ("hmac", "sh-secret", "/sh", "sh", Some("sh")),
+    ] {
+        let mut cmd = hookseal();
+        cmd.args([
+            "sign",
+            "--scheme",
+            scheme,
+            "--secret",
+            secret,
+            "--body-file",
+        ])
+        .arg(&body);
+        cmd.arg("--url")
+            .arg(sc.url(path))
+            .arg("--config")
+            .arg(&config);
+        if let Some(r) = route {
+            cmd.args(["--route", r]);
+        }
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{scheme}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("200 OK"), "{scheme}: {stdout}");
+        assert_eq!(up.last().headers["x-hookseal-route"], name);
+        assert_eq!(up.last().body.as_ref(), br#"{"hello":"world"}"#);
+    }
+    // A wrong secret: sign prints the rejection and fails.
+    let mut cmd = hookseal();
+    cmd.args(["sign", "--scheme", "github", "--secret", "wrong", "--url"])
+        .arg(sc.url("/gh"));
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        stdout.contains("401") && stdout.contains("bad_signature"),
+        "{stdout}"
+    );
+
+    // Without --url: the headers, one `Name: value` a line, deterministic for fixed inputs.
+    let out = hookseal()
+        .args([
+            "sign",
+            "--scheme",
+            "standard-webhooks",
+            "--secret",
+            WHSEC,
+            "--id",
+            "msg_1",
+            "--timestamp",
+            "1700000000",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let expect = sign_standard(WHSEC, "msg_1", 1_700_000_000, b"");
+    for (k, v) in expect {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case(&format!("{k}: {v}"))),
+            "{k}: {v} not in {stdout}"
+        );
+    }
+}
