@@ -305,17 +305,24 @@ impl Metrics {
             cert_reloads,
             unmatched: Arc::new(RouteMetrics::placeholder()),
         };
-        m.unmatched = Arc::new(m.route(crate::config::UNMATCHED_ROUTE, None, &[]));
+        m.unmatched = Arc::new(m.route(crate::config::UNMATCHED_ROUTE, None, &[], false));
         Ok(m)
     }
 
-    /// Resolves the handles of one route. `scheme` is None for routes that don't verify.
-    pub fn route(&self, name: &str, scheme: Option<&str>, key_ids: &[String]) -> RouteMetrics {
+    /// Resolves the handles of one route. `scheme` is None for routes that don't verify;
+    /// `observe`: the route is in observe mode (only then are `result="observed"` series made).
+    pub fn route(
+        &self,
+        name: &str,
+        scheme: Option<&str>,
+        key_ids: &[String],
+        observe: bool,
+    ) -> RouteMetrics {
         let unmatched = name == crate::config::UNMATCHED_ROUTE;
         let mut requests = vec![None; Outcome::ALL.len() * Reason::ALL.len()];
         for outcome in Outcome::ALL {
             for reason in Reason::ALL {
-                if meaningful(outcome, reason, unmatched) {
+                if meaningful(outcome, reason, unmatched, scheme.is_some(), observe) {
                     requests[outcome.index() * Reason::ALL.len() + reason.index()] =
                         Some(self.requests.with_label_values(&[
                             name,
@@ -408,34 +415,41 @@ impl RouteMetrics {
     }
 }
 
-/// Which (result, reason) pairs can happen, so only those series are created.
-fn meaningful(outcome: Outcome, reason: Reason, unmatched: bool) -> bool {
+/// Which (result, reason) pairs can happen on a route, so only those series are created.
+/// `verifies`: the scheme is not `none`; `observe`: the route is in observe mode.
+fn meaningful(
+    outcome: Outcome,
+    reason: Reason,
+    unmatched: bool,
+    verifies: bool,
+    observe: bool,
+) -> bool {
     use Reason as R;
     if unmatched {
         return outcome == Outcome::Rejected && matches!(reason, R::NoRoute | R::MethodNotAllowed);
     }
+    let upstream = matches!(reason, R::UpstreamUnavailable | R::UpstreamTimeout);
+    let verdict = matches!(
+        reason,
+        R::MissingSignature
+            | R::MalformedSignature
+            | R::StaleTimestamp
+            | R::FutureTimestamp
+            | R::BadSignature
+            | R::InFlight
+            | R::ReplayStoreUnavailable
+            | R::Duplicate
+    );
     match outcome {
-        Outcome::Forwarded => matches!(reason, R::Ok | R::UpstreamUnavailable | R::UpstreamTimeout),
-        Outcome::Duplicate => reason == R::Duplicate,
-        Outcome::Rejected => !matches!(
-            reason,
-            R::Ok | R::Duplicate | R::NoRoute | R::MethodNotAllowed
-        ),
-        Outcome::Observed => matches!(
-            reason,
-            R::Ok
-                | R::Duplicate
-                | R::MissingSignature
-                | R::MalformedSignature
-                | R::StaleTimestamp
-                | R::FutureTimestamp
-                | R::BadSignature
-                | R::InFlight
-                | R::IpNotAllowed
-                | R::ReplayStoreUnavailable
-                | R::UpstreamUnavailable
-                | R::UpstreamTimeout
-        ),
+        Outcome::Forwarded => !observe && (reason == R::Ok || upstream),
+        Outcome::Duplicate => !observe && verifies && reason == R::Duplicate,
+        Outcome::Rejected => {
+            !matches!(reason, R::Ok | R::NoRoute | R::MethodNotAllowed)
+                && !upstream
+                && reason != R::Duplicate
+                && (!verdict || (verifies && !observe))
+        }
+        Outcome::Observed => observe && (reason == R::Ok || upstream || (verifies && verdict)),
     }
 }
 
@@ -446,7 +460,7 @@ mod tests {
     #[test]
     fn families_are_exported() {
         let m = Metrics::new();
-        let r = m.route("gh", Some("github"), &["current".into()]);
+        let r = m.route("gh", Some("github"), &["current".into()], false);
         r.count(Outcome::Rejected, Reason::BadSignature);
         r.count(Outcome::Forwarded, Reason::Ok);
         r.count(Outcome::Forwarded, Reason::Ok);

@@ -543,7 +543,12 @@ impl Snapshot {
                 .or_else(|| default_upstream.clone())
                 .unwrap_or_else(|| Authority::from_static("127.0.0.1:8080"));
             let route = Route {
-                metrics: metrics.route(&cfg.name, scheme, &cfg.secret_ids),
+                metrics: metrics.route(
+                    &cfg.name,
+                    scheme,
+                    &cfg.secret_ids,
+                    cfg.mode == Mode::Observe,
+                ),
                 upstream,
                 name_value: header_value(&cfg.name),
                 scheme_value: HeaderValue::from_static(cfg.scheme.name().as_str()),

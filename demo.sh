@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# hookseal in one command: build, start a stand-in app on 127.0.0.1:8080 and hookseal on
+# config.example.toml (127.0.0.1:8443, admin 127.0.0.1:9090), send a signed Supaglue (Standard
+# Webhooks) request -- accepted and forwarded -- then an unsigned one -- rejected, never
+# forwarded -- then stop both.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+echo "== building (first run takes a few minutes)"
+cargo build --release --quiet --bin hookseal --example echo_upstream
+BIN=target/release/hookseal
+APP=target/release/examples/echo_upstream
+
+for port in 8080 8443 9090; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is in use on 127.0.0.1; stop what listens there and run again" >&2
+        exit 1
+    fi
+done
+
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null' EXIT
+"$APP" 127.0.0.1:8080 & pids+=($!)
+"$BIN" run --config config.example.toml & pids+=($!)
+
+for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/9090) 2>/dev/null && break
+    sleep 0.1
+done
+
+SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw   # the "current" secret of route supaglue
+BODY=$(mktemp)
+printf '{"type":"connection.created","data":{"customer_id":"c_42"}}' >"$BODY"
+
+echo
+echo "== 1. a signed delivery (hookseal sign prints the headers it sends, then the answer)"
+"$BIN" sign --scheme standard-webhooks --secret "$SECRET" --id "msg_demo_$$" \
+    --body-file "$BODY" --url http://127.0.0.1:8443/webhooks/supaglue
+
+echo
+echo "== 2. the same body, unsigned: rejected, the app never sees it"
+if command -v curl >/dev/null; then
+    curl -sS -w '\nHTTP %{http_code}\n' -X POST -H 'content-type: application/json' \
+        --data-binary @"$BODY" http://127.0.0.1:8443/webhooks/supaglue
+else
+    exec 3<>/dev/tcp/127.0.0.1/8443
+    printf 'POST /webhooks/supaglue HTTP/1.1\r\nhost: demo\r\ncontent-length: %s\r\nconnection: close\r\n\r\n' \
+        "$(wc -c <"$BODY")" >&3
+    cat "$BODY" >&3
+    cat <&3; echo
+fi
+
+echo
+echo "== 3. the same signed delivery again: answered as a duplicate, not forwarded twice"
+"$BIN" sign --scheme standard-webhooks --secret "$SECRET" --id "msg_demo_$$" \
+    --body-file "$BODY" --url http://127.0.0.1:8443/webhooks/supaglue | tail -2
+
+echo
+echo "== metrics (http://127.0.0.1:9090/metrics)"
+if command -v curl >/dev/null; then
+    curl -sS http://127.0.0.1:9090/metrics | grep '^hookseal_requests_total' | grep -v ' 0$'
+fi
+rm -f "$BODY"
