@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # hookseal in one command: build, start a stand-in app on 127.0.0.1:8080 and hookseal on
 # config.example.toml (127.0.0.1:8443, admin 127.0.0.1:9090), send a signed Supaglue (Standard
-# Webhooks) request -- accepted and forwarded -- then an unsigned one -- rejected, never
-# forwarded -- then stop both.
+# Webhooks) request -- accepted and forwarded -- then an unsigned one and a tampered one --
+# rejected, never forwarded -- then a replay of the first (a duplicate), then stop both.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -51,7 +51,24 @@ else
 fi
 
 echo
-echo "== 3. the same signed delivery again: answered as a duplicate, not forwarded twice"
+echo "== 3. signed headers, tampered body: 401 bad_signature, the app never sees it"
+HEADERS=$(mktemp)
+"$BIN" sign --scheme standard-webhooks --secret "$SECRET" --id "msg_tampered_$$" \
+    --body-file "$BODY" >"$HEADERS"
+FORGED='{"type":"connection.created","data":{"customer_id":"c_666"}}'
+if command -v curl >/dev/null; then
+    curl -sS -w '\nHTTP %{http_code}\n' -X POST -H @"$HEADERS" -H 'content-type: application/json' \
+        --data-binary "$FORGED" http://127.0.0.1:8443/webhooks/supaglue
+else
+    exec 3<>/dev/tcp/127.0.0.1/8443
+    { printf 'POST /webhooks/supaglue HTTP/1.1\r\nhost: demo\r\ncontent-length: %s\r\nconnection: close\r\n' "${#FORGED}"
+      sed 's/$/\r/' "$HEADERS"; printf '\r\n%s' "$FORGED"; } >&3
+    cat <&3; echo
+fi
+rm -f "$HEADERS"
+
+echo
+echo "== 4. the first signed delivery again: answered as a duplicate, not forwarded twice"
 "$BIN" sign --scheme standard-webhooks --secret "$SECRET" --id "msg_demo_$$" \
     --body-file "$BODY" --url http://127.0.0.1:8443/webhooks/supaglue | tail -2
 
