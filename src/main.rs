@@ -86,15 +86,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to stderr, text or JSON (one object a line), filtered by `HOOKSEAL_LOG` (tracing
+/// filter syntax, default `info`). Each request's lines carry its `request` span, which holds
+/// the request id: text prefixes `request{request_id=…}:`, JSON has `"span":{"request_id":…}`.
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOOKSEAL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let (filter, bad_filter) = match std::env::var("HOOKSEAL_LOG") {
+        Err(_) => (tracing_subscriber::EnvFilter::new("info"), None),
+        Ok(spec) => match tracing_subscriber::EnvFilter::try_new(&spec) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                tracing_subscriber::EnvFilter::new("info"),
+                Some(format!("{spec:?}: {e}")),
+            ),
+        },
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+    if let Some(e) = bad_filter {
+        tracing::warn!(error = %e, "HOOKSEAL_LOG is not a valid filter; logging at info");
     }
 }
 
@@ -180,6 +200,9 @@ fn run(path: &Path) -> ExitCode {
             }
         };
         let routes = config.routes.len();
+        // The bound addresses (a configured port 0 shows the one the kernel chose).
+        let listen = listener.local_addr().unwrap_or(listen);
+        let admin = admin_listener.local_addr().unwrap_or(admin);
         let app = match App::new(config) {
             Ok(a) => a,
             Err(e) => {

@@ -3,7 +3,8 @@
 //! Per-route handles ([`RouteMetrics`]) are resolved once when a config is loaded, so the
 //! request path only increments; label values are route names from config and fixed codes.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -29,7 +30,8 @@ impl Outcome {
         Outcome::Observed,
     ];
 
-    fn as_str(self) -> &'static str {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Forwarded => "forwarded",
             Outcome::Rejected => "rejected",
@@ -86,6 +88,43 @@ impl UpstreamClass {
     }
 }
 
+/// A metric family with a `route` label, for [`Metrics::retain`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Family {
+    Requests,
+    RequestDuration,
+    VerifyDuration,
+    UpstreamDuration,
+    UpstreamResponses,
+    BodyBytes,
+    SignatureKey,
+    Skew,
+    Tolerance,
+}
+
+/// One label set of a route-labelled family.
+type Series = (Family, Vec<String>);
+
+/// Buckets of `hookseal_request_duration_seconds` and `hookseal_upstream_duration_seconds`:
+/// 1 ms to 15 s (senders such as Svix give up after 15 s).
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
+];
+
+/// Buckets of `hookseal_verify_duration_seconds`: an HMAC over a webhook body takes
+/// microseconds, an Ed25519 check tens of them.
+pub const VERIFY_BUCKETS: [f64; 14] = [
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.05, 0.1,
+];
+
+/// Buckets of `hookseal_timestamp_skew_seconds` (sender clock minus ours), symmetric, dense
+/// around the usual 5 minute tolerance (240 s = 80 % of it) and out to an hour.
+pub const SKEW_BUCKETS: [f64; 27] = [
+    -3600.0, -1800.0, -900.0, -600.0, -300.0, -240.0, -120.0, -60.0, -30.0, -10.0, -5.0, -2.0,
+    -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 240.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+
 /// All metric families of the process.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -98,6 +137,7 @@ pub struct Metrics {
     body_bytes: HistogramVec,
     signature_key: IntCounterVec,
     skew: HistogramVec,
+    tolerance: IntGaugeVec,
     replay_errors: IntCounterVec,
     /// Unexpired replay entries evicted because the memory store was full.
     pub replay_evictions: IntCounter,
@@ -112,6 +152,8 @@ pub struct Metrics {
     pub cert_reloads: IntCounterVec,
     /// Handles for requests no route matched.
     pub unmatched: Arc<RouteMetrics>,
+    /// The route-labelled series the config in force uses (see [`Metrics::retain`]).
+    live: Arc<Mutex<HashSet<Series>>>,
 }
 
 /// One route's pre-resolved handles.
@@ -131,6 +173,8 @@ pub struct RouteMetrics {
     pub signature_key: Vec<IntCounter>,
     /// `hookseal_timestamp_skew_seconds{route}`
     pub skew: Histogram,
+    /// Every label set these handles belong to.
+    series: Vec<Series>,
 }
 
 impl Metrics {
@@ -146,9 +190,7 @@ impl Metrics {
 
     fn try_new() -> prometheus::Result<Metrics> {
         let registry = Registry::new();
-        let latency = vec![
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
-        ];
+        let latency = LATENCY_BUCKETS.to_vec();
         let requests = IntCounterVec::new(
             Opts::new(
                 "hookseal_requests_total",
@@ -169,10 +211,7 @@ impl Metrics {
                 "hookseal_verify_duration_seconds",
                 "Time spent verifying the signature, by route and scheme.",
             )
-            .buckets(vec![
-                0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001,
-                0.002_5, 0.005, 0.01, 0.025,
-            ]),
+            .buckets(VERIFY_BUCKETS.to_vec()),
             &["route", "scheme"],
         )?;
         let upstream_duration = HistogramVec::new(
@@ -220,10 +259,14 @@ impl Metrics {
                 "hookseal_timestamp_skew_seconds",
                 "Sender clock minus ours, from signed timestamps, by route.",
             )
-            .buckets(vec![
-                -600.0, -300.0, -120.0, -60.0, -30.0, -10.0, -5.0, -1.0, 0.0, 1.0, 5.0, 10.0, 30.0,
-                60.0, 120.0, 300.0, 600.0,
-            ]),
+            .buckets(SKEW_BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        let tolerance = IntGaugeVec::new(
+            Opts::new(
+                "hookseal_timestamp_tolerance_seconds",
+                "The timestamp window of each verifying route, to compare the skew with.",
+            ),
             &["route"],
         )?;
         let replay_errors = IntCounterVec::new(
@@ -277,6 +320,7 @@ impl Metrics {
         registry.register(Box::new(body_bytes.clone()))?;
         registry.register(Box::new(signature_key.clone()))?;
         registry.register(Box::new(skew.clone()))?;
+        registry.register(Box::new(tolerance.clone()))?;
         registry.register(Box::new(replay_errors.clone()))?;
         registry.register(Box::new(replay_evictions.clone()))?;
         registry.register(Box::new(inflight.clone()))?;
@@ -296,6 +340,7 @@ impl Metrics {
             body_bytes,
             signature_key,
             skew,
+            tolerance,
             replay_errors,
             replay_evictions,
             inflight,
@@ -304,53 +349,131 @@ impl Metrics {
             reloads,
             cert_reloads,
             unmatched: Arc::new(RouteMetrics::placeholder()),
+            live: Arc::new(Mutex::new(HashSet::new())),
         };
-        m.unmatched = Arc::new(m.route(crate::config::UNMATCHED_ROUTE, None, &[], false));
+        m.unmatched = Arc::new(m.route(crate::config::UNMATCHED_ROUTE, None, &[], false, None));
         Ok(m)
     }
 
     /// Resolves the handles of one route. `scheme` is None for routes that don't verify;
-    /// `observe`: the route is in observe mode (only then are `result="observed"` series made).
+    /// `observe`: the route is in observe mode (only then are `result="observed"` series made);
+    /// `tolerance`: the timestamp window of a verifying route.
     pub fn route(
         &self,
         name: &str,
         scheme: Option<&str>,
         key_ids: &[String],
         observe: bool,
+        tolerance: Option<std::time::Duration>,
     ) -> RouteMetrics {
         let unmatched = name == crate::config::UNMATCHED_ROUTE;
+        let mut series = Vec::new();
+        let mut label = |family: Family, values: &[&str]| {
+            series.push((family, values.iter().map(|v| (*v).to_owned()).collect()));
+        };
         let mut requests = vec![None; Outcome::ALL.len() * Reason::ALL.len()];
         for outcome in Outcome::ALL {
             for reason in Reason::ALL {
                 if meaningful(outcome, reason, unmatched, scheme.is_some(), observe) {
+                    let values = [name, outcome.as_str(), reason.as_str()];
+                    label(Family::Requests, &values);
                     requests[outcome.index() * Reason::ALL.len() + reason.index()] =
-                        Some(self.requests.with_label_values(&[
-                            name,
-                            outcome.as_str(),
-                            reason.as_str(),
-                        ]));
+                        Some(self.requests.with_label_values(&values));
                 }
             }
+        }
+        label(Family::RequestDuration, &[name]);
+        let verify_duration = scheme.map(|s| {
+            label(Family::VerifyDuration, &[name, s]);
+            self.verify_duration.with_label_values(&[name, s])
+        });
+        let upstream = !unmatched;
+        if upstream {
+            label(Family::UpstreamDuration, &[name]);
+            label(Family::BodyBytes, &[name]);
+        }
+        let upstream_responses = UpstreamClass::ALL
+            .iter()
+            .filter(|_| upstream)
+            .map(|c| {
+                label(Family::UpstreamResponses, &[name, c.as_str()]);
+                self.upstream_responses
+                    .with_label_values(&[name, c.as_str()])
+            })
+            .collect();
+        let signature_key = key_ids
+            .iter()
+            .filter(|_| scheme.is_some())
+            .map(|k| {
+                label(Family::SignatureKey, &[name, k]);
+                self.signature_key.with_label_values(&[name, k])
+            })
+            .collect();
+        if scheme.is_some() {
+            label(Family::Skew, &[name]);
+        }
+        if let (Some(_), Some(t)) = (scheme, tolerance) {
+            label(Family::Tolerance, &[name]);
+            self.tolerance
+                .with_label_values(&[name])
+                .set(i64::try_from(t.as_secs()).unwrap_or(i64::MAX));
         }
         RouteMetrics {
             requests,
             request_duration: self.request_duration.with_label_values(&[name]),
-            verify_duration: scheme.map(|s| self.verify_duration.with_label_values(&[name, s])),
-            upstream_duration: self.upstream_duration.with_label_values(&[name]),
-            upstream_responses: UpstreamClass::ALL
-                .iter()
-                .map(|c| {
-                    self.upstream_responses
-                        .with_label_values(&[name, c.as_str()])
-                })
-                .collect(),
-            body_bytes: self.body_bytes.with_label_values(&[name]),
-            signature_key: key_ids
-                .iter()
-                .map(|k| self.signature_key.with_label_values(&[name, k]))
-                .collect(),
-            skew: self.skew.with_label_values(&[name]),
+            verify_duration,
+            // Detached handles where the family does not apply (the unmatched route reads no
+            // body and has no upstream; a route that doesn't verify has no timestamps).
+            upstream_duration: if upstream {
+                self.upstream_duration.with_label_values(&[name])
+            } else {
+                detached_histogram()
+            },
+            upstream_responses,
+            body_bytes: if upstream {
+                self.body_bytes.with_label_values(&[name])
+            } else {
+                detached_histogram()
+            },
+            signature_key,
+            skew: if scheme.is_some() {
+                self.skew.with_label_values(&[name])
+            } else {
+                detached_histogram()
+            },
+            series,
         }
+    }
+
+    /// Makes the route-labelled series exactly those of `routes` (plus `_unmatched`): called
+    /// with a freshly built config's handles, it drops the series of routes, keys, schemes and
+    /// modes the config no longer has, so reloads cannot grow the label sets without bound.
+    /// Requests still finishing under the old config count into detached handles.
+    pub fn retain<'a>(&self, routes: impl IntoIterator<Item = &'a RouteMetrics>) {
+        let mut keep: HashSet<Series> = self.unmatched.series.iter().cloned().collect();
+        for r in routes {
+            keep.extend(r.series.iter().cloned());
+        }
+        let mut live = match self.live.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (family, values) in live.difference(&keep) {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            // A series that is already gone is fine.
+            let _ = match family {
+                Family::Requests => self.requests.remove_label_values(&values),
+                Family::RequestDuration => self.request_duration.remove_label_values(&values),
+                Family::VerifyDuration => self.verify_duration.remove_label_values(&values),
+                Family::UpstreamDuration => self.upstream_duration.remove_label_values(&values),
+                Family::UpstreamResponses => self.upstream_responses.remove_label_values(&values),
+                Family::BodyBytes => self.body_bytes.remove_label_values(&values),
+                Family::SignatureKey => self.signature_key.remove_label_values(&values),
+                Family::Skew => self.skew.remove_label_values(&values),
+                Family::Tolerance => self.tolerance.remove_label_values(&values),
+            };
+        }
+        *live = keep;
     }
 
     /// `hookseal_replay_store_errors_total{store}`
@@ -380,11 +503,15 @@ impl Default for Metrics {
     }
 }
 
+/// A histogram in no registry: observations go nowhere.
+fn detached_histogram() -> Histogram {
+    #[allow(clippy::expect_used)]
+    Histogram::with_opts(HistogramOpts::new("detached", "not exported")).expect("valid histogram")
+}
+
 impl RouteMetrics {
     fn placeholder() -> RouteMetrics {
-        let h = || Histogram::with_opts(HistogramOpts::new("placeholder", "placeholder"));
-        #[allow(clippy::expect_used)]
-        let h = || h().expect("valid histogram");
+        let h = detached_histogram;
         RouteMetrics {
             requests: Vec::new(),
             request_duration: h(),
@@ -394,6 +521,7 @@ impl RouteMetrics {
             body_bytes: h(),
             signature_key: Vec::new(),
             skew: h(),
+            series: Vec::new(),
         }
     }
 
@@ -460,7 +588,7 @@ mod tests {
     #[test]
     fn families_are_exported() {
         let m = Metrics::new();
-        let r = m.route("gh", Some("github"), &["current".into()], false);
+        let r = m.route("gh", Some("github"), &["current".into()], false, None);
         r.count(Outcome::Rejected, Reason::BadSignature);
         r.count(Outcome::Forwarded, Reason::Ok);
         r.count(Outcome::Forwarded, Reason::Ok);
@@ -473,5 +601,132 @@ mod tests {
         ));
         assert!(text.contains("hookseal_build_info{version="));
         assert!(text.contains("hookseal_request_duration_seconds_bucket{route=\"gh\",le=\"15\"}"));
+    }
+
+    fn series(text: &str) -> Vec<&str> {
+        text.lines().filter(|l| !l.starts_with('#')).collect()
+    }
+
+    #[test]
+    fn latency_buckets_span_1ms_to_15s() {
+        for b in [&LATENCY_BUCKETS[..], &VERIFY_BUCKETS[..], &SKEW_BUCKETS[..]] {
+            assert!(b.windows(2).all(|w| w[0] < w[1]), "increasing: {b:?}");
+        }
+        assert_eq!(LATENCY_BUCKETS.first(), Some(&0.001));
+        assert_eq!(LATENCY_BUCKETS.last(), Some(&15.0));
+        // Symmetric around 0, with an edge at 80 % of the default 5 minute tolerance.
+        let neg: Vec<f64> = SKEW_BUCKETS.iter().rev().map(|b| -b).collect();
+        assert_eq!(neg, SKEW_BUCKETS.to_vec());
+        assert!(SKEW_BUCKETS.contains(&240.0) && SKEW_BUCKETS.contains(&300.0));
+        let m = Metrics::new();
+        let r = m.route("gh", Some("github"), &[], false, None);
+        r.request_duration.observe(0.0004);
+        r.upstream_duration.observe(14.0);
+        let text = m.encode();
+        for (name, le, n) in [
+            ("hookseal_request_duration_seconds", "0.001", 1),
+            ("hookseal_upstream_duration_seconds", "10", 0),
+            ("hookseal_upstream_duration_seconds", "15", 1),
+        ] {
+            let line = format!("{name}_bucket{{route=\"gh\",le=\"{le}\"}} {n}");
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn unmatched_route_has_only_what_can_happen() {
+        let m = Metrics::new();
+        let text = m.encode();
+        let unmatched: Vec<&str> = series(&text)
+            .into_iter()
+            .filter(|l| l.contains("route=\"_unmatched\""))
+            .filter(|l| !l.contains("_bucket{"))
+            .collect();
+        assert_eq!(
+            unmatched,
+            [
+                "hookseal_request_duration_seconds_sum{route=\"_unmatched\"} 0",
+                "hookseal_request_duration_seconds_count{route=\"_unmatched\"} 0",
+                "hookseal_requests_total{reason=\"method_not_allowed\",result=\"rejected\",route=\"_unmatched\"} 0",
+                "hookseal_requests_total{reason=\"no_route\",result=\"rejected\",route=\"_unmatched\"} 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn route_handles_create_their_series_at_once() {
+        let m = Metrics::new();
+        let keys = ["current".to_owned(), "previous".to_owned()];
+        let _r = m.route(
+            "sw",
+            Some("standard-webhooks"),
+            &keys,
+            false,
+            Some(std::time::Duration::from_secs(300)),
+        );
+        let text = m.encode();
+        for line in [
+            "hookseal_signature_key_total{key=\"current\",route=\"sw\"} 0",
+            "hookseal_signature_key_total{key=\"previous\",route=\"sw\"} 0",
+            "hookseal_timestamp_tolerance_seconds{route=\"sw\"} 300",
+            "hookseal_timestamp_skew_seconds_count{route=\"sw\"} 0",
+            "hookseal_upstream_responses_total{class=\"timeout\",route=\"sw\"} 0",
+            "hookseal_verify_duration_seconds_count{route=\"sw\",scheme=\"standard-webhooks\"} 0",
+            "hookseal_requests_total{reason=\"bad_signature\",result=\"rejected\",route=\"sw\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        // A route that doesn't verify has no key, skew or verify series.
+        let m = Metrics::new();
+        let _r = m.route(
+            "app",
+            None,
+            &keys,
+            false,
+            Some(std::time::Duration::from_secs(300)),
+        );
+        let text = m.encode();
+        for family in [
+            "hookseal_signature_key_total{",
+            "hookseal_timestamp_skew_seconds_count{",
+            "hookseal_timestamp_tolerance_seconds{",
+            "hookseal_verify_duration_seconds_count{",
+            "result=\"duplicate\"",
+            "reason=\"bad_signature\"",
+        ] {
+            assert!(!text.contains(family), "{family} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn retain_drops_series_of_routes_and_keys_no_longer_configured() {
+        let m = Metrics::new();
+        let two = ["current".to_owned(), "previous".to_owned()];
+        let old_a = m.route("a", Some("github"), &two, false, None);
+        let old_b = m.route("b", Some("github"), &two, true, None);
+        m.retain([&old_a, &old_b]);
+        old_a.signature_key[1].inc();
+        old_b.count(Outcome::Observed, Reason::BadSignature);
+        let text = m.encode();
+        assert!(text.contains("hookseal_signature_key_total{key=\"previous\",route=\"a\"} 1"));
+        assert!(text.contains("route=\"b\""));
+
+        // Reload: `previous` retired from a, b gone, c new.
+        let new_a = m.route("a", Some("github"), &two[..1], false, None);
+        let new_c = m.route("c", None, &[], false, None);
+        m.retain([&new_a, &new_c]);
+        let text = m.encode();
+        assert!(!text.contains("key=\"previous\""), "{text}");
+        assert!(!text.contains("route=\"b\""), "{text}");
+        assert!(text.contains("hookseal_signature_key_total{key=\"current\",route=\"a\"} 0"));
+        assert!(text
+            .contains("hookseal_requests_total{reason=\"ok\",result=\"forwarded\",route=\"c\"} 0"));
+        assert!(
+            text.contains("route=\"_unmatched\""),
+            "unmatched series stay"
+        );
+        // Handles of the old config still work (into detached series) and stay out of /metrics.
+        old_b.count(Outcome::Observed, Reason::BadSignature);
+        assert!(!m.encode().contains("route=\"b\""));
     }
 }

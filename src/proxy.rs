@@ -16,6 +16,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use prometheus::IntCounter;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::body::{read_limited, BodyError};
 use crate::config::{Config, Mode, OnStoreError, RouteConfig};
@@ -76,6 +77,8 @@ struct Done {
     response: Response<ProxyBody>,
     outcome: Outcome,
     reason: Reason,
+    /// Why, beyond the reason code, for the log line (a replay store error); never request data.
+    detail: Option<String>,
 }
 
 impl Proxy {
@@ -84,6 +87,7 @@ impl Proxy {
         let client = UpstreamClient::new(config.upstream.connect_timeout);
         let replay_errors = metrics.replay_error(replay.kind());
         let snapshot = Snapshot::new(config, &metrics);
+        metrics.retain(snapshot.routes.values().map(|r| &r.metrics));
         let id_seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
@@ -102,6 +106,8 @@ impl Proxy {
     /// Swaps in a new config; requests already in flight finish under the old one.
     pub fn reload(&self, config: Config) {
         let snapshot = Arc::new(Snapshot::new(config, &self.metrics));
+        self.metrics
+            .retain(snapshot.routes.values().map(|r| &r.metrics));
         match self.snapshot.write() {
             Ok(mut s) => *s = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
@@ -116,14 +122,27 @@ impl Proxy {
         }
     }
 
-    /// Handles one request from start to response head.
+    /// Handles one request from start to response head, inside a `request` span that carries
+    /// the request id, so every log line of the request (ours and the libraries') has it.
     pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<ProxyBody> {
+        let request_id = self.request_id(req.headers());
+        // At ERROR level so that the span, and with it the id, is enabled whenever any event
+        // of this module is: an INFO span would vanish from warn lines under HOOKSEAL_LOG=warn.
+        let span = tracing::error_span!("request", request_id = %HeaderDisplay(&request_id));
+        self.serve(req, conn, request_id).instrument(span).await
+    }
+
+    async fn serve(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+        request_id: HeaderValue,
+    ) -> Response<ProxyBody> {
         let start = Instant::now();
         self.metrics.inflight.inc();
         let _inflight = GaugeGuard(&self.metrics.inflight);
         let snap = self.snapshot();
         let (mut parts, body) = req.into_parts();
-        let request_id = self.request_id(&parts.headers);
 
         let route = match snap.routes.find(&parts.method, parts.uri.path()) {
             Ok(r) => Arc::clone(r),
@@ -135,7 +154,7 @@ impl Proxy {
                 let m = &self.metrics.unmatched;
                 m.count(Outcome::Rejected, reason);
                 m.request_duration.observe(start.elapsed().as_secs_f64());
-                log_rejection(None, reason, &conn, &request_id);
+                log_rejection(crate::config::UNMATCHED_ROUTE, reason, &conn);
                 return reject(reason, None, &request_id);
             }
         };
@@ -147,17 +166,45 @@ impl Proxy {
             .metrics
             .request_duration
             .observe(start.elapsed().as_secs_f64());
-        if done.outcome == Outcome::Rejected {
-            log_rejection(Some(&route.cfg.name), done.reason, &conn, &request_id);
-        } else {
-            tracing::debug!(
-                route = %route.cfg.name,
-                result = ?done.outcome,
-                reason = done.reason.as_str(),
-                status = done.response.status().as_u16(),
-                request_id = %HeaderDisplay(&request_id),
-                "request handled"
-            );
+        let name = route.cfg.name.as_str();
+        let status = done.response.status().as_u16();
+        match (done.outcome, done.reason) {
+            (Outcome::Rejected, reason) => match &done.detail {
+                None => log_rejection(name, reason, &conn),
+                Some(error) => tracing::warn!(
+                    route = %name,
+                    reason = %reason.as_str(),
+                    status,
+                    peer = %conn.peer,
+                    error = %error,
+                    "request rejected"
+                ),
+            },
+            (Outcome::Observed, reason)
+                if reason != Reason::Ok
+                    && reason != Reason::UpstreamUnavailable
+                    && reason != Reason::UpstreamTimeout =>
+            {
+                tracing::warn!(
+                    route = %name,
+                    reason = %reason.as_str(),
+                    peer = %conn.peer,
+                    status,
+                    "request failed verification; forwarded (observe mode)"
+                );
+            }
+            (Outcome::Duplicate, _) => {
+                tracing::debug!(route = %name, peer = %conn.peer, "duplicate delivery answered");
+            }
+            (outcome, reason) => tracing::debug!(
+                route = %name,
+                result = %outcome.as_str(),
+                reason = %reason.as_str(),
+                peer = %conn.peer,
+                status,
+                elapsed_ms = start.elapsed().as_millis() as u64,
+                "request forwarded"
+            ),
         }
         done.response
     }
@@ -179,6 +226,7 @@ impl Proxy {
             response: reject(reason, name, request_id),
             outcome: Outcome::Rejected,
             reason,
+            detail: None,
         };
 
         if !cfg.allow_from.is_empty() {
@@ -314,13 +362,21 @@ impl Proxy {
                         response,
                         outcome: Outcome::Duplicate,
                         reason: Reason::Duplicate,
+                        detail: None,
                     };
                 }
                 Ok(Begin::InFlight) => return rejected(Reason::InFlight),
                 Err(e) => {
                     self.replay_errors.inc();
-                    tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %e, "replay store unavailable");
                     let allow = snap.config.replay.on_store_error == OnStoreError::Allow;
+                    if !observe && !allow {
+                        // Logged once, by the rejection line, with the store's error.
+                        return Done {
+                            detail: Some(e.to_string()),
+                            ..rejected(Reason::ReplayStoreUnavailable)
+                        };
+                    }
+                    tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %e, "replay store unavailable; forwarding unchecked for duplicates");
                     if observe {
                         return self
                             .forward(
@@ -335,9 +391,6 @@ impl Proxy {
                                 None,
                             )
                             .await;
-                    }
-                    if !allow {
-                        return rejected(Reason::ReplayStoreUnavailable);
                     }
                 }
             }
@@ -451,15 +504,18 @@ impl Proxy {
                 let errors = self.replay_errors.clone();
                 let done_ttl = cfg.tolerance * 2;
                 let route_name = cfg.name.clone();
-                let task = tokio::spawn(async move {
-                    let result = client.send(req, timeout).await;
-                    let delivered = matches!(&result, Ok(r) if r.status().is_success());
-                    if let Err(e) = replay.finish(&key, delivered, done_ttl).await {
-                        errors.inc();
-                        tracing::warn!(route = %route_name, error = %e, "replay store: could not settle a delivery");
+                let task = tokio::spawn(
+                    async move {
+                        let result = client.send(req, timeout).await;
+                        let delivered = matches!(&result, Ok(r) if r.status().is_success());
+                        if let Err(e) = replay.finish(&key, delivered, done_ttl).await {
+                            errors.inc();
+                            tracing::warn!(route = %route_name, error = %e, "replay store: could not settle a delivery");
+                        }
+                        result
                     }
-                    result
-                });
+                    .in_current_span(),
+                );
                 task.await.unwrap_or(Err(UpstreamError::Unavailable))
             }
         };
@@ -486,6 +542,7 @@ impl Proxy {
             response: resp.map(Either::Left),
             outcome,
             reason,
+            detail: None,
         }
     }
 
@@ -501,7 +558,7 @@ impl Proxy {
             UpstreamError::Timeout => (UpstreamClass::Timeout, Reason::UpstreamTimeout),
         };
         route.metrics.upstream(class);
-        tracing::warn!(route = %route.cfg.name, reason = reason.as_str(), request_id = %HeaderDisplay(request_id), "upstream failed");
+        tracing::warn!(route = %route.cfg.name, reason = %reason.as_str(), "upstream failed");
         Done {
             response: reject(reason, Some(&route.cfg.name), request_id),
             outcome: if observe {
@@ -510,14 +567,21 @@ impl Proxy {
                 Outcome::Forwarded
             },
             reason,
+            detail: None,
         }
     }
 
-    /// The sender's `x-request-id` when it is sane, else a fresh one.
+    /// The sender's `x-request-id` when it is sane (1 to 128 characters of `[A-Za-z0-9]` and
+    /// `-_.:/+=@`: UUIDs, ULIDs, base64, trace ids), else a fresh one. The limit keeps a
+    /// sender from writing arbitrary text into every log line of its request.
     fn request_id(&self, headers: &http::HeaderMap) -> HeaderValue {
         if let Some(v) = headers.get(headers::REQUEST_ID) {
             let b = v.as_bytes();
-            if !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic()) {
+            if !b.is_empty()
+                && b.len() <= 128
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.:/+=@".contains(c))
+            {
                 return v.clone();
             }
         }
@@ -548,6 +612,7 @@ impl Snapshot {
                     scheme,
                     &cfg.secret_ids,
                     cfg.mode == Mode::Observe,
+                    Some(cfg.tolerance),
                 ),
                 upstream,
                 name_value: header_value(&cfg.name),
@@ -591,12 +656,13 @@ fn reject(reason: Reason, route: Option<&str>, request_id: &HeaderValue) -> Resp
     resp
 }
 
-fn log_rejection(route: Option<&str>, reason: Reason, conn: &ConnInfo, request_id: &HeaderValue) {
+/// The one warn line of a rejected request (the request id comes from the span).
+fn log_rejection(route: &str, reason: Reason, conn: &ConnInfo) {
     tracing::warn!(
-        route = route.unwrap_or(crate::config::UNMATCHED_ROUTE),
-        reason = reason.as_str(),
+        route = %route,
+        reason = %reason.as_str(),
+        status = reason.status().as_u16(),
         peer = %conn.peer,
-        request_id = %HeaderDisplay(request_id),
         "request rejected"
     );
 }

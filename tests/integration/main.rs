@@ -3,4 +3,5 @@
 mod support;
 
 mod config;
+mod observability;
 mod proxy;
