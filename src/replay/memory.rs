@@ -434,6 +434,21 @@ mod tests {
         Key::new("route", &i.to_be_bytes())
     }
 
+    /// A uniformly spread key without hashing: a debug-build SHA-256 per id would dominate
+    /// the 2M-id test's run time. `splitmix64` is a bijection, so distinct `i` give distinct keys.
+    fn fast_key(i: u64) -> Key {
+        fn mix(mut z: u64) -> u64 {
+            z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        let mut b = [0u8; super::super::KEY_LEN];
+        b[..8].copy_from_slice(&mix(i).to_le_bytes());
+        b[8..].copy_from_slice(&mix(i ^ 0x5555_5555_5555_5555).to_le_bytes());
+        Key(b)
+    }
+
     const S: Duration = Duration::from_secs(1);
 
     #[test]
@@ -537,7 +552,7 @@ mod tests {
         let (s, clock, ev) = store(capacity);
         let (mut fresh, mut removed) = (0u64, 0u64);
         for i in 0..2_000_000u64 {
-            let key = k(i);
+            let key = fast_key(i);
             if s.begin(&key, Duration::from_secs(30)) == Begin::Fresh {
                 fresh += 1;
             }

@@ -1,0 +1,358 @@
+//! Replay protection across replicas: real `hookseal` processes sharing one real
+//! `redis-server` (started by the test on a free loopback port), in front of one recording
+//! upstream.
+//!
+//! Outside CI a machine without `redis-server` skips these tests with a loud notice; with `CI`
+//! set a missing `redis-server` fails them (see `hookseal::replay::testing`).
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use hookseal::replay::testing::RedisServer;
+
+use crate::support::*;
+
+const BODY: &[u8] = br#"{"type":"invoice.paid","id":"evt_1"}"#;
+
+/// A `hookseal run` child process, killed on drop.
+struct Replica {
+    child: Child,
+    addr: String,
+    admin: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Replica {
+    /// Starts `hookseal run` with a Redis replay store at `redis_url`, in front of
+    /// `upstream`, and waits until `/readyz` answers 200.
+    async fn start(upstream: std::net::SocketAddr, redis_url: &str, replay_extra: &str) -> Replica {
+        for _attempt in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let (port, admin_port) = (RedisServer::free_port(), RedisServer::free_port());
+            let config = dir.path().join("hookseal.toml");
+            std::fs::write(
+                &config,
+                format!(
+                    "[listen]\naddress = \"127.0.0.1:{port}\"\n\
+                     [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\
+                     [upstream]\nurl = \"http://{upstream}\"\ntimeout = \"10s\"\n\
+                     [replay]\nstore = \"redis\"\nurl = \"{redis_url}\"\ncommand_timeout = \"500ms\"\n\
+                     {replay_extra}\n{}",
+                    sw_route("")
+                ),
+            )
+            .unwrap();
+            let log = dir.path().join("stderr.log");
+            let child = Command::new(env!("CARGO_BIN_EXE_hookseal"))
+                .arg("run")
+                .arg("--config")
+                .arg(&config)
+                .env_remove("HOOKSEAL_CONFIG")
+                .env("HOOKSEAL_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("spawn hookseal");
+            let mut r = Replica {
+                child,
+                addr: format!("127.0.0.1:{port}"),
+                admin: format!("127.0.0.1:{admin_port}"),
+                log,
+                _dir: dir,
+            };
+            if r.wait_ready().await {
+                return r;
+            }
+            // Most likely one of the free ports was taken meanwhile: try fresh ones.
+            eprintln!("replica did not come up, retrying:\n{}", r.logs());
+        }
+        panic!("hookseal run did not become ready three times");
+    }
+
+    /// True once `/readyz` is 200; false if the process exited or 20 s passed.
+    async fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Some(a) = try_send(Method::GET, &format!("http://{}/readyz", self.admin)).await {
+                if a == StatusCode::OK {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hooks/sw", self.addr)
+    }
+
+    async fn post(&self, headers: &[(&str, String)]) -> Answer {
+        post(&self.url(), headers, BODY).await
+    }
+
+    async fn metrics(&self) -> String {
+        let r = send(
+            Method::GET,
+            &format!("http://{}/metrics", self.admin),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+        String::from_utf8(r.body.to_vec()).unwrap()
+    }
+
+    fn logs(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GET that reports a connection failure as `None` instead of panicking.
+async fn try_send(method: Method, url: &str) -> Option<StatusCode> {
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(Bytes::new()))
+        .ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(2), client().request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = resp.status();
+    let _ = resp.into_body().collect().await;
+    Some(status)
+}
+
+/// The value of the metric line that starts with `series` (name and labels), or 0.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn signed(id: &str) -> Vec<(&'static str, String)> {
+    sign_standard(WHSEC, id, unix_now(), BODY)
+}
+
+/// A delivery forwarded through replica A is a duplicate at replica B, and the other way
+/// round; neither replay reaches the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_sent_to_another_replica_is_caught() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let a = Replica::start(up.addr, &redis.url(), "").await;
+    let b = Replica::start(up.addr, &redis.url(), "").await;
+
+    let first = signed("msg_cross_1");
+    let r = a.post(&first).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", a.logs());
+    assert_eq!(r.body, Bytes::from_static(b"upstream-ok"));
+    assert_eq!(up.count(), 1);
+
+    let replay = b.post(&first).await;
+    assert_eq!(replay.status, StatusCode::OK);
+    assert_eq!(replay.json()["status"], "duplicate");
+    assert_eq!(replay.headers["x-hookseal-duplicate"], "true");
+    assert_eq!(up.count(), 1, "the replay was not forwarded");
+
+    // The other direction, and a new id still goes through either replica.
+    let second = signed("msg_cross_2");
+    assert_eq!(b.post(&second).await.status, StatusCode::OK);
+    assert_eq!(a.post(&second).await.json()["status"], "duplicate");
+    assert_eq!(up.count(), 2);
+    let m = b.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hookseal_requests_total{reason=\"duplicate\",result=\"duplicate\",route=\"sw\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+}
+
+/// 100 concurrent deliveries of one id, split across two replicas, reach the upstream
+/// exactly once; every other one is told "in flight" (409) or "duplicate" (200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_across_replicas_reach_the_upstream_once() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let up = Upstream::start().await;
+    up.set(|b| b.delay = Duration::from_millis(300));
+    let a = Replica::start(up.addr, &redis.url(), "").await;
+    let b = Replica::start(up.addr, &redis.url(), "").await;
+
+    let headers = signed("msg_stampede");
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let url = if i % 2 == 0 { a.url() } else { b.url() };
+            let headers = headers.clone();
+            tokio::spawn(async move { post(&url, &headers, BODY).await })
+        })
+        .collect();
+    let (mut forwarded, mut in_flight, mut duplicate) = (0, 0, 0);
+    for t in tasks {
+        let r = t.await.unwrap();
+        match (r.status, r.headers.contains_key("x-hookseal-duplicate")) {
+            (StatusCode::OK, false) => {
+                assert_eq!(r.body, Bytes::from_static(b"upstream-ok"));
+                forwarded += 1;
+            }
+            (StatusCode::OK, true) => duplicate += 1,
+            (StatusCode::CONFLICT, _) => {
+                assert_eq!(r.error(), "in_flight");
+                in_flight += 1;
+            }
+            (s, _) => panic!("unexpected {s}: {:?}", r.body),
+        }
+    }
+    assert_eq!(forwarded, 1, "in flight {in_flight}, duplicate {duplicate}");
+    assert_eq!(forwarded + in_flight + duplicate, 100);
+    assert_eq!(up.count(), 1, "the upstream saw the message exactly once");
+    // After it settled, both replicas call it a duplicate.
+    assert_eq!(a.post(&headers).await.json()["status"], "duplicate");
+    assert_eq!(b.post(&headers).await.json()["status"], "duplicate");
+    assert_eq!(up.count(), 1);
+}
+
+/// Redis killed mid-run: deliveries fail closed with 503 `replay_store_unavailable`, nothing
+/// is forwarded, the errors are counted. Redis back: the same processes serve again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_closed_and_recovers_without_restart() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let a = Replica::start(up.addr, &redis.url(), "").await;
+    let b = Replica::start(up.addr, &redis.url(), "").await;
+    assert_eq!(a.post(&signed("msg_before")).await.status, StatusCode::OK);
+    assert_eq!(up.count(), 1);
+
+    redis.kill();
+    for (i, replica) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let started = Instant::now();
+        let r = replica.post(&signed(&format!("msg_down_{i}"))).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+        assert_eq!(r.error(), "replay_store_unavailable");
+        assert_eq!(r.json()["route"], "sw");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a dead Redis must not stall requests: {:?}",
+            started.elapsed()
+        );
+    }
+    // Unsigned traffic is still rejected on its own merits, before the store is consulted.
+    let unsigned = a.post(&[]).await;
+    assert_eq!(unsigned.status, StatusCode::BAD_REQUEST);
+    assert_eq!(unsigned.error(), "missing_signature");
+    assert_eq!(up.count(), 1, "nothing was forwarded while Redis was down");
+    for replica in [&a, &b] {
+        let m = replica.metrics().await;
+        assert!(
+            metric(&m, "hookseal_replay_store_errors_total{store=\"redis\"}") >= 2.0,
+            "{m}"
+        );
+        assert!(
+            metric(
+                &m,
+                "hookseal_requests_total{reason=\"replay_store_unavailable\",result=\"rejected\",route=\"sw\"}"
+            ) >= 2.0,
+            "{m}"
+        );
+    }
+
+    redis.restart();
+    // The same processes reconnect by themselves: the sender's retry goes through.
+    let retry = signed("msg_down_0");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = a.post(&retry).await;
+        if r.status == StatusCode::OK {
+            assert!(!r.headers.contains_key("x-hookseal-duplicate"));
+            break;
+        }
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after Redis came back:\n{}",
+            a.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(up.count(), 2);
+    // ...and dedupe across replicas works again.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = b.post(&retry).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json()["status"], "duplicate");
+            break;
+        }
+        assert!(Instant::now() < deadline, "replica b did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(up.count(), 2);
+}
+
+/// `on_store_error = "allow"`: with Redis down, verified deliveries are forwarded without
+/// dedupe (availability over replay protection); forged ones are still rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_store_error_allow_forwards_verified_requests() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let a = Replica::start(up.addr, &redis.url(), "on_store_error = \"allow\"").await;
+    let h = signed("msg_allow");
+    assert_eq!(a.post(&h).await.status, StatusCode::OK);
+    assert_eq!(a.post(&h).await.json()["status"], "duplicate");
+    assert_eq!(up.count(), 1);
+
+    redis.kill();
+    let r = a.post(&signed("msg_allow_down")).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body, Bytes::from_static(b"upstream-ok"));
+    assert_eq!(up.count(), 2);
+    assert_eq!(up.last().headers["x-hookseal-verified"], "true");
+    // Without the store a replay cannot be recognised: that is the trade-off "allow" makes.
+    assert_eq!(a.post(&h).await.status, StatusCode::OK);
+    assert_eq!(up.count(), 3);
+    let other_key = "whsec_bm90IHRoZSBrZXkgb2YgdGhpcyByb3V0ZQ==";
+    let forged = sign_standard(other_key, "msg_x", unix_now(), BODY);
+    let r = a.post(&forged).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.error(), "bad_signature");
+    assert_eq!(up.count(), 3);
+    let m = a.metrics().await;
+    assert!(
+        metric(&m, "hookseal_replay_store_errors_total{store=\"redis\"}") >= 2.0,
+        "{m}"
+    );
+}
