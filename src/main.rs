@@ -56,7 +56,8 @@ struct SignArgs {
     /// The signing secret (for Ed25519 schemes: the private key).
     #[arg(long, env = "HOOKSEAL_SIGN_SECRET", hide_env_values = true)]
     secret: String,
-    /// Message id (schemes that carry one; default: a fresh `msg_…`).
+    /// Message id (schemes that carry one; standard-webhooks without it: `msg_` and a hash
+    /// of the timestamp and body).
     #[arg(long)]
     id: Option<String>,
     /// Unix seconds (default: now).
@@ -71,6 +72,10 @@ struct SignArgs {
     /// Take scheme options (`[route.hmac]`, `public_url`, tolerance) from this route of --config.
     #[arg(long)]
     route: Option<String>,
+    /// twilio, square: the URL the provider signs (a route's `public_url`). Without --url, the
+    /// signed request's path and query are this URL's.
+    #[arg(long)]
+    public_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -264,7 +269,7 @@ mod sign {
                 SchemeName::all_names().join(", ")
             )
         })?;
-        let options = match &args.route {
+        let mut options = match &args.route {
             None => SchemeOptions::default(),
             Some(route) => {
                 let config =
@@ -290,8 +295,14 @@ mod sign {
             None => None,
             Some(u) => Some(u.parse().map_err(|e| format!("--url {u:?}: {e}"))?),
         };
+        if let Some(public) = &args.public_url {
+            options.public_url = Some(public.clone());
+        }
+        // The request target: --url's, else the public URL's (what the provider would call).
+        let public: Option<http::Uri> = args.public_url.as_ref().and_then(|u| u.parse().ok());
         let path_and_query = uri
             .as_ref()
+            .or(public.as_ref())
             .and_then(|u| u.path_and_query())
             .map_or("/", |p| p.as_str())
             .to_owned();

@@ -6,3 +6,4 @@ mod config;
 mod observability;
 mod proxy;
 mod replay;
+mod sign;
