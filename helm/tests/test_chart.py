@@ -460,6 +460,7 @@ def test_duration_parsing_in_grace_period():
         (["service.type=Ingress"], "type"),
         (["proxy.image.digest=latest"], "digest"),
         (["proxy.routes[0].mode=audit"], "mode"),
+        (["proxy.routes[0].scheme=gihtub"], "scheme"),
         (["proxy.routes[0].secrets[0].value=hunter2"], "value"),
         (["proxy.routes[0].secrets[0].env=GH"], "secrets"),
         (["metrics.podMonitor.interval=30"], "interval"),
@@ -523,7 +524,7 @@ def test_helm_test_skips_observe_and_unknown_schemes(tmp_path):
     data = load_ci(CHART / "ci" / "default-values.yaml")
     data["proxy"]["routes"] = [
         {"name": "watch", "path": "/w", "scheme": "github", "mode": "observe", "secrets": [{"env": "A"}]},
-        {"name": "other", "path": "/o", "scheme": "twilio", "publicUrl": "https://x.example/o", "secrets": [{"env": "B"}]},
+        {"name": "other", "path": "/o", "scheme": "none"},
     ]
     docs = render([values_file(tmp_path, data)])
     assert not [d for d in docs if d["kind"] == "Pod"]
@@ -535,6 +536,26 @@ def test_helm_test_skips_observe_and_unknown_schemes(tmp_path):
     assert "/h/helm-test'" in script
     # 20 zero bytes in base64: 27 'A' and one '='.
     assert '-H "X-Sig: ' + "A" * 27 + '=" -H "X-Ts: $now"' in script
+
+
+@pytest.mark.parametrize(
+    "route,header",
+    [
+        ({"scheme": "twilio", "publicUrl": "https://x.example/t"}, '-H "X-Twilio-Signature: ' + "A" * 27 + '="'),
+        ({"scheme": "square", "publicUrl": "https://x.example/t"}, '-H "x-square-hmacsha256-signature: ' + "A" * 43 + '="'),
+        ({"scheme": "paddle"}, '-H "Paddle-Signature: ts=$now;h1=' + "0" * 64 + '"'),
+        ({"scheme": "linear"}, '-H "Linear-Signature: ' + "0" * 64 + '"'),
+        ({"scheme": "discord"}, '-H "X-Signature-Ed25519: ' + "0" * 128 + '" -H "X-Signature-Timestamp: $now"'),
+        ({"scheme": "slack"}, '-H "X-Slack-Request-Timestamp: $now" -H "X-Slack-Signature: v0=' + "0" * 64 + '"'),
+        ({"scheme": "svix"}, '-H "webhook-signature: v1,' + "A" * 43 + '="'),
+    ],
+)
+def test_helm_test_fakes_a_wrong_signature_for_each_scheme(tmp_path, route, header):
+    data = load_ci(CHART / "ci" / "default-values.yaml")
+    data["proxy"]["routes"] = [{"name": "only", "path": "/t", "secrets": [{"env": "S"}], **route}]
+    script = hook_pod(render([values_file(tmp_path, data)]))["spec"]["containers"][0]["args"][0]
+    wrong = next(line for line in script.splitlines() if line.strip().startswith("check 401"))
+    assert header in wrong, wrong
 
 
 # --- example "existing" chart ----------------------------------------------------------------
@@ -597,17 +618,59 @@ def tls_files(tmp_path_factory):
 def secret_for(scheme):
     if scheme in ("standard-webhooks", "svix"):
         return "whsec_" + base64.b64encode(b"chart-test-secret-0123456789abcd").decode()
+    if scheme == "discord":
+        # an Ed25519 public key (RFC 8032 test 1), as Discord's portal shows it: 64 hex
+        return "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
     return "chart-test-secret"
 
 
-CHECK_CASES = [(CHART, [v], []) for v in CI_VALUES] + [(EXAMPLE, [], [])]
+def schema_schemes():
+    schema = yaml.safe_load((LIB / "values.schema.json").read_text())
+    return schema["properties"]["routes"]["items"]["properties"]["scheme"]["enum"]
 
 
-@pytest.mark.parametrize("chart,values,sets", CHECK_CASES, ids=[ci_id(v) for v in CI_VALUES] + ["example"])
+def test_scheme_enum_matches_the_binary():
+    """The values schema lists exactly the scheme names `hookseal` accepts (its error message for
+    an unknown scheme lists them all)."""
+    proc = subprocess.run([hookseal_bin(), "sign", "--scheme", "no-such-scheme", "--secret", "x"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    m = re.search(r"one of: (.*)", proc.stderr)
+    assert m, proc.stderr
+    binary = sorted(n.strip() for n in m.group(1).split(","))
+    assert sorted(schema_schemes()) == binary
+
+
+def every_scheme_values(tmp_path):
+    """default-values.yaml with one route per scheme in the schema, each as a user would write
+    it (public URL for the URL-signing schemes, [route.hmac] for hmac)."""
+    data = load_ci(CHART / "ci" / "default-values.yaml")
+    routes = []
+    for i, scheme in enumerate(schema_schemes()):
+        r = {"name": f"r-{scheme}", "path": f"/hooks/{scheme}", "scheme": scheme}
+        if scheme != "none":
+            r["secrets"] = [{"secretName": f"{scheme}-webhook", "key": "secret"}, {"id": "previous", "env": f"S_{i}"}]
+        if scheme in ("twilio", "square"):
+            r["publicUrl"] = f"https://hooks.example.com/hooks/{scheme}"
+        if scheme == "hmac":
+            r["hmac"] = {"header": "X-Sig", "algorithm": "sha512", "encoding": "base64", "prefix": "v1=",
+                         "timestampHeader": "X-Ts", "idHeader": "X-Id", "signedPayload": "{id}.{timestamp}.{body}"}
+        routes.append(r)
+    data["proxy"]["routes"] = routes
+    return values_file(tmp_path, data, "every-scheme.yaml")
+
+
+CHECK_CASES = [(CHART, [v], []) for v in CI_VALUES] + [(EXAMPLE, [], []), (CHART, "every-scheme", [])]
+
+
+@pytest.mark.parametrize("chart,values,sets", CHECK_CASES,
+                         ids=[ci_id(v) for v in CI_VALUES] + ["example", "every-scheme"])
 def test_hookseal_check_accepts_rendered_config(chart, values, sets, tmp_path, tls_files):
     """Every file path in the rendered config is moved under a temp root where the test puts a
     real file (certificates from openssl, secrets per scheme); env secrets go in the env."""
     binary = hookseal_bin()
+    if values == "every-scheme":
+        values = [every_scheme_values(tmp_path)]
     cfg, text, _ = config(render(values, sets, chart=chart))
     root = tmp_path / "root"
     env = dict(os.environ)

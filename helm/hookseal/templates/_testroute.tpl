@@ -18,6 +18,16 @@ Schemes not listed here (and hmac with base64url) are not faked: pick another ro
 -H "X-Slack-Request-Timestamp: $now" -H "X-Slack-Signature: v0={{ $z32hex }}"
 {{- else if eq $s "shopify" -}}
 -H "X-Shopify-Hmac-Sha256: {{ $z32b64 }}" -H "X-Shopify-Webhook-Id: helm-test-$now"
+{{- else if eq $s "twilio" -}}
+-H "X-Twilio-Signature: {{ repeat 27 "A" }}="
+{{- else if eq $s "square" -}}
+-H "x-square-hmacsha256-signature: {{ $z32b64 }}"
+{{- else if eq $s "paddle" -}}
+-H "Paddle-Signature: ts=$now;h1={{ $z32hex }}"
+{{- else if eq $s "linear" -}}
+-H "Linear-Signature: {{ $z32hex }}" -H "Linear-Delivery: helm-test-$now"
+{{- else if eq $s "discord" -}}
+-H "X-Signature-Ed25519: {{ repeat 128 "0" }}" -H "X-Signature-Timestamp: $now"
 {{- else if or (eq $s "standard-webhooks") (eq $s "svix") -}}
 -H "webhook-id: msg_helmtest$now" -H "webhook-timestamp: $now" -H "webhook-signature: v1,{{ $z32b64 }}"
 {{- else if eq $s "hmac" -}}
