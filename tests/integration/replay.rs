@@ -33,6 +33,17 @@ impl Replica {
     /// Starts `hookseal run` with a Redis replay store at `redis_url`, in front of
     /// `upstream`, and waits until `/readyz` answers 200.
     async fn start(upstream: std::net::SocketAddr, redis_url: &str, replay_extra: &str) -> Replica {
+        Replica::start_with_env(upstream, redis_url, replay_extra, "500ms", &[]).await
+    }
+
+    /// As [`Replica::start`], with a Redis command timeout and extra environment variables.
+    async fn start_with_env(
+        upstream: std::net::SocketAddr,
+        redis_url: &str,
+        replay_extra: &str,
+        timeout: &str,
+        env: &[(&str, &std::path::Path)],
+    ) -> Replica {
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             let (port, admin_port) = (RedisServer::free_port(), RedisServer::free_port());
@@ -43,7 +54,7 @@ impl Replica {
                     "[listen]\naddress = \"127.0.0.1:{port}\"\n\
                      [admin]\naddress = \"127.0.0.1:{admin_port}\"\n\
                      [upstream]\nurl = \"http://{upstream}\"\ntimeout = \"10s\"\n\
-                     [replay]\nstore = \"redis\"\nurl = \"{redis_url}\"\ncommand_timeout = \"500ms\"\n\
+                     [replay]\nstore = \"redis\"\nurl = \"{redis_url}\"\ncommand_timeout = \"{timeout}\"\n\
                      {replay_extra}\n{}",
                     sw_route("")
                 ),
@@ -56,6 +67,7 @@ impl Replica {
                 .arg(&config)
                 .env_remove("HOOKSEAL_CONFIG")
                 .env("HOOKSEAL_LOG", "info")
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).unwrap())
@@ -354,5 +366,87 @@ async fn on_store_error_allow_forwards_verified_requests() {
     assert!(
         metric(&m, "hookseal_replay_store_errors_total{store=\"redis\"}") >= 2.0,
         "{m}"
+    );
+}
+
+/// `rediss://` with a password: the replicas verify Redis's certificate (trusted here through
+/// `SSL_CERT_FILE`, which the system trust store loader honours) and share the store over TLS;
+/// a replica that does not trust the certificate fails closed instead of talking in the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_password_is_shared_and_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    // `args` is split on spaces: no argument here contains one.
+    let openssl = |args: &str| {
+        let status = Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl makes the test certificates");
+        assert!(status.success(), "openssl {args}");
+    };
+    // A CA, and a server certificate for 127.0.0.1 that it signed (rustls refuses a CA
+    // certificate used as the server's own).
+    let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    openssl(&format!(
+        "req -x509 {ec} -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem"
+    ));
+    openssl(&format!(
+        "req {ec} -subj /CN=redis.test -keyout key.pem -out server.csr"
+    ));
+    std::fs::write(
+        p("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+         -extfile server.ext -out cert.pem",
+    );
+    let (ca, cert, key) = (p("ca.pem"), p("cert.pem"), p("key.pem"));
+    let tls_port = RedisServer::free_port().to_string();
+    let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let Some(_redis) = RedisServer::start_with(&[
+        "--requirepass",
+        "pa55",
+        "--tls-port",
+        &tls_port,
+        "--tls-cert-file",
+        cert_s,
+        "--tls-key-file",
+        key_s,
+        "--tls-ca-cert-file",
+        ca.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]) else {
+        return;
+    };
+    let url = format!("rediss://:pa55@127.0.0.1:{tls_port}/0");
+    let up = Upstream::start().await;
+    // Generous: the first command also makes the TLS handshake, in a debug build.
+    let trust: [(&str, &std::path::Path); 1] = [("SSL_CERT_FILE", &ca)];
+    let a = Replica::start_with_env(up.addr, &url, "", "3s", &trust).await;
+    let b = Replica::start_with_env(up.addr, &url, "", "3s", &trust).await;
+    let h = signed("msg_tls");
+    let r = a.post(&h).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}\n{}", r.body, a.logs());
+    assert_eq!(b.post(&h).await.json()["status"], "duplicate");
+    assert_eq!(up.count(), 1);
+
+    // An empty trust file: the certificate is unknown, so the store is unavailable.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let untrusting =
+        Replica::start_with_env(up.addr, &url, "", "3s", &[("SSL_CERT_FILE", &empty)]).await;
+    let r = untrusting.post(&signed("msg_tls_untrusted")).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+    assert_eq!(r.error(), "replay_store_unavailable");
+    assert_eq!(up.count(), 1);
+    assert!(
+        !untrusting.logs().contains("pa55"),
+        "the password is never logged"
     );
 }
