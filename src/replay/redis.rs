@@ -145,12 +145,14 @@ impl RedisStore {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(t))
             .set_response_timeout(Some(t))
-            // Short backoff, few retries: while Redis is down each request fails fast on its
-            // own timeout anyway, and a failed connect attempt makes the next request start a
-            // fresh one, so recovery after Redis returns takes well under a second.
+            // One quick retry inside a connect attempt, no more: a failed attempt makes the
+            // next request start a fresh one (recovery after Redis returns takes well under a
+            // second), and more retries with backoff would outlast the command timeout, so a
+            // refused connection or a bad certificate would only ever be reported as "timed
+            // out" instead of its cause.
             .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500))
-            .set_number_of_retries(3);
+            .set_max_delay(Duration::from_millis(100))
+            .set_number_of_retries(1);
         let m = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
             .map_err(unavailable)?;
         // Two first calls may race: one manager wins, the other is dropped unused.

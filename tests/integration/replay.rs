@@ -440,11 +440,17 @@ async fn rediss_with_password_is_shared_and_verified() {
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let untrusting =
-        Replica::start_with_env(up.addr, &url, "", "3s", &[("SSL_CERT_FILE", &empty)]).await;
+        Replica::start_with_env(up.addr, &url, "", "500ms", &[("SSL_CERT_FILE", &empty)]).await;
     let r = untrusting.post(&signed("msg_tls_untrusted")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
     assert_eq!(r.error(), "replay_store_unavailable");
     assert_eq!(up.count(), 1);
+    // The log names the cause, not just "timed out".
+    assert!(
+        untrusting.logs().contains("certificate"),
+        "{}",
+        untrusting.logs()
+    );
     assert!(
         !untrusting.logs().contains("pa55"),
         "the password is never logged"
