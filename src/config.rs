@@ -66,6 +66,8 @@ pub struct Limits {
     pub max_connections: usize,
     pub shutdown_grace: Duration,
     pub drain_delay: Duration,
+    /// A connection with no request in progress for this long is closed.
+    pub idle_timeout: Duration,
     pub max_headers: usize,
     pub max_header_bytes: usize,
 }
@@ -478,6 +480,7 @@ impl<'a> Cx<'a> {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             drain_delay: Duration::ZERO,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_headers: DEFAULT_MAX_HEADERS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         };
@@ -491,6 +494,7 @@ impl<'a> Cx<'a> {
                 "max_connections",
                 "shutdown_grace",
                 "drain_delay",
+                "idle_timeout",
                 "max_headers",
                 "max_header_bytes",
             ],
@@ -507,6 +511,7 @@ impl<'a> Cx<'a> {
         );
         let shutdown_grace = self.duration(t, "shutdown_grace", defaults.shutdown_grace, false);
         let drain_delay = self.duration(t, "drain_delay", defaults.drain_delay, false);
+        let idle_timeout = self.duration(t, "idle_timeout", defaults.idle_timeout, true);
         let max_headers = self.int(t, "max_headers", defaults.max_headers as i64, 1, 10_000);
         let max_header_bytes = self.size(
             t,
@@ -521,6 +526,7 @@ impl<'a> Cx<'a> {
             max_connections: max_connections? as usize,
             shutdown_grace: shutdown_grace?,
             drain_delay: drain_delay?,
+            idle_timeout: idle_timeout?,
             max_headers: max_headers? as usize,
             max_header_bytes: usize::try_from(max_header_bytes?).ok()?,
         })
@@ -1452,6 +1458,7 @@ const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_HEADERS: usize = 100;
 const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 const MIN_HEADER_BYTES: usize = 8192;

@@ -215,10 +215,17 @@ fn run(path: &Path) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        // The bound addresses (a configured port 0 is resolved here).
+        let listen = listener.local_addr().unwrap_or(listen);
+        let admin = admin_listener.local_addr().unwrap_or(admin);
         tracing::info!(listen = %listen, admin = %admin, routes, version = env!("CARGO_PKG_VERSION"), "hookseal serving");
         let drained = app.run(listener, admin_listener, shutdown_signal()).await;
         if drained.cut_off > 0 {
-            tracing::warn!(connections = drained.cut_off, "exited with connections cut off");
+            tracing::warn!(
+                connections = drained.cut_off,
+                requests = drained.requests_cut_off,
+                "exited with connections cut off"
+            );
         }
         tracing::info!("hookseal stopped");
         ExitCode::SUCCESS

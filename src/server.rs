@@ -1,15 +1,34 @@
-//! The accept loop: connection limit, optional TLS, HTTP/1.1 and HTTP/2, graceful drain.
+//! The accept loop: connection limit, optional TLS, HTTP/1.1 and HTTP/2, per-connection
+//! deadlines, graceful drain.
+//!
+//! Every connection is driven by [`serve`], which watches three things besides the protocol:
+//! - the first request must arrive within `header_timeout` of the connection (hyper enforces
+//!   it for each HTTP/1.1 request head; here it also covers HTTP/2 and a client that connects
+//!   and sends nothing, which the protocol sniffing would otherwise wait on forever);
+//! - a connection with no request in progress for `idle_timeout` is closed gracefully;
+//! - the drain: on shutdown every connection gets a graceful shutdown (HTTP/1.1: close after
+//!   the response in progress; HTTP/2: GOAWAY), and when `shutdown_grace` runs out the rest is
+//!   cut off, and every request cut off is logged.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::{Method, Request, Uri};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::Instant;
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
@@ -31,6 +50,21 @@ pub struct Server {
 pub struct Drained {
     /// Connections still open when `shutdown_grace` ran out (0: a clean drain).
     pub cut_off: usize,
+    /// Requests in progress on those connections (each is logged at `warn`).
+    pub requests_cut_off: usize,
+}
+
+/// What every connection task shares.
+struct Shared {
+    proxy: Arc<Proxy>,
+    builder: auto::Builder<TokioExecutor>,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    /// Turns true when the listener stops accepting: connections shut down gracefully.
+    drain: watch::Receiver<bool>,
+    /// Turns true when `shutdown_grace` ran out: connections are dropped.
+    cut: watch::Receiver<bool>,
+    requests_cut_off: AtomicUsize,
 }
 
 impl Server {
@@ -61,8 +95,10 @@ impl Server {
             limits,
             tls,
         } = self;
-        let permits = Arc::new(Semaphore::new(limits.max_connections));
-        let graceful = GracefulShutdown::new();
+        let max = limits.max_connections;
+        let permits = Arc::new(Semaphore::new(max));
+        let (drain_tx, drain) = watch::channel(false);
+        let (cut_tx, cut) = watch::channel(false);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -78,7 +114,15 @@ impl Server {
             .max_concurrent_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(10));
-        let builder = Arc::new(builder);
+        let shared = Arc::new(Shared {
+            proxy,
+            builder,
+            header_timeout: limits.header_timeout,
+            idle_timeout: limits.idle_timeout,
+            drain,
+            cut,
+            requests_cut_off: AtomicUsize::new(0),
+        });
         tokio::pin!(stop);
 
         loop {
@@ -104,33 +148,18 @@ impl Server {
                 },
             };
             let _ = tcp.set_nodelay(true);
-            let proxy = Arc::clone(&proxy);
             let metrics = Arc::clone(&metrics);
-            let builder = Arc::clone(&builder);
+            let shared = Arc::clone(&shared);
             let tls = tls.clone();
-            let watcher = graceful.watcher();
-            let handshake_timeout = limits.header_timeout;
             tokio::spawn(async move {
                 let _permit = permit;
                 metrics.connections.inc();
                 let _conn_guard = ConnGuard(&metrics);
                 match tls {
-                    None => {
-                        let info = ConnInfo { peer, tls: false };
-                        let svc = service_fn(move |req| {
-                            let proxy = Arc::clone(&proxy);
-                            async move {
-                                Ok::<_, std::convert::Infallible>(proxy.handle(req, info).await)
-                            }
-                        });
-                        let conn = builder.serve_connection(TokioIo::new(tcp), svc);
-                        if let Err(e) = watcher.watch(conn).await {
-                            tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                        }
-                    }
+                    None => serve(&shared, tcp, ConnInfo { peer, tls: false }).await,
                     Some(acceptor) => {
                         let stream = match tokio::time::timeout(
-                            handshake_timeout,
+                            shared.header_timeout,
                             acceptor.accept(tcp),
                         )
                         .await
@@ -147,35 +176,266 @@ impl Server {
                                 return;
                             }
                         };
-                        let info = ConnInfo { peer, tls: true };
-                        let svc = service_fn(move |req| {
-                            let proxy = Arc::clone(&proxy);
-                            async move {
-                                Ok::<_, std::convert::Infallible>(proxy.handle(req, info).await)
-                            }
-                        });
-                        let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                        if let Err(e) = watcher.watch(conn).await {
-                            tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
-                        }
+                        serve(&shared, stream, ConnInfo { peer, tls: true }).await;
                     }
                 }
             });
         }
         drop(listener);
-        let open = graceful.count();
+        let open = max - permits.available_permits();
         tracing::info!(open_connections = open, "stopped accepting; draining");
-        match tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await {
-            Ok(()) => Drained { cut_off: 0 },
-            Err(_) => {
-                let left = limits.max_connections - permits.available_permits();
-                tracing::warn!(
-                    connections = left,
-                    "shutdown grace ran out; cutting off open connections"
-                );
-                Drained { cut_off: left }
-            }
+        let _ = drain_tx.send(true);
+        // Every connection holds a permit until its task ends: all permits back = drained.
+        let all = u32::try_from(max).unwrap_or(u32::MAX);
+        if tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all))
+            .await
+            .is_ok()
+        {
+            tracing::info!("drained");
+            return Drained {
+                cut_off: 0,
+                requests_cut_off: 0,
+            };
         }
+        let left = max - permits.available_permits();
+        let _ = cut_tx.send(true);
+        // The tasks return as soon as they see the cut; give them a moment to log.
+        let _ = tokio::time::timeout(Duration::from_secs(5), permits.acquire_many(all)).await;
+        let requests = shared.requests_cut_off.load(Ordering::SeqCst);
+        tracing::warn!(
+            connections = left,
+            requests,
+            grace = ?limits.shutdown_grace,
+            "shutdown grace ran out; open connections cut off"
+        );
+        Drained {
+            cut_off: left,
+            requests_cut_off: requests,
+        }
+    }
+}
+
+/// Serves one connection (plain or TLS) under the deadlines described in the module docs.
+async fn serve<I>(shared: &Shared, io: I, info: ConnInfo)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let state = Arc::new(ConnState::new(info.peer));
+    let svc = {
+        let state = Arc::clone(&state);
+        let proxy = Arc::clone(&shared.proxy);
+        service_fn(move |req: Request<Incoming>| {
+            let guard = InFlight::begin(&state, req.method(), req.uri());
+            let proxy = Arc::clone(&proxy);
+            async move {
+                let resp = proxy.handle(req, info).await;
+                Ok::<_, Infallible>(resp.map(|body| Tracked {
+                    body,
+                    _guard: guard,
+                }))
+            }
+        })
+    };
+    let conn = shared.builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut drain = shared.drain.clone();
+    let mut cut = shared.cut.clone();
+    // When the graceful shutdown of this connection began (drain or idle).
+    let mut closing: Option<Instant> = None;
+    loop {
+        let wake = state.next_check(shared, closing);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            _ = drain.wait_for(|d| *d), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some(Instant::now());
+            }
+            _ = cut.wait_for(|c| *c) => {
+                let n = state.cut_off();
+                shared.requests_cut_off.fetch_add(n, Ordering::SeqCst);
+                if n > 0 {
+                    tracing::warn!(peer = %info.peer, requests = n, "connection cut off: shutdown grace ran out");
+                }
+                // Dropping `conn` drops the requests on it; each logs itself (InFlight).
+                return;
+            }
+            // A request ended: the idle deadline moves.
+            () = state.quiet.notified() => {}
+            () = tokio::time::sleep_until(wake) => match state.check(shared, closing) {
+                Check::Keep => {}
+                Check::Close => {
+                    tracing::debug!(peer = %info.peer, "closing an idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    closing = Some(Instant::now());
+                }
+                Check::Drop(why) => {
+                    tracing::debug!(peer = %info.peer, why, "dropping a connection");
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// What one connection's deadline check decided.
+enum Check {
+    Keep,
+    /// Idle: shut down gracefully.
+    Close,
+    /// Nothing in progress and past a hard deadline: drop the socket.
+    Drop(&'static str),
+}
+
+/// Per-connection bookkeeping shared by its requests and its task.
+struct ConnState {
+    peer: SocketAddr,
+    born: Instant,
+    /// Requests whose response is not finished yet.
+    active: AtomicUsize,
+    /// Requests begun on this connection.
+    started: AtomicU64,
+    /// When the last request ended, in milliseconds after `born`.
+    last_end_ms: AtomicU64,
+    /// Set when the connection is being cut off, so that its requests log themselves.
+    cut: AtomicBool,
+    /// Signalled when the last request in progress ends.
+    quiet: Notify,
+}
+
+impl ConnState {
+    fn new(peer: SocketAddr) -> ConnState {
+        ConnState {
+            peer,
+            born: Instant::now(),
+            active: AtomicUsize::new(0),
+            started: AtomicU64::new(0),
+            last_end_ms: AtomicU64::new(0),
+            cut: AtomicBool::new(false),
+            quiet: Notify::new(),
+        }
+    }
+
+    /// The next instant a deadline may pass; `check` decides whether one did.
+    fn next_check(&self, shared: &Shared, closing: Option<Instant>) -> Instant {
+        let now = Instant::now();
+        if self.active.load(Ordering::SeqCst) > 0 {
+            // Busy: no deadline applies; look again later.
+            return now + shared.idle_timeout.min(shared.header_timeout);
+        }
+        match closing {
+            Some(since) => since + shared.header_timeout,
+            None if self.started.load(Ordering::SeqCst) == 0 => self.born + shared.header_timeout,
+            None => self.idle_since() + shared.idle_timeout,
+        }
+    }
+
+    fn check(&self, shared: &Shared, closing: Option<Instant>) -> Check {
+        if self.active.load(Ordering::SeqCst) > 0 {
+            return Check::Keep;
+        }
+        let now = Instant::now();
+        if let Some(since) = closing {
+            return if now >= since + shared.header_timeout {
+                Check::Drop("not closed within header_timeout of its graceful shutdown")
+            } else {
+                Check::Keep
+            };
+        }
+        if self.started.load(Ordering::SeqCst) == 0 {
+            return if now >= self.born + shared.header_timeout {
+                Check::Drop("no request within header_timeout")
+            } else {
+                Check::Keep
+            };
+        }
+        if now >= self.idle_since() + shared.idle_timeout {
+            Check::Close
+        } else {
+            Check::Keep
+        }
+    }
+
+    fn idle_since(&self) -> Instant {
+        self.born + Duration::from_millis(self.last_end_ms.load(Ordering::SeqCst))
+    }
+
+    /// Marks the connection as cut off; returns how many requests were in progress.
+    fn cut_off(&self) -> usize {
+        self.cut.store(true, Ordering::SeqCst);
+        self.active.load(Ordering::SeqCst)
+    }
+}
+
+/// One request in progress, from its head until its response body is done or dropped.
+struct InFlight {
+    state: Arc<ConnState>,
+    method: Method,
+    uri: Uri,
+    started: Instant,
+}
+
+impl InFlight {
+    fn begin(state: &Arc<ConnState>, method: &Method, uri: &Uri) -> InFlight {
+        state.started.fetch_add(1, Ordering::SeqCst);
+        state.active.fetch_add(1, Ordering::SeqCst);
+        InFlight {
+            state: Arc::clone(state),
+            method: method.clone(),
+            uri: uri.clone(),
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let s = &self.state;
+        let ms = u64::try_from(s.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        s.last_end_ms.fetch_max(ms, Ordering::SeqCst);
+        if s.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+            s.quiet.notify_one();
+        }
+        if s.cut.load(Ordering::SeqCst) {
+            // The path only: a query string may carry tokens.
+            tracing::warn!(
+                peer = %s.peer,
+                method = %self.method,
+                path = self.uri.path(),
+                running = ?self.started.elapsed(),
+                "request cut off: shutdown grace ran out"
+            );
+        }
+    }
+}
+
+/// A response body that keeps its request counted as in progress until it is done.
+struct Tracked<B> {
+    body: B,
+    _guard: InFlight,
+}
+
+impl<B: Body + Unpin> Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

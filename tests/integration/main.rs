@@ -1,9 +1,12 @@
 //! The one integration-test binary: hookseal and its upstream over real sockets on 127.0.0.1.
 
+mod netkit;
 mod support;
 
 mod config;
+mod faults;
 mod observability;
+mod ops;
 mod proxy;
 mod replay;
 mod sign;
