@@ -140,7 +140,11 @@ async fn sigterm_drains_the_real_binary() {
         sw_route("")
     );
     let mut p = Proc::start(dir.path(), &config_text(up.addr, "", &rest));
-    assert_eq!(p.readyz().await, Some(StatusCode::OK));
+    let ready = eventually(Duration::from_secs(30), || async {
+        p.readyz().await == Some(StatusCode::OK)
+    })
+    .await;
+    assert!(ready, "/readyz never answered 200");
 
     // A webhook in flight: the upstream holds its answer until released.
     let url = format!("http://{}/hooks/sw", p.listen);
