@@ -168,6 +168,9 @@ impl Proxy {
             .observe(start.elapsed().as_secs_f64());
         let name = route.cfg.name.as_str();
         let status = done.response.status().as_u16();
+        let elapsed_ms = start.elapsed().as_millis() as u64;
+        // Exactly one line per request: warn when hookseal refused it, the app could not be
+        // reached, or observe mode let through what enforce mode would refuse; else debug.
         match (done.outcome, done.reason) {
             (Outcome::Rejected, reason) => match &done.detail {
                 None => log_rejection(name, reason, &conn),
@@ -180,17 +183,23 @@ impl Proxy {
                     "request rejected"
                 ),
             },
-            (Outcome::Observed, reason)
-                if reason != Reason::Ok
-                    && reason != Reason::UpstreamUnavailable
-                    && reason != Reason::UpstreamTimeout =>
-            {
+            (_, reason @ (Reason::UpstreamUnavailable | Reason::UpstreamTimeout)) => {
                 tracing::warn!(
                     route = %name,
                     reason = %reason.as_str(),
-                    peer = %conn.peer,
                     status,
-                    "request failed verification; forwarded (observe mode)"
+                    peer = %conn.peer,
+                    elapsed_ms,
+                    "upstream failed"
+                );
+            }
+            (Outcome::Observed, reason) if reason != Reason::Ok => {
+                tracing::warn!(
+                    route = %name,
+                    reason = %reason.as_str(),
+                    status,
+                    peer = %conn.peer,
+                    "request would be rejected; forwarded (observe mode)"
                 );
             }
             (Outcome::Duplicate, _) => {
@@ -200,9 +209,9 @@ impl Proxy {
                 route = %name,
                 result = %outcome.as_str(),
                 reason = %reason.as_str(),
-                peer = %conn.peer,
                 status,
-                elapsed_ms = start.elapsed().as_millis() as u64,
+                peer = %conn.peer,
+                elapsed_ms,
                 "request forwarded"
             ),
         }
@@ -558,7 +567,6 @@ impl Proxy {
             UpstreamError::Timeout => (UpstreamClass::Timeout, Reason::UpstreamTimeout),
         };
         route.metrics.upstream(class);
-        tracing::warn!(route = %route.cfg.name, reason = %reason.as_str(), "upstream failed");
         Done {
             response: reject(reason, Some(&route.cfg.name), request_id),
             outcome: if observe {

@@ -909,7 +909,8 @@ struct Binary {
 
 impl Binary {
     /// Runs `hookseal run` with HOOKSEAL_LOG=trace and the given format; waits for "serving".
-    fn start(format: &str, upstream: std::net::SocketAddr) -> Binary {
+    /// `down`: an address nothing listens on, upstream of the `down` route.
+    fn start(format: &str, upstream: std::net::SocketAddr, down: std::net::SocketAddr) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hookseal.toml");
         let secret_file = dir.path().join("gh-secret");
@@ -923,7 +924,9 @@ impl Binary {
                  secrets = [{{ id = \"main\", file = \"{}\" }}]\n\
                  [[route]]\nname = \"env\"\npath = \"/hooks/env\"\nscheme = \"hmac\"\n\
                  secrets = [{{ env = \"LOG_TEST_SECRET\" }}]\n\
-                 [route.hmac]\nheader = \"X-Sig\"\nalgorithm = \"sha256\"\nencoding = \"hex\"\n",
+                 [route.hmac]\nheader = \"X-Sig\"\nalgorithm = \"sha256\"\nencoding = \"hex\"\n\
+                 [[route]]\nname = \"down\"\npath = \"/hooks/down\"\nscheme = \"none\"\n\
+                 upstream = \"http://{down}\"\n",
                 secret_file.display()
             ),
         )
@@ -1058,6 +1061,14 @@ async fn log_traffic(addr: std::net::SocketAddr) -> Vec<String> {
     .await;
     assert_eq!(r.error(), "missing_signature");
 
+    let r = post(
+        &url("/hooks/down"),
+        &[("x-request-id", "rid-down-1".into())],
+        LOG_BODY,
+    )
+    .await;
+    assert_eq!(r.error(), "upstream_unavailable");
+
     // The same over HTTP/2 (h2 logs every frame at trace).
     let h2 = Client::builder(TokioExecutor::new())
         .http2_only(true)
@@ -1095,7 +1106,7 @@ fn assert_redacted(lines: &[String], signatures: &[String]) {
 #[tokio::test]
 async fn json_logs_never_hold_secret_signature_or_body() {
     let up = Upstream::start().await;
-    let bin = Binary::start("json", up.addr);
+    let bin = Binary::start("json", up.addr, closed_port().await);
     let signatures = log_traffic(bin.addr).await;
     let lines = bin.stop();
     assert_redacted(&lines, &signatures);
@@ -1140,6 +1151,32 @@ async fn json_logs_never_hold_secret_signature_or_body() {
             "{id}: {lines:?}"
         );
     }
+    // Exactly one line of hookseal's own per request, at warn or debug.
+    let expect = [
+        ("rid-forwarded-1", "DEBUG", "request forwarded"),
+        ("rid-env-1", "DEBUG", "request forwarded"),
+        ("rid-h2-1", "DEBUG", "request forwarded"),
+        ("rid-rejected-1", "WARN", "request rejected"),
+        ("rid-missing-1", "WARN", "request rejected"),
+        ("rid-down-1", "WARN", "upstream failed"),
+    ];
+    for (id, level, message) in expect {
+        let own: Vec<_> = with_id(id)
+            .into_iter()
+            .filter(|e| e["target"] == "hookseal::proxy")
+            .collect();
+        assert_eq!(own.len(), 1, "{id}: {own:?}");
+        assert_eq!(
+            (&own[0]["level"], &own[0]["message"]),
+            (&level.into(), &message.into()),
+            "{id}"
+        );
+        assert!(
+            own[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{id}"
+        );
+        assert!(own[0]["route"].is_string(), "{id}");
+    }
     // The request's span reaches the libraries' lines too (the upstream client at trace).
     assert!(
         with_id("rid-forwarded-1")
@@ -1153,7 +1190,7 @@ async fn json_logs_never_hold_secret_signature_or_body() {
 #[tokio::test]
 async fn text_logs_never_hold_secret_signature_or_body() {
     let up = Upstream::start().await;
-    let bin = Binary::start("text", up.addr);
+    let bin = Binary::start("text", up.addr, closed_port().await);
     let signatures = log_traffic(bin.addr).await;
     let lines = bin.stop();
     assert_redacted(&lines, &signatures);
