@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -137,7 +137,7 @@ pub struct Metrics {
     body_bytes: HistogramVec,
     signature_key: IntCounterVec,
     skew: HistogramVec,
-    tolerance: IntGaugeVec,
+    tolerance: GaugeVec,
     replay_errors: IntCounterVec,
     /// Unexpired replay entries evicted because the memory store was full.
     pub replay_evictions: IntCounter,
@@ -262,7 +262,7 @@ impl Metrics {
             .buckets(SKEW_BUCKETS.to_vec()),
             &["route"],
         )?;
-        let tolerance = IntGaugeVec::new(
+        let tolerance = GaugeVec::new(
             Opts::new(
                 "hookseal_timestamp_tolerance_seconds",
                 "The timestamp window of each verifying route, to compare the skew with.",
@@ -416,7 +416,7 @@ impl Metrics {
             label(Family::Tolerance, &[name]);
             self.tolerance
                 .with_label_values(&[name])
-                .set(i64::try_from(t.as_secs()).unwrap_or(i64::MAX));
+                .set(t.as_secs_f64());
         }
         RouteMetrics {
             requests,
@@ -664,11 +664,19 @@ mod tests {
             false,
             Some(std::time::Duration::from_secs(300)),
         );
+        let _ms = m.route(
+            "fast",
+            Some("paddle"),
+            &keys,
+            false,
+            Some(std::time::Duration::from_millis(2500)),
+        );
         let text = m.encode();
         for line in [
             "hookseal_signature_key_total{key=\"current\",route=\"sw\"} 0",
             "hookseal_signature_key_total{key=\"previous\",route=\"sw\"} 0",
             "hookseal_timestamp_tolerance_seconds{route=\"sw\"} 300",
+            "hookseal_timestamp_tolerance_seconds{route=\"fast\"} 2.5",
             "hookseal_timestamp_skew_seconds_count{route=\"sw\"} 0",
             "hookseal_upstream_responses_total{class=\"timeout\",route=\"sw\"} 0",
             "hookseal_verify_duration_seconds_count{route=\"sw\",scheme=\"standard-webhooks\"} 0",
