@@ -23,9 +23,9 @@ use tokio::sync::{oneshot, Semaphore};
 
 use super::support::Sidecar;
 
-/// Raises this process's open-file limit to at least `want` (up to the hard limit) and returns
-/// the new soft limit. Panics when the hard limit is too low: the test cannot be meaningful.
-pub fn raise_nofile(want: u64) -> u64 {
+/// Raises this process's open-file soft limit towards `want` (never above the hard limit) and
+/// returns it. Panics below `need`: the test could not be meaningful.
+pub fn raise_nofile(want: u64, need: u64) -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -39,8 +39,8 @@ pub fn raise_nofile(want: u64) -> u64 {
         }
     }
     assert!(
-        r.rlim_cur >= want,
-        "RLIMIT_NOFILE hard limit {} is below the {want} this test needs",
+        r.rlim_cur >= need,
+        "RLIMIT_NOFILE hard limit {} is below the {need} this test needs",
         r.rlim_max
     );
     r.rlim_cur
