@@ -7,8 +7,9 @@
 //!   and sends nothing, which the protocol sniffing would otherwise wait on forever);
 //! - a connection with no request in progress for `idle_timeout` is closed gracefully;
 //! - the drain: on shutdown every connection gets a graceful shutdown (HTTP/1.1: close after
-//!   the response in progress; HTTP/2: GOAWAY), and when `shutdown_grace` runs out the rest is
-//!   cut off, and every request cut off is logged.
+//!   the response in progress; HTTP/2: GOAWAY) — one that has not delivered a request yet
+//!   after its first one, within its first-request deadline — and when `shutdown_grace` runs
+//!   out the rest is cut off, and every request cut off is logged.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -242,7 +243,15 @@ where
     let mut cut = shared.cut.clone();
     // When the graceful shutdown of this connection began (drain or idle).
     let mut closing: Option<Instant> = None;
+    // Draining began. A connection that has not delivered its first request yet may have been
+    // accepted just before the listener closed with a request on its way: it keeps its
+    // first-request deadline, and is shut down gracefully as soon as it has had a request.
+    let mut draining = false;
     loop {
+        if draining && closing.is_none() && state.started.load(Ordering::SeqCst) > 0 {
+            conn.as_mut().graceful_shutdown();
+            closing = Some(Instant::now());
+        }
         let wake = state.next_check(shared, closing);
         tokio::select! {
             r = conn.as_mut() => {
@@ -251,10 +260,7 @@ where
                 }
                 return;
             }
-            _ = drain.wait_for(|d| *d), if closing.is_none() => {
-                conn.as_mut().graceful_shutdown();
-                closing = Some(Instant::now());
-            }
+            _ = drain.wait_for(|d| *d), if !draining => draining = true,
             _ = cut.wait_for(|c| *c) => {
                 let n = state.cut_off();
                 shared.requests_cut_off.fetch_add(n, Ordering::SeqCst);

@@ -297,6 +297,52 @@ async fn http2_drain_sends_goaway_and_finishes_the_stream_in_flight() {
     assert_eq!(up.ids(), ["msg_h2"]);
 }
 
+#[tokio::test]
+async fn a_connection_accepted_just_before_the_drain_still_gets_its_request_served() {
+    let up = Upstream::start().await;
+    let mut sc = Sidecar::start(up.addr, "[limits]\nheader_timeout = \"30s\"", &sw_route("")).await;
+    // Accepted, but its request has not arrived yet when the listener closes.
+    let mut early = TcpStream::connect(sc.addr).await.unwrap();
+    let accepted = eventually(Duration::from_secs(20), || async {
+        metric(&sc.metrics().await, "hookseal_connections") == 1.0
+    })
+    .await;
+    assert!(accepted);
+    let admin = sc.admin;
+    let drained = tokio::spawn(async move { sc.shutdown().await });
+    let ready_503 = eventually(Duration::from_secs(20), || async {
+        let r = send(
+            http::Method::GET,
+            &format!("http://{admin}/readyz"),
+            &[],
+            bytes::Bytes::new(),
+        )
+        .await;
+        r.status == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    assert!(ready_503);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    early
+        .write_all(&request_bytes(
+            "POST",
+            "/hooks/sw",
+            &signed("msg_late"),
+            BODY,
+        ))
+        .await
+        .unwrap();
+    let r = within(Duration::from_secs(30), read_response(&mut early))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert!(closed_within(&mut early, Duration::from_secs(20)).await);
+    let drained = within(Duration::from_secs(30), drained).await.unwrap();
+    assert_eq!(drained.cut_off, 0);
+    assert_eq!(up.count(), 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // Observe mode.
 
