@@ -309,3 +309,105 @@ async fn ed25519_signatures_verify_through_the_proxy() {
     );
     assert_eq!(up.count(), 2);
 }
+
+/// `hookseal sign --url` for every scheme: the request it POSTs is accepted by a route of that
+/// scheme (same secret), forwarded with the body unchanged; with another secret it is refused.
+#[tokio::test]
+async fn sign_url_is_accepted_for_every_scheme() {
+    let up = Upstream::start().await;
+    // Ed25519 schemes: the sender holds the private key, the route the public key (RFC 8032
+    // test 1 pair).
+    let seed_hex = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
+    let public_hex = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (scheme, route secret, sender secret, extra route keys)
+        ("standard-webhooks", WHSEC, WHSEC, ""),
+        ("github", "gh", "gh", ""),
+        ("hotglue", "hg", "hg", ""),
+        ("stripe", "whsec_stripe", "whsec_stripe", ""),
+        ("slack", "sl", "sl", ""),
+        ("shopify", "sh", "sh", ""),
+        ("twilio", "tw", "tw", "public_url = \"https://hooks.example.com/s/twilio\"\n"),
+        ("square", "sq", "sq", "public_url = \"https://hooks.example.com/s/square\"\n"),
+        ("paddle", "pd", "pd", "tolerance = \"1m\"\n"),
+        ("linear", "ln", "ln", ""),
+        ("discord", public_hex, seed_hex, ""),
+        (
+            "hmac",
+            "hm",
+            "hm",
+            "[route.hmac]\nheader = \"X-Sig\"\nencoding = \"base64\"\ntimestamp_header = \"X-Ts\"\n\
+             id_header = \"X-Id\"\nsigned_payload = \"{method} {path} {id}.{timestamp}.{body}\"\n",
+        ),
+    ];
+    let mut routes = String::new();
+    for (scheme, secret, _, extra) in cases {
+        routes.push_str(&format!(
+            "[[route]]\nname = \"r-{scheme}\"\npath = \"/s/{scheme}\"\nscheme = \"{scheme}\"\n\
+             secrets = [{{ value = \"{secret}\" }}]\n{extra}"
+        ));
+    }
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let config = sc.dir.path().join("hookseal.toml");
+    let body_file = sc.dir.path().join("body.json");
+    // Linear's freshness is the body's webhookTimestamp (ms).
+    let body = format!(
+        r#"{{"hello":"wörld","webhookTimestamp":{}}}"#,
+        unix_now() * 1000
+    );
+    std::fs::write(&body_file, &body).unwrap();
+
+    for (i, (scheme, _, sender, _)) in cases.iter().enumerate() {
+        let run = |secret: &str| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookseal"));
+            cmd.env_remove("HOOKSEAL_CONFIG")
+                .args(["sign", "--scheme", scheme, "--secret", secret])
+                .args(["--id", &format!("delivery-{i}")])
+                .arg("--body-file")
+                .arg(&body_file)
+                .arg("--url")
+                .arg(sc.url(&format!("/s/{scheme}?tenant=acme")))
+                .arg("--config")
+                .arg(&config)
+                .args(["--route", &format!("r-{scheme}")]);
+            cmd
+        };
+        let mut cmd = run(sender);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("200 OK"),
+            "{scheme}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = up.last();
+        assert_eq!(
+            got.headers["x-hookseal-route"],
+            format!("r-{scheme}").as_str()
+        );
+        assert_eq!(got.headers["x-hookseal-verified"], "true");
+        assert_eq!(got.body.as_ref(), body.as_bytes(), "{scheme}");
+        assert_eq!(up.count(), i + 1);
+
+        // Another secret (for Ed25519, another private key): refused, not forwarded.
+        let wrong = match *scheme {
+            "discord" => "0101010101010101010101010101010101010101010101010101010101010101",
+            "standard-webhooks" => WHSEC_OLD,
+            _ => "not-the-secret",
+        };
+        let mut cmd = run(wrong);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{scheme}: {stdout}");
+        assert!(stdout.contains("401"), "{scheme}: {stdout}");
+        assert_eq!(
+            up.count(),
+            i + 1,
+            "{scheme}: a wrong signature was forwarded"
+        );
+    }
+}
