@@ -584,13 +584,14 @@ impl<'a> Cx<'a> {
                 }
             },
         };
-        let url = self.opt_str(t, "url").map(|(off, s)| {
+        let url = self.replay_url(t).map(|(off, s)| {
+            // Never echo the URL: it may hold a password.
             if !(s.starts_with("redis://") || s.starts_with("rediss://")) {
                 self.err(off, "replay.url", "must start with redis:// or rediss://");
             }
             s
         });
-        if store == Some(StoreKind::Redis) && url.is_none() {
+        if store == Some(StoreKind::Redis) && url.is_none() && !t.map.contains_key("url") {
             self.err(
                 t.span_start,
                 "replay.url",
@@ -1141,46 +1142,7 @@ impl<'a> Cx<'a> {
             };
             let bytes = match *kind {
                 "value" => Some(src.as_bytes().to_vec()),
-                "env" => match (self.env)(src) {
-                    Some(v) if !v.is_empty() => Some(v.into_bytes()),
-                    _ => {
-                        self.err(
-                            *off,
-                            &format!("{}.env", st.path),
-                            format!("environment variable {src} is not set or empty"),
-                        );
-                        None
-                    }
-                },
-                _ => {
-                    let path = self.resolve(src);
-                    self.watched.push(path.clone());
-                    match std::fs::read(&path) {
-                        Ok(mut b) => {
-                            while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
-                                b.pop();
-                            }
-                            if b.is_empty() {
-                                self.err(
-                                    *off,
-                                    &format!("{}.file", st.path),
-                                    format!("secret file {} is empty", path.display()),
-                                );
-                                None
-                            } else {
-                                Some(b)
-                            }
-                        }
-                        Err(e) => {
-                            self.err(
-                                *off,
-                                &format!("{}.file", st.path),
-                                format!("cannot read secret file {}: {e}", path.display()),
-                            );
-                            None
-                        }
-                    }
-                }
+                _ => self.read_source(&st.path, kind, *off, src, "secret"),
             };
             match bytes {
                 Some(bytes) if !bytes.is_empty() => {
@@ -1195,6 +1157,102 @@ impl<'a> Cx<'a> {
             }
         }
         ok.then_some(out)
+    }
+
+    /// Reads an `env` or `file` source (`kind`), trimming a file's trailing newlines; reports a
+    /// missing, unreadable or empty one at `off` as `<path>.<kind>`. `what` names the value in
+    /// messages; the content itself never appears in them.
+    fn read_source(
+        &mut self,
+        path: &str,
+        kind: &str,
+        off: usize,
+        src: &str,
+        what: &str,
+    ) -> Option<Vec<u8>> {
+        let key = format!("{path}.{kind}");
+        if kind == "env" {
+            return match (self.env)(src) {
+                Some(v) if !v.is_empty() => Some(v.into_bytes()),
+                _ => {
+                    self.err(
+                        off,
+                        &key,
+                        format!("environment variable {src} is not set or empty"),
+                    );
+                    None
+                }
+            };
+        }
+        let file = self.resolve(src);
+        self.watched.push(file.clone());
+        match std::fs::read(&file) {
+            Ok(mut b) => {
+                while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                    b.pop();
+                }
+                if b.is_empty() {
+                    self.err(
+                        off,
+                        &key,
+                        format!("{what} file {} is empty", file.display()),
+                    );
+                    None
+                } else {
+                    Some(b)
+                }
+            }
+            Err(e) => {
+                self.err(
+                    off,
+                    &key,
+                    format!("cannot read {what} file {}: {e}", file.display()),
+                );
+                None
+            }
+        }
+    }
+
+    /// `replay.url`: a string, or `{ env = "NAME" }` / `{ file = "PATH" }` so that a URL holding
+    /// a password can come from a Secret. Returns `(offset, url)`.
+    fn replay_url(&mut self, t: &Table<'_, '_>) -> Option<(usize, String)> {
+        let (key, item) = self.entry(t, "url")?;
+        let off = item.span().start;
+        match item.get_ref() {
+            DeValue::String(s) => Some((off, s.to_string())),
+            DeValue::Table(map) => {
+                let st = Table {
+                    path: key.clone(),
+                    span_start: off,
+                    map,
+                };
+                self.check_keys(&st, &["env", "file"]);
+                let sources = ["env", "file"]
+                    .iter()
+                    .filter_map(|k| self.opt_str(&st, k).map(|(o, s)| (*k, o, s)))
+                    .collect::<Vec<_>>();
+                let [(kind, o, src)] = sources.as_slice() else {
+                    self.err(off, &key, "give exactly one of env, file");
+                    return None;
+                };
+                let bytes = self.read_source(&key, kind, *o, src, "replay.url")?;
+                match String::from_utf8(bytes) {
+                    Ok(u) => Some((*o, u)),
+                    Err(_) => {
+                        self.err(*o, &key, "is not UTF-8");
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.err(
+                    off,
+                    &key,
+                    "must be a string, { env = \"NAME\" } or { file = \"PATH\" }",
+                );
+                None
+            }
+        }
     }
 
     // --- typed accessors; each reports its own error and returns None on failure ---

@@ -478,7 +478,9 @@ def test_schema_rejects(sets, needle):
         (["proxy.tls.existingSecret="], "proxy.tls.existingSecret is required"),
         (["app.image.repository="], "app.image.repository is required"),
         (["proxy.routes=null"], "proxy.routes is empty"),
-        (["proxy.replay.store=redis"], "proxy.replay.url is required"),
+        (["proxy.replay.store=redis"], "proxy.replay.url (or urlSecret) is required"),
+        (["proxy.replay.store=redis", "proxy.replay.url=redis://r:6379/0", "proxy.replay.urlSecret.name=redis"],
+         "set url or urlSecret, not both"),
     ],
 )
 def test_required_values_have_clear_messages(sets, message):
@@ -657,7 +659,21 @@ def every_scheme_values(tmp_path):
                          "timestampHeader": "X-Ts", "idHeader": "X-Id", "signedPayload": "{id}.{timestamp}.{body}"}
         routes.append(r)
     data["proxy"]["routes"] = routes
+    # ...and a Redis replay store whose URL (with its password) comes from a Secret.
+    data["proxy"]["replay"] = {"store": "redis", "urlSecret": {"name": "redis-auth", "key": "url"}}
     return values_file(tmp_path, data, "every-scheme.yaml")
+
+
+def test_replay_url_from_a_secret_never_reaches_the_configmap(tmp_path):
+    data = load_ci(CHART / "ci" / "default-values.yaml")
+    data["proxy"]["replay"] = {"store": "redis", "urlSecret": {"name": "redis-auth", "key": "url"}}
+    docs = render([values_file(tmp_path, data)])
+    cfg, text, _ = config(docs)
+    assert cfg["replay"]["url"] == {"file": "/etc/hookseal/secrets/redis-auth/url"}
+    spec = pod_spec(docs)
+    projected = next(v for v in spec["volumes"] if v["name"] == "hookseal-secrets")["projected"]
+    assert {"secret": {"name": "redis-auth", "items": [{"key": "url", "path": "redis-auth/url"}]}} in projected["sources"]
+    assert "redis://" not in text
 
 
 CHECK_CASES = [(CHART, [v], []) for v in CI_VALUES] + [(EXAMPLE, [], []), (CHART, "every-scheme", [])]
@@ -679,6 +695,9 @@ def test_hookseal_check_accepts_rendered_config(chart, values, sets, tmp_path, t
         if key in cfg["listen"].get("tls", {}):
             p = cfg["listen"]["tls"][key]
             paths[p] = (tls_files / Path(p).name).read_bytes()
+    url = cfg["replay"].get("url")
+    if isinstance(url, dict) and "file" in url:
+        paths[url["file"]] = b"redis://:chart-test-password@127.0.0.1:6379/0\n"
     for route in cfg["route"]:
         for s in route.get("secrets", []):
             if "file" in s:

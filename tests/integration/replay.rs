@@ -456,3 +456,67 @@ async fn rediss_with_password_is_shared_and_verified() {
         "the password is never logged"
     );
 }
+
+/// `replay.url` from the environment or a file (a Kubernetes Secret), so a password never has
+/// to sit in the config; errors name the key and never echo the URL.
+#[test]
+fn replay_url_from_env_or_file() {
+    use hookseal::config::Config;
+    let dir = tempfile::tempdir().unwrap();
+    let url_file = dir.path().join("redis-url");
+    std::fs::write(&url_file, "redis://:s3cret@127.0.0.1:6379/0\n").unwrap();
+    let load = |url: &str| {
+        let text = format!(
+            "[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+             [replay]\nstore = \"redis\"\nurl = {url}\n{}",
+            sw_route("")
+        );
+        let path = dir.path().join("hookseal.toml");
+        Config::parse(&path, &text, &|name| {
+            (name == "REDIS_URL").then(|| "rediss://:from-env@redis.example:6380/1".to_owned())
+        })
+    };
+    let c = load("{ env = \"REDIS_URL\" }").unwrap();
+    assert_eq!(
+        c.replay.url.as_deref(),
+        Some("rediss://:from-env@redis.example:6380/1")
+    );
+    let c = load(&format!("{{ file = {:?} }}", url_file.to_str().unwrap())).unwrap();
+    assert_eq!(
+        c.replay.url.as_deref(),
+        Some("redis://:s3cret@127.0.0.1:6379/0"),
+        "the trailing newline is trimmed"
+    );
+    let c = load("\"redis://127.0.0.1:6379/0\"").unwrap();
+    assert_eq!(c.replay.url.as_deref(), Some("redis://127.0.0.1:6379/0"));
+
+    let errors = |url: &str| {
+        load(url)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| format!("{}: {}", e.key, e.message))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        errors("{ env = \"NOT_SET\" }"),
+        ["replay.url.env: environment variable NOT_SET is not set or empty"]
+    );
+    let e = errors("{ file = \"/nonexistent/redis-url\" }");
+    assert!(
+        e.len() == 1 && e[0].starts_with("replay.url.file: cannot read"),
+        "{e:?}"
+    );
+    let e = errors("{ env = \"REDIS_URL\", file = \"x\" }");
+    assert!(e.len() == 1 && e[0].contains("exactly one"), "{e:?}");
+    let e = errors("{ value = \"redis://x\" }");
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("replay.url.value: unknown key")),
+        "{e:?}"
+    );
+    std::fs::write(&url_file, "http://:s3cret@127.0.0.1/\n").unwrap();
+    let e = errors(&format!("{{ file = {:?} }}", url_file.to_str().unwrap()));
+    assert_eq!(e, ["replay.url: must start with redis:// or rediss://"]);
+    assert!(!e[0].contains("s3cret"));
+}

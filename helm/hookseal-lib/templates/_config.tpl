@@ -38,10 +38,15 @@ timeout = {{ $p.upstream.timeout | toJson }}
 
 [replay]
 store = {{ $p.replay.store | toJson }}
-{{- if $p.replay.url }}
+{{- $urlSecret := $p.replay.urlSecret | default dict }}
+{{- if and $p.replay.url $urlSecret.name }}
+{{- fail "proxy.replay: set url or urlSecret, not both" }}
+{{- else if $urlSecret.name }}
+url = { file = {{ include "hookseal.secretFilePath" (dict "proxy" $p "secret" (dict "secretName" $urlSecret.name "key" $urlSecret.key)) | toJson }} }
+{{- else if $p.replay.url }}
 url = {{ $p.replay.url | toJson }}
 {{- else if eq $p.replay.store "redis" }}
-{{- fail "proxy.replay.url is required when proxy.replay.store is redis" }}
+{{- fail "proxy.replay.url (or urlSecret) is required when proxy.replay.store is redis" }}
 {{- end }}
 capacity = {{ int64 $p.replay.capacity }}
 {{- with $p.replay.onStoreError }}

@@ -145,7 +145,8 @@ timeoutSeconds: 1
     {{- end }}
 {{- end -}}
 
-{{/* Projected-volume sources for every existing Secret the routes name (deduplicated). */}}
+{{/* Projected-volume sources for every existing Secret the routes and proxy.replay.urlSecret
+name (deduplicated). */}}
 {{- define "hookseal.secretSources" -}}
 {{- $byName := dict -}}
 {{- range $r := .proxy.routes -}}
@@ -157,6 +158,11 @@ timeoutSeconds: 1
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- with .proxy.replay.urlSecret }}{{ if .name -}}
+{{- $keys := get $byName .name | default dict -}}
+{{- $_ := set $keys (required "proxy.replay.urlSecret.key is required with urlSecret.name" .key) true -}}
+{{- $_ := set $byName .name $keys -}}
+{{- end }}{{ end -}}
 {{- range $name := keys $byName | sortAlpha }}
 - secret:
     name: {{ $name }}
