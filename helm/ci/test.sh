@@ -3,7 +3,7 @@
 #   1. install the tools into .tools/ (idempotent)
 #   2. hadolint on the Dockerfile
 #   3. helm lint --strict on every helm/<chart>/ci/*-values.yaml, and the library and example
-#   4. pytest helm/tests: rendering, Kubernetes schemas (1.29 and 1.35), assertions on the
+#   4. pytest helm/tests: rendering, Kubernetes schemas (1.29 and 1.37), assertions on the
 #      objects, the values schema, and `hookseal check` on the rendered config -- with helm v4,
 #      then again with helm v3
 # Env: HOOKSEAL_BIN (default target/debug/hookseal; required when CI is set), HELM_V3=0 to

@@ -26,7 +26,7 @@ LIB = HELM_DIR / "hookseal-lib"
 EXAMPLE = HELM_DIR / "examples" / "existing-app"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 HELM = os.environ.get("HELM", str(ROOT / ".tools" / "bin" / "helm"))
-KUBE_VERSIONS = ["1.29.0", "1.35.0"]
+KUBE_VERSIONS = ["1.29.0", "1.37.0"]  # the oldest supported and the newest kubernetes-validate bundles
 CRD_KINDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule"}  # checked by test_observability.py
 HOOKSEAL_PORT, ADMIN_PORT = 8443, 9090
 
