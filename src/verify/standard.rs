@@ -310,6 +310,42 @@ mod tests {
 
     use crate::verify::Scheme;
 
+    /// The quirks the README names for Standard Webhooks, where the SDKs disagree: a leading-zero
+    /// timestamp verifies against the signature over the integer; fractional or trailing text is
+    /// malformed (Rust library), not accepted (Python/JS).
+    #[test]
+    fn timestamp_text_quirks() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let s = scheme(
+            SchemeName::StandardWebhooks,
+            &SchemeOptions::default(),
+            &[secret],
+        );
+        let sig = sign_value(secret.as_bytes(), "m", 1735689600, b"b").unwrap();
+        let run = |ts: &str| {
+            s.verify(
+                &req(
+                    &[
+                        ("webhook-id", "m"),
+                        ("webhook-timestamp", ts),
+                        ("webhook-signature", &sig),
+                    ],
+                    b"b",
+                )
+                .input(),
+                1735689600,
+            )
+        };
+        assert_eq!(run("01735689600").unwrap().timestamp, Some(1735689600));
+        for bad in ["1735689600.5", "1735689600abc", " 1735689600", "1.7e9"] {
+            assert_eq!(
+                run(bad).unwrap_err(),
+                VerifyError::MalformedSignature("webhook-timestamp"),
+                "{bad}"
+            );
+        }
+    }
+
     #[test]
     fn parse_errors_and_aliases() {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
