@@ -124,12 +124,16 @@ async fn serve_raw(mut tcp: TcpStream, heads: &Mutex<Vec<String>>, script: &Scri
         let len: usize = field("content-length")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let index = {
-            let mut h = heads.lock().unwrap();
-            h.push(field("x-hookseal-id").unwrap_or_else(|| "-".into()));
-            h.len() - 1
+        // Only webhooks (they carry an id) are scripted and counted; anything else (the
+        // warm-up) is answered 200.
+        let act = match field("x-hookseal-id") {
+            None => Act::Ok,
+            Some(id) => {
+                let mut h = heads.lock().unwrap();
+                h.push(id);
+                script(h.len() - 1)
+            }
         };
-        let act = script(index);
         if let Act::ResetMidRequest = act {
             return reset(tcp);
         }
@@ -200,8 +204,62 @@ fn signed(id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
     sign_standard(WHSEC, id, unix_now(), body)
 }
 
+/// hookseal with the webhook route `sw` and an unverified route `/warm` to the same upstream.
 async fn sidecar(up: SocketAddr) -> Sidecar {
-    Sidecar::start(up, "", &sw_route("")).await
+    let warm = "[[route]]\nname = \"warm\"\npath = \"/warm\"\nscheme = \"none\"\n";
+    Sidecar::start(up, "", &format!("{}{warm}", sw_route(""))).await
+}
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+/// Tasks of this test's runtime, less the two each open upstream connection accounts for
+/// (hookseal's pooled client connection and the raw upstream's handler).
+fn fixed_tasks(up: &RawUpstream) -> usize {
+    alive_tasks() - 2 * up.open.load(Ordering::SeqCst)
+}
+
+/// One unverified request through the pool, so that it holds a connection and has started
+/// its idle reaper; returns the task count to come back to.
+async fn warm_up(sc: &Sidecar, up: &RawUpstream) -> usize {
+    let r = post(&sc.url("/warm"), &[], "x").await;
+    assert_eq!(r.status, StatusCode::OK);
+    steady(|| fixed_tasks(up)).await
+}
+
+/// `count()` once it has stayed the same for 200 ms.
+async fn steady(count: impl Fn() -> usize) -> usize {
+    let mut last = count();
+    let mut since = tokio::time::Instant::now();
+    let deadline = since + Duration::from_secs(20);
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = count();
+        if now != last {
+            (last, since) = (now, tokio::time::Instant::now());
+        } else if since.elapsed() >= Duration::from_millis(200) {
+            return now;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task count never settled"
+        );
+    }
+}
+
+/// No task is left over: the count comes back to what it was after the warm-up.
+async fn assert_no_leaked_tasks(up: &RawUpstream, fixed: usize) {
+    let mut now = 0;
+    let ok = eventually(Duration::from_secs(30), || {
+        now = fixed_tasks(up);
+        // At most: a task still ending when the baseline was taken may be gone now.
+        async move { now <= fixed }
+    })
+    .await;
+    assert!(ok, "tasks: {now} now, {fixed} after the warm-up");
 }
 
 fn series(m: &str, s: &str) -> f64 {
@@ -221,6 +279,8 @@ async fn upstream_refusing_connections_is_502() {
         l.local_addr().unwrap()
     };
     let sc = sidecar(port).await;
+    sc.metrics().await;
+    let tasks = steady(alive_tasks).await;
     let r = post(&sc.url("/hooks/sw"), &signed("msg_refused", BODY), BODY).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     assert_eq!(r.error(), "upstream_unavailable");
@@ -228,6 +288,8 @@ async fn upstream_refusing_connections_is_502() {
     assert_eq!(series(&m, UP_ERROR), 1.0, "{m}");
     assert_eq!(series(&m, UNAVAILABLE), 1.0, "{m}");
     assert_gauges_settle(&sc).await;
+    let settled = eventually(Duration::from_secs(30), || async { alive_tasks() <= tasks }).await;
+    assert!(settled, "tasks: {} now, {tasks} before", alive_tasks());
 }
 
 #[tokio::test]
@@ -241,6 +303,7 @@ async fn reset_mid_request_is_502_and_never_resent() {
     })
     .await;
     let sc = sidecar(up.addr).await;
+    let fixed = warm_up(&sc, &up).await;
     // Large enough that the upstream resets while hookseal is still writing it.
     let body = vec![b' '; 512 * 1024];
     let r = post(
@@ -260,6 +323,7 @@ async fn reset_mid_request_is_502_and_never_resent() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(up.heads(), ["msg_rst_req", "msg_rst_req"]);
     assert_gauges_settle(&sc).await;
+    assert_no_leaked_tasks(&up, fixed).await;
     drop(sc);
     up.assert_all_closed().await;
 }
@@ -275,6 +339,7 @@ async fn pooled_connection_closed_after_receiving_the_request_is_not_resent() {
     })
     .await;
     let sc = sidecar(up.addr).await;
+    let fixed = warm_up(&sc, &up).await;
     let url = sc.url("/hooks/sw");
     assert_eq!(
         post(&url, &signed("msg_ka_0", BODY), BODY).await.status,
@@ -300,12 +365,14 @@ async fn pooled_connection_closed_after_receiving_the_request_is_not_resent() {
     assert_eq!(series(&m, UP_ERROR), 1.0, "{m}");
     assert_eq!(series(&m, UP_2XX), 2.0, "{m}");
     assert_gauges_settle(&sc).await;
+    assert_no_leaked_tasks(&up, fixed).await;
 }
 
 #[tokio::test]
 async fn reset_mid_response_head_is_502_and_never_resent() {
     let up = RawUpstream::start(|_| Act::ResetMidHead).await;
     let sc = sidecar(up.addr).await;
+    let fixed = warm_up(&sc, &up).await;
     let r = post(&sc.url("/hooks/sw"), &signed("msg_rst_head", BODY), BODY).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY);
     assert_eq!(up.heads(), ["msg_rst_head"]);
@@ -314,12 +381,14 @@ async fn reset_mid_response_head_is_502_and_never_resent() {
     assert_eq!(series(&m, UP_ERROR), 1.0, "{m}");
     assert_eq!(series(&m, UNAVAILABLE), 1.0, "{m}");
     assert_gauges_settle(&sc).await;
+    assert_no_leaked_tasks(&up, fixed).await;
 }
 
 #[tokio::test]
 async fn reset_mid_response_body_truncates_the_answer_and_is_never_resent() {
     let up = RawUpstream::start(|i| if i == 0 { Act::ResetMidBody } else { Act::Ok }).await;
     let sc = sidecar(up.addr).await;
+    let fixed = warm_up(&sc, &up).await;
     let req = request_bytes("POST", "/hooks/sw", &signed("msg_rst_body", BODY), BODY);
     let r = exchange_from("127.0.0.1", sc.addr, req.clone()).await;
     // The app's status had already gone back when its body broke off.
@@ -335,12 +404,14 @@ async fn reset_mid_response_body_truncates_the_answer_and_is_never_resent() {
     assert_eq!(r.header("x-hookseal-duplicate"), Some("true"));
     assert_eq!(up.heads().len(), 1);
     assert_gauges_settle(&sc).await;
+    assert_no_leaked_tasks(&up, fixed).await;
 }
 
 #[tokio::test]
 async fn slow_upstream_is_504_and_never_resent() {
     let up = RawUpstream::start(|_| Act::Slow(Duration::from_secs(5))).await;
     let sc = sidecar(up.addr).await; // upstream.timeout = 2s
+    let fixed = warm_up(&sc, &up).await;
     let r = post(&sc.url("/hooks/sw"), &signed("msg_slow_up", BODY), BODY).await;
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(r.error(), "upstream_timeout");
@@ -359,6 +430,7 @@ async fn slow_upstream_is_504_and_never_resent() {
     assert_gauges_settle(&sc).await;
     // hookseal gave up on that connection; it does not linger.
     up.assert_all_closed().await;
+    assert_no_leaked_tasks(&up, fixed).await;
 }
 
 #[tokio::test]
@@ -373,6 +445,7 @@ async fn huge_upstream_body_streams_through_and_a_hang_up_releases_everything() 
     })
     .await;
     let sc = sidecar(up.addr).await;
+    let fixed = warm_up(&sc, &up).await;
     let req = request_bytes("POST", "/hooks/sw", &signed("msg_huge_1", BODY), BODY);
     let r = exchange_from("127.0.0.1", sc.addr, req).await;
     assert_eq!(r.status, 200);
@@ -403,12 +476,14 @@ async fn huge_upstream_body_streams_through_and_a_hang_up_releases_everything() 
     assert_eq!(up.heads(), ["msg_huge_1", "msg_huge_2"]);
     assert_gauges_settle(&sc).await;
     up.assert_all_closed().await;
+    assert_no_leaked_tasks(&up, fixed).await;
 }
 
 #[tokio::test]
 async fn upstream_closing_keep_alive_connections_between_requests() {
     let up = RawUpstream::start(|_| Act::OkThenClose).await;
     let sc = sidecar(up.addr).await;
+    let fixed = warm_up(&sc, &up).await;
     let url = sc.url("/hooks/sw");
     // With time for the close to be seen, every request succeeds on a fresh connection.
     for i in 0..5 {
@@ -441,4 +516,5 @@ async fn upstream_closing_keep_alive_connections_between_requests() {
     heads.dedup();
     assert_eq!(heads.len(), n, "a request reached the upstream twice");
     assert_gauges_settle(&sc).await;
+    assert_no_leaked_tasks(&up, fixed).await;
 }
