@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::replay::{ReplayStore, StoreError};
 use crate::server::{Drained, Server};
+use crate::tls::TlsAcceptor;
 
 /// Handles to a running sidecar, for main and for tests.
 #[derive(Debug, Clone)]
@@ -22,6 +23,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// `/readyz`.
     pub ready: Readiness,
+    /// The TLS listener's certificate in force (`None`: plain HTTP); reload swaps it.
+    pub tls: Option<TlsAcceptor>,
 }
 
 /// Why the sidecar could not start.
@@ -48,11 +51,13 @@ impl App {
                 config.replay.command_timeout,
             )?,
         };
+        let tls = config.listen.server_tls.clone().map(TlsAcceptor::new);
         let proxy = Arc::new(Proxy::new(config, Arc::clone(&metrics), Arc::new(replay)));
         Ok(App {
             proxy,
             metrics,
             ready: Readiness::default(),
+            tls,
         })
     }
 
@@ -81,7 +86,7 @@ impl App {
             Arc::clone(&self.proxy),
             Arc::clone(&self.metrics),
             limits.clone(),
-            None,
+            self.tls.clone(),
         );
         self.ready.set(true);
         let ready = self.ready.clone();

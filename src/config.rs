@@ -39,6 +39,8 @@ pub struct Config {
 pub struct Listen {
     pub address: SocketAddr,
     pub tls: Option<TlsFiles>,
+    /// The certificate, key and client CA of `tls`, read and checked when the config loaded.
+    pub server_tls: Option<crate::tls::ServerTls>,
     /// Peers whose `X-Forwarded-For` is believed (`[listen].trusted_proxies`).
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -423,6 +425,7 @@ impl<'a> Cx<'a> {
             return Some(Listen {
                 address: DEFAULT_LISTEN.parse().ok()?,
                 tls: None,
+                server_tls: None,
                 trusted_proxies: Vec::new(),
             });
         };
@@ -442,20 +445,40 @@ impl<'a> Cx<'a> {
                         if let Some(ca) = &client_ca {
                             self.watched.push(ca.clone());
                         }
-                        Some(Some(TlsFiles {
+                        let files = TlsFiles {
                             cert,
                             key,
                             client_ca,
-                        }))
+                        };
+                        match crate::tls::load(&files, std::time::SystemTime::now()) {
+                            Ok(server) => Some(Some((files, server))),
+                            Err(problems) => {
+                                for p in problems {
+                                    let name = p.key.as_str();
+                                    let off = tls
+                                        .map
+                                        .get(name)
+                                        .map_or(tls.span_start, |v| v.span().start);
+                                    self.err(off, &join(&tls.path, name), p.message);
+                                }
+                                None
+                            }
+                        }
                     }
                     _ => None,
                 }
             }
         };
+        let (tls, server_tls) = match tls {
+            Some(Some((files, server))) => (Some(Some(files)), Some(server)),
+            Some(None) => (Some(None), None),
+            None => (None, None),
+        };
         let trusted_proxies = self.nets(t, "trusted_proxies");
         Some(Listen {
             address: address?,
             tls: tls?,
+            server_tls,
             trusted_proxies: trusted_proxies?,
         })
     }

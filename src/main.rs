@@ -82,7 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // One process-wide rustls provider, chosen here (README: "TLS"), used by the listener and
     // by rediss:// connections.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = hookseal::tls::provider().install_default();
     init_logging(cli.log_format);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
@@ -151,6 +151,18 @@ fn check(path: &Path) -> ExitCode {
         config.upstream.url,
         config.replay.store,
     );
+    if let (Some(files), Some(tls)) = (&config.listen.tls, &config.listen.server_tls) {
+        println!(
+            "tls cert {} valid until {}  client_ca {}  provider {}",
+            files.cert.display(),
+            hookseal::tls::fmt_time(tls.not_after),
+            files
+                .client_ca
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |p| p.display().to_string()),
+            hookseal::tls::PROVIDER_NAME,
+        );
+    }
     for r in &config.routes {
         let path = match &r.path {
             hookseal::route::PathMatch::Exact(p) => format!("path={p}"),

@@ -1,20 +1,639 @@
-//! TLS termination (placeholder until the TLS work lands: plain HTTP only).
+//! TLS termination with rustls: TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`, optional client
+//! certificates (`[listen].tls.client_ca`), and a server config that is swapped whole when the
+//! certificate files change.
+//!
+//! [`load`] reads and checks the PEM files (chain, key, optional client CA) the way the rest of
+//! the config is checked: a key that does not match the certificate, an expired or not yet valid
+//! certificate, or a file without the expected PEM sections is a config error. The config loader
+//! calls it, so `hookseal check` reports these and a reload refuses them. [`TlsAcceptor`] holds
+//! the [`ServerTls`] in force; each handshake takes the current one, so a swap is seen by the next
+//! connection while open connections keep theirs.
 
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use rustls::{InconsistentKeys, RootCertStore, ServerConfig};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
-/// Accepts TLS connections with the current certificate.
+use crate::config::TlsFiles;
+
+/// The crypto provider compiled in (README "TLS": why ring by default).
+#[cfg(not(feature = "aws-lc-rs"))]
+pub const PROVIDER_NAME: &str = "ring";
+/// The crypto provider compiled in (README "TLS": why ring by default).
+#[cfg(feature = "aws-lc-rs")]
+pub const PROVIDER_NAME: &str = "aws-lc-rs";
+
+/// The rustls crypto provider used by the listener and, installed as the process default by
+/// `main`, by `rediss://` connections.
+pub fn provider() -> CryptoProvider {
+    #[cfg(not(feature = "aws-lc-rs"))]
+    return rustls::crypto::ring::default_provider();
+    #[cfg(feature = "aws-lc-rs")]
+    return rustls::crypto::aws_lc_rs::default_provider();
+}
+
+/// Largest PEM file read (a chain of a few certificates is a few KiB).
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
+/// ALPN protocols offered, in server preference order.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// Which `[listen].tls` key a problem is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsKey {
+    Cert,
+    Key,
+    ClientCa,
+}
+
+impl TlsKey {
+    /// The config key under `[listen].tls`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsKey::Cert => "cert",
+            TlsKey::Key => "key",
+            TlsKey::ClientCa => "client_ca",
+        }
+    }
+}
+
+/// One problem with the TLS files. Messages never contain key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsProblem {
+    pub key: TlsKey,
+    pub message: String,
+}
+
+/// A checked TLS setup, ready to serve.
+#[derive(Clone)]
+pub struct ServerTls {
+    config: Arc<ServerConfig>,
+    /// The end-entity certificate's `notAfter`.
+    pub not_after: SystemTime,
+    /// Whether client certificates are required.
+    pub client_auth: bool,
+}
+
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("not_after", &fmt_time(self.not_after))
+            .field("client_auth", &self.client_auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// The rustls server config (tests and tools build acceptors from it).
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.config)
+    }
+}
+
+/// Reads and checks the files of `[listen].tls` at time `now`.
+///
+/// # Errors
+/// Every problem found, each tied to the key (`cert`, `key`, `client_ca`) it is about.
+pub fn load(files: &TlsFiles, now: SystemTime) -> Result<ServerTls, Vec<TlsProblem>> {
+    let mut problems = Vec::new();
+    let mut problem = |key: TlsKey, message: String| problems.push(TlsProblem { key, message });
+
+    let chain = match read_pem(&files.cert).and_then(|b| certificates(&b)) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            problem(TlsKey::Cert, format!("{}: {e}", files.cert.display()));
+            None
+        }
+    };
+    let mut not_after = UNIX_EPOCH;
+    if let Some(leaf) = chain.as_ref().and_then(|c| c.first()) {
+        match validity(leaf) {
+            Some((from, until)) => {
+                not_after = until;
+                if now >= until {
+                    problem(
+                        TlsKey::Cert,
+                        format!(
+                            "{}: certificate expired at {}",
+                            files.cert.display(),
+                            fmt_time(until)
+                        ),
+                    );
+                } else if now < from {
+                    problem(
+                        TlsKey::Cert,
+                        format!(
+                            "{}: certificate is not valid before {}",
+                            files.cert.display(),
+                            fmt_time(from)
+                        ),
+                    );
+                }
+            }
+            None => problem(
+                TlsKey::Cert,
+                format!(
+                    "{}: the first certificate is not valid X.509 DER",
+                    files.cert.display()
+                ),
+            ),
+        }
+    }
+
+    let key = match read_pem(&files.key).and_then(|b| private_key(&b)) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            problem(TlsKey::Key, format!("{}: {e}", files.key.display()));
+            None
+        }
+    };
+
+    let provider = Arc::new(provider());
+    let mut certified = None;
+    if let (Some(chain), Some(key)) = (chain, key) {
+        match provider.key_provider.load_private_key(key) {
+            Err(e) => problem(
+                TlsKey::Key,
+                format!("{}: unusable private key: {e}", files.key.display()),
+            ),
+            Ok(signing) => {
+                let ck = CertifiedKey::new(chain, signing);
+                match ck.keys_match() {
+                    Ok(()) | Err(rustls::Error::InconsistentKeys(InconsistentKeys::Unknown)) => {
+                        certified = Some(ck);
+                    }
+                    Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => problem(
+                        TlsKey::Key,
+                        format!(
+                            "{}: private key does not match the certificate in {}",
+                            files.key.display(),
+                            files.cert.display()
+                        ),
+                    ),
+                    Err(e) => problem(
+                        TlsKey::Cert,
+                        format!("{}: unusable certificate: {e}", files.cert.display()),
+                    ),
+                }
+            }
+        }
+    }
+
+    let verifier = match &files.client_ca {
+        None => Some(WebPkiClientVerifier::no_client_auth()),
+        Some(path) => match client_verifier(path, &provider) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                problem(TlsKey::ClientCa, format!("{}: {e}", path.display()));
+                None
+            }
+        },
+    };
+
+    let (Some(certified), Some(verifier)) = (certified, verifier) else {
+        return Err(problems);
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let builder = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| {
+            vec![TlsProblem {
+                key: TlsKey::Cert,
+                message: format!("TLS setup: {e}"),
+            }]
+        })?;
+    let mut config = builder
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(ServerTls {
+        config: Arc::new(config),
+        not_after,
+        client_auth: files.client_ca.is_some(),
+    })
+}
+
+fn client_verifier(
+    path: &Path,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let certs = read_pem(path).and_then(|b| certificates(&b))?;
+    let mut roots = RootCertStore::empty();
+    for (i, c) in certs.into_iter().enumerate() {
+        roots
+            .add(c)
+            .map_err(|e| format!("certificate #{} is not a usable CA: {e}", i + 1))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+        .build()
+        .map_err(|e| format!("cannot build the client verifier: {e}"))
+}
+
+/// Reads at most [`MAX_PEM_BYTES`] of a PEM file.
+fn read_pem(path: &Path) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut buf = Vec::new();
+    file.take(MAX_PEM_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > MAX_PEM_BYTES {
+        return Err(format!("larger than {MAX_PEM_BYTES} bytes"));
+    }
+    Ok(buf)
+}
+
+fn certificates(pem_bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem_bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a valid PEM file ({})", pem_error(&e)))?;
+    if certs.is_empty() {
+        return Err("no PEM CERTIFICATE found".into());
+    }
+    Ok(certs)
+}
+
+fn private_key(pem_bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem_bytes).map_err(|e| match e {
+        pem::Error::NoItemsFound => {
+            "no PEM private key found (PKCS#8 \"PRIVATE KEY\", PKCS#1 \"RSA PRIVATE KEY\" or \
+             SEC1 \"EC PRIVATE KEY\"; encrypted keys are not supported)"
+                .to_owned()
+        }
+        e => format!("not a valid PEM file ({})", pem_error(&e)),
+    })
+}
+
+/// A PEM error without any of the file's content (the base64 decoder's message can quote it).
+fn pem_error(e: &pem::Error) -> &'static str {
+    match e {
+        pem::Error::MissingSectionEnd { .. } => "a section has no END line",
+        pem::Error::IllegalSectionStart { .. } => "malformed BEGIN line",
+        pem::Error::Base64Decode(_) => "bad base64",
+        pem::Error::Io(_) => "read error",
+        pem::Error::NoItemsFound => "no sections",
+        pem::Error::SectionTooLarge => "section too large",
+        _ => "malformed",
+    }
+}
+
+// === certificate validity (a minimal DER walk to tbsCertificate.validity) ===
+
+/// `(notBefore, notAfter)` of a DER certificate.
+pub fn validity(cert: &[u8]) -> Option<(SystemTime, SystemTime)> {
+    let (tag, cert, _) = der_next(cert)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (tag, tbs, _) = der_next(cert)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (mut tag, _, mut rest) = der_next(tbs)?;
+    if tag == 0xa0 {
+        // [0] EXPLICIT version
+        (tag, _, rest) = der_next(rest)?;
+    }
+    if tag != 0x02 {
+        return None; // serialNumber
+    }
+    for _ in 0..2 {
+        // signature AlgorithmIdentifier, issuer Name
+        let (tag, _, r) = der_next(rest)?;
+        if tag != 0x30 {
+            return None;
+        }
+        rest = r;
+    }
+    let (tag, validity, _) = der_next(rest)?;
+    if tag != 0x30 {
+        return None;
+    }
+    let (t1, v1, rest) = der_next(validity)?;
+    let (t2, v2, _) = der_next(rest)?;
+    Some((der_time(t1, v1)?, der_time(t2, v2)?))
+}
+
+/// One DER TLV: `(tag, contents, rest)`. Single-byte tags, definite lengths up to 4 bytes.
+fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, input) = input.split_first()?;
+    let (&first, mut input) = input.split_first()?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || input.len() < n {
+            return None;
+        }
+        let mut len = 0usize;
+        for &b in &input[..n] {
+            len = (len << 8) | usize::from(b);
+        }
+        input = &input[n..];
+        len
+    };
+    if input.len() < len {
+        return None;
+    }
+    let (contents, rest) = input.split_at(len);
+    Some((tag, contents, rest))
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, RFC 5280: YY < 50 is 20YY) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
+fn der_time(tag: u8, v: &[u8]) -> Option<SystemTime> {
+    let s = std::str::from_utf8(v).ok()?;
+    let digits = s.strip_suffix('Z')?;
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| digits.get(r)?.parse::<i64>().ok();
+    let (year, rest) = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let yy = num(0..2)?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, 2)
+        }
+        (0x18, 14) => (num(0..4)?, 4),
+        _ => return None,
+    };
+    let month = num(rest..rest + 2)?;
+    let day = num(rest + 2..rest + 4)?;
+    let hour = num(rest + 4..rest + 6)?;
+    let min = num(rest + 6..rest + 8)?;
+    let sec = num(rest + 8..rest + 10)?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec;
+    if secs >= 0 {
+        UNIX_EPOCH.checked_add(Duration::from_secs(secs as u64))
+    } else {
+        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day count since 1970-01-01 (inverse of [`days_from_civil`]).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `2026-01-31T12:00:00Z`
+pub fn fmt_time(t: SystemTime) -> String {
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+// === the acceptor ===
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// What a plain-HTTP client that reached the TLS port is told before the connection closes.
+const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n\
+connection: close\r\ncontent-length: 37\r\n\r\n{\"error\":\"tls_required\",\"route\":null}";
+
+/// Accepts TLS connections with the [`ServerTls`] in force; clones share it, so
+/// [`TlsAcceptor::swap`] reaches every clone.
 #[derive(Debug, Clone)]
 pub struct TlsAcceptor {
-    _private: (),
+    current: Arc<RwLock<ServerTls>>,
 }
 
 impl TlsAcceptor {
-    /// Performs the handshake.
+    /// An acceptor serving `tls`.
+    pub fn new(tls: ServerTls) -> TlsAcceptor {
+        TlsAcceptor {
+            current: Arc::new(RwLock::new(tls)),
+        }
+    }
+
+    /// New handshakes use `tls` from now on; open connections keep what they negotiated.
+    pub fn swap(&self, tls: ServerTls) {
+        match self.current.write() {
+            Ok(mut c) => *c = tls,
+            Err(poisoned) => *poisoned.into_inner() = tls,
+        }
+    }
+
+    /// The setup in force.
+    pub fn current(&self) -> ServerTls {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Performs the handshake (the caller bounds it with `limits.header_timeout`). A client
+    /// that speaks plain HTTP gets a 400 `tls_required` and an error here.
     ///
     /// # Errors
-    /// Always, until TLS is implemented.
-    pub async fn accept(&self, tcp: TcpStream) -> std::io::Result<TcpStream> {
-        let _ = tcp;
-        Err(std::io::Error::other("TLS is not implemented yet"))
+    /// The handshake failed, or the client did not speak TLS.
+    pub async fn accept(&self, mut tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+        let mut first = [0u8; 1];
+        if tcp.peek(&mut first).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if first[0] != TLS_HANDSHAKE {
+            if first[0].is_ascii_uppercase() {
+                // Looks like an HTTP method: say so in HTTP before closing.
+                let _ = tcp.write_all(PLAIN_HTTP_ANSWER).await;
+                let _ = tcp.shutdown().await;
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "plain HTTP on the TLS port",
+                ));
+            }
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not a TLS handshake",
+            ));
+        }
+        let config = self.current().server_config();
+        tokio_rustls::TlsAcceptor::from(config).accept(tcp).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, m: u8, d: u8) -> SystemTime {
+        let secs = days_from_civil(i64::from(y), i64::from(m), i64::from(d)) * 86_400;
+        UNIX_EPOCH + Duration::from_secs(secs as u64)
+    }
+
+    struct Pki {
+        dir: tempfile::TempDir,
+    }
+
+    impl Pki {
+        fn new() -> Pki {
+            Pki {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn write(&self, name: &str, text: &str) -> std::path::PathBuf {
+            let p = self.dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        }
+
+        /// A self-signed certificate for `localhost` valid between the two dates, and its key.
+        fn pair(
+            &self,
+            name: &str,
+            from: (i32, u8, u8),
+            until: (i32, u8, u8),
+        ) -> (std::path::PathBuf, std::path::PathBuf) {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+            params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+            params.not_after = rcgen::date_time_ymd(until.0, until.1, until.2);
+            let cert = params.self_signed(&key).unwrap();
+            (
+                self.write(&format!("{name}.crt"), &cert.pem()),
+                self.write(&format!("{name}.key"), &key.serialize_pem()),
+            )
+        }
+    }
+
+    fn files(cert: &Path, key: &Path) -> TlsFiles {
+        TlsFiles {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            client_ca: None,
+        }
+    }
+
+    #[test]
+    fn a_matching_valid_pair_loads_with_its_expiry() {
+        let pki = Pki::new();
+        let (cert, key) = pki.pair("a", (2020, 1, 1), (2040, 6, 30));
+        let tls = load(&files(&cert, &key), at(2026, 1, 1)).unwrap();
+        assert_eq!(fmt_time(tls.not_after), "2040-06-30T00:00:00Z");
+        assert!(!tls.client_auth);
+        let alpn = &tls.server_config().alpn_protocols;
+        assert_eq!(alpn, &vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid_certificates_are_refused() {
+        let pki = Pki::new();
+        let (cert, key) = pki.pair("a", (2020, 1, 1), (2021, 1, 1));
+        let e = load(&files(&cert, &key), at(2026, 1, 1)).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, TlsKey::Cert);
+        assert!(
+            e[0].message.contains("expired at 2021-01-01T00:00:00Z"),
+            "{e:?}"
+        );
+        let e = load(&files(&cert, &key), at(2019, 1, 1)).unwrap_err();
+        assert!(
+            e[0].message.contains("not valid before 2020-01-01"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_key_from_another_pair_is_a_key_error() {
+        let pki = Pki::new();
+        let (cert, _) = pki.pair("a", (2020, 1, 1), (2040, 1, 1));
+        let (_, other_key) = pki.pair("b", (2020, 1, 1), (2040, 1, 1));
+        let e = load(&files(&cert, &other_key), at(2026, 1, 1)).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].key, TlsKey::Key);
+        assert!(e[0].message.contains("does not match"), "{e:?}");
+    }
+
+    #[test]
+    fn files_without_the_expected_pem_sections_are_reported_without_their_content() {
+        let pki = Pki::new();
+        let (cert, key) = pki.pair("a", (2020, 1, 1), (2040, 1, 1));
+        // The key file given as the certificate and the other way round.
+        let e = load(&files(&key, &cert), at(2026, 1, 1)).unwrap_err();
+        let keys: Vec<_> = e.iter().map(|p| p.key).collect();
+        assert_eq!(keys, vec![TlsKey::Cert, TlsKey::Key], "{e:?}");
+        assert!(e[0].message.contains("no PEM CERTIFICATE"), "{e:?}");
+        assert!(e[1].message.contains("no PEM private key"), "{e:?}");
+        let garbage = pki.write(
+            "garbage.key",
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0!!\n-----END PRIVATE KEY-----\n",
+        );
+        let e = load(&files(&cert, &garbage), at(2026, 1, 1)).unwrap_err();
+        assert_eq!(e[0].key, TlsKey::Key);
+        assert!(!e[0].message.contains("c2VjcmV0"), "{e:?}");
+        let missing = pki.dir.path().join("missing.crt");
+        let e = load(&files(&missing, &key), at(2026, 1, 1)).unwrap_err();
+        assert!(e[0].message.contains("cannot read"), "{e:?}");
+    }
+
+    #[test]
+    fn a_client_ca_file_must_hold_a_certificate() {
+        let pki = Pki::new();
+        let (cert, key) = pki.pair("a", (2020, 1, 1), (2040, 1, 1));
+        let mut f = files(&cert, &key);
+        f.client_ca = Some(key.clone());
+        let e = load(&f, at(2026, 1, 1)).unwrap_err();
+        assert_eq!(e[0].key, TlsKey::ClientCa, "{e:?}");
+        f.client_ca = Some(cert.clone());
+        assert!(load(&f, at(2026, 1, 1)).unwrap().client_auth);
+    }
+
+    #[test]
+    fn der_times_and_dates_round_trip() {
+        let utc = der_time(0x17, b"491231235959Z").unwrap();
+        assert_eq!(fmt_time(utc), "2049-12-31T23:59:59Z");
+        let utc = der_time(0x17, b"500101000000Z").unwrap();
+        assert_eq!(fmt_time(utc), "1950-01-01T00:00:00Z");
+        let gen = der_time(0x18, b"99991231235959Z").unwrap();
+        assert_eq!(fmt_time(gen), "9999-12-31T23:59:59Z");
+        assert_eq!(fmt_time(at(2024, 2, 29)), "2024-02-29T00:00:00Z");
+        assert!(der_time(0x17, b"2401011200Z").is_none());
+        assert!(der_time(0x17, b"241301000000Z").is_none());
+        assert!(der_time(0x18, b"20240101000000").is_none());
+        assert!(validity(b"\x30\x03\x02\x01\x00").is_none());
+        assert!(validity(b"\x30\x84\xff\xff\xff\xff").is_none());
     }
 }

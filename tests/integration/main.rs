@@ -10,3 +10,4 @@ mod ops;
 mod proxy;
 mod replay;
 mod sign;
+mod tls;
