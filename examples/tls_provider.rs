@@ -5,7 +5,6 @@
 //!
 //!     cargo run --release --example tls_provider
 //!     cargo run --release --features aws-lc-rs --example tls_provider
-//!     TLS_BENCH_KEY=rsa cargo run --release --example tls_provider   # RSA-2048 (needs openssl)
 //!
 //! Env: TLS_BENCH_SECS (default 5) per phase, TLS_BENCH_CONNS (default 8) concurrent clients.
 //! The client side uses the same provider and shares the CPU, so the figures are for comparing
@@ -22,7 +21,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -36,38 +34,17 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Writes `tls.crt` / `tls.key` to `dir` and returns the certificate (it is its own CA).
-fn make_cert(dir: &std::path::Path, rsa: bool) -> CertificateDer<'static> {
-    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-    if rsa {
-        let ok = std::process::Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&crt)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false);
-        assert!(ok, "openssl could not make an RSA certificate");
-    } else {
-        let k = rcgen::KeyPair::generate().unwrap();
-        let c = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .self_signed(&k)
-            .unwrap();
-        std::fs::write(&crt, c.pem()).unwrap();
-        std::fs::write(&key, k.serialize_pem()).unwrap();
-    }
-    CertificateDer::from_pem_file(&crt).unwrap()
+/// Writes `tls.crt` / `tls.key` (ECDSA P-256) to `dir` and returns the certificate (it is its
+/// own CA).
+fn make_cert(dir: &std::path::Path) -> CertificateDer<'static> {
+    let k = rcgen::KeyPair::generate().unwrap();
+    let c = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&k)
+        .unwrap();
+    std::fs::write(dir.join("tls.crt"), c.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), k.serialize_pem()).unwrap();
+    c.der().clone()
 }
 
 async fn upstream() -> SocketAddr {
@@ -124,9 +101,8 @@ async fn handshake(
 async fn main() {
     let secs = env_num("TLS_BENCH_SECS", 5);
     let conns = env_num("TLS_BENCH_CONNS", 8);
-    let rsa = std::env::var("TLS_BENCH_KEY").is_ok_and(|k| k == "rsa");
     let dir = tempfile::tempdir().unwrap();
-    let ca = make_cert(dir.path(), rsa);
+    let ca = make_cert(dir.path());
     let up = upstream().await;
     let path = dir.path().join("hookseal.toml");
     std::fs::write(
@@ -148,9 +124,8 @@ async fn main() {
     let client = client_config(&ca);
     handshake(addr, &client).await.expect("first handshake");
     println!(
-        "provider {}  key {}  {conns} clients  {secs}s per phase",
+        "provider {}  key ECDSA P-256  {conns} clients  {secs}s per phase",
         hookseal::tls::PROVIDER_NAME,
-        if rsa { "RSA-2048" } else { "ECDSA P-256" }
     );
 
     // Phase 1: full handshakes per second.
