@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::admin::{self, Readiness};
 use crate::config::{Config, StoreKind};
@@ -25,6 +25,10 @@ pub struct App {
     pub ready: Readiness,
     /// The TLS listener's certificate in force (`None`: plain HTTP); reload swaps it.
     pub tls: Option<TlsAcceptor>,
+    /// Wakes the reload watcher (SIGHUP).
+    reload: Arc<Notify>,
+    /// The watched files as they were when the config was loaded.
+    baseline: crate::reload::Baseline,
 }
 
 /// Why the sidecar could not start.
@@ -52,13 +56,21 @@ impl App {
             )?,
         };
         let tls = config.listen.server_tls.clone().map(TlsAcceptor::new);
+        let baseline = crate::reload::Baseline::new(&config);
         let proxy = Arc::new(Proxy::new(config, Arc::clone(&metrics), Arc::new(replay)));
         Ok(App {
             proxy,
             metrics,
             ready: Readiness::default(),
             tls,
+            reload: Arc::new(Notify::new()),
+            baseline,
         })
+    }
+
+    /// Reloads the config file now (what SIGHUP does); the outcome is logged and counted.
+    pub fn request_reload(&self) {
+        self.reload.notify_one();
     }
 
     /// Serves on the given listeners until `shutdown` completes, then drains per SPEC.md:
@@ -88,6 +100,11 @@ impl App {
             limits.clone(),
             self.tls.clone(),
         );
+        // Reload: SIGHUP and changes to the config file or any file it names (README "Reload").
+        let reloader = tokio::spawn(
+            crate::reload::Watcher::new(self.clone(), self.baseline.clone())
+                .run(Arc::clone(&self.reload), std::future::pending()),
+        );
         self.ready.set(true);
         let ready = self.ready.clone();
         let drain_delay = limits.drain_delay;
@@ -99,6 +116,7 @@ impl App {
                 tokio::time::sleep(drain_delay).await;
             })
             .await;
+        reloader.abort();
         let _ = stop_admin_tx.send(true);
         let _ = admin_task.await;
         drained

@@ -200,6 +200,9 @@ fn run(path: &Path) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // SIGHUP reloads; its handler is installed before anything else, as the default action
+        // would end the process.
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
         let listen = config.listen.address;
         let admin = config.admin.address;
         let listener = match TcpListener::bind(listen).await {
@@ -230,6 +233,18 @@ fn run(path: &Path) -> ExitCode {
         // The bound addresses (a configured port 0 is resolved here).
         let listen = listener.local_addr().unwrap_or(listen);
         let admin = admin_listener.local_addr().unwrap_or(admin);
+        match hangup {
+            Ok(mut hangup) => {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        tracing::info!("SIGHUP: reloading the config");
+                        app.request_reload();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; file changes still reload"),
+        }
         tracing::info!(listen = %listen, admin = %admin, routes, version = env!("CARGO_PKG_VERSION"), "hookseal serving");
         let drained = app.run(listener, admin_listener, shutdown_signal()).await;
         if drained.cut_off > 0 {

@@ -8,6 +8,7 @@ mod faults;
 mod observability;
 mod ops;
 mod proxy;
+mod reload;
 mod replay;
 mod sign;
 mod tls;

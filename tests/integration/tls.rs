@@ -236,7 +236,7 @@ async fn h2_post(
     (version, answer(resp).await)
 }
 
-fn counter(metrics: &str, name: &str) -> u64 {
+pub fn counter(metrics: &str, name: &str) -> u64 {
     metrics
         .lines()
         .find(|l| l.starts_with(name) && !l.starts_with('#'))
@@ -245,7 +245,7 @@ fn counter(metrics: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"))
 }
 
-async fn eventually_counter(sidecar: &Sidecar, name: &str, want: u64) {
+pub async fn eventually_counter(sidecar: &Sidecar, name: &str, want: u64) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let got = counter(&sidecar.metrics().await, name);
@@ -263,7 +263,7 @@ async fn eventually_counter(sidecar: &Sidecar, name: &str, want: u64) {
 
 const HANDSHAKE_ERRORS: &str = "hookseal_tls_handshake_errors_total";
 
-fn signed(body: &str, id: &str) -> Vec<(&'static str, String)> {
+pub fn signed(body: &str, id: &str) -> Vec<(&'static str, String)> {
     sign_standard(WHSEC, id, unix_now(), body.as_bytes())
 }
 
