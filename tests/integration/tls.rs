@@ -246,7 +246,7 @@ pub fn counter(metrics: &str, name: &str) -> u64 {
 }
 
 pub async fn eventually_counter(sidecar: &Sidecar, name: &str, want: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let got = counter(&sidecar.metrics().await, name);
         if got >= want {
