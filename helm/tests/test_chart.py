@@ -345,6 +345,7 @@ def test_config_values_and_types(full_docs):
         "max_connections": 1024,
         "shutdown_grace": "20s",
         "drain_delay": "5s",
+        "idle_timeout": "60s",
     }
     assert cfg["replay"] == {
         "store": "redis",

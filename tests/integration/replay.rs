@@ -436,11 +436,13 @@ async fn rediss_with_password_is_shared_and_verified() {
     assert_eq!(b.post(&h).await.json()["status"], "duplicate");
     assert_eq!(up.count(), 1);
 
-    // An empty trust file: the certificate is unknown, so the store is unavailable.
+    // An empty trust file: the certificate is unknown, so the store is unavailable. The
+    // handshake fails at once; a generous command timeout keeps a loaded machine from turning
+    // that failure into a "timed out" before the cause is seen.
     let empty = dir.path().join("empty.pem");
     std::fs::write(&empty, "").unwrap();
     let untrusting =
-        Replica::start_with_env(up.addr, &url, "", "500ms", &[("SSL_CERT_FILE", &empty)]).await;
+        Replica::start_with_env(up.addr, &url, "", "3s", &[("SSL_CERT_FILE", &empty)]).await;
     let r = untrusting.post(&signed("msg_tls_untrusted")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
     assert_eq!(r.error(), "replay_store_unavailable");

@@ -30,6 +30,7 @@ body_timeout = {{ $p.limits.bodyTimeout | toJson }}
 max_connections = {{ int64 $p.limits.maxConnections }}
 shutdown_grace = {{ $p.limits.shutdownGrace | toJson }}
 drain_delay = {{ $p.limits.drainDelay | toJson }}
+idle_timeout = {{ $p.limits.idleTimeout | toJson }}
 
 [upstream]
 url = {{ $p.upstream.url | toJson }}
