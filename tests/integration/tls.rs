@@ -612,3 +612,140 @@ fn check_reports_an_expired_certificate_and_a_mismatched_key() {
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("valid until"), "{stdout}");
 }
+
+#[test]
+fn sec1_ec_and_pkcs1_rsa_keys_made_by_openssl_load() {
+    let Some(openssl) = which("openssl") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is required in CI (.ci/run installs it)"
+        );
+        eprintln!("skipping: openssl not found");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&openssl)
+            .current_dir(d)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-noout",
+        "-out",
+        "ec.key",
+    ]);
+    run(&["genrsa", "-traditional", "-out", "rsa.key", "2048"]);
+    for (key, label) in [("ec.key", "EC PRIVATE KEY"), ("rsa.key", "RSA PRIVATE KEY")] {
+        let pem = std::fs::read_to_string(d.join(key)).unwrap();
+        assert!(
+            pem.starts_with(&format!("-----BEGIN {label}-----")),
+            "{pem:.40}"
+        );
+        let crt = format!("{key}.crt");
+        run(&[
+            "req",
+            "-x509",
+            "-key",
+            key,
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        let files = hookseal::config::TlsFiles {
+            cert: d.join(&crt),
+            key: d.join(key),
+            client_ca: None,
+        };
+        let tls = hookseal::tls::load(&files, std::time::SystemTime::now())
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"));
+        let left = tls
+            .not_after
+            .duration_since(std::time::SystemTime::now())
+            .unwrap();
+        assert!(left > Duration::from_secs(86_400), "{key}: {left:?}");
+    }
+    // A key of one kind with the other's certificate is still a mismatch.
+    let files = hookseal::config::TlsFiles {
+        cert: d.join("rsa.key.crt"),
+        key: d.join("ec.key"),
+        client_ca: None,
+    };
+    let e = hookseal::tls::load(&files, std::time::SystemTime::now()).unwrap_err();
+    assert!(e[0].message.contains("does not match"), "{e:?}");
+}
+
+/// A request body that sends one chunk and then nothing, ever.
+struct Stall(Option<Bytes>);
+
+impl http_body::Body for Stall {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(http_body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_http2_body_that_stalls_gets_the_same_body_timeout() {
+    let upstream = Upstream::start().await;
+    let ca = Ca::new("hookseal test CA");
+    let dir = tempfile::tempdir().unwrap();
+    write_pair(dir.path(), &ca.server());
+    let sidecar = start_in(
+        dir,
+        &tls_config(
+            upstream.addr,
+            "cert = \"tls.crt\", key = \"tls.key\"",
+            "[limits]\nbody_timeout = \"1s\"",
+        ),
+    )
+    .await;
+    let s = Client::new(&ca, &[b"h2"])
+        .connect(sidecar.addr)
+        .await
+        .unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(s))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = Request::post("https://localhost/hooks/sw").header("content-length", "100");
+    for (k, v) in signed(&"x".repeat(100), "msg_stall") {
+        req = req.header(k, v);
+    }
+    let req = req
+        .body(Stall(Some(Bytes::from_static(b"xxxxxxxxxx"))))
+        .unwrap();
+    h2.ready().await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(30), h2.send_request(req))
+        .await
+        .expect("answered while the body is still open")
+        .unwrap();
+    assert_eq!(resp.version(), Version::HTTP_2);
+    let r = answer(resp).await;
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(r.error(), "body_timeout");
+    assert_eq!(upstream.count(), 0);
+}
