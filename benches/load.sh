@@ -1,0 +1,379 @@
+#!/usr/bin/env bash
+# Load benchmark: hookseal next to what a user would put in front of an app instead, on the
+# same machine, in one run.
+#
+#   bash benches/load.sh            # full run: 3 rounds × 3 bodies × 4 loads × 5 targets, ~25 min
+#   bash benches/load.sh --quick    # smoke run: 1 round, short runs, < 3 min once built
+#   options: --rounds N  --duration SECONDS  --warmup SECONDS  --out DIR  --no-install
+#
+# Targets (all on 127.0.0.1, all in front of the same upstream, examples/bench_upstream.rs,
+# which reads the body and answers 200):
+#   direct         oha → upstream
+#   hookseal       plain HTTP, one Standard Webhooks route; every request validly signed.
+#                  Dedupe is OFF: oha repeats one request, so each run sends one request
+#                  pre-signed just before the run (the dedupe cost is in benches/pipeline.rs).
+#   hookseal-tls   the same route behind TLS (self-signed P-256 cert); "pending" when this
+#                  build of hookseal cannot serve TLS yet
+#   nginx          proxy_pass, upstream keep-alive, body buffered in memory, access log off
+#   haproxy        mode http, http-reuse always (upstream keep-alive)
+# Loads (oha, HTTP/1.1 keep-alive): closed loop c=1, 16, 64; open loop 2000 req/s (c=64 to
+# send with, latency corrected for coordinated omission). Bodies 1 KiB, 64 KiB, 1 MiB.
+# Order: targets rotate per round and per cell; every measured run is preceded by a warm-up
+# run of the same cell and bounded in time (oha -z, plus `timeout`).
+# Per run: throughput, p50/p99, each process's CPU time (utime+stime from /proc/PID/stat) per
+# request and peak RSS (VmHWM, reset before the run via clear_refs), and /proc/loadavg.
+# A run with any non-200 answer or transport error fails the benchmark (exit 1).
+# The report (medians over rounds, ratios to direct in the same round) is written by
+# benches/load_report.py to OUT/report.md and printed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+
+ROUNDS=3
+DURATION=5
+WARMUP=1
+QUICK=0
+INSTALL=1
+OUT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1; ROUNDS=1; DURATION=1; WARMUP=0.3 ;;
+        --rounds) ROUNDS=$2; shift ;;
+        --duration) DURATION=$2; shift ;;
+        --warmup) WARMUP=$2; shift ;;
+        --out) OUT=$2; shift ;;
+        --no-install) INSTALL=0 ;;
+        -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+SIZES=(1024 65536 1048576)
+LOADS=(c1 c16 c64 q2000)
+P_UP=18080 P_HS=18081 P_TLS=18082 P_NGX=18083 P_HAP=18084 P_ADMIN=18090 P_ADMIN_TLS=18091
+SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+ROUTE=/webhooks/bench
+
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+# ---------------------------------------------------------------------------------- tools
+need_apt=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+command -v openssl >/dev/null || need_apt+=(openssl)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    [ "$INSTALL" = 1 ] || { echo "missing: ${need_apt[*]}" >&2; exit 1; }
+    log "installing ${need_apt[*]} (apt-get)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+export PATH="$PATH:/usr/sbin:$HOME/.cargo/bin"
+if ! command -v oha >/dev/null; then
+    [ "$INSTALL" = 1 ] || { echo "missing: oha" >&2; exit 1; }
+    log "installing oha (cargo install oha --locked; takes a few minutes)"
+    cargo install oha --locked
+fi
+command -v python3 >/dev/null || { echo "python3 is required for the report" >&2; exit 1; }
+
+log "building release binaries"
+cargo build --release --locked --quiet --bin hookseal --example bench_upstream
+HS=$ROOT/target/release/hookseal
+UP=$ROOT/target/release/examples/bench_upstream
+
+for port in $P_UP $P_HS $P_TLS $P_NGX $P_HAP $P_ADMIN $P_ADMIN_TLS; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "port $port is in use on 127.0.0.1; stop what listens there and run again" >&2
+        exit 1
+    fi
+done
+
+[ -n "$OUT" ] || OUT=$ROOT/target/bench-load/$(date -u +%Y%m%dT%H%M%SZ)$([ "$QUICK" = 1 ] && echo -quick)
+mkdir -p "$OUT/runs" "$OUT/nginx"
+W=$OUT
+log "results in $W"
+
+# ---------------------------------------------------------------------------------- inputs
+for size in "${SIZES[@]}"; do
+    python3 - "$size" >"$W/body-$size.json" <<'EOF'
+import sys
+n = int(sys.argv[1])
+head, tail = '{"type":"bench.event","data":"', '"}'
+fill = n - len(head) - len(tail)
+sys.stdout.write(head + ("abcdefghijklmnopqrstuvwxyz012345" * (fill // 32 + 1))[:fill] + tail)
+EOF
+done
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+
+hs_config() { # $1 port, $2 admin port, $3 tls line or empty
+    cat <<EOF
+[listen]
+address = "127.0.0.1:$1"
+$3
+[admin]
+address = "127.0.0.1:$2"
+[limits]
+max_body_bytes = "2MiB"
+[upstream]
+url = "http://127.0.0.1:$P_UP"
+
+[[route]]
+name = "bench"
+path = "$ROUTE"
+scheme = "standard-webhooks"
+secrets = [{ value = "$SECRET" }]
+dedupe = false
+EOF
+}
+hs_config $P_HS $P_ADMIN "" >"$W/hookseal.toml"
+hs_config $P_TLS $P_ADMIN_TLS "tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }" >"$W/hookseal-tls.toml"
+
+cat >"$W/nginx.conf" <<EOF
+worker_processes 2;
+daemon off;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_max_body_size 2m;
+    client_body_buffer_size 2m;
+    client_body_temp_path $W/nginx/body;
+    proxy_temp_path $W/nginx/proxy;
+    fastcgi_temp_path $W/nginx/fastcgi;
+    uwsgi_temp_path $W/nginx/uwsgi;
+    scgi_temp_path $W/nginx/scgi;
+    keepalive_requests 1000000;
+    upstream app {
+        server 127.0.0.1:$P_UP;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$P_NGX;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+
+cat >"$W/haproxy.cfg" <<EOF
+global
+    maxconn 10000
+    nbthread 2
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:$P_HAP
+    default_backend app
+backend app
+    server app1 127.0.0.1:$P_UP
+EOF
+
+# ---------------------------------------------------------------------------------- processes
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
+"$UP" 127.0.0.1:$P_UP 2>"$W/upstream.log" & UP_PID=$!; pids+=($UP_PID)
+HOOKSEAL_LOG=warn "$HS" run --config "$W/hookseal.toml" 2>"$W/hookseal.log" & HS_PID=$!; pids+=($HS_PID)
+HOOKSEAL_LOG=warn "$HS" run --config "$W/hookseal-tls.toml" 2>"$W/hookseal-tls.log" & TLS_PID=$!; pids+=($TLS_PID)
+nginx -p "$W/nginx" -e "$W/nginx/error.log" -c "$W/nginx.conf" & NGX_PID=$!; pids+=($NGX_PID)
+haproxy -db -f "$W/haproxy.cfg" >"$W/haproxy.log" 2>&1 & HAP_PID=$!; pids+=($HAP_PID)
+wait_port $P_UP; wait_port $P_HS; wait_port $P_NGX; wait_port $P_HAP
+
+TARGETS=(direct hookseal nginx haproxy)
+TLS_STATE=ok
+if wait_port $P_TLS 2>/dev/null && sleep 0.2 \
+    && curl -sk -o /dev/null "https://127.0.0.1:$P_TLS/" 2>/dev/null; then
+    TARGETS=(direct hookseal hookseal-tls nginx haproxy)
+else
+    TLS_STATE=pending
+    log "hookseal-tls: this build does not serve TLS yet; column marked pending"
+    kill "$TLS_PID" 2>/dev/null || true
+fi
+sleep 0.5
+
+url_of() {
+    case "$1" in
+        direct) echo "http://127.0.0.1:$P_UP$ROUTE" ;;
+        hookseal) echo "http://127.0.0.1:$P_HS$ROUTE" ;;
+        hookseal-tls) echo "https://127.0.0.1:$P_TLS$ROUTE" ;;
+        nginx) echo "http://127.0.0.1:$P_NGX$ROUTE" ;;
+        haproxy) echo "http://127.0.0.1:$P_HAP$ROUTE" ;;
+    esac
+}
+pids_of() { # the processes whose CPU and memory are the target's own
+    case "$1" in
+        direct) echo "$UP_PID" ;;
+        hookseal) echo "$HS_PID" ;;
+        hookseal-tls) echo "$TLS_PID" ;;
+        nginx) echo "$NGX_PID $(pgrep -P "$NGX_PID" | tr '\n' ' ')" ;;
+        haproxy) echo "$HAP_PID" ;;
+    esac
+}
+cpu_ticks() { # utime+stime of the given pids, in clock ticks
+    local t=0 p s
+    for p in "$@"; do
+        s=$(cat "/proc/$p/stat") || return 1
+        s=${s##*) }
+        read -ra f <<<"$s"
+        t=$((t + f[11] + f[12]))
+    done
+    echo $t
+}
+status_kib() { # $1 field (VmHWM, VmRSS), then pids: the sum, in KiB
+    local field=$1 t=0 p v; shift
+    for p in "$@"; do
+        v=$(awk -v f="$field:" '$1 == f { print $2 }' "/proc/$p/status")
+        t=$((t + ${v:-0}))
+    done
+    echo $t
+}
+reset_hwm() { local p; for p in "$@"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || true; done; }
+
+# sign SIZE: a header file for oha, signed now (the route's window is the default 5 minutes)
+sign_headers() {
+    "$HS" sign --scheme standard-webhooks --secret "$SECRET" --id "msg_bench_$1_$RANDOM$RANDOM" \
+        --timestamp "$(date +%s)" --body-file "$W/body-$1.json" >"$W/headers-$1.txt"
+}
+
+# sanity: each target answers 200 to a signed request; hookseal rejects an unsigned one
+for size in "${SIZES[@]}"; do sign_headers "$size"; done
+for t in "${TARGETS[@]}"; do
+    hdr=(); while IFS= read -r line; do hdr+=(-H "$line"); done <"$W/headers-1024.txt"
+    code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST "${hdr[@]}" \
+        -H 'content-type: application/json' --data-binary @"$W/body-1024.json" "$(url_of "$t")")
+    [ "$code" = 200 ] || { echo "sanity: $t answered $code to a signed request" >&2; exit 1; }
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$W/body-1024.json" \
+    "$(url_of hookseal)")
+[ "$code" = 401 ] || [ "$code" = 400 ] || { echo "sanity: hookseal let an unsigned request through ($code)" >&2; exit 1; }
+log "sanity ok: every target answers 200 to a signed request; hookseal rejects an unsigned one ($code)"
+
+# idle memory, before any load
+{
+    echo "{"
+    first=1
+    for t in "${TARGETS[@]}"; do
+        [ $first = 1 ] || echo ","
+        first=0
+        # shellcheck disable=SC2046
+        printf '"%s": %s' "$t" "$(status_kib VmRSS $(pids_of "$t"))"
+    done
+    echo "}"
+} >"$W/idle_rss_kib.json"
+
+metric_rejected() { # rejected requests counted by a hookseal admin port
+    curl -s "http://127.0.0.1:$1/metrics" \
+        | awk '/^hookseal_requests_total/ && /result="rejected"/ { s += $2 } END { print s + 0 }'
+}
+
+oha_args() { # $1 load, $2 size, $3 target
+    local load=$1 size=$2 target=$3 a=()
+    case "$load" in
+        c1) a+=(-c 1) ;;
+        c16) a+=(-c 16) ;;
+        c64) a+=(-c 64) ;;
+        q2000) a+=(-c 64 -q 2000 --latency-correction) ;;
+    esac
+    while IFS= read -r line; do a+=(-H "$line"); done <"$W/headers-$size.txt"
+    a+=(-m POST -T application/json -D "$W/body-$size.json" --no-tui -w --insecure)
+    a+=("$(url_of "$target")")
+    printf '%s\n' "${a[@]}"
+}
+
+run_oha() { # $1 seconds, $2 json out, then oha args
+    local secs=$1 out=$2; shift 2
+    timeout --kill-after=5 "$(python3 -c "print($secs + 20)")" \
+        oha -z "${secs}s" --output-format json "$@" >"$out" 2>"$out.err"
+}
+
+cat >"$W/meta.json" <<EOF
+{"quick": $QUICK, "rounds": $ROUNDS, "duration_s": $DURATION, "warmup_s": $WARMUP,
+ "tls": "$TLS_STATE", "targets": "$(echo "${TARGETS[*]}")",
+ "nproc": $(nproc), "cpu": "$(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }')",
+ "clk_tck": $(getconf CLK_TCK), "oha": "$(oha --version | head -1)",
+ "nginx": "$(nginx -v 2>&1 | sed 's/.*\///')", "haproxy": "$(haproxy -v | head -1 | awk '{print $3}')",
+ "hookseal_commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
+ "started": "$(date -u +%FT%TZ)", "loadavg_start": "$(cut -d' ' -f1-3 /proc/loadavg)"}
+EOF
+
+# ---------------------------------------------------------------------------------- rounds
+failures=0
+rej0=$(metric_rejected $P_ADMIN)
+n_targets=${#TARGETS[@]}
+cell=0
+total=$((ROUNDS * ${#SIZES[@]} * ${#LOADS[@]} * n_targets))
+done_runs=0
+for round in $(seq 1 "$ROUNDS"); do
+    for size in "${SIZES[@]}"; do
+        for load in "${LOADS[@]}"; do
+            cell=$((cell + 1))
+            sign_headers "$size"
+            for i in $(seq 0 $((n_targets - 1))); do
+                t=${TARGETS[$(( (i + round + cell) % n_targets ))]}
+                mapfile -t args < <(oha_args "$load" "$size" "$t")
+                # shellcheck disable=SC2046
+                set -- $(pids_of "$t")
+                run_oha "$WARMUP" "$W/runs/warmup.json" "${args[@]}" || true
+                name="r$round-$size-$load-$t"
+                reset_hwm "$@" "$UP_PID"
+                la0=$(cut -d' ' -f1 /proc/loadavg)
+                c0=$(cpu_ticks "$@"); u0=$(cpu_ticks "$UP_PID")
+                rc=0
+                run_oha "$DURATION" "$W/runs/$name.json" "${args[@]}" || rc=$?
+                c1=$(cpu_ticks "$@"); u1=$(cpu_ticks "$UP_PID")
+                la1=$(cut -d' ' -f1 /proc/loadavg)
+                hwm=$(status_kib VmHWM "$@")
+                up_hwm=$(status_kib VmHWM "$UP_PID")
+                cat >"$W/runs/$name.meta.json" <<EOF
+{"round": $round, "size": $size, "load": "$load", "target": "$t", "oha_rc": $rc,
+ "cpu_ticks": $((c1 - c0)), "upstream_cpu_ticks": $((u1 - u0)), "hwm_kib": $hwm,
+ "upstream_hwm_kib": $up_hwm, "loadavg_before": $la0, "loadavg_after": $la1}
+EOF
+                done_runs=$((done_runs + 1))
+                line=$(python3 "$ROOT/benches/load_report.py" run "$W/runs/$name") || failures=$((failures + 1))
+                log "[$done_runs/$total] $line"
+            done
+        done
+    done
+done
+
+rej1=$(metric_rejected $P_ADMIN)
+echo "{\"hookseal_rejected\": $((rej1 - rej0)), \"finished\": \"$(date -u +%FT%TZ)\", \"loadavg_end\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >"$W/end.json"
+if [ "$((rej1 - rej0))" != 0 ]; then
+    echo "hookseal counted $((rej1 - rej0)) rejected requests during the run" >&2
+    failures=$((failures + 1))
+fi
+
+python3 "$ROOT/benches/load_report.py" report "$W" >"$W/report.md"
+cat "$W/report.md"
+if [ "$failures" != 0 ]; then
+    echo "FAILED: $failures run(s) had rejected requests or errors (see above)" >&2
+    exit 1
+fi
