@@ -167,7 +167,7 @@ EOF
 
 cat >"$W/haproxy.cfg" <<EOF
 global
-    maxconn 10000
+    maxconn 4096
     nbthread 2
 defaults
     mode http

@@ -130,7 +130,7 @@ fn proxy_for(upstream: SocketAddr) -> Arc<Proxy> {
 [listen]
 address = "127.0.0.1:0"
 [admin]
-address = "127.0.0.1:0"
+address = "127.0.0.2:0"
 [limits]
 max_body_bytes = "2MiB"
 [upstream]
