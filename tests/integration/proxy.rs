@@ -712,3 +712,32 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(up.count(), 1);
 }
+
+/// A path that app servers read as the verifying route's (WSGI decodes `%2F`, Spring strips
+/// `;params`, some servers take `\` for `/`) must not reach the app through the catch-all
+/// `none` route unverified: it is refused, while the catch-all still serves plain paths.
+#[tokio::test]
+async fn ambiguous_spellings_of_a_verifying_path_are_not_forwarded_unverified() {
+    let up = Upstream::start().await;
+    let sc = sw_sidecar(
+        &up,
+        "[[route]]\nname = \"app\"\npath_prefix = \"/\"\nmethods = [\"POST\"]\nscheme = \"none\"\n",
+    )
+    .await;
+    for path in [
+        "/hooks%2Fsw",
+        "/hooks%2fsw",
+        "/hooks\\sw",
+        "/hooks/sw;x=1",
+        "/x/../hooks/sw",
+    ] {
+        let req = crate::netkit::request_bytes("POST", path, &[], BODY);
+        let resp = crate::netkit::exchange_from("127.0.0.1", sc.addr, req).await;
+        assert_eq!(resp.status, 404, "{path}");
+        assert_eq!(resp.error(), "no_route", "{path}");
+    }
+    assert_eq!(up.count(), 0, "nothing reached the app unverified");
+    let ok = post(&sc.url("/app/a%2Fb"), &[], BODY).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(up.last().uri, "/app/a%2Fb");
+}
