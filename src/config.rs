@@ -1209,7 +1209,7 @@ impl<'a> Cx<'a> {
         }
         let file = self.resolve(src);
         self.watched.push(file.clone());
-        match std::fs::read(&file) {
+        match read_small_file(&file, MAX_SECRET_FILE_BYTES) {
             Ok(mut b) => {
                 while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
                     b.pop();
@@ -1513,6 +1513,32 @@ impl<'a> Cx<'a> {
             }
         }
     }
+}
+
+/// Most bytes of a secret or `replay.url` file.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads a regular file of at most `limit` bytes. Anything else (a FIFO, which would block
+/// the load forever, a device such as `/dev/zero`, a directory) or a larger file is an error,
+/// found without reading it. Symlinks are followed (Kubernetes mounts Secrets through them).
+fn read_small_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let too_large = || Error::new(ErrorKind::InvalidData, format!("larger than {limit} bytes"));
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(out)
 }
 
 /// Resolved secrets of one route with the source offsets, for error lines.

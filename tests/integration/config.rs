@@ -203,3 +203,54 @@ async fn sign_produces_requests_the_proxy_accepts() {
         );
     }
 }
+
+/// A secret `file` is read with a bound: a FIFO (which would block `check`, startup and every
+/// reload forever) and a huge file are config errors, not a hang or a giant "secret".
+#[test]
+fn secret_file_that_is_a_fifo_or_huge_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let huge = dir.path().join("huge");
+    // Sparse: 1 GiB of zeros that costs no disk; reading it all would cost 1 GiB of memory.
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    for (file, expect) in [(&fifo, "not a regular file"), (&huge, "larger than")] {
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[upstream]\nurl = \"http://127.0.0.1:8080\"\n[[route]]\nname = \"gh\"\npath = \"/gh\"\n\
+                 scheme = \"github\"\nsecrets = [{{ file = \"{}\" }}]\n",
+                file.display()
+            ),
+        )
+        .unwrap();
+        let mut child = hookseal()
+            .args(["check", "--config"])
+            .arg(&path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!(
+                    "hookseal check still running after 60 s on {}",
+                    file.display()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("route[0].secrets[0].file"), "{stderr}");
+        assert!(stderr.contains(expect), "{stderr}");
+    }
+}
