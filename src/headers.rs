@@ -62,11 +62,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
-/// Removes every `x-hookseal-*` header a client sent: only hookseal may set them.
+/// Removes every `x-hookseal-*` header a client sent: only hookseal may set them. Spellings
+/// with `_` for `-` (`x_hookseal_verified`) go too: CGI, WSGI and Rack servers turn both into
+/// the same `HTTP_X_HOOKSEAL_VERIFIED` variable.
 pub fn strip_hookseal(headers: &mut HeaderMap) {
+    const PREFIX: &[u8] = b"x-hookseal-";
     let spoofed: Vec<HeaderName> = headers
         .keys()
-        .filter(|k| k.as_str().starts_with("x-hookseal-"))
+        .filter(|k| {
+            let k = k.as_str().as_bytes();
+            k.len() >= PREFIX.len()
+                && k.iter()
+                    .zip(PREFIX)
+                    .all(|(c, p)| c == p || (*c == b'_' && *p == b'-'))
+        })
         .cloned()
         .collect();
     for name in spoofed {
@@ -167,10 +176,14 @@ mod tests {
         let mut h = map(&[
             ("x-hookseal-verified", "true"),
             ("X-Hookseal-Route", "x"),
+            ("x_hookseal_verified", "true"),
+            ("X_HOOKSEAL-key", "k"),
             ("x-other", "1"),
+            ("x-hooksealed", "1"),
         ]);
         strip_hookseal(&mut h);
-        assert_eq!(h.len(), 1);
+        assert_eq!(h.len(), 2);
+        assert!(h.contains_key("x-other") && h.contains_key("x-hooksealed"));
     }
 
     #[test]

@@ -95,12 +95,17 @@ async fn spoofed_hookseal_headers_are_stripped() {
         &[
             ("x-hookseal-verified", "true".into()),
             ("x-hookseal-route", "sw".into()),
+            // CGI/WSGI/Rack servers map `_` and `-` to the same HTTP_X_HOOKSEAL_VERIFIED.
+            ("x_hookseal_verified", "true".into()),
+            ("X_Hookseal-Key", "current".into()),
         ],
         "hi",
     )
     .await;
     assert_eq!(r.status, StatusCode::OK);
     let h = up.last().headers;
+    assert!(!h.contains_key("x_hookseal_verified"));
+    assert!(!h.contains_key("x_hookseal-key"));
     assert_eq!(
         h["x-hookseal-verified"], "false",
         "none routes say they verified nothing"
