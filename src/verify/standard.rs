@@ -12,8 +12,8 @@
 //! * Signature header: single-space separated entries, empty entries (double spaces) skipped;
 //!   each entry split on its first `,`. `v1` entries are compared (constant-time, as base64
 //!   text, so trailing junk such as `v1,<sig>!!` is rejected) against every `whsec_` key;
-//!   `v1a` entries are Ed25519-verified (strict) against every `whpk_` key; other versions are
-//!   ignored. No entry containing a `,` → malformed; entries but no match → bad signature.
+//!   the first 8 `v1a` entries are Ed25519-verified (strict) against every `whpk_` key (a cap:
+//!   each costs a verification per key); other versions are ignored. No entry containing a `,` → malformed; entries but no match → bad signature.
 //! * Window: 300 s default, symmetric, inclusive.
 
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -24,6 +24,10 @@ use super::{
     SchemeError, SecretMaterial, Verified, VerifyError,
 };
 use crate::verify::HmacAlgorithm;
+
+/// Most `v1a` entries of one header that are Ed25519-verified (each costs a verification per
+/// `whpk_` key; a sender sends one per active key).
+const MAX_V1A_ENTRIES: usize = 8;
 
 #[derive(Debug, Clone)]
 enum Key {
@@ -136,6 +140,7 @@ impl Standard {
         let v1a: Vec<Signature> = entries
             .iter()
             .filter(|(v, _)| *v == "v1a")
+            .take(MAX_V1A_ENTRIES)
             .filter_map(|(_, s)| decode_ed_sig(s))
             .collect();
         let need_msg = !v1a.is_empty() && self.keys.iter().any(|k| matches!(k, Key::Ed(_)));
@@ -306,6 +311,38 @@ mod tests {
             &[crate::verify::tests::secret(&whsk)]
         )
         .is_err());
+    }
+
+    /// Each `v1a` entry costs an Ed25519 verification per `whpk_` key: a 64 KiB header holds
+    /// ~700 of them. Only the first [`MAX_V1A_ENTRIES`] are checked, so a valid signature
+    /// after that many junk ones is not found (no sender rotates through more keys at once).
+    #[test]
+    fn only_the_first_v1a_entries_are_checked() {
+        let seed = [9u8; 32];
+        let sk = SigningKey::from_bytes(&seed);
+        let whsk = format!("whsk_{}", b64_std(&seed));
+        let whpk = format!("whpk_{}", b64_std(sk.verifying_key().as_bytes()));
+        let s = scheme(
+            SchemeName::StandardWebhooks,
+            &SchemeOptions::default(),
+            &[whpk.as_str()],
+        );
+        let good = sign_value(whsk.as_bytes(), "msg_1", 1000, b"hello").unwrap();
+        let junk = format!("v1a,{}", b64_std(&[1u8; 64]));
+        let run = |n_junk: usize| {
+            let mut sig = vec![junk.as_str(); n_junk];
+            sig.push(&good);
+            let sig = sig.join(" ");
+            let headers = [
+                ("webhook-id", "msg_1"),
+                ("webhook-timestamp", "1000"),
+                ("webhook-signature", sig.as_str()),
+            ];
+            s.verify(&req(&headers, b"hello").input(), 1000)
+        };
+        assert!(run(MAX_V1A_ENTRIES - 1).is_ok());
+        assert_eq!(run(MAX_V1A_ENTRIES).unwrap_err(), VerifyError::BadSignature);
+        assert_eq!(run(700).unwrap_err(), VerifyError::BadSignature);
     }
 
     use crate::verify::Scheme;
