@@ -579,6 +579,27 @@ pub(crate) fn optional_id(headers: &HeaderMap, name: &str) -> Option<HeaderValue
     headers.get(name).filter(|v| !v.is_empty()).cloned()
 }
 
+/// A `key=value` list separated by `sep` (Stripe `,`, Paddle `;`): elements are not trimmed,
+/// elements without `=` are ignored, each is split on its first `=`. Returns the first value
+/// of `ts_key` and every value of `sig_key`, in order.
+pub(crate) fn ts_and_signatures<'a>(
+    header: &'a str,
+    sep: char,
+    ts_key: &str,
+    sig_key: &str,
+) -> (Option<&'a str>, Vec<&'a [u8]>) {
+    let mut ts: Option<&str> = None;
+    let mut sigs: Vec<&[u8]> = Vec::new();
+    for (k, v) in header.split(sep).filter_map(|e| e.split_once('=')) {
+        if k == ts_key {
+            ts = ts.or(Some(v));
+        } else if k == sig_key {
+            sigs.push(v.as_bytes());
+        }
+    }
+    (ts, sigs)
+}
+
 /// Strict unix-seconds parser: ASCII digits only (leading zeros allowed), no sign, no
 /// fraction, no whitespace, must fit in `i64`.
 pub(crate) fn parse_unix(s: &str) -> Option<i64> {

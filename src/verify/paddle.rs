@@ -13,8 +13,8 @@
 //!   (the notification id is in the body).
 
 use super::{
-    check_window, hex_lower, mac_keys, match_encoded, parse_unix, required, HmacAlgorithm, Input,
-    MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
+    check_window, hex_lower, mac_keys, match_encoded, parse_unix, required, ts_and_signatures,
+    HmacAlgorithm, Input, MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "Paddle-Signature";
@@ -38,15 +38,7 @@ impl Paddle {
         tol: std::time::Duration,
     ) -> Result<Verified, VerifyError> {
         let header = required(input.headers, SIG_HEADER)?;
-        let mut ts_text: Option<&str> = None;
-        let mut h1: Vec<&[u8]> = Vec::new();
-        for (k, v) in header.split(';').filter_map(|e| e.split_once('=')) {
-            match k {
-                "ts" if ts_text.is_none() => ts_text = Some(v),
-                "h1" => h1.push(v.as_bytes()),
-                _ => {}
-            }
-        }
+        let (ts_text, h1) = ts_and_signatures(header, ';', "ts", "h1");
         let ts_text = ts_text.ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
         let ts = parse_unix(ts_text).ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
         check_window(ts, now, tol)?;

@@ -18,8 +18,8 @@
 //! * No message id (the event id is inside the body).
 
 use super::{
-    check_window, hex_lower, mac_keys, match_encoded, parse_unix, required, HmacAlgorithm, Input,
-    MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
+    check_window, hex_lower, mac_keys, match_encoded, parse_unix, required, ts_and_signatures,
+    HmacAlgorithm, Input, MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "Stripe-Signature";
@@ -43,15 +43,7 @@ impl Stripe {
         tol: std::time::Duration,
     ) -> Result<Verified, VerifyError> {
         let header = required(input.headers, SIG_HEADER)?;
-        let mut t: Option<&str> = None;
-        let mut v1: Vec<&[u8]> = Vec::new();
-        for (k, v) in header.split(',').filter_map(|e| e.split_once('=')) {
-            match k {
-                "t" if t.is_none() => t = Some(v),
-                "v1" => v1.push(v.as_bytes()),
-                _ => {}
-            }
-        }
+        let (t, v1) = ts_and_signatures(header, ',', "t", "v1");
         let t = t.ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
         let ts = parse_unix(t).ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
         check_window(ts, now, tol)?;
