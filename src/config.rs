@@ -1497,7 +1497,8 @@ impl<'a> Cx<'a> {
         match s.parse::<Uri>() {
             Ok(u)
                 if u.scheme_str() == Some("http")
-                    && u.authority().is_some()
+                    // No `user:password@`: hookseal never sends it, and `check` prints the URL.
+                    && u.authority().is_some_and(|a| !a.as_str().contains('@'))
                     && u.path_and_query()
                         .is_none_or(|pq| pq.as_str() == "/" || pq.as_str().is_empty()) =>
             {
@@ -1507,7 +1508,7 @@ impl<'a> Cx<'a> {
                 self.err(
                     item.span().start,
                     key,
-                    "must be an http://host:port url with no path (the app on loopback)",
+                    "must be an http://host:port url with no user:password@ and no path (the app on loopback)",
                 );
                 None
             }

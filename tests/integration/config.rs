@@ -254,3 +254,31 @@ fn secret_file_that_is_a_fifo_or_huge_is_refused_without_reading_it() {
         assert!(stderr.contains(expect), "{stderr}");
     }
 }
+
+/// `hookseal check` prints the upstream URL: one with `user:password@` is refused (hookseal
+/// never sends it anyway) rather than printed, and the error does not echo it.
+#[test]
+fn upstream_url_with_userinfo_is_refused_without_echoing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[upstream]\nurl = \"http://app:pa55word@127.0.0.1:8080\"\n[[route]]\nname = \"app\"\n\
+         path_prefix = \"/\"\nscheme = \"none\"\nupstream = \"http://u:pa55word@127.0.0.1:8081\"\n",
+    )
+    .unwrap();
+    let out = hookseal()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(!all.contains("pa55word"), "{all}");
+    assert!(all.contains(":2: upstream.url"), "{all}");
+    assert!(all.contains("route[0].upstream"), "{all}");
+}
