@@ -39,7 +39,7 @@ impl Github {
             .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
             key_index,
-            id: optional_id(input.headers, ID_HEADER),
+            id: optional_id(input.headers, ID_HEADER)?,
             timestamp: None,
         })
     }

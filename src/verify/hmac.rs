@@ -206,7 +206,10 @@ impl Generic {
         .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
             key_index,
-            id: self.id_header.and_then(|n| optional_id(h, n)),
+            id: match self.id_header {
+                Some(n) => optional_id(h, n)?,
+                None => None,
+            },
             timestamp: ts,
         })
     }

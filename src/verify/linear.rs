@@ -72,7 +72,7 @@ impl Linear {
         }
         Ok(Verified {
             key_index,
-            id: optional_id(input.headers, ID_HEADER),
+            id: optional_id(input.headers, ID_HEADER)?,
             timestamp: Some(ts_ms.div_euclid(1000)),
         })
     }

@@ -25,7 +25,8 @@
 //! * The timestamp window is **symmetric** for every scheme (team decision) and inclusive:
 //!   reject only if `now - ts > tolerance` (stale) or `ts - now > tolerance` (future); the
 //!   reported skew is `ts - now`.
-//! * When a header appears several times, the first occurrence is used.
+//! * A header the verifier reads (signature, timestamp, id, Twilio's settings) that appears
+//!   several times is malformed: the app would see every copy while one was verified.
 //! * Errors never carry a secret, a computed MAC or a presented signature.
 
 use std::collections::HashSet;
@@ -559,7 +560,16 @@ pub(crate) fn match_encoded(
     })
 }
 
-/// A required header: absent or empty → missing; not visible ASCII → malformed.
+/// A header the verifier reads must come at most once: with two copies the app would see both
+/// (or their comma-joined value) while only one was verified.
+pub(crate) fn single(headers: &HeaderMap, name: &'static str) -> Result<(), VerifyError> {
+    if headers.get_all(name).iter().nth(1).is_some() {
+        return Err(VerifyError::MalformedSignature(name));
+    }
+    Ok(())
+}
+
+/// A required header: absent or empty → missing; sent twice or not visible ASCII → malformed.
 pub(crate) fn required<'a>(
     headers: &'a HeaderMap,
     name: &'static str,
@@ -567,6 +577,7 @@ pub(crate) fn required<'a>(
     let v = headers
         .get(name)
         .ok_or(VerifyError::MissingSignature(name))?;
+    single(headers, name)?;
     if v.is_empty() {
         return Err(VerifyError::MissingSignature(name));
     }
@@ -574,9 +585,13 @@ pub(crate) fn required<'a>(
         .map_err(|_| VerifyError::MalformedSignature(name))
 }
 
-/// An optional id header: `Some` only when present and non-empty.
-pub(crate) fn optional_id(headers: &HeaderMap, name: &str) -> Option<HeaderValue> {
-    headers.get(name).filter(|v| !v.is_empty()).cloned()
+/// An optional id header: `Some` only when present and non-empty; sent twice → malformed.
+pub(crate) fn optional_id(
+    headers: &HeaderMap,
+    name: &'static str,
+) -> Result<Option<HeaderValue>, VerifyError> {
+    single(headers, name)?;
+    Ok(headers.get(name).filter(|v| !v.is_empty()).cloned())
 }
 
 /// A `key=value` list separated by `sep` (Stripe `,`, Paddle `;`): elements are not trimmed,

@@ -47,7 +47,7 @@ impl Shopify {
         }
         let key_index = match_encoded(&self.keys, &[input.body], &[sig.as_bytes()], b64_std)
             .ok_or(VerifyError::BadSignature)?;
-        let id = optional_id(h, ID_HEADER).or_else(|| optional_id(h, ID_HEADER_NEW));
+        let id = optional_id(h, ID_HEADER)?.or(optional_id(h, ID_HEADER_NEW)?);
         Ok(Verified {
             key_index,
             id,

@@ -20,8 +20,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use http::{HeaderMap, HeaderValue};
 
 use super::{
-    b64_decode_lenient, b64_std, check_window, ct_eq, first_match, parse_unix, Input, MacKey,
-    SchemeError, SecretMaterial, Verified, VerifyError,
+    b64_decode_lenient, b64_std, check_window, ct_eq, first_match, parse_unix, single, Input,
+    MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
 };
 use crate::verify::HmacAlgorithm;
 
@@ -109,6 +109,9 @@ impl Standard {
         let id_val = present(id_name, id_val)?;
         let ts_val = present(ts_name, ts_val)?;
         let sig_val = present(sig_name, sig_val)?;
+        for name in [id_name, ts_name, sig_name] {
+            single(h, name)?;
+        }
         let id = id_val
             .to_str()
             .map_err(|_| VerifyError::MalformedSignature(id_name))?;

@@ -378,3 +378,29 @@ fn non_utf8_headers_are_malformed_not_panics() {
         }
     }
 }
+
+/// A header the verifier reads, sent twice: the app would see both copies (or their
+/// comma-joined value) while hookseal verified one, so it is malformed, whichever copy is the
+/// sender's. Holds for the signature, timestamp and id headers of every scheme.
+#[test]
+fn every_header_a_scheme_reads_sent_twice_is_malformed() {
+    for &n in ALL {
+        let (s, headers, body) = signed(n);
+        for (name, value) in &headers {
+            for (first, second) in [(value.as_str(), "x"), ("x", value.as_str())] {
+                let mut hs: Vec<(String, Vec<u8>)> = headers
+                    .iter()
+                    .filter(|(k, _)| k != name)
+                    .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+                    .collect();
+                hs.push((name.clone(), first.as_bytes().to_vec()));
+                hs.push((name.clone(), second.as_bytes().to_vec()));
+                assert!(
+                    matches!(run(&s, &hs, &body), Err(VerifyError::MalformedSignature(_))),
+                    "{n:?}: {name} twice ({first:?} then {second:?}) gave {:?}",
+                    run(&s, &hs, &body)
+                );
+            }
+        }
+    }
+}

@@ -79,13 +79,14 @@ impl Twilio {
         let key_index = found.ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
             key_index,
-            id: optional_id(input.headers, ID_HEADER),
+            id: optional_id(input.headers, ID_HEADER)?,
             timestamp: None,
         })
     }
 }
 
 fn algorithm(input: &Input<'_>) -> Result<HmacAlgorithm, VerifyError> {
+    super::single(input.headers, SETTINGS_HEADER)?;
     let Some(v) = input.headers.get(SETTINGS_HEADER) else {
         return Ok(HmacAlgorithm::Sha1);
     };
