@@ -194,24 +194,37 @@ impl Axes {
 fn read_path(path: &str, r: Reading) -> String {
     let b = path.as_bytes();
     // Decode %XX of unreserved characters only; other escapes stay (upper-cased hex is
-    // lowered with the rest, so %2F and %2f compare equal).
-    let mut decoded = Vec::with_capacity(b.len());
+    // lowered with the rest, so %2F and %2f compare equal). A `%` that starts no escape is
+    // written `%25`, what it means: otherwise `%%36%31` would normalize to `%61`, which a second
+    // pass reads as `a` (found by the `route_match` fuzz target), and `/a%` and `/a%25`, the
+    // same path to the app, would match differently.
+    let mut decoded = Vec::with_capacity(b.len() + 2);
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2])) {
-                let c = h * 16 + l;
-                if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
-                    decoded.push(c.to_ascii_lowercase());
+        if b[i] == b'%' {
+            match (
+                b.get(i + 1).copied().and_then(hex_val),
+                b.get(i + 2).copied().and_then(hex_val),
+            ) {
+                (Some(h), Some(l)) => {
+                    let c = h * 16 + l;
+                    if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+                        decoded.push(c.to_ascii_lowercase());
+                    } else if r.slashes && (c == b'/' || c == b'\\') {
+                        decoded.push(b'/');
+                    } else {
+                        decoded.push(b'%');
+                        decoded.push(b[i + 1].to_ascii_lowercase());
+                        decoded.push(b[i + 2].to_ascii_lowercase());
+                    }
                     i += 3;
-                    continue;
                 }
-                if r.slashes && (c == b'/' || c == b'\\') {
-                    decoded.push(b'/');
-                    i += 3;
-                    continue;
+                _ => {
+                    decoded.extend_from_slice(b"%25");
+                    i += 1;
                 }
             }
+            continue;
         }
         if r.slashes && b[i] == b'\\' {
             decoded.push(b'/');
