@@ -5,9 +5,12 @@ mod support;
 
 mod config;
 mod faults;
+mod hardening;
 mod observability;
 mod ops;
+mod properties;
 mod proxy;
+mod reference;
 mod reload;
 mod replay;
 mod sign;
