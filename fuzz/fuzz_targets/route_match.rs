@@ -56,7 +56,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(norm == "/" || !norm.ends_with('/'), "{norm:?}");
     let (t, refs) = table();
     for method in [Method::GET, Method::POST, Method::PUT] {
-        let got = t.find(&method, path).map(|i| *i);
+        let got = t.find(&method, path).copied();
         let want = reference::find(refs, &method, path);
         match (got, want) {
             (Ok(a), Ok(b)) => assert_eq!(a, b, "{method} {path:?}"),

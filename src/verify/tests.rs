@@ -404,3 +404,18 @@ fn every_header_a_scheme_reads_sent_twice_is_malformed() {
         }
     }
 }
+
+/// Timing: the secret that matches must not be told by when the loop stops. `first_match`
+/// evaluates every key, also after a match, and reports the first one that matched.
+#[test]
+fn first_match_checks_every_key_even_after_a_match() {
+    for matching in [vec![0], vec![2], vec![1, 3], vec![]] {
+        let mut calls = Vec::new();
+        let found = first_match(5, |i| {
+            calls.push(i);
+            Choice::from(u8::from(matching.contains(&i)))
+        });
+        assert_eq!(calls, vec![0, 1, 2, 3, 4], "every key is computed");
+        assert_eq!(found, matching.first().copied());
+    }
+}

@@ -1,8 +1,11 @@
 //! Regression tests for what fuzzing and the threat model (SECURITY.md) turned up.
 
 use std::path::Path;
+use std::time::Duration;
 
 use hookseal::config::Config;
+
+use crate::support::*;
 
 /// `src/config.rs` bounds secret files at 64 KiB.
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
@@ -88,4 +91,65 @@ fn stray_percent_normalizes_to_a_fixed_point() {
     assert_eq!(normalize_path("/a%4"), "/a%254");
     assert_eq!(normalize_path("/a%2F"), "/a%2f");
     assert_eq!(normalize_path("/h%6Fok"), "/hook");
+}
+
+/// Request smuggling: a request framed two ways (chunked *and* a Content-Length that would end
+/// it elsewhere), or with two different Content-Lengths, followed by a second, unsigned request
+/// hidden where one framing ends and the other does not. Whatever hyper makes of the framing,
+/// the upstream sees at most the one signed body, byte for byte, re-framed with its own
+/// Content-Length and no Transfer-Encoding, and never the hidden request.
+#[tokio::test]
+async fn conflicting_framing_is_never_forwarded_ambiguously() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const BODY: &[u8] = b"{\"type\":\"smuggle.test\"}";
+    let hidden =
+        "POST /hooks/sw HTTP/1.1\r\nhost: x\r\nx-smuggled: 1\r\ncontent-length: 2\r\n\r\n{}";
+    let up = Upstream::start().await;
+    let sc = Sidecar::start(up.addr, "", &sw_route("")).await;
+    let signed = |id: &str| {
+        sign_standard(WHSEC, id, unix_now(), BODY)
+            .into_iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect::<String>()
+    };
+    let chunked = format!(
+        "POST /hooks/sw HTTP/1.1\r\nhost: x\r\n{}transfer-encoding: chunked\r\ncontent-length: {}\r\n\r\n\
+         {:x}\r\n{}\r\n0\r\n\r\n{hidden}",
+        signed("msg_te_cl"),
+        BODY.len(),
+        BODY.len(),
+        String::from_utf8_lossy(BODY),
+    );
+    let two_lengths = format!(
+        "POST /hooks/sw HTTP/1.1\r\nhost: x\r\n{}content-length: {}\r\ncontent-length: {}\r\n\r\n{}{hidden}",
+        signed("msg_cl_cl"),
+        BODY.len(),
+        BODY.len() + hidden.len(),
+        String::from_utf8_lossy(BODY),
+    );
+    for raw in [chunked, two_lengths] {
+        let before = up.count();
+        let mut tcp = tokio::net::TcpStream::connect(sc.addr)
+            .await
+            .expect("connect");
+        tcp.write_all(raw.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_end(&mut answer)).await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.starts_with("HTTP/1.1 "), "an answer: {text}");
+        let seen = up.seen.lock().expect("seen").clone();
+        assert!(up.count() <= before + 1, "one request at most: {text}");
+        for r in &seen[before..] {
+            assert!(
+                !r.headers.contains_key("x-smuggled"),
+                "the hidden request got through"
+            );
+            assert_eq!(&r.body[..], BODY);
+            assert!(!r.headers.contains_key("transfer-encoding"));
+            if let Some(cl) = r.headers.get("content-length") {
+                assert_eq!(cl.to_str().ok(), Some(BODY.len().to_string().as_str()));
+            }
+        }
+    }
 }

@@ -546,7 +546,7 @@ proptest! {
             .collect();
         let real = RouteTable::new(entries);
         let path = path_from(&parts, lead, trail);
-        let got = real.find(&method, &path).map(|i| *i);
+        let got = real.find(&method, &path).copied();
         let want = reference::find(&table, &method, &path);
         match (got, want) {
             (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{} {:?} in {:?}", method, path, table),
