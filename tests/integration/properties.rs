@@ -452,8 +452,27 @@ proptest! {
 // Routing
 // ------------------------------------------------------------------------------------------
 
-const SEGMENTS: [&str; 14] = [
-    "hooks", "a", "B", "x", "", ".", "..", "%2e", "%2E%2e", "%41", "%2f", "%7e", "HOOKS", "h%6foks",
+const SEGMENTS: [&str; 20] = [
+    "hooks",
+    "a",
+    "B",
+    "x",
+    "",
+    ".",
+    "..",
+    "%2e",
+    "%2E%2e",
+    "%41",
+    "%2f",
+    "%7e",
+    "HOOKS",
+    "h%6foks",
+    "a;x",
+    "hooks;v=1",
+    "%5C",
+    "\\",
+    "%",
+    "a%%36%31",
 ];
 
 fn path_from(parts: &[usize], lead: bool, trail: bool) -> String {

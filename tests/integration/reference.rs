@@ -1,7 +1,7 @@
 //! A naive reference implementation of route matching, written independently of
 //! `src/route.rs`, for the property tests (`properties.rs`) and the `route_match` fuzz target
 //! (which includes this file by path). Slow and obvious on purpose: per-segment decoding, a
-//! linear scan scoring every route.
+//! linear scan scoring every route, every reading of the path tried.
 
 #![allow(dead_code)]
 
@@ -29,56 +29,97 @@ fn is_unreserved(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_' || c == b'~'
 }
 
-/// One segment: `%XX` of an unreserved character decoded, a `%` that starts no escape
-/// spelled `%25`, then ASCII lower-cased. A decoded character is never `/`, so decoding per
-/// segment equals decoding the whole path first.
-fn decode_segment(seg: &str) -> String {
-    let b = seg.as_bytes();
-    let mut out: Vec<u8> = Vec::new();
+/// How a server may read a path (see `src/route.rs`): dot segments resolved, `%2F`/`%5C`/`\\`
+/// taken as `/`, `;params` dropped from segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefReading {
+    pub dots: bool,
+    pub slashes: bool,
+    pub params: bool,
+}
+
+/// What hookseal matches by.
+pub const REF_CANONICAL: RefReading = RefReading {
+    dots: true,
+    slashes: false,
+    params: false,
+};
+
+/// Splits a path into units: a `%` with two hex digits after it, or one byte.
+fn units(path: &str) -> Vec<&[u8]> {
+    let b = path.as_bytes();
+    let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] != b'%' {
-            out.push(b[i]);
-            i += 1;
-            continue;
-        }
-        let pair = b.get(i + 1..i + 3).filter(|p| p.iter().all(|c| is_hex(*c)));
-        match pair {
-            None => {
-                out.extend_from_slice(b"%25");
-                i += 1;
-            }
-            Some(p) => {
-                let text = std::str::from_utf8(p).unwrap_or("zz");
-                match u8::from_str_radix(text, 16) {
-                    Ok(c) if is_unreserved(c) => out.push(c),
-                    _ => out.extend_from_slice(&b[i..i + 3]),
+        let n = if b[i] == b'%'
+            && b.get(i + 1..i + 3)
+                .is_some_and(|p| p.iter().all(|c| is_hex(*c)))
+        {
+            3
+        } else {
+            1
+        };
+        out.push(&b[i..i + n]);
+        i += n;
+    }
+    out
+}
+
+/// The path decoded under `r`: an escape of an unreserved character becomes it, of `/` or `\\`
+/// a separator when `r.slashes`, any other stays (hex lower-cased); a `%` that starts no
+/// escape is spelled `%25`; `\\` is a separator when `r.slashes`; then ASCII lower-cased.
+fn decode(path: &str, r: RefReading) -> String {
+    let mut out: Vec<u8> = Vec::new();
+    for u in units(path) {
+        match u {
+            [b'%', h, l] => {
+                let text = std::str::from_utf8(&[*h, *l])
+                    .map(str::to_owned)
+                    .unwrap_or_default();
+                let c = u8::from_str_radix(&text, 16).unwrap_or(0);
+                if is_unreserved(c) {
+                    out.push(c);
+                } else if r.slashes && (c == b'/' || c == b'\\') {
+                    out.push(b'/');
+                } else {
+                    out.extend_from_slice(u);
                 }
-                i += 3;
             }
+            [b'%'] => out.extend_from_slice(b"%25"),
+            [b'\\'] if r.slashes => out.push(b'/'),
+            other => out.extend_from_slice(other),
         }
     }
     String::from_utf8_lossy(&out).to_ascii_lowercase()
 }
 
-/// The matching form of a request path.
-pub fn normalize(path: &str) -> String {
+/// The path as read under `r`, in matching form.
+pub fn read(path: &str, r: RefReading) -> String {
     let mut stack: Vec<String> = Vec::new();
-    for raw in path.split('/') {
-        let seg = decode_segment(raw);
-        if seg.is_empty() || seg == "." {
+    for raw in decode(path, r).split('/') {
+        let seg = if r.params {
+            raw.split(';').next().unwrap_or("")
+        } else {
+            raw
+        };
+        if seg.is_empty() || (r.dots && seg == ".") {
             continue;
         }
-        if seg == ".." {
+        if r.dots && seg == ".." {
             stack.pop();
             continue;
         }
-        stack.push(seg);
+        stack.push(seg.to_owned());
     }
     if stack.is_empty() {
         return "/".to_owned();
     }
     stack.iter().map(|s| format!("/{s}")).collect()
+}
+
+/// The matching form of a request path.
+pub fn normalize(path: &str) -> String {
+    read(path, REF_CANONICAL)
 }
 
 /// How specific a match is (higher wins), or `None` when the pattern does not match.
@@ -92,19 +133,18 @@ fn score(p: &RefPattern, norm: &str) -> Option<usize> {
     }
 }
 
-/// The index of the route that takes `method path`: among the routes that match the path and
-/// allow the method, the most specific one (exact beats any prefix, longer prefix beats
-/// shorter), the earliest on a tie.
-pub fn find(
+/// The index of the route that takes `method path` under one reading: among the routes that
+/// match and allow the method, the most specific one (exact beats any prefix, longer prefix
+/// beats shorter), the earliest on a tie.
+fn find_read(
     routes: &[(RefPattern, Vec<Method>)],
     method: &Method,
-    path: &str,
+    norm: &str,
 ) -> Result<usize, RefMiss> {
-    let norm = normalize(path);
     let mut best: Option<(usize, usize)> = None;
     let mut any_path = false;
     for (i, (p, methods)) in routes.iter().enumerate() {
-        let Some(s) = score(p, &norm) else { continue };
+        let Some(s) = score(p, norm) else { continue };
         any_path = true;
         if !methods.contains(method) {
             continue;
@@ -118,4 +158,24 @@ pub fn find(
         None if any_path => Err(RefMiss::MethodNotAllowed),
         None => Err(RefMiss::NoRoute),
     }
+}
+
+/// The route that takes `method path`: the same under all eight readings, or none.
+pub fn find(
+    routes: &[(RefPattern, Vec<Method>)],
+    method: &Method,
+    path: &str,
+) -> Result<usize, RefMiss> {
+    let canonical = find_read(routes, method, &normalize(path));
+    for bits in 0u8..8 {
+        let r = RefReading {
+            dots: bits & 1 != 0,
+            slashes: bits & 2 != 0,
+            params: bits & 4 != 0,
+        };
+        if find_read(routes, method, &read(path, r)) != canonical {
+            return Err(RefMiss::NoRoute);
+        }
+    }
+    canonical
 }
