@@ -71,9 +71,21 @@ impl<T> RouteTable<T> {
     }
 
     /// The index of the route for an already normalized `path`.
+    ///
+    /// The most specific matching path owns the request: only the routes with exactly that
+    /// `path` or `path_prefix` are candidates, and when none of them allows `method` the answer
+    /// is [`Miss::MethodNotAllowed`] — never a fall-through to a broader route. Otherwise a
+    /// `GET` or `PUT` to a POST-only verifying path would reach a catch-all `none` route that
+    /// allows that method, and an app whose handler ignores the method would process it
+    /// unverified.
     fn lookup(&self, method: &Method, path: &str) -> Result<usize, Miss> {
-        let mut path_matched = false;
+        let mut owner: Option<&PathMatch> = None;
         for (i, (m, methods, _)) in self.entries.iter().enumerate() {
+            // Entries are ordered most specific first: once a path owns the request, only
+            // its own routes (same matcher) remain candidates.
+            if owner.is_some_and(|o| o != m) {
+                continue;
+            }
             let hit = match m {
                 PathMatch::Exact(p) => p == path,
                 PathMatch::Prefix(p) => path.starts_with(p.as_str()) || prefix_dir_matches(p, path),
@@ -82,10 +94,10 @@ impl<T> RouteTable<T> {
                 if methods.contains(method) {
                     return Ok(i);
                 }
-                path_matched = true;
+                owner = Some(m);
             }
         }
-        Err(if path_matched {
+        Err(if owner.is_some() {
             Miss::MethodNotAllowed
         } else {
             Miss::NoRoute
@@ -325,6 +337,49 @@ mod tests {
         assert_eq!(find("/app/a%2Fb;v=1"), Ok("app"));
         assert_eq!(
             table().find(&Method::PUT, "/webhooks/github"),
+            Err(Miss::MethodNotAllowed)
+        );
+    }
+
+    /// A method the verifying route does not allow is refused there, even though the
+    /// catch-all `none` route allows it: the most specific path owns the request.
+    #[test]
+    fn a_method_never_falls_through_to_a_broader_route() {
+        let t = table();
+        assert_eq!(
+            t.find(&Method::GET, "/webhooks/github"),
+            Err(Miss::MethodNotAllowed)
+        );
+        assert_eq!(
+            t.find(&Method::GET, "/hooks/sw/x"),
+            Err(Miss::MethodNotAllowed)
+        );
+        assert_eq!(t.find(&Method::GET, "/elsewhere").copied(), Ok("app"));
+        // A route of its own for the same path is how a GET (a provider's challenge) is let
+        // through unverified.
+        let t = RouteTable::new(vec![
+            (
+                PathMatch::Exact("/webhooks/github".into()),
+                vec![Method::POST],
+                "github",
+            ),
+            (
+                PathMatch::Exact("/webhooks/github".into()),
+                vec![Method::GET],
+                "challenge",
+            ),
+            (PathMatch::Prefix("/".into()), vec![Method::GET], "app"),
+        ]);
+        assert_eq!(
+            t.find(&Method::GET, "/webhooks/github").copied(),
+            Ok("challenge")
+        );
+        assert_eq!(
+            t.find(&Method::POST, "/webhooks/github").copied(),
+            Ok("github")
+        );
+        assert_eq!(
+            t.find(&Method::PUT, "/webhooks/github"),
             Err(Miss::MethodNotAllowed)
         );
     }

@@ -746,3 +746,29 @@ async fn ambiguous_spellings_of_a_verifying_path_are_not_forwarded_unverified() 
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(up.last().uri, "/app/a%2Fb");
 }
+
+/// A method the verifying route does not list is 405 there, even when the catch-all `none`
+/// route allows it: otherwise an app whose webhook handler ignores the method would process an
+/// unsigned `PUT /hooks/sw`.
+#[tokio::test]
+async fn a_method_the_verifying_route_refuses_never_falls_through_to_the_catch_all() {
+    let up = Upstream::start().await;
+    let sc = sw_sidecar(
+        &up,
+        "[[route]]\nname = \"app\"\npath_prefix = \"/\"\n\
+         methods = [\"GET\", \"PUT\", \"PATCH\", \"DELETE\"]\nscheme = \"none\"\n",
+    )
+    .await;
+    for method in ["GET", "PUT", "PATCH", "DELETE"] {
+        let req = crate::netkit::request_bytes(method, "/hooks/sw", &[], BODY);
+        let resp = crate::netkit::exchange_from("127.0.0.1", sc.addr, req).await;
+        assert_eq!(resp.status, 405, "{method}");
+        assert_eq!(resp.error(), "method_not_allowed", "{method}");
+    }
+    assert_eq!(up.count(), 0, "nothing reached the app unverified");
+    // Paths the verifying route does not own still reach the catch-all.
+    let req = crate::netkit::request_bytes("PUT", "/app/x", &[], BODY);
+    let resp = crate::netkit::exchange_from("127.0.0.1", sc.addr, req).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(up.count(), 1);
+}

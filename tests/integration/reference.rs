@@ -133,31 +133,23 @@ fn score(p: &RefPattern, norm: &str) -> Option<usize> {
     }
 }
 
-/// The index of the route that takes `method path` under one reading: among the routes that
-/// match and allow the method, the most specific one (exact beats any prefix, longer prefix
-/// beats shorter), the earliest on a tie.
+/// The index of the route that takes `method path` under one reading: the most specific
+/// matching path owns the request (exact beats any prefix, longer prefix beats shorter); among
+/// the routes with that path, the earliest that allows the method; none → method not allowed
+/// (never a broader route).
 fn find_read(
     routes: &[(RefPattern, Vec<Method>)],
     method: &Method,
     norm: &str,
 ) -> Result<usize, RefMiss> {
-    let mut best: Option<(usize, usize)> = None;
-    let mut any_path = false;
-    for (i, (p, methods)) in routes.iter().enumerate() {
-        let Some(s) = score(p, norm) else { continue };
-        any_path = true;
-        if !methods.contains(method) {
-            continue;
-        }
-        if best.is_none_or(|(bs, _)| s > bs) {
-            best = Some((s, i));
-        }
-    }
-    match best {
-        Some((_, i)) => Ok(i),
-        None if any_path => Err(RefMiss::MethodNotAllowed),
-        None => Err(RefMiss::NoRoute),
-    }
+    let best = routes.iter().filter_map(|(p, _)| score(p, norm)).max();
+    let Some(best) = best else {
+        return Err(RefMiss::NoRoute);
+    };
+    routes
+        .iter()
+        .position(|(p, methods)| score(p, norm) == Some(best) && methods.contains(method))
+        .ok_or(RefMiss::MethodNotAllowed)
 }
 
 /// The route that takes `method path`: the same under all eight readings, or none.
