@@ -3,7 +3,7 @@
 # same machine, in one run.
 #
 #   bash benches/load.sh            # full run: 3 rounds × 3 bodies × 4 loads × 5 targets, ~25 min
-#   bash benches/load.sh --quick    # smoke run: 1 round, short runs, < 3 min once built
+#   bash benches/load.sh --quick    # smoke run: 1 round, c=16 and 2000 req/s, 1 s runs, < 3 min once built
 #   options: --rounds N  --duration SECONDS  --warmup SECONDS  --out DIR  --no-install
 #
 # Targets (all on 127.0.0.1, all in front of the same upstream, examples/bench_upstream.rs,
@@ -28,7 +28,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+ARGS="$*"
 
+SIZES=(1024 65536 1048576)
+LOADS=(c1 c16 c64 q2000)
 ROUNDS=3
 DURATION=5
 WARMUP=1
@@ -37,7 +40,7 @@ INSTALL=1
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) QUICK=1; ROUNDS=1; DURATION=1; WARMUP=0.3 ;;
+        --quick) QUICK=1; ROUNDS=1; DURATION=1; WARMUP=0.3; LOADS=(c16 q2000) ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --warmup) WARMUP=$2; shift ;;
@@ -49,8 +52,6 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-SIZES=(1024 65536 1048576)
-LOADS=(c1 c16 c64 q2000)
 P_UP=18080 P_HS=18081 P_TLS=18082 P_NGX=18083 P_HAP=18084 P_ADMIN=18090 P_ADMIN_TLS=18091
 SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 ROUTE=/webhooks/bench
@@ -309,12 +310,12 @@ oha_args() { # $1 load, $2 size, $3 target
 
 run_oha() { # $1 seconds, $2 json out, then oha args
     local secs=$1 out=$2; shift 2
-    timeout --kill-after=5 "$(python3 -c "print($secs + 20)")" \
+    timeout --kill-after=5 "$(( ${secs%.*} + 20 ))" \
         oha -z "${secs}s" --output-format json "$@" >"$out" 2>"$out.err"
 }
 
 cat >"$W/meta.json" <<EOF
-{"quick": $QUICK, "rounds": $ROUNDS, "duration_s": $DURATION, "warmup_s": $WARMUP,
+{"quick": $QUICK, "args": "$ARGS", "rounds": $ROUNDS, "duration_s": $DURATION, "warmup_s": $WARMUP,
  "tls": "$TLS_STATE", "targets": "$(echo "${TARGETS[*]}")",
  "nproc": $(nproc), "cpu": "$(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }')",
  "clk_tck": $(getconf CLK_TCK), "oha": "$(oha --version | head -1)",

@@ -169,7 +169,8 @@ def cmd_report(out_dir):
     p = print
     p("# hookseal load benchmark")
     p()
-    p(f"- command: `bash benches/load.sh{' --quick' if meta['quick'] else ''}` "
+    args = meta.get("args", "--quick" if meta["quick"] else "")
+    p(f"- command: `bash benches/load.sh{' ' + args if args else ''}` "
       f"({meta['rounds']} round(s), {meta['duration_s']} s per run, {meta['warmup_s']} s warm-up "
       f"per run, targets rotated per round and cell)")
     p(f"- machine: {meta['nproc']} cores, {meta['cpu']}; load generator, proxies and upstream "
