@@ -91,7 +91,7 @@ for port in $P_UP $P_HS $P_TLS $P_NGX $P_HAP $P_ADMIN $P_ADMIN_TLS; do
     fi
 done
 
-[ -n "$OUT" ] || OUT=$ROOT/target/bench-load/$(date -u +%Y%m%dT%H%M%SZ)$([ "$QUICK" = 1 ] && echo -quick)
+[ -n "$OUT" ] || OUT=$ROOT/target/bench-load/$(date -u +%Y%m%dT%H%M%SZ)$([ "$QUICK" = 1 ] && echo -quick || true)
 mkdir -p "$OUT/runs" "$OUT/nginx"
 W=$OUT
 log "results in $W"
@@ -289,10 +289,17 @@ log "sanity ok: every target answers 200 to a signed request; hookseal rejects a
     echo "}"
 } >"$W/idle_rss_kib.json"
 
-metric_rejected() { # rejected requests counted by a hookseal admin port
-    curl -s "http://127.0.0.1:$1/metrics" \
-        | awk '/^hookseal_requests_total/ && /result="rejected"/ { s += $2 } END { print s + 0 }'
+metric_rejected() { # rejected requests counted by the hookseal admin ports
+    local port t=0 n
+    for port in "$@"; do
+        n=$(curl -s "http://127.0.0.1:$port/metrics" \
+            | awk '/^hookseal_requests_total/ && /result="rejected"/ { s += $2 } END { print s + 0 }')
+        t=$((t + n))
+    done
+    echo $t
 }
+ADMINS=($P_ADMIN)
+[ "$TLS_STATE" = ok ] && ADMINS+=($P_ADMIN_TLS)
 
 oha_args() { # $1 load, $2 size, $3 target
     local load=$1 size=$2 target=$3 a=()
@@ -326,7 +333,7 @@ EOF
 
 # ---------------------------------------------------------------------------------- rounds
 failures=0
-rej0=$(metric_rejected $P_ADMIN)
+rej0=$(metric_rejected "${ADMINS[@]}")
 n_targets=${#TARGETS[@]}
 cell=0
 total=$((ROUNDS * ${#SIZES[@]} * ${#LOADS[@]} * n_targets))
@@ -365,7 +372,7 @@ EOF
     done
 done
 
-rej1=$(metric_rejected $P_ADMIN)
+rej1=$(metric_rejected "${ADMINS[@]}")
 echo "{\"hookseal_rejected\": $((rej1 - rej0)), \"finished\": \"$(date -u +%FT%TZ)\", \"loadavg_end\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}" >"$W/end.json"
 if [ "$((rej1 - rej0))" != 0 ]; then
     echo "hookseal counted $((rej1 - rej0)) rejected requests during the run" >&2

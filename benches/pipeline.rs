@@ -50,25 +50,33 @@ struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Allocations (and reallocations) of at least [`LARGE_BYTES`]: body-sized buffers.
+static LARGE: AtomicU64 = AtomicU64::new(0);
+const LARGE_BYTES: usize = 64 * 1024;
+
+fn count(size: usize) {
+    ALLOCS.fetch_add(1, Ordering::Relaxed);
+    BYTES.fetch_add(size as u64, Ordering::Relaxed);
+    if size >= LARGE_BYTES {
+        LARGE.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator; the counters are plain
 // relaxed atomics and allocate nothing.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        count(layout.size());
         // SAFETY: same contract as ours.
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        count(layout.size());
         // SAFETY: same contract as ours.
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        count(new_size);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -236,10 +244,16 @@ fn request(path: &'static str, headers: &HeaderMap, body: &Bytes) -> Request<Ful
     req
 }
 
+/// Sends one request; the status, or 299 for a 200 that hookseal answered as a duplicate
+/// (not forwarded), so that the allocation pass can tell them apart.
 async fn send(sender: &mut SendRequest<Full<Bytes>>, req: Request<Full<Bytes>>) -> StatusCode {
     sender.ready().await.expect("connection ready");
     let resp = sender.send_request(req).await.expect("response");
-    let status = resp.status();
+    let status = if resp.headers().contains_key("x-hookseal-duplicate") {
+        StatusCode::from_u16(299).expect("status")
+    } else {
+        resp.status()
+    };
     let _ = resp.into_body().collect().await;
     status
 }
@@ -274,11 +288,14 @@ impl Row {
     }
 }
 
+/// Message ids, unique across every row and body size (a repeated id would be answered as a
+/// duplicate without being forwarded, and the row would measure the wrong thing).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 /// Makes each request's headers: the same pre-signed set, or a fresh id per request.
 struct Headers {
     row: Row,
     fixed: HeaderMap,
-    next: u64,
 }
 
 impl Headers {
@@ -287,25 +304,22 @@ impl Headers {
             Row::Sw => signed_headers("msg_bench_fixed", body),
             _ => HeaderMap::new(),
         };
-        Headers {
-            row,
-            fixed,
-            next: 0,
-        }
+        Headers { row, fixed }
     }
 
     fn make(&mut self, body: &[u8]) -> HeaderMap {
         match self.row {
             Row::SwDedupe => {
-                self.next += 1;
-                signed_headers(&format!("msg_bench_{:016x}", self.next), body)
+                let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+                signed_headers(&format!("msg_bench_{n:016x}"), body)
             }
             _ => self.fixed.clone(),
         }
     }
 }
 
-/// Counts heap allocations per request over `n` requests, headers made beforehand.
+/// Counts heap allocations per request over `n` requests, headers made beforehand: (all
+/// allocations, bytes, allocations of at least [`LARGE_BYTES`]).
 fn count_allocs(
     rt: &Runtime,
     sender: &mut SendRequest<Full<Bytes>>,
@@ -313,30 +327,36 @@ fn count_allocs(
     headers: &mut Headers,
     body: &Bytes,
     n: usize,
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let reqs: Vec<_> = (0..n)
         .map(|_| request(row.path(), &headers.make(body), body))
         .collect();
-    let (a0, b0) = (
-        ALLOCS.load(Ordering::Relaxed),
-        BYTES.load(Ordering::Relaxed),
-    );
+    let load = || {
+        (
+            ALLOCS.load(Ordering::Relaxed),
+            BYTES.load(Ordering::Relaxed),
+            LARGE.load(Ordering::Relaxed),
+        )
+    };
+    let before = load();
     rt.block_on(async {
         for req in reqs {
             let status = send(sender, req).await;
             assert_eq!(
                 status,
                 StatusCode::OK,
-                "{} was not answered 200",
+                "{} was not forwarded and answered 200",
                 row.label()
             );
         }
     });
-    let (a1, b1) = (
-        ALLOCS.load(Ordering::Relaxed),
-        BYTES.load(Ordering::Relaxed),
-    );
-    ((a1 - a0) as f64 / n as f64, (b1 - b0) as f64 / n as f64)
+    let after = load();
+    let per = |a: u64, b: u64| (a - b) as f64 / n as f64;
+    (
+        per(after.0, before.0),
+        per(after.1, before.1),
+        per(after.2, before.2),
+    )
 }
 
 fn bench_pipeline(c: &mut Criterion) {
@@ -359,7 +379,7 @@ fn bench_pipeline(c: &mut Criterion) {
         if size >= 1024 * 1024 {
             group.sample_size(20);
         }
-        let mut direct_allocs = (0.0, 0.0);
+        let mut direct_allocs = (0.0, 0.0, 0.0);
         for row in Row::ALL {
             let mut sender = rt.block_on(connect(match row {
                 Row::Direct => None,
@@ -369,20 +389,22 @@ fn bench_pipeline(c: &mut Criterion) {
             // Warm the pools (upstream connection, buffers) before counting.
             let _ = count_allocs(&rt, &mut sender, row, &mut headers, &body, 16);
             let n = if size >= 1024 * 1024 { 64 } else { 256 };
-            let (allocs, bytes) = count_allocs(&rt, &mut sender, row, &mut headers, &body, n);
+            let (allocs, bytes, large) =
+                count_allocs(&rt, &mut sender, row, &mut headers, &body, n);
+            let line = format!(
+                "allocs pipeline/{size_label}/{}: {allocs:.1} allocations/request, \
+                 {bytes:.0} B/request, {large:.2} of them >= 64 KiB",
+                row.label()
+            );
             if let Row::Direct = row {
-                direct_allocs = (allocs, bytes);
-                println!(
-                    "allocs pipeline/{size_label}/{}: {allocs:.1} allocations/request, {bytes:.0} B/request",
-                    row.label()
-                );
+                direct_allocs = (allocs, bytes, large);
+                println!("{line}");
             } else {
                 println!(
-                    "allocs pipeline/{size_label}/{}: {allocs:.1} allocations/request, {bytes:.0} B/request \
-                     (over direct: {:+.1} allocations, {:+.0} B)",
-                    row.label(),
+                    "{line} (over direct: {:+.1} allocations, {:+.0} B, {:+.2} >= 64 KiB)",
                     allocs - direct_allocs.0,
-                    bytes - direct_allocs.1
+                    bytes - direct_allocs.1,
+                    large - direct_allocs.2
                 );
             }
             group.bench_function(BenchmarkId::new(row.label(), size_label), |b| {
