@@ -182,8 +182,9 @@ fn body_for(name: SchemeName, raw: Vec<u8>, form: String, ts: i64, extra: u16) -
         // Twilio signs decoded form parameters; an alphabet without `%`, `+` and non-ASCII keeps
         // every single bit flip a different parameter set (SECURITY.md explains the equivalences).
         SchemeName::Twilio => form.into_bytes(),
-        // Shopify rejects an empty body, as its library does.
-        SchemeName::Shopify if raw.is_empty() => b"{}".to_vec(),
+        // Shopify and Square reject an empty body, as their libraries do (a unit test in each
+        // scheme's file checks that rejection).
+        SchemeName::Shopify | SchemeName::Square if raw.is_empty() => b"{}".to_vec(),
         _ => raw,
     }
 }
