@@ -115,14 +115,7 @@ impl Replica {
     }
 
     async fn metrics(&self) -> String {
-        let r = send(
-            Method::GET,
-            &format!("http://{}/metrics", self.admin),
-            &[],
-            Bytes::new(),
-        )
-        .await;
-        String::from_utf8(r.body.to_vec()).unwrap()
+        scrape_metrics(&self.admin).await
     }
 
     fn logs(&self) -> String {

@@ -204,15 +204,20 @@ impl Sidecar {
     }
 
     pub async fn metrics(&self) -> String {
-        let r = send(
-            Method::GET,
-            &format!("http://{}/metrics", self.admin),
-            &[],
-            Bytes::new(),
-        )
-        .await;
-        String::from_utf8(r.body.to_vec()).unwrap()
+        scrape_metrics(self.admin).await
     }
+}
+
+/// The `/metrics` text of the admin listener at `admin` (`host:port`).
+pub async fn scrape_metrics(admin: impl std::fmt::Display) -> String {
+    let r = send(
+        Method::GET,
+        &format!("http://{admin}/metrics"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    String::from_utf8(r.body.to_vec()).unwrap()
 }
 
 /// A response, fully read.

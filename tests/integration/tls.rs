@@ -117,6 +117,9 @@ pub fn write_pair(dir: &Path, leaf: &Leaf) -> (PathBuf, PathBuf) {
     (cert, key)
 }
 
+/// The `[listen].tls` keys naming the files [`write_pair`] writes.
+pub const SERVER_PAIR: &str = "cert = \"tls.crt\", key = \"tls.key\"";
+
 /// Config text for a TLS sidecar with the Standard Webhooks route and a `scheme = "none"` route.
 pub fn tls_config(upstream: SocketAddr, tls: &str, extra: &str) -> String {
     format!(
@@ -275,11 +278,7 @@ async fn http1_and_http2_go_through_the_same_verification() {
     let ca = Ca::new("hookseal test CA");
     let dir = tempfile::tempdir().unwrap();
     write_pair(dir.path(), &ca.server());
-    let sidecar = start_in(
-        dir,
-        &tls_config(upstream.addr, "cert = \"tls.crt\", key = \"tls.key\"", ""),
-    )
-    .await;
+    let sidecar = start_in(dir, &tls_config(upstream.addr, SERVER_PAIR, "")).await;
 
     // HTTP/1.1 (ALPN http/1.1)
     let s = Client::new(&ca, &[b"http/1.1"])
@@ -338,11 +337,7 @@ async fn plain_http_on_the_tls_port_gets_a_clean_400_and_is_counted() {
     let ca = Ca::new("hookseal test CA");
     let dir = tempfile::tempdir().unwrap();
     write_pair(dir.path(), &ca.server());
-    let sidecar = start_in(
-        dir,
-        &tls_config(upstream.addr, "cert = \"tls.crt\", key = \"tls.key\"", ""),
-    )
-    .await;
+    let sidecar = start_in(dir, &tls_config(upstream.addr, SERVER_PAIR, "")).await;
     let body = "{}";
     let r = post(
         &format!("http://{}/hooks/sw", sidecar.addr),
@@ -366,7 +361,7 @@ async fn a_client_that_never_finishes_the_handshake_is_dropped_and_counted() {
         dir,
         &tls_config(
             upstream.addr,
-            "cert = \"tls.crt\", key = \"tls.key\"",
+            SERVER_PAIR,
             "[limits]\nheader_timeout = \"1s\"",
         ),
     )
@@ -400,11 +395,7 @@ async fn a_swapped_certificate_is_seen_by_the_next_handshake_while_open_connecti
     let dir = tempfile::tempdir().unwrap();
     let first = ca.server();
     let (cert, key) = write_pair(dir.path(), &first);
-    let sidecar = start_in(
-        dir,
-        &tls_config(upstream.addr, "cert = \"tls.crt\", key = \"tls.key\"", ""),
-    )
-    .await;
+    let sidecar = start_in(dir, &tls_config(upstream.addr, SERVER_PAIR, "")).await;
     let client = Client::new(&ca, &[b"http/1.1"]);
     let s = client.connect(sidecar.addr).await.unwrap();
     assert_eq!(negotiated(&s).1, first.der);
@@ -508,11 +499,7 @@ async fn curl_http2_with_cacert_gets_a_verified_request_forwarded() {
     write_pair(dir.path(), &ca.server());
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    let sidecar = start_in(
-        dir,
-        &tls_config(upstream.addr, "cert = \"tls.crt\", key = \"tls.key\"", ""),
-    )
-    .await;
+    let sidecar = start_in(dir, &tls_config(upstream.addr, SERVER_PAIR, "")).await;
     let body = r#"{"via":"curl"}"#;
     let mut cmd = std::process::Command::new(curl);
     cmd.args(["-sS", "--http2", "--max-time", "30", "--cacert"])
@@ -717,7 +704,7 @@ async fn an_http2_body_that_stalls_gets_the_same_body_timeout() {
         dir,
         &tls_config(
             upstream.addr,
-            "cert = \"tls.crt\", key = \"tls.key\"",
+            SERVER_PAIR,
             "[limits]\nbody_timeout = \"1s\"",
         ),
     )
