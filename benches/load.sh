@@ -5,6 +5,7 @@
 #   bash benches/load.sh            # full run: 3 rounds × 3 bodies × 4 loads × 5 targets, ~25 min
 #   bash benches/load.sh --quick    # smoke run: 1 round, c=16 and 2000 req/s, 1 s runs, < 3 min once built
 #   options: --rounds N  --duration SECONDS  --warmup SECONDS  --out DIR  --no-install
+#            --threads N (HOOKSEAL_WORKERS for both hookseal targets; default: one per CPU)
 #
 # Targets (all on 127.0.0.1, all in front of the same upstream, examples/bench_upstream.rs,
 # which reads the body and answers 200):
@@ -46,7 +47,8 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift ;;
         --out) OUT=$2; shift ;;
         --no-install) INSTALL=0 ;;
-        -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --threads) export HOOKSEAL_WORKERS=$2; shift ;;
+        -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -327,6 +329,7 @@ cat >"$W/meta.json" <<EOF
  "nproc": $(nproc), "cpu": "$(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }')",
  "clk_tck": $(getconf CLK_TCK), "oha": "$(oha --version | head -1)",
  "nginx": "$(nginx -v 2>&1 | sed 's/.*\///')", "haproxy": "$(haproxy -v | head -1 | awk '{print $3}')",
+ "hookseal_threads": "${HOOKSEAL_WORKERS:-one per CPU ($(nproc))}",
  "hookseal_commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
  "started": "$(date -u +%FT%TZ)", "loadavg_start": "$(cut -d' ' -f1-3 /proc/loadavg)"}
 EOF

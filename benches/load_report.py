@@ -181,7 +181,8 @@ def cmd_report(out_dir):
     p(f"- {meta['oha']}, nginx {meta['nginx']}, HAProxy {meta['haproxy']}, hookseal "
       f"{meta['hookseal_commit']}; started {meta['started']}, finished {end.get('finished', '?')}")
     p("- hookseal: one Standard Webhooks route, every request validly signed; dedupe off, one "
-      "request pre-signed before each run and repeated by oha (dedupe cost: benches/pipeline.rs)")
+      "request pre-signed before each run and repeated by oha (dedupe cost: benches/pipeline.rs); "
+      f"threads: {meta.get('hookseal_threads', 'one per CPU')}")
     tls_note = "measured" if meta["tls"] == "ok" else "**pending** (this build cannot serve TLS yet)"
     p(f"- hookseal-tls: {tls_note}")
     p(f"- hookseal counted {end.get('hookseal_rejected', '?')} rejected requests; "

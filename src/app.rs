@@ -13,6 +13,7 @@ use crate::proxy::Proxy;
 use crate::replay::{ReplayStore, StoreError};
 use crate::server::{Drained, Server};
 use crate::tls::TlsAcceptor;
+use crate::workers::Workers;
 
 /// Handles to a running sidecar, for main and for tests.
 #[derive(Debug, Clone)]
@@ -29,6 +30,8 @@ pub struct App {
     reload: Arc<Notify>,
     /// The watched files as they were when the config was loaded.
     baseline: crate::reload::Baseline,
+    /// The threads connections are spread over (none: all on the runtime that runs `run`).
+    workers: Workers,
 }
 
 /// Why the sidecar could not start.
@@ -65,7 +68,14 @@ impl App {
             tls,
             reload: Arc::new(Notify::new()),
             baseline,
+            workers: Workers::default(),
         })
+    }
+
+    /// Serves connections on `workers` too (thread per core; see [`crate::workers`]).
+    pub fn with_workers(mut self, workers: Workers) -> App {
+        self.workers = workers;
+        self
     }
 
     /// Reloads the config file now (what SIGHUP does); the outcome is logged and counted.
@@ -99,7 +109,8 @@ impl App {
             Arc::clone(&self.metrics),
             limits.clone(),
             self.tls.clone(),
-        );
+        )
+        .with_workers(self.workers.clone());
         // Reload: SIGHUP and changes to the config file or any file it names (README "Reload").
         let reloader = tokio::spawn(
             crate::reload::Watcher::new(self.clone(), self.baseline.clone())

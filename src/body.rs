@@ -1,9 +1,13 @@
 //! Reading a request body into one `Bytes`: bounded in size and time, copied at most once.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
 use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt;
+use http_body::Body;
 use hyper::body::Incoming;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 /// Why a body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -36,12 +40,23 @@ pub async fn read_limited(
     let mut first: Option<Bytes> = None;
     let mut buf: Option<BytesMut> = None;
     let mut total: u64 = 0;
+    // One timer for the whole body, armed only if a frame is not ready at once (a small body
+    // usually arrives with its head and is read without touching the timer wheel).
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
     loop {
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(BodyError::Timeout),
-            Ok(None) => break,
-            Ok(Some(Err(_))) => return Err(BodyError::Incomplete),
-            Ok(Some(Ok(frame))) => frame,
+        let next = std::future::poll_fn(|cx| {
+            if let Poll::Ready(f) = Pin::new(&mut body).poll_frame(cx) {
+                return Poll::Ready(Some(f));
+            }
+            let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            t.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        let frame = match next {
+            None => return Err(BodyError::Timeout),
+            Some(None) => break,
+            Some(Some(Err(_))) => return Err(BodyError::Incomplete),
+            Some(Some(Ok(frame))) => frame,
         };
         // Trailers (HTTP/2, chunked) are not part of any signature; they are dropped.
         let Ok(data) = frame.into_data() else {

@@ -19,3 +19,4 @@ pub mod server;
 pub mod tls;
 pub mod upstream;
 pub mod verify;
+pub mod workers;

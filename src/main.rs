@@ -190,7 +190,17 @@ fn run(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // Thread per core (README "Performance"): this thread's runtime accepts and serves, and
+    // each further CPU gets a single-threaded runtime of its own.
+    let threads = hookseal::workers::default_threads();
+    let workers = match hookseal::workers::Workers::start(threads) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("cannot start the worker threads: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -225,7 +235,7 @@ fn run(path: &Path) -> ExitCode {
         let listen = listener.local_addr().unwrap_or(listen);
         let admin = admin_listener.local_addr().unwrap_or(admin);
         let app = match App::new(config) {
-            Ok(a) => a,
+            Ok(a) => a.with_workers(workers),
             Err(e) => {
                 tracing::error!(error = %e, "cannot start");
                 return ExitCode::from(1);
@@ -246,7 +256,7 @@ fn run(path: &Path) -> ExitCode {
             }
             Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; file changes still reload"),
         }
-        tracing::info!(listen = %listen, admin = %admin, routes, version = env!("CARGO_PKG_VERSION"), "hookseal serving");
+        tracing::info!(listen = %listen, admin = %admin, routes, threads, version = env!("CARGO_PKG_VERSION"), "hookseal serving");
         let drained = app.run(listener, admin_listener, shutdown_signal()).await;
         if drained.cut_off > 0 {
             tracing::warn!(

@@ -25,11 +25,11 @@ use crate::headers;
 use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::{Miss, RouteTable};
-use crate::upstream::{UpstreamClient, UpstreamError};
+use crate::upstream::{UpstreamBody, UpstreamClient, UpstreamError};
 use crate::verify::{Input, SchemeName, Verified};
 
 /// The response body: the upstream's stream, or a small body hookseal wrote.
-pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// What the server knows about the connection a request came on.
 #[derive(Debug, Clone, Copy)]

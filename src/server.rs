@@ -27,14 +27,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::Limits;
 use crate::metrics::Metrics;
 use crate::proxy::{ConnInfo, Proxy};
 use crate::tls::TlsAcceptor;
+use crate::workers::Workers;
 
 /// The public listener and what it serves.
 #[derive(Debug)]
@@ -44,6 +45,7 @@ pub struct Server {
     metrics: Arc<Metrics>,
     limits: Limits,
     tls: Option<TlsAcceptor>,
+    workers: Workers,
 }
 
 /// How a drain ended.
@@ -83,7 +85,14 @@ impl Server {
             metrics,
             limits,
             tls,
+            workers: Workers::default(),
         }
+    }
+
+    /// Spreads connections over `workers` (and this runtime) instead of this runtime only.
+    pub fn with_workers(mut self, workers: Workers) -> Server {
+        self.workers = workers;
+        self
     }
 
     /// Serves until `stop` completes, then stops accepting, lets open connections finish their
@@ -95,6 +104,7 @@ impl Server {
             metrics,
             limits,
             tls,
+            workers,
         } = self;
         let max = limits.max_connections;
         let permits = Arc::new(Semaphore::new(max));
@@ -152,35 +162,25 @@ impl Server {
             let metrics = Arc::clone(&metrics);
             let shared = Arc::clone(&shared);
             let tls = tls.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                metrics.connections.inc();
-                let _conn_guard = ConnGuard(&metrics);
-                match tls {
-                    None => serve(&shared, tcp, ConnInfo { peer, tls: false }).await,
-                    Some(acceptor) => {
-                        let stream = match tokio::time::timeout(
-                            shared.header_timeout,
-                            acceptor.accept(tcp),
-                        )
-                        .await
-                        {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                metrics.tls_handshake_errors.inc();
-                                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                metrics.tls_handshake_errors.inc();
-                                tracing::debug!(peer = %peer, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                        serve(&shared, stream, ConnInfo { peer, tls: true }).await;
-                    }
+            match workers.pick() {
+                None => {
+                    tokio::spawn(connection(shared, metrics, tls, permit, tcp, peer));
                 }
-            });
+                // Moved to a worker's runtime: deregistered here, registered there.
+                Some(worker) => match tcp.into_std() {
+                    Ok(std) => {
+                        worker.spawn(async move {
+                            match tokio::net::TcpStream::from_std(std) {
+                                Ok(tcp) => connection(shared, metrics, tls, permit, tcp, peer).await,
+                                Err(e) => tracing::warn!(peer = %peer, error = %e, "cannot hand a connection to a worker"),
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(peer = %peer, error = %e, "cannot hand a connection to a worker")
+                    }
+                },
+            }
         }
         drop(listener);
         let open = max - permits.available_permits();
@@ -216,6 +216,40 @@ impl Server {
     }
 }
 
+/// One accepted connection, from the TLS handshake (if any) to its end; holds its permit.
+async fn connection(
+    shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+    tls: Option<TlsAcceptor>,
+    permit: OwnedSemaphorePermit,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) {
+    let _permit = permit;
+    metrics.connections.inc();
+    let _conn_guard = ConnGuard(&metrics);
+    match tls {
+        None => serve(&shared, tcp, ConnInfo { peer, tls: false }).await,
+        Some(acceptor) => {
+            let stream =
+                match tokio::time::timeout(shared.header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        metrics.tls_handshake_errors.inc();
+                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        metrics.tls_handshake_errors.inc();
+                        tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            serve(&shared, stream, ConnInfo { peer, tls: true }).await;
+        }
+    }
+}
+
 /// Serves one connection (plain or TLS) under the deadlines described in the module docs.
 async fn serve<I>(shared: &Shared, io: I, info: ConnInfo)
 where
@@ -247,12 +281,16 @@ where
     // accepted just before the listener closed with a request on its way: it keeps its
     // first-request deadline, and is shut down gracefully as soon as it has had a request.
     let mut draining = false;
+    // One timer per connection, moved only when it fires or the state changes: a request
+    // ending does not touch the timer wheel (`check` decides whether a deadline really passed).
+    let sleep = tokio::time::sleep_until(state.next_check(shared, closing));
+    tokio::pin!(sleep);
     loop {
         if draining && closing.is_none() && state.started.load(Ordering::SeqCst) > 0 {
             conn.as_mut().graceful_shutdown();
             closing = Some(Instant::now());
+            sleep.as_mut().reset(state.next_check(shared, closing));
         }
-        let wake = state.next_check(shared, closing);
         tokio::select! {
             r = conn.as_mut() => {
                 if let Err(e) = r {
@@ -260,7 +298,10 @@ where
                 }
                 return;
             }
-            _ = drain.wait_for(|d| *d), if !draining => draining = true,
+            _ = drain.wait_for(|d| *d), if !draining => {
+                draining = true;
+                state.draining.store(true, Ordering::SeqCst);
+            }
             _ = cut.wait_for(|c| *c) => {
                 let n = state.cut_off();
                 shared.requests_cut_off.fetch_add(n, Ordering::SeqCst);
@@ -270,20 +311,23 @@ where
                 // Dropping `conn` drops the requests on it; each logs itself (InFlight).
                 return;
             }
-            // A request ended: the idle deadline moves.
-            () = state.quiet.notified() => {}
-            () = tokio::time::sleep_until(wake) => match state.check(shared, closing) {
-                Check::Keep => {}
-                Check::Close => {
-                    tracing::debug!(peer = %info.peer, "closing an idle connection");
-                    conn.as_mut().graceful_shutdown();
-                    closing = Some(Instant::now());
+            // Draining: a request ended, so the connection may now be shut down.
+            () = state.quiet.notified(), if draining => {}
+            () = &mut sleep => {
+                match state.check(shared, closing) {
+                    Check::Keep => {}
+                    Check::Close => {
+                        tracing::debug!(peer = %info.peer, "closing an idle connection");
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(Instant::now());
+                    }
+                    Check::Drop(why) => {
+                        tracing::debug!(peer = %info.peer, why, "dropping a connection");
+                        return;
+                    }
                 }
-                Check::Drop(why) => {
-                    tracing::debug!(peer = %info.peer, why, "dropping a connection");
-                    return;
-                }
-            },
+                sleep.as_mut().reset(state.next_check(shared, closing));
+            }
         }
     }
 }
@@ -309,7 +353,9 @@ struct ConnState {
     last_end_ms: AtomicU64,
     /// Set when the connection is being cut off, so that its requests log themselves.
     cut: AtomicBool,
-    /// Signalled when the last request in progress ends.
+    /// Set when the server drains: ending requests then signal `quiet`.
+    draining: AtomicBool,
+    /// Signalled, while draining, when the last request in progress ends.
     quiet: Notify,
 }
 
@@ -322,11 +368,13 @@ impl ConnState {
             started: AtomicU64::new(0),
             last_end_ms: AtomicU64::new(0),
             cut: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             quiet: Notify::new(),
         }
     }
 
-    /// The next instant a deadline may pass; `check` decides whether one did.
+    /// The next instant a deadline may pass; `check` decides whether one did. Never later
+    /// than the earliest deadline that could apply by then, as nothing else moves the timer.
     fn next_check(&self, shared: &Shared, closing: Option<Instant>) -> Instant {
         let now = Instant::now();
         if self.active.load(Ordering::SeqCst) > 0 {
@@ -335,7 +383,11 @@ impl ConnState {
         }
         match closing {
             Some(since) => since + shared.header_timeout,
-            None if self.started.load(Ordering::SeqCst) == 0 => self.born + shared.header_timeout,
+            // No request yet: its deadline, or sooner, as a request may begin and end before
+            // then, and its idle deadline must not be missed.
+            None if self.started.load(Ordering::SeqCst) == 0 => {
+                (self.born + shared.header_timeout).min(now + shared.idle_timeout)
+            }
             None => self.idle_since() + shared.idle_timeout,
         }
     }
@@ -403,7 +455,7 @@ impl Drop for InFlight {
         let s = &self.state;
         let ms = u64::try_from(s.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         s.last_end_ms.fetch_max(ms, Ordering::SeqCst);
-        if s.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if s.active.fetch_sub(1, Ordering::SeqCst) == 1 && s.draining.load(Ordering::SeqCst) {
             s.quiet.notify_one();
         }
         if s.cut.load(Ordering::SeqCst) {

@@ -1,14 +1,33 @@
-//! The pooled client to the application.
+//! The pooled HTTP/1.1 client to the application.
+//!
+//! A pool of hyper `client::conn::http1` connections per upstream authority, each driven by
+//! the task that holds it: the request's own task writes the request, reads the response head
+//! and, through [`UpstreamBody`], the response body. No connection task, no channel hop
+//! between tasks per request (BENCHMARKS.md, "What was learned"). An idle connection is polled
+//! when it is checked out (a connection the app closed meanwhile is seen closed and skipped)
+//! and by a reaper every 15 s.
+//!
+//! The delivery rule is the one a webhook proxy needs: a request is sent again on another
+//! connection only when hyper hands it back untouched (the pooled connection closed before any
+//! byte of it was written); once written, a failure is a 502, never a second delivery.
 
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// Why the upstream gave no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -21,32 +40,116 @@ pub enum UpstreamError {
     Timeout,
 }
 
+/// Idle connections older than this are closed instead of reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Idle connections kept per upstream; more are closed when they come back.
+const MAX_IDLE: usize = 256;
+
+type Sender = http1::SendRequest<Full<Bytes>>;
+type Conn = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+
 /// Keep-alive connections to the app, shared by every route.
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    pool: Arc<Pool>,
+}
+
+#[derive(Debug)]
+struct Pool {
+    connect_timeout: Duration,
+    /// Idle connections by (worker thread, authority): a connection is used on the thread whose
+    /// runtime it is registered with.
+    idle: Mutex<HashMap<(usize, Authority), Vec<Link>>>,
+}
+
+/// One connection to the app: the request side and the connection state machine, which
+/// whoever holds the link polls.
+#[derive(Debug)]
+struct Link {
+    sender: Sender,
+    /// `None` once the connection ended (it is never polled again).
+    conn: Option<Conn>,
+    authority: Authority,
+    /// When it last went idle.
+    since: Instant,
+}
+
+impl Link {
+    /// Lets the connection make progress (write, read, hand the response over). Returns true
+    /// when the connection has ended; it is dropped then, which fails whatever still waits
+    /// on it.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return true;
+        };
+        match Pin::new(conn).poll(cx) {
+            Poll::Pending => false,
+            Poll::Ready(r) => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "upstream connection ended with an error");
+                }
+                self.conn = None;
+                true
+            }
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.conn.is_some() && !self.sender.is_closed()
+    }
+
+    /// Polls an idle connection until it can take a request; false if it has closed.
+    async fn ready(&mut self) -> bool {
+        poll_fn(|cx| {
+            if self.drive(cx) {
+                return Poll::Ready(false);
+            }
+            self.sender.poll_ready(cx).map(|r| r.is_ok())
+        })
+        .await
+    }
+
+    /// Sends `req` and drives the connection until the response head arrives. On error, the
+    /// request comes back when none of it was written.
+    async fn exchange(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, Option<Request<Full<Bytes>>>> {
+        let response = self.sender.try_send_request(req);
+        tokio::pin!(response);
+        let result = poll_fn(|cx| {
+            if let Poll::Ready(r) = response.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            self.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await;
+        result.map_err(|mut e| {
+            tracing::debug!(error = %e.error(), "upstream request failed");
+            e.take_message()
+        })
+    }
 }
 
 impl UpstreamClient {
     /// A client whose connection attempts give up after `connect_timeout`.
+    ///
+    /// Inside a tokio runtime, a background task closes connections idle for over a minute
+    /// or closed by the app.
     pub fn new(connect_timeout: Duration) -> UpstreamClient {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            // hyper retries a request only when the pooled connection was closed before any
-            // of it was written, so a webhook that may have been delivered is never re-sent.
-            .retry_canceled_requests(true)
-            .build(connector);
-        UpstreamClient { client }
+        let pool = Arc::new(Pool {
+            connect_timeout,
+            idle: Mutex::new(HashMap::new()),
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(reap(Arc::downgrade(&pool)));
+        }
+        UpstreamClient { pool }
     }
 
-    /// Sends `req` and waits up to `timeout` for the response head. The body streams after.
+    /// Sends `req` (an absolute `http://` URI) and waits up to `timeout` for the response head.
+    /// The body streams after; the connection goes back to the pool when the body is done.
     ///
     /// # Errors
     /// See [`UpstreamError`].
@@ -54,14 +157,225 @@ impl UpstreamClient {
         &self,
         req: Request<Full<Bytes>>,
         timeout: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        match tokio::time::timeout(timeout, self.send_inner(req)).await {
             Err(_) => Err(UpstreamError::Timeout),
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, connect = e.is_connect(), "upstream request failed");
-                Err(UpstreamError::Unavailable)
-            }
-            Ok(Ok(resp)) => Ok(resp),
+            Ok(r) => r,
         }
+    }
+
+    async fn send_inner(
+        &self,
+        mut req: Request<Full<Bytes>>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let authority = match req.uri().authority() {
+            Some(a) if req.uri().scheme() == Some(&Scheme::HTTP) => a.clone(),
+            _ => return Err(UpstreamError::Unavailable),
+        };
+        // HTTP/1.1 to an origin: the request line carries the origin form only.
+        let origin_form = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
+        *req.uri_mut() = origin_form;
+        if !req.headers().contains_key(http::header::HOST) {
+            if let Ok(v) = http::HeaderValue::from_str(authority.as_str()) {
+                req.headers_mut().insert(http::header::HOST, v);
+            }
+        }
+
+        // Reused connections first. A request handed back unsent goes to the next one.
+        while let Some(mut link) = self.pool.checkout(&authority) {
+            if !link.ready().await {
+                continue;
+            }
+            match link.exchange(req).await {
+                Ok(resp) => return Ok(self.lend(resp, link)),
+                Err(Some(back)) => {
+                    tracing::debug!("pooled upstream connection closed before the request was written; using another");
+                    req = back;
+                }
+                Err(None) => return Err(UpstreamError::Unavailable),
+            }
+        }
+
+        let mut link = self.pool.connect(authority).await?;
+        match link.exchange(req).await {
+            Ok(resp) => Ok(self.lend(resp, link)),
+            Err(_) => Err(UpstreamError::Unavailable),
+        }
+    }
+
+    fn lend(&self, resp: Response<Incoming>, link: Link) -> Response<UpstreamBody> {
+        let pool = Arc::clone(&self.pool);
+        let mut link = Some(link);
+        if resp.body().is_end_stream() {
+            // No body (204, 304, Content-Length: 0): the connection is free already.
+            if let Some(l) = link.take() {
+                pool.checkin(l);
+            }
+        }
+        resp.map(|body| UpstreamBody { body, link, pool })
+    }
+
+    /// Idle connections to `authority` that were open when last looked at.
+    pub fn idle_connections(&self, authority: &Authority) -> usize {
+        self.pool
+            .lock()
+            .iter()
+            .filter(|((_, a), _)| a == authority)
+            .map(|(_, v)| v.iter().filter(|l| l.is_open()).count())
+            .sum()
+    }
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, Authority), Vec<Link>>> {
+        match self.idle.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// The most recently used idle connection that is still open and young enough.
+    fn checkout(&self, authority: &Authority) -> Option<Link> {
+        let mut idle = self.lock();
+        let list = idle.get_mut(&(crate::workers::shard(), authority.clone()))?;
+        let now = Instant::now();
+        while let Some(l) = list.pop() {
+            if l.is_open() && now.duration_since(l.since) < IDLE_TIMEOUT {
+                return Some(l);
+            }
+        }
+        None
+    }
+
+    fn checkin(&self, mut link: Link) {
+        if !link.is_open() {
+            return;
+        }
+        link.since = Instant::now();
+        let mut idle = self.lock();
+        let list = idle
+            .entry((crate::workers::shard(), link.authority.clone()))
+            .or_default();
+        if list.len() < MAX_IDLE {
+            list.push(link);
+        }
+    }
+
+    async fn connect(&self, authority: Authority) -> Result<Link, UpstreamError> {
+        let port = authority.port_u16().unwrap_or(80);
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port)))
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "upstream connect failed");
+                return Err(UpstreamError::Unavailable);
+            }
+            Err(_) => {
+                tracing::debug!(timeout = ?self.connect_timeout, "upstream connect timed out");
+                return Err(UpstreamError::Unavailable);
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| {
+                tracing::debug!(error = %e, "upstream handshake failed");
+                UpstreamError::Unavailable
+            })?;
+        Ok(Link {
+            sender,
+            conn: Some(conn),
+            authority,
+            since: Instant::now(),
+        })
+    }
+}
+
+/// Every 15 s, closes idle connections older than [`IDLE_TIMEOUT`] or closed by the app (each
+/// is polled once, which reads the app's FIN); ends with the pool.
+async fn reap(pool: Weak<Pool>) {
+    let mut tick = tokio::time::interval(IDLE_TIMEOUT / 4);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        let now = Instant::now();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut idle = pool.lock();
+        for list in idle.values_mut() {
+            list.retain_mut(|l| {
+                !l.drive(&mut cx) && l.is_open() && now.duration_since(l.since) < IDLE_TIMEOUT
+            });
+        }
+        idle.retain(|_, list| !list.is_empty());
+    }
+}
+
+/// The app's response body, streamed; polling it drives the connection it arrives on. The
+/// connection goes back to the pool at the end of the body; dropped before that, the body
+/// takes its connection with it (hyper closes a connection whose response was not read to
+/// the end).
+#[derive(Debug)]
+pub struct UpstreamBody {
+    body: Incoming,
+    link: Option<Link>,
+    pool: Arc<Pool>,
+}
+
+impl UpstreamBody {
+    fn settle(&mut self, r: &Poll<Option<Result<Frame<Bytes>, hyper::Error>>>) {
+        let done = match r {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => self.body.is_end_stream(),
+            Poll::Ready(Some(Err(_))) => {
+                self.link = None;
+                false
+            }
+            Poll::Pending => false,
+        };
+        if done {
+            if let Some(l) = self.link.take() {
+                self.pool.checkin(l);
+            }
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let mut r = Pin::new(&mut this.body).poll_frame(cx);
+        if r.is_pending() {
+            if let Some(link) = this.link.as_mut() {
+                // Read more of the body into the channel, then look again.
+                link.drive(cx);
+                r = Pin::new(&mut this.body).poll_frame(cx);
+            }
+        }
+        this.settle(&r);
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
