@@ -256,6 +256,7 @@ fn run(path: &Path) -> ExitCode {
             }
             Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP; file changes still reload"),
         }
+        tokio::spawn(trim_heap());
         tracing::info!(listen = %listen, admin = %admin, routes, threads, version = env!("CARGO_PKG_VERSION"), "hookseal serving");
         let drained = app.run(listener, admin_listener, shutdown_signal()).await;
         if drained.cut_off > 0 {
@@ -448,3 +449,29 @@ fn limit_malloc_arenas() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
+
+/// How often freed heap memory is handed back to the kernel.
+const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Hands freed heap pages back to the kernel every [`TRIM_INTERVAL`]: glibc returns memory only
+/// from the top of the heap by itself, so after a burst of large bodies a few small long-lived
+/// allocations (connections made during the burst) kept 50–60 MiB resident
+/// (BENCHMARKS.md, "What was learned"). `malloc_trim(0)` releases every free page wherever it
+/// is; on an idle heap it costs microseconds.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+async fn trim_heap() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    let mut tick = tokio::time::interval(TRIM_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // SAFETY: malloc_trim is glibc's documented entry point, safe to call from any thread
+        // at any time; it takes the allocator's own locks.
+        let _ = tokio::task::spawn_blocking(|| unsafe { malloc_trim(0) }).await;
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+async fn trim_heap() {}

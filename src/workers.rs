@@ -46,7 +46,8 @@ impl Workers {
                 .build()?;
             handles.push(rt.handle().clone());
             std::thread::Builder::new()
-                .name(format!("hookseal-worker-{i}"))
+                // Linux shows 15 characters of a thread name.
+                .name(format!("hookseal-w{i}"))
                 .spawn(move || {
                     SHARD.with(|s| s.set(i));
                     rt.block_on(std::future::pending::<()>());

@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::netkit::{eventually, read_response, request_bytes, within};
 use crate::support::*;
 
 const BODY: &[u8] = b"{\"event\":\"invoice.paid\",\"amount\":4200}";
@@ -911,6 +912,16 @@ impl Binary {
     /// Runs `hookseal run` with HOOKSEAL_LOG=trace and the given format; waits for "serving".
     /// `down`: an address nothing listens on, upstream of the `down` route.
     fn start(format: &str, upstream: std::net::SocketAddr, down: std::net::SocketAddr) -> Binary {
+        Binary::start_with(format, upstream, down, &[])
+    }
+
+    /// As [`Binary::start`], with more environment variables.
+    fn start_with(
+        format: &str,
+        upstream: std::net::SocketAddr,
+        down: std::net::SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("hookseal.toml");
         let secret_file = dir.path().join("gh-secret");
@@ -937,6 +948,7 @@ impl Binary {
             .env("HOOKSEAL_LOG", "trace")
             .env("HOOKSEAL_LOG_FORMAT", format)
             .env("LOG_TEST_SECRET", LOG_SECRET)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -981,6 +993,26 @@ impl Binary {
             addr,
             _dir: dir,
         }
+    }
+
+    /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in {status}"))
+    }
+
+    /// Names of the process's threads (Linux).
+    fn threads(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_owned())
+            .collect()
     }
 
     /// Stops the process (SIGTERM) and returns every line it wrote.
@@ -1186,6 +1218,107 @@ async fn json_logs_never_hold_secret_signature_or_body() {
         "upstream client lines in the request span: {:?}",
         with_id("rid-down-1")
     );
+}
+
+/// `HOOKSEAL_WORKERS=3`: three threads serve, connections are spread over them, and every
+/// request on every connection is answered by the app.
+#[tokio::test]
+async fn connections_are_spread_over_the_worker_threads() {
+    let up = Upstream::start().await;
+    let bin = Binary::start_with(
+        "json",
+        up.addr,
+        closed_port().await,
+        &[("HOOKSEAL_WORKERS", "3")],
+    );
+    // Named by each thread as it starts (Linux keeps 15 characters of a name).
+    let mut threads = Vec::new();
+    let named = eventually(Duration::from_secs(10), || {
+        threads = bin.threads();
+        let ok = ["hookseal-w1", "hookseal-w2"]
+            .iter()
+            .all(|n| threads.iter().any(|t| t == n));
+        async move { ok }
+    })
+    .await;
+    assert!(named, "worker threads: {threads:?}");
+    assert!(!threads.iter().any(|t| t == "hookseal-w3"), "{threads:?}");
+    // Six connections, two requests each: every thread gets two connections.
+    let mut conns = Vec::new();
+    for _ in 0..6 {
+        conns.push(TcpStream::connect(bin.addr).await.unwrap());
+    }
+    let good = sign_github(LOG_SECRET, LOG_BODY);
+    for round in 0..2 {
+        for (i, c) in conns.iter_mut().enumerate() {
+            let id = format!("d-spread-{round}-{i}");
+            let req = request_bytes(
+                "POST",
+                "/hooks/gh",
+                &[
+                    ("x-hub-signature-256", good.clone()),
+                    ("x-github-delivery", id),
+                ],
+                LOG_BODY,
+            );
+            c.write_all(&req).await.unwrap();
+            let r = within(Duration::from_secs(20), read_response(c))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "connection {i}, round {round}");
+        }
+    }
+    assert_eq!(up.count(), 12);
+    let lines = bin.stop();
+    let serving: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| e["message"] == "hookseal serving")
+        .collect();
+    assert_eq!(serving.len(), 1, "{lines:?}");
+    assert_eq!(serving[0]["threads"], 3, "{:?}", serving[0]);
+}
+
+/// A burst of large bodies does not stay resident: nothing holds a body once its request is
+/// answered, and freed memory goes back to the kernel (glibc's own trimming of the heap top,
+/// and hookseal's `malloc_trim` every 5 s for what is stranded below live allocations; which
+/// of the two acts depends on the heap's layout, so this checks the outcome only).
+#[tokio::test]
+async fn memory_of_a_burst_of_large_bodies_is_given_back() {
+    let up = Upstream::start().await;
+    // The app answers after 1 s, so that every body is buffered in hookseal at once.
+    up.set(|b| b.delay = Duration::from_secs(1));
+    let bin = Binary::start("json", up.addr, closed_port().await);
+    let idle = bin.status_kib("VmRSS");
+    let body = Bytes::from(vec![b'a'; 900 * 1024]);
+    let headers = vec![("x-hub-signature-256", sign_github(LOG_SECRET, &body))];
+    let url = format!("http://{}/hooks/gh", bin.addr);
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let mut headers = headers.clone();
+        headers.push(("x-github-delivery", format!("d-burst-{i}")));
+        let (url, body) = (url.clone(), body.clone());
+        burst.spawn(async move { post(&url, &headers, body).await.status });
+    }
+    while let Some(status) = burst.join_next().await {
+        assert_eq!(status.unwrap(), StatusCode::OK);
+    }
+    let peak = bin.status_kib("VmHWM");
+    assert!(
+        peak > idle + 30 * 1024,
+        "the burst was buffered: peak {peak} KiB, idle {idle} KiB"
+    );
+    let mut now = 0;
+    let back = eventually(Duration::from_secs(30), || {
+        now = bin.status_kib("VmRSS");
+        async move { now < idle + 12 * 1024 }
+    })
+    .await;
+    assert!(
+        back,
+        "resident {now} KiB after the burst (peak {peak} KiB, idle {idle} KiB)"
+    );
+    bin.stop();
 }
 
 #[tokio::test]
