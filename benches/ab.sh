@@ -41,21 +41,13 @@ cargo build --release --locked --quiet --example bench_upstream
 UP=$ROOT/target/release/examples/bench_upstream
 W=$(mktemp -d /tmp/hookseal-ab.XXXXXX)
 mkdir -p "$W/nginx"
-SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
+SECRET=$BENCH_SECRET
 P_UP=28080 P_NGX=28090 P_HS=28100 P_ADMIN=28200
-for n in $SIZES; do
-    python3 - "$n" >"$W/body-$n.json" <<'EOF'
-import sys
-n = int(sys.argv[1])
-head, tail = '{"type":"bench.event","data":"', '"}'
-fill = n - len(head) - len(tail)
-sys.stdout.write(head + ("abcdefghijklmnopqrstuvwxyz012345" * (fill // 32 + 1))[:fill] + tail)
-EOF
-done
+for n in $SIZES; do write_body "$n" "$W/body-$n.json"; done
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+write_cert "$W"
 TLS_CONF="tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }"
 
 pids=()
@@ -75,61 +67,14 @@ for i in "${!BINS[@]}"; do
         if [ "${envs[$j]}" = TLS=1 ]; then TLS_LINE=$TLS_CONF scheme=https; unset "envs[$j]"; fi
     done
     SCHEMES+=($scheme)
-    cat >"$W/hs$i.toml" <<EOF
-[listen]
-address = "127.0.0.1:$((P_HS + i))"
-$TLS_LINE
-[admin]
-address = "127.0.0.1:$((P_ADMIN + i))"
-[limits]
-max_body_bytes = "2MiB"
-[upstream]
-url = "http://127.0.0.1:$P_UP"
-[[route]]
-name = "bench"
-path = "/webhooks/bench"
-scheme = "standard-webhooks"
-secrets = [{ value = "$SECRET" }]
-dedupe = false
-EOF
+    hs_config $((P_HS + i)) $((P_ADMIN + i)) $P_UP "$TLS_LINE" >"$W/hs$i.toml"
     env "${envs[@]}" HOOKSEAL_LOG=warn "$spec" run --config "$W/hs$i.toml" 2>"$W/hs$i.log" &
     HS_PIDS+=($!); pids+=($!)
 done
-cat >"$W/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_max_body_size 2m;
-    client_body_buffer_size 2m;
-    client_body_temp_path $W/nginx/body;
-    proxy_temp_path $W/nginx/proxy;
-    fastcgi_temp_path $W/nginx/fastcgi;
-    uwsgi_temp_path $W/nginx/uwsgi;
-    scgi_temp_path $W/nginx/scgi;
-    keepalive_requests 1000000;
-    upstream app { server 127.0.0.1:$P_UP; keepalive 128; keepalive_requests 1000000; }
-    server {
-        listen 127.0.0.1:$P_NGX;
-        location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-EOF
+nginx_config "$W/nginx" $P_UP $P_NGX >"$W/nginx.conf"
 nginx -p "$W/nginx" -e "$W/nginx/error.log" -c "$W/nginx.conf" & NGX=$!; pids+=($NGX)
 sleep 1
 
-ticks() {
-    local t=0 p s
-    for p in "$@"; do
-        s=$(cat "/proc/$p/stat"); s=${s##*) }
-        read -ra f <<<"$s"
-        t=$((t + f[11] + f[12]))
-    done
-    echo $t
-}
 HZ=$(getconf CLK_TCK)
 FIRST=${BINS[0]##*:}
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -148,10 +93,10 @@ for r in $(seq "$ROUNDS"); do
                 --insecure --output-format json "$scheme://127.0.0.1:$port/webhooks/bench")
             timeout 30 oha -z 0.5s "${args[@]}" >/dev/null
             # shellcheck disable=SC2086
-            c0=$(ticks $procs)
+            c0=$(cpu_ticks $procs)
             timeout $((SECS + 30)) oha -z "${SECS}s" "${args[@]}" >"$W/run.json"
             # shellcheck disable=SC2086
-            c1=$(ticks $procs)
+            c1=$(cpu_ticks $procs)
             python3 - "$W/run.json" $((c1 - c0)) "$HZ" "$name" "$n" "$r" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))

@@ -55,8 +55,10 @@ while [ $# -gt 0 ]; do
 done
 
 P_UP=18080 P_HS=18081 P_TLS=18082 P_NGX=18083 P_HAP=18084 P_ADMIN=18090 P_ADMIN_TLS=18091
-SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
-ROUTE=/webhooks/bench
+# shellcheck source=benches/common.sh
+. "$ROOT/benches/common.sh"
+SECRET=$BENCH_SECRET
+ROUTE=$BENCH_ROUTE
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -99,74 +101,14 @@ W=$OUT
 log "results in $W"
 
 # ---------------------------------------------------------------------------------- inputs
-for size in "${SIZES[@]}"; do
-    python3 - "$size" >"$W/body-$size.json" <<'EOF'
-import sys
-n = int(sys.argv[1])
-head, tail = '{"type":"bench.event","data":"', '"}'
-fill = n - len(head) - len(tail)
-sys.stdout.write(head + ("abcdefghijklmnopqrstuvwxyz012345" * (fill // 32 + 1))[:fill] + tail)
-EOF
-done
+for size in "${SIZES[@]}"; do write_body "$size" "$W/body-$size.json"; done
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$W/key.pem" -out "$W/cert.pem" 2>/dev/null
+write_cert "$W"
 
-hs_config() { # $1 port, $2 admin port, $3 tls line or empty
-    cat <<EOF
-[listen]
-address = "127.0.0.1:$1"
-$3
-[admin]
-address = "127.0.0.1:$2"
-[limits]
-max_body_bytes = "2MiB"
-[upstream]
-url = "http://127.0.0.1:$P_UP"
+hs_config $P_HS $P_ADMIN $P_UP >"$W/hookseal.toml"
+hs_config $P_TLS $P_ADMIN_TLS $P_UP "tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }" >"$W/hookseal-tls.toml"
 
-[[route]]
-name = "bench"
-path = "$ROUTE"
-scheme = "standard-webhooks"
-secrets = [{ value = "$SECRET" }]
-dedupe = false
-EOF
-}
-hs_config $P_HS $P_ADMIN "" >"$W/hookseal.toml"
-hs_config $P_TLS $P_ADMIN_TLS "tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }" >"$W/hookseal-tls.toml"
-
-cat >"$W/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $W/nginx/nginx.pid;
-error_log $W/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_max_body_size 2m;
-    client_body_buffer_size 2m;
-    client_body_temp_path $W/nginx/body;
-    proxy_temp_path $W/nginx/proxy;
-    fastcgi_temp_path $W/nginx/fastcgi;
-    uwsgi_temp_path $W/nginx/uwsgi;
-    scgi_temp_path $W/nginx/scgi;
-    keepalive_requests 1000000;
-    upstream app {
-        server 127.0.0.1:$P_UP;
-        keepalive 128;
-        keepalive_requests 1000000;
-    }
-    server {
-        listen 127.0.0.1:$P_NGX;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
+nginx_config "$W/nginx" $P_UP $P_NGX >"$W/nginx.conf"
 
 cat >"$W/haproxy.cfg" <<EOF
 global
@@ -238,16 +180,6 @@ pids_of() { # the processes whose CPU and memory are the target's own
         nginx) echo "$NGX_PID $(pgrep -P "$NGX_PID" | tr '\n' ' ')" ;;
         haproxy) echo "$HAP_PID" ;;
     esac
-}
-cpu_ticks() { # utime+stime of the given pids, in clock ticks
-    local t=0 p s
-    for p in "$@"; do
-        s=$(cat "/proc/$p/stat") || return 1
-        s=${s##*) }
-        read -ra f <<<"$s"
-        t=$((t + f[11] + f[12]))
-    done
-    echo $t
 }
 status_kib() { # $1 field (VmHWM, VmRSS), then pids: the sum, in KiB
     local field=$1 t=0 p v; shift

@@ -1,0 +1,94 @@
+# Shared by benches/load.sh and benches/ab.sh (sourced, not run): the inputs, configs and
+# process sampling both measure with, so that their figures are comparable.
+
+BENCH_SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+BENCH_ROUTE=/webhooks/bench
+
+# write_body SIZE FILE: a JSON event of exactly SIZE bytes.
+write_body() {
+    python3 - "$1" >"$2" <<'EOF'
+import sys
+n = int(sys.argv[1])
+head, tail = '{"type":"bench.event","data":"', '"}'
+fill = n - len(head) - len(tail)
+sys.stdout.write(head + ("abcdefghijklmnopqrstuvwxyz012345" * (fill // 32 + 1))[:fill] + tail)
+EOF
+}
+
+# write_cert DIR: a self-signed P-256 certificate for localhost, DIR/cert.pem and DIR/key.pem.
+write_cert() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
+}
+
+# hs_config PORT ADMIN_PORT UPSTREAM_PORT [TLS_LINE]: hookseal with one Standard Webhooks
+# route, dedupe off.
+hs_config() {
+    cat <<EOF
+[listen]
+address = "127.0.0.1:$1"
+${4:-}
+[admin]
+address = "127.0.0.1:$2"
+[limits]
+max_body_bytes = "2MiB"
+[upstream]
+url = "http://127.0.0.1:$3"
+
+[[route]]
+name = "bench"
+path = "$BENCH_ROUTE"
+scheme = "standard-webhooks"
+secrets = [{ value = "$BENCH_SECRET" }]
+dedupe = false
+EOF
+}
+
+# nginx_config DIR UPSTREAM_PORT PORT: proxy_pass with upstream keep-alive, the body buffered
+# in memory, access log off, 2 workers; pid, logs and temp files under DIR.
+nginx_config() {
+    cat <<EOF
+worker_processes 2;
+daemon off;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_max_body_size 2m;
+    client_body_buffer_size 2m;
+    client_body_temp_path $1/body;
+    proxy_temp_path $1/proxy;
+    fastcgi_temp_path $1/fastcgi;
+    uwsgi_temp_path $1/uwsgi;
+    scgi_temp_path $1/scgi;
+    keepalive_requests 1000000;
+    upstream app {
+        server 127.0.0.1:$2;
+        keepalive 128;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$3;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+}
+
+# cpu_ticks PID...: utime+stime of the given processes, in clock ticks.
+cpu_ticks() {
+    local t=0 p s
+    for p in "$@"; do
+        s=$(cat "/proc/$p/stat") || return 1
+        s=${s##*) }
+        read -ra f <<<"$s"
+        t=$((t + f[11] + f[12]))
+    done
+    echo $t
+}
