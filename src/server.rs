@@ -277,15 +277,16 @@ where
     let mut cut = shared.cut.clone();
     // When the graceful shutdown of this connection began (drain or idle).
     let mut closing: Option<Instant> = None;
-    // Draining began. A connection that has not delivered its first request yet may have been
-    // accepted just before the listener closed with a request on its way: it keeps its
-    // first-request deadline, and is shut down gracefully as soon as it has had a request.
-    let mut draining = false;
+    // Once draining (`state.draining`, which ending requests read too): a connection that has
+    // not delivered its first request yet may have been accepted just before the listener
+    // closed with a request on its way: it keeps its first-request deadline, and is shut down
+    // gracefully as soon as it has had a request.
     // One timer per connection, moved only when it fires or the state changes: a request
     // ending does not touch the timer wheel (`check` decides whether a deadline really passed).
     let sleep = tokio::time::sleep_until(state.next_check(shared, closing));
     tokio::pin!(sleep);
     loop {
+        let draining = state.draining.load(Ordering::SeqCst);
         if draining && closing.is_none() && state.started.load(Ordering::SeqCst) > 0 {
             conn.as_mut().graceful_shutdown();
             closing = Some(Instant::now());
@@ -299,7 +300,6 @@ where
                 return;
             }
             _ = drain.wait_for(|d| *d), if !draining => {
-                draining = true;
                 state.draining.store(true, Ordering::SeqCst);
             }
             _ = cut.wait_for(|c| *c) => {

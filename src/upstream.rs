@@ -98,6 +98,11 @@ impl Link {
         self.conn.is_some() && !self.sender.is_closed()
     }
 
+    /// Still open, and idle for less than [`IDLE_TIMEOUT`].
+    fn reusable(&self, now: Instant) -> bool {
+        self.is_open() && now.duration_since(self.since) < IDLE_TIMEOUT
+    }
+
     /// Polls an idle connection until it can take a request; false if it has closed.
     async fn ready(&mut self) -> bool {
         poll_fn(|cx| {
@@ -217,16 +222,6 @@ impl UpstreamClient {
         }
         resp.map(|body| UpstreamBody { body, link, pool })
     }
-
-    /// Idle connections to `authority` that were open when last looked at.
-    pub fn idle_connections(&self, authority: &Authority) -> usize {
-        self.pool
-            .lock()
-            .iter()
-            .filter(|((_, a), _)| a == authority)
-            .map(|(_, v)| v.iter().filter(|l| l.is_open()).count())
-            .sum()
-    }
 }
 
 impl Pool {
@@ -243,7 +238,7 @@ impl Pool {
         let list = idle.get_mut(&(crate::workers::shard(), authority.clone()))?;
         let now = Instant::now();
         while let Some(l) = list.pop() {
-            if l.is_open() && now.duration_since(l.since) < IDLE_TIMEOUT {
+            if l.reusable(now) {
                 return Some(l);
             }
         }
@@ -312,9 +307,7 @@ async fn reap(pool: Weak<Pool>) {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut idle = pool.lock();
         for list in idle.values_mut() {
-            list.retain_mut(|l| {
-                !l.drive(&mut cx) && l.is_open() && now.duration_since(l.since) < IDLE_TIMEOUT
-            });
+            list.retain_mut(|l| !l.drive(&mut cx) && l.reusable(now));
         }
         idle.retain(|_, list| !list.is_empty());
     }
