@@ -46,6 +46,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 /// Removes hop-by-hop headers, including every name listed in `Connection`, and
 /// `Transfer-Encoding` (the body is re-framed by the next hop).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Usually there is none: one pass over the names instead of a removal per name.
+    if !headers
+        .keys()
+        .any(|k| k == header::TRANSFER_ENCODING || HOP_BY_HOP.contains(k))
+    {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -83,15 +90,27 @@ pub fn strip_hookseal(headers: &mut HeaderMap) {
     }
 }
 
-/// Appends the peer to `X-Forwarded-For` and sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
+/// Appends the peer to `X-Forwarded-For` (every line the client sent, joined with `, `) and
+/// sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
 pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<HeaderValue>) {
-    let peer = peer.to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
-        _ => peer,
+    let mut text = [0u8; 48];
+    let peer = ip_text(peer, &mut text);
+    let mut xff = Vec::new();
+    for prev in headers.get_all(&X_FORWARDED_FOR) {
+        let prev = prev.as_bytes().trim_ascii();
+        if !prev.is_empty() {
+            xff.extend_from_slice(prev);
+            xff.extend_from_slice(b", ");
+        }
+    }
+    let value = if xff.is_empty() {
+        HeaderValue::from_bytes(peer)
+    } else {
+        xff.extend_from_slice(peer);
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(xff))
     };
     headers.remove(&X_FORWARDED_FOR);
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Ok(v) = value {
         headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(
@@ -106,6 +125,39 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Opt
             headers.remove(X_FORWARDED_HOST);
         }
     }
+}
+
+/// `ip` as text (as `Display` writes it) in `buf`, without an allocation for IPv4.
+fn ip_text(ip: IpAddr, buf: &mut [u8; 48]) -> &[u8] {
+    let mut n = 0;
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    buf[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    buf[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                buf[n] = b'0' + octet % 10;
+                n += 1;
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            // At most 45 characters (`ffff:…:255.255.255.255`): always fits.
+            let _ = write!(cursor, "{v6}");
+            n = cursor.position() as usize;
+        }
+    }
+    &buf[..n]
 }
 
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
@@ -172,6 +224,29 @@ mod tests {
     }
 
     #[test]
+    fn each_hop_by_hop_header_alone_is_removed() {
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "upgrade",
+            "transfer-encoding",
+        ] {
+            let mut h = map(&[("content-type", "text/plain"), (name, "x"), ("x-a", "1")]);
+            strip_hop_by_hop(&mut h);
+            assert!(!h.contains_key(name), "{name} kept");
+            assert_eq!(h.len(), 2, "{name}: others removed too");
+        }
+        let mut h = map(&[("content-type", "text/plain"), ("x-a", "1")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+    }
+
+    #[test]
     fn spoofed_hookseal_headers_are_removed() {
         let mut h = map(&[
             ("x-hookseal-verified", "true"),
@@ -198,6 +273,42 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "ex.com");
+    }
+
+    #[test]
+    fn forwarded_for_joins_every_line_and_writes_addresses_as_display_does() {
+        let mut h = map(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-for", " "),
+            ("x-forwarded-for", "198.51.100.1, 198.51.100.2 "),
+        ]);
+        add_forwarded(&mut h, "10.20.0.255".parse().unwrap(), false, None);
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(
+            h["x-forwarded-for"],
+            "203.0.113.9, 198.51.100.1, 198.51.100.2, 10.20.0.255"
+        );
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert!(!h.contains_key("x-forwarded-host"));
+        for ip in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "9.10.99.100",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.128",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut buf = [0u8; 48];
+            assert_eq!(ip_text(ip, &mut buf), ip.to_string().as_bytes());
+        }
+        for i in 0..=255u8 {
+            let ip = IpAddr::from([i, 255 - i, i / 3, 7]);
+            let mut buf = [0u8; 48];
+            assert_eq!(ip_text(ip, &mut buf), ip.to_string().as_bytes());
+        }
     }
 
     #[test]

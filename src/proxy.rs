@@ -122,14 +122,19 @@ impl Proxy {
         }
     }
 
-    /// Handles one request from start to response head, inside a `request` span that carries
-    /// the request id, so every log line of the request (ours and the libraries') has it.
+    /// Handles one request from start to response head. Every log line of the request carries
+    /// a `request` span with the request id. When debug lines are on (ours at debug, or a
+    /// library's), the whole request runs inside that span; otherwise the only lines a request
+    /// can log are hookseal's own warn lines, and each makes the span when it is written
+    /// ([`in_request_span`]): the same output, without a span per request nobody reads.
     pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<ProxyBody> {
         let request_id = self.request_id(req.headers());
-        // At ERROR level so that the span, and with it the id, is enabled whenever any event
-        // of this module is: an INFO span would vanish from warn lines under HOOKSEAL_LOG=warn.
-        let span = tracing::error_span!("request", request_id = %HeaderDisplay(&request_id));
-        self.serve(req, conn, request_id).instrument(span).await
+        if tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG {
+            let span = request_span(&request_id);
+            self.serve(req, conn, request_id).instrument(span).await
+        } else {
+            self.serve(req, conn, request_id).await
+        }
     }
 
     async fn serve(
@@ -154,7 +159,7 @@ impl Proxy {
                 let m = &self.metrics.unmatched;
                 m.count(Outcome::Rejected, reason);
                 m.request_duration.observe(start.elapsed().as_secs_f64());
-                log_rejection(crate::config::UNMATCHED_ROUTE, reason, &conn);
+                log_rejection(crate::config::UNMATCHED_ROUTE, reason, &conn, &request_id);
                 return reject(reason, None, &request_id);
             }
         };
@@ -173,34 +178,40 @@ impl Proxy {
         // reached, or observe mode let through what enforce mode would refuse; else debug.
         match (done.outcome, done.reason) {
             (Outcome::Rejected, reason) => match &done.detail {
-                None => log_rejection(name, reason, &conn),
-                Some(error) => tracing::warn!(
-                    route = %name,
-                    reason = %reason.as_str(),
-                    status,
-                    peer = %conn.peer,
-                    error = %error,
-                    "request rejected"
-                ),
+                None => log_rejection(name, reason, &conn, &request_id),
+                Some(error) => in_request_span(&request_id, || {
+                    tracing::warn!(
+                        route = %name,
+                        reason = %reason.as_str(),
+                        status,
+                        peer = %conn.peer,
+                        error = %error,
+                        "request rejected"
+                    )
+                }),
             },
             (_, reason @ (Reason::UpstreamUnavailable | Reason::UpstreamTimeout)) => {
-                tracing::warn!(
-                    route = %name,
-                    reason = %reason.as_str(),
-                    status,
-                    peer = %conn.peer,
-                    elapsed_ms,
-                    "upstream failed"
-                );
+                in_request_span(&request_id, || {
+                    tracing::warn!(
+                        route = %name,
+                        reason = %reason.as_str(),
+                        status,
+                        peer = %conn.peer,
+                        elapsed_ms,
+                        "upstream failed"
+                    )
+                });
             }
             (Outcome::Observed, reason) if reason != Reason::Ok => {
-                tracing::warn!(
-                    route = %name,
-                    reason = %reason.as_str(),
-                    status,
-                    peer = %conn.peer,
-                    "request would be rejected; forwarded (observe mode)"
-                );
+                in_request_span(&request_id, || {
+                    tracing::warn!(
+                        route = %name,
+                        reason = %reason.as_str(),
+                        status,
+                        peer = %conn.peer,
+                        "request would be rejected; forwarded (observe mode)"
+                    )
+                });
             }
             (Outcome::Duplicate, _) => {
                 tracing::debug!(route = %name, peer = %conn.peer, "duplicate delivery answered");
@@ -385,7 +396,10 @@ impl Proxy {
                             ..rejected(Reason::ReplayStoreUnavailable)
                         };
                     }
-                    tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %e, "replay store unavailable; forwarding unchecked for duplicates");
+                    in_request_span(
+                        request_id,
+                        || tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %e, "replay store unavailable; forwarding unchecked for duplicates"),
+                    );
                     if observe {
                         return self
                             .forward(
@@ -513,13 +527,16 @@ impl Proxy {
                 let errors = self.replay_errors.clone();
                 let done_ttl = cfg.tolerance * 2;
                 let route_name = cfg.name.clone();
+                let request_id = request_id.clone();
                 let task = tokio::spawn(
                     async move {
                         let result = client.send(req, timeout).await;
                         let delivered = matches!(&result, Ok(r) if r.status().is_success());
                         if let Err(e) = replay.finish(&key, delivered, done_ttl).await {
                             errors.inc();
-                            tracing::warn!(route = %route_name, error = %e, "replay store: could not settle a delivery");
+                            in_request_span(&request_id, || {
+                                tracing::warn!(route = %route_name, error = %e, "replay store: could not settle a delivery")
+                            });
                         }
                         result
                     }
@@ -596,8 +613,7 @@ impl Proxy {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
         // Unique per process run and cheap; not a secret, so no CSPRNG is needed.
         let mixed = splitmix(self.id_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        HeaderValue::from_str(&format!("{mixed:016x}{n:08x}"))
-            .unwrap_or(HeaderValue::from_static("-"))
+        generated_id(mixed, n)
     }
 }
 
@@ -665,14 +681,34 @@ fn reject(reason: Reason, route: Option<&str>, request_id: &HeaderValue) -> Resp
 }
 
 /// The one warn line of a rejected request (the request id comes from the span).
-fn log_rejection(route: &str, reason: Reason, conn: &ConnInfo) {
-    tracing::warn!(
-        route = %route,
-        reason = %reason.as_str(),
-        status = reason.status().as_u16(),
-        peer = %conn.peer,
-        "request rejected"
-    );
+fn log_rejection(route: &str, reason: Reason, conn: &ConnInfo, request_id: &HeaderValue) {
+    in_request_span(request_id, || {
+        tracing::warn!(
+            route = %route,
+            reason = %reason.as_str(),
+            status = reason.status().as_u16(),
+            peer = %conn.peer,
+            "request rejected"
+        )
+    });
+}
+
+/// The span every log line of a request is in. At ERROR level so that it is enabled whenever
+/// any event of this module is: an INFO span would vanish from warn lines under
+/// HOOKSEAL_LOG=warn.
+fn request_span(request_id: &HeaderValue) -> tracing::Span {
+    tracing::error_span!("request", request_id = %HeaderDisplay(request_id))
+}
+
+/// Runs `log` (one of a request's lines) inside the request's span: the one
+/// [`Proxy::handle`] entered when debug lines are on, else one made for this line.
+fn in_request_span(request_id: &HeaderValue, log: impl FnOnce()) {
+    let current = tracing::Span::current();
+    if current.metadata().is_some_and(|m| m.name() == "request") {
+        log();
+    } else {
+        request_span(request_id).in_scope(log);
+    }
 }
 
 /// `Content-Length`, if declared. Several differing values are malformed.
@@ -698,6 +734,20 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// `{mixed:016x}{n:08x}`, written without the formatting machinery.
+fn generated_id(mixed: u64, n: u64) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 32];
+    let n_digits = (16 - n.leading_zeros() as usize / 4).max(8);
+    for (i, b) in buf[..16].iter_mut().enumerate() {
+        *b = HEX[(mixed >> (60 - 4 * i) & 0xf) as usize];
+    }
+    for (i, b) in buf[16..16 + n_digits].iter_mut().enumerate() {
+        *b = HEX[(n >> (4 * (n_digits - 1 - i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf[..16 + n_digits]).unwrap_or(HeaderValue::from_static("-"))
+}
+
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -720,5 +770,22 @@ struct HeaderDisplay<'a>(&'a HeaderValue);
 impl std::fmt::Display for HeaderDisplay<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.0.to_str().unwrap_or("-"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_read_as_the_format_they_replace() {
+        let mut z = 1u64;
+        for n in [0, 1, 0xf, 0x1234_5678, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
+            for _ in 0..8 {
+                z = splitmix(z);
+                let id = generated_id(z, n);
+                assert_eq!(id.to_str().unwrap(), format!("{z:016x}{n:08x}"));
+            }
+        }
     }
 }

@@ -1321,6 +1321,76 @@ async fn memory_of_a_burst_of_large_bodies_is_given_back() {
     bin.stop();
 }
 
+/// Below debug no request span is made up front (src/proxy.rs `in_request_span`): a request's
+/// warn lines must still carry it, in both formats, and an accepted request writes nothing.
+#[tokio::test]
+async fn at_info_request_lines_still_carry_the_request_id() {
+    for format in ["json", "text"] {
+        let up = Upstream::start().await;
+        let bin = Binary::start_with(
+            format,
+            up.addr,
+            closed_port().await,
+            &[("HOOKSEAL_LOG", "info")],
+        );
+        let url = |p: &str| format!("http://{}{p}", bin.addr);
+        let good = sign_github(LOG_SECRET, LOG_BODY);
+        let ok = post(
+            &url("/hooks/gh"),
+            &[
+                ("x-hub-signature-256", good),
+                ("x-request-id", "rid-info-ok".into()),
+            ],
+            LOG_BODY,
+        )
+        .await;
+        assert_eq!(ok.status, StatusCode::OK);
+        let bad = post(
+            &url("/hooks/gh"),
+            &[
+                ("x-hub-signature-256", sign_github("wrong", LOG_BODY)),
+                ("x-request-id", "rid-info-bad".into()),
+            ],
+            LOG_BODY,
+        )
+        .await;
+        assert_eq!(bad.error(), "bad_signature");
+        let down = post(
+            &url("/hooks/down"),
+            &[("x-request-id", "rid-info-down".into())],
+            LOG_BODY,
+        )
+        .await;
+        assert_eq!(down.error(), "upstream_unavailable");
+        let lines = bin.stop();
+        assert!(
+            !lines.iter().any(|l| l.contains("rid-info-ok")),
+            "{format}: {lines:#?}"
+        );
+        for (id, message) in [
+            ("rid-info-bad", "request rejected"),
+            ("rid-info-down", "upstream failed"),
+        ] {
+            let hits: Vec<&String> = lines.iter().filter(|l| l.contains(id)).collect();
+            assert_eq!(hits.len(), 1, "{format} {id}: {lines:#?}");
+            let line = hits[0];
+            if format == "json" {
+                let e: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert_eq!(e["span"]["request_id"], id, "{line}");
+                assert_eq!(e["span"]["name"], "request", "{line}");
+                assert_eq!(e["level"], "WARN", "{line}");
+                assert_eq!(e["message"], message, "{line}");
+            } else {
+                assert!(
+                    line.contains(&format!("request{{request_id={id}}}:")),
+                    "{line}"
+                );
+                assert!(line.contains(" WARN ") && line.contains(message), "{line}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn text_logs_never_hold_secret_signature_or_body() {
     let up = Upstream::start().await;
