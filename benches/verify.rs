@@ -97,7 +97,7 @@ fn case(
         method: &Method::POST,
         uri: &c.uri,
         headers: &c.headers,
-        body,
+        body: body.into(),
     };
     if let Err(e) = c.scheme.verify(&input, NOW) {
         panic!("{label}: the signed request does not verify: {e}");
@@ -224,7 +224,7 @@ fn bench_verify(c: &mut Criterion) {
                 method: &Method::POST,
                 uri: &case.uri,
                 headers: &case.headers,
-                body: &body,
+                body: body[..].into(),
             };
             group.bench_function(BenchmarkId::new("scheme", case.label), |b| {
                 b.iter(|| black_box(case.scheme.verify(black_box(&input), NOW)))

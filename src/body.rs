@@ -1,11 +1,12 @@
-//! Reading a request body into one `Bytes`: bounded in size and time, copied at most once.
+//! Reading a request body: bounded in size and time, kept as the frames it arrived in where
+//! that is safe, and sent on as those frames.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http_body::Body;
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
@@ -23,11 +24,91 @@ pub enum BodyError {
     Incomplete,
 }
 
+/// A frame at least this large is kept as it is (no copy) when the body's length was declared.
+/// Smaller ones are copied together: a client trickling a body byte by byte must not make us
+/// hold a million tiny frames.
+pub const KEEP_FRAME: usize = 16 * 1024;
+
+/// A whole request body, in order: the exact bytes received, as one or more pieces.
+#[derive(Debug, Default)]
+pub struct RawBody {
+    pieces: Vec<Bytes>,
+    /// Pieces already handed on as frames (see the [`Body`] impl).
+    sent: usize,
+    len: u64,
+}
+
+impl RawBody {
+    /// A body of `bytes`.
+    pub fn from_bytes(bytes: Bytes) -> RawBody {
+        let len = bytes.len() as u64;
+        RawBody {
+            pieces: if bytes.is_empty() {
+                Vec::new()
+            } else {
+                vec![bytes]
+            },
+            sent: 0,
+            len,
+        }
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pieces not yet sent on: their concatenation is the body.
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces[self.sent..]
+    }
+
+    /// The body as the verifier reads it.
+    pub fn as_verify(&self) -> crate::verify::Body<'_> {
+        crate::verify::Body::chunked(self.pieces())
+    }
+}
+
+/// Sent on as the same pieces, with an exact length (a `Content-Length` for the next hop).
+impl Body for RawBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let Some(piece) = this.pieces.get_mut(this.sent) else {
+            return Poll::Ready(None);
+        };
+        let piece = std::mem::take(piece);
+        this.sent += 1;
+        this.len -= piece.len() as u64;
+        Poll::Ready(Some(Ok(Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.len == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.len)
+    }
+}
+
 /// Reads `body` completely, stopping as soon as it exceeds `limit` bytes or `deadline` passes.
 ///
-/// A body that arrives as one frame is returned as that frame, without a copy. Otherwise one
-/// buffer is allocated, sized from `declared` (the Content-Length, already checked against
-/// `limit`) so that a large body is not reallocated while it grows.
+/// When the length was declared (`declared`, the Content-Length, already checked against
+/// `limit`), frames of [`KEEP_FRAME`] bytes or more are kept as they are: the body is never
+/// copied as a whole, and what it holds of hyper's read buffers is the body itself. Smaller
+/// frames, and every frame of a body without a declared length (chunked: its frames may sit in
+/// buffers mostly made of chunk framing), are copied into buffers of our own.
 ///
 /// # Errors
 /// See [`BodyError`].
@@ -36,9 +117,10 @@ pub async fn read_limited(
     declared: Option<u64>,
     limit: u64,
     deadline: Instant,
-) -> Result<Bytes, BodyError> {
-    let mut first: Option<Bytes> = None;
-    let mut buf: Option<BytesMut> = None;
+) -> Result<RawBody, BodyError> {
+    let mut pieces: Vec<Bytes> = Vec::new();
+    // Small frames, copied together until the next kept frame (or the end).
+    let mut small: Option<BytesMut> = None;
     let mut total: u64 = 0;
     // One timer for the whole body, armed only if a frame is not ready at once (a small body
     // usually arrives with its head and is read without touching the timer wheel).
@@ -69,22 +151,31 @@ pub async fn read_limited(
         if total > limit {
             return Err(BodyError::TooLarge);
         }
-        match (&mut first, &mut buf) {
-            (None, None) => first = Some(data),
-            (Some(f), None) => {
-                let want = declared.unwrap_or(0).max(total).min(limit);
-                let mut b = BytesMut::with_capacity(usize::try_from(want).unwrap_or(usize::MAX));
-                b.extend_from_slice(f);
-                b.extend_from_slice(&data);
-                first = None;
-                buf = Some(b);
+        let keep = declared.is_some() && data.len() >= KEEP_FRAME;
+        if keep || (pieces.is_empty() && small.is_none() && Some(total) == declared) {
+            // Kept whole; so is a body that arrives as one frame, however small.
+            if let Some(s) = small.take() {
+                pieces.push(s.freeze());
             }
-            (_, Some(b)) => b.extend_from_slice(&data),
+            pieces.push(data);
+            continue;
         }
+        let s = small.get_or_insert_with(|| {
+            // Room for this frame and a few more like it, never more than the rest of the
+            // declared body: kept frames may follow, and a buffer frozen half empty would
+            // hold its capacity as long as the body lives. It grows as needed.
+            let rest = declared.map_or(u64::MAX, |d| d.saturating_sub(total - data.len() as u64));
+            let want = (data.len() as u64).max(KEEP_FRAME as u64).min(rest);
+            BytesMut::with_capacity(usize::try_from(want).unwrap_or(usize::MAX))
+        });
+        s.extend_from_slice(&data);
     }
-    Ok(match (first, buf) {
-        (_, Some(b)) => b.freeze(),
-        (Some(f), None) => f,
-        (None, None) => Bytes::new(),
+    if let Some(s) = small {
+        pieces.push(s.freeze());
+    }
+    Ok(RawBody {
+        pieces,
+        sent: 0,
+        len: total,
     })
 }

@@ -18,7 +18,7 @@ use prometheus::IntCounter;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::body::{read_limited, BodyError};
+use crate::body::{read_limited, BodyError, RawBody};
 use crate::config::{Config, Mode, OnStoreError, RouteConfig};
 use crate::error::Reason;
 use crate::headers;
@@ -285,7 +285,7 @@ impl Proxy {
                 method: &parts.method,
                 uri: &parts.uri,
                 headers: &parts.headers,
-                body: &body,
+                body: body.as_verify(),
             };
             let t = std::time::Instant::now();
             let now = unix_now();
@@ -441,7 +441,7 @@ impl Proxy {
         snap: &Snapshot,
         route: &Arc<Route>,
         parts: &mut http::request::Parts,
-        body: Bytes,
+        body: RawBody,
         conn: &ConnInfo,
         request_id: &HeaderValue,
         verified: Option<&Verified>,
@@ -508,7 +508,7 @@ impl Proxy {
                 return self.upstream_failed(route, UpstreamError::Unavailable, request_id, observe)
             }
         };
-        let mut req = Request::new(Full::new(body));
+        let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = uri;
         *req.version_mut() = Version::HTTP_11;

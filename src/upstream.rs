@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::body::RawBody;
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -44,8 +44,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Idle connections kept per upstream; more are closed when they come back.
 const MAX_IDLE: usize = 256;
 
-type Sender = http1::SendRequest<Full<Bytes>>;
-type Conn = http1::Connection<TokioIo<TcpStream>, Full<Bytes>>;
+type Sender = http1::SendRequest<RawBody>;
+type Conn = http1::Connection<TokioIo<TcpStream>, RawBody>;
 
 /// Keep-alive connections to the app, shared by every route.
 #[derive(Debug, Clone)]
@@ -137,8 +137,8 @@ impl Link {
     /// request comes back when none of it was written.
     async fn exchange(
         &mut self,
-        req: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, Option<Request<Full<Bytes>>>> {
+        req: Request<RawBody>,
+    ) -> Result<Response<Incoming>, Option<Request<RawBody>>> {
         let response = self.sender.try_send_request(req);
         tokio::pin!(response);
         let result = poll_fn(|cx| {
@@ -179,7 +179,7 @@ impl UpstreamClient {
     /// See [`UpstreamError`].
     pub async fn send(
         &self,
-        req: Request<Full<Bytes>>,
+        req: Request<RawBody>,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         match tokio::time::timeout(timeout, self.send_inner(req)).await {
@@ -190,7 +190,7 @@ impl UpstreamClient {
 
     async fn send_inner(
         &self,
-        mut req: Request<Full<Bytes>>,
+        mut req: Request<RawBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let authority = match req.uri().authority() {
             Some(a) if req.uri().scheme() == Some(&Scheme::HTTP) => a.clone(),

@@ -64,7 +64,7 @@ impl Request {
             method: &self.method,
             uri: &self.uri,
             headers: &self.headers,
-            body: &self.body,
+            body: self.body[..].into(),
         }
     }
 }

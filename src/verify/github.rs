@@ -35,7 +35,7 @@ impl Github {
         let hex = sig
             .strip_prefix("sha256=")
             .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-        let key_index = match_encoded(&self.keys, &[input.body], &[hex.as_bytes()], hex_lower)
+        let key_index = match_encoded(&self.keys, &[], input.body, &[hex.as_bytes()], hex_lower)
             .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
             key_index,

@@ -28,7 +28,7 @@ use subtle::Choice;
 use super::public_url::path_and_query;
 use super::{
     b64_std, check_window, ct_eq, first_match, hex_lower, intern, mac_keys, optional_id,
-    parse_unix, required, Encoding, HmacOptions, Input, MacKey, SchemeError, SchemeOptions,
+    parse_unix, required, Body, Encoding, HmacOptions, Input, MacKey, SchemeError, SchemeOptions,
     SecretMaterial, Verified, VerifyError,
 };
 
@@ -220,19 +220,20 @@ impl Generic {
         path: &'a str,
         ts: &'a str,
         id: &'a str,
-        body: &'a [u8],
+        body: Body<'a>,
     ) -> Vec<&'a [u8]> {
-        self.template
-            .iter()
-            .map(|s| match s {
-                Seg::Lit(l) => l.as_slice(),
-                Seg::Body => body,
-                Seg::Timestamp => ts.as_bytes(),
-                Seg::Id => id.as_bytes(),
-                Seg::Method => method.as_bytes(),
-                Seg::Path => path.as_bytes(),
-            })
-            .collect()
+        let mut parts = Vec::with_capacity(self.template.len() + 4);
+        for s in &self.template {
+            match s {
+                Seg::Lit(l) => parts.push(l.as_slice()),
+                Seg::Body => parts.extend(body.pieces()),
+                Seg::Timestamp => parts.push(ts.as_bytes()),
+                Seg::Id => parts.push(id.as_bytes()),
+                Seg::Method => parts.push(method.as_bytes()),
+                Seg::Path => parts.push(path.as_bytes()),
+            }
+        }
+        parts
     }
 }
 
@@ -278,7 +279,13 @@ pub(crate) fn sign_headers(
         ));
     }
     let ts_text = ts.to_string();
-    let parts = g.parts(method, path_and_query, &ts_text, id.unwrap_or(""), body);
+    let parts = g.parts(
+        method,
+        path_and_query,
+        &ts_text,
+        id.unwrap_or(""),
+        Body::new(body),
+    );
     let mac = g.keys[0].compute(&parts);
     let mut out = vec![(
         g.header.to_owned(),

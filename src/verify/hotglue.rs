@@ -29,7 +29,7 @@ impl Hotglue {
     pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let hex = sig.strip_prefix("sha1=").unwrap_or(sig);
-        let key_index = match_encoded(&self.keys, &[input.body], &[hex.as_bytes()], hex_lower)
+        let key_index = match_encoded(&self.keys, &[], input.body, &[hex.as_bytes()], hex_lower)
             .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
             key_index,

@@ -54,12 +54,15 @@ impl Linear {
             return Err(VerifyError::MalformedSignature(SIG_HEADER));
         }
         let key_index = first_match(self.keys.len(), |i| -> Choice {
-            ct_eq(self.keys[i].compute(&[input.body]).as_bytes(), &presented)
+            ct_eq(
+                self.keys[i].compute_body(&[], input.body).as_bytes(),
+                &presented,
+            )
         })
         .ok_or(VerifyError::BadSignature)?;
 
-        let ts_ms =
-            webhook_timestamp_ms(input.body).ok_or(VerifyError::MalformedSignature(TS_FIELD))?;
+        let ts_ms = webhook_timestamp_ms(&input.body.joined())
+            .ok_or(VerifyError::MalformedSignature(TS_FIELD))?;
         let tol_ms = i128::try_from(tol.as_millis()).unwrap_or(i128::MAX);
         let skew_ms = i128::from(ts_ms) - i128::from(now) * 1000;
         let skew =

@@ -29,12 +29,14 @@
 //!   several times is malformed: the app would see every copy while one was verified.
 //! * Errors never carry a secret, a computed MAC or a presented signature.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use ::hmac::{Hmac, Mac};
 use base64::Engine as _;
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
@@ -70,7 +72,75 @@ pub struct Input<'a> {
     /// Inbound headers.
     pub headers: &'a HeaderMap,
     /// The exact raw body bytes.
-    pub body: &'a [u8],
+    pub body: Body<'a>,
+}
+
+/// The exact raw body, as the frames it arrived in, in order. The proxy does not join large
+/// frames (that would copy the whole body once more per request): a MAC runs over the pieces,
+/// and a scheme that needs one slice (a JSON or form parser, Ed25519) asks for
+/// [`Body::joined`].
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a>(BodyRepr<'a>);
+
+#[derive(Debug, Clone, Copy)]
+enum BodyRepr<'a> {
+    One(&'a [u8]),
+    Chunks(&'a [Bytes]),
+}
+
+impl<'a> Body<'a> {
+    /// A body of no bytes.
+    pub const EMPTY: Body<'static> = Body(BodyRepr::One(&[]));
+
+    /// A body in one piece.
+    pub fn new(bytes: &'a [u8]) -> Body<'a> {
+        Body(BodyRepr::One(bytes))
+    }
+
+    /// A body in pieces: their concatenation is the body.
+    pub fn chunked(chunks: &'a [Bytes]) -> Body<'a> {
+        Body(BodyRepr::Chunks(chunks))
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        match self.0 {
+            BodyRepr::One(b) => b.len(),
+            BodyRepr::Chunks(c) => c.iter().map(Bytes::len).sum(),
+        }
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        match self.0 {
+            BodyRepr::One(b) => b.is_empty(),
+            BodyRepr::Chunks(c) => c.iter().all(Bytes::is_empty),
+        }
+    }
+
+    /// The pieces, in order.
+    pub fn pieces(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (one, chunks): (Option<&'a [u8]>, &'a [Bytes]) = match self.0 {
+            BodyRepr::One(b) => (Some(b), &[]),
+            BodyRepr::Chunks(c) => (None, c),
+        };
+        one.into_iter().chain(chunks.iter().map(|c| &c[..]))
+    }
+
+    /// The body as one slice: borrowed when it is in one piece, else copied.
+    pub fn joined(&self) -> Cow<'a, [u8]> {
+        match self.0 {
+            BodyRepr::One(b) => Cow::Borrowed(b),
+            BodyRepr::Chunks([one]) => Cow::Borrowed(&one[..]),
+            BodyRepr::Chunks(c) => Cow::Owned(c.concat()),
+        }
+    }
+}
+
+impl<'a> From<&'a [u8]> for Body<'a> {
+    fn from(bytes: &'a [u8]) -> Body<'a> {
+        Body::new(bytes)
+    }
 }
 
 /// What a successful verification established.
@@ -492,9 +562,14 @@ impl MacKey {
 
     /// MAC over the concatenation of `parts`.
     pub(crate) fn compute(&self, parts: &[&[u8]]) -> MacOut {
-        fn run<M: Mac + Clone>(m: &M, parts: &[&[u8]]) -> MacOut {
+        self.compute_body(parts, Body::EMPTY)
+    }
+
+    /// The MAC of `prefix` followed by `body`.
+    pub(crate) fn compute_body(&self, prefix: &[&[u8]], body: Body<'_>) -> MacOut {
+        fn run<M: Mac + Clone>(m: &M, prefix: &[&[u8]], body: Body<'_>) -> MacOut {
             let mut m = m.clone();
-            for p in parts {
+            for p in prefix.iter().copied().chain(body.pieces()) {
                 m.update(p);
             }
             let out = m.finalize().into_bytes();
@@ -504,9 +579,9 @@ impl MacKey {
             MacOut { buf, len }
         }
         match self {
-            MacKey::Sha1(m) => run(m, parts),
-            MacKey::Sha256(m) => run(m, parts),
-            MacKey::Sha512(m) => run(m, parts),
+            MacKey::Sha1(m) => run(m, prefix, body),
+            MacKey::Sha256(m) => run(m, prefix, body),
+            MacKey::Sha512(m) => run(m, prefix, body),
         }
     }
 }
@@ -541,16 +616,18 @@ pub(crate) fn first_match(n: usize, mut check: impl FnMut(usize) -> Choice) -> O
     }
 }
 
-/// For each key, computes the MAC over `parts`, encodes it with `encode` and compares it with
-/// every candidate (constant-time). Returns the first key index that matched any candidate.
+/// For each key, computes the MAC over `prefix` then `body`, encodes it with `encode` and
+/// compares it with every candidate (constant-time). Returns the first key index that matched
+/// any candidate.
 pub(crate) fn match_encoded(
     keys: &[MacKey],
-    parts: &[&[u8]],
+    prefix: &[&[u8]],
+    body: Body<'_>,
     candidates: &[&[u8]],
     encode: impl Fn(&[u8]) -> String,
 ) -> Option<usize> {
     first_match(keys.len(), |i| {
-        let mac = keys[i].compute(parts);
+        let mac = keys[i].compute_body(prefix, body);
         let text = encode(mac.as_bytes());
         let mut any = Choice::from(0);
         for c in candidates {

@@ -42,9 +42,9 @@ impl Paddle {
         let ts_text = ts_text.ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
         let ts = parse_unix(ts_text).ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
         check_window(ts, now, tol)?;
-        let parts: [&[u8]; 3] = [ts_text.as_bytes(), b":", input.body];
-        let key_index =
-            match_encoded(&self.keys, &parts, &h1, hex_lower).ok_or(VerifyError::BadSignature)?;
+        let prefix: [&[u8]; 2] = [ts_text.as_bytes(), b":"];
+        let key_index = match_encoded(&self.keys, &prefix, input.body, &h1, hex_lower)
+            .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
             key_index,
             id: None,

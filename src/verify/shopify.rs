@@ -45,7 +45,7 @@ impl Shopify {
         if input.body.is_empty() {
             return Err(VerifyError::BadSignature);
         }
-        let key_index = match_encoded(&self.keys, &[input.body], &[sig.as_bytes()], b64_std)
+        let key_index = match_encoded(&self.keys, &[], input.body, &[sig.as_bytes()], b64_std)
             .ok_or(VerifyError::BadSignature)?;
         let id = optional_id(h, ID_HEADER)?.or(optional_id(h, ID_HEADER_NEW)?);
         Ok(Verified {

@@ -46,8 +46,8 @@ impl Slack {
         } else {
             Vec::new()
         };
-        let parts: [&[u8]; 4] = [b"v0:", ts_text.as_bytes(), b":", input.body];
-        let key_index = match_encoded(&self.keys, &parts, &candidates, hex_lower)
+        let prefix: [&[u8]; 3] = [b"v0:", ts_text.as_bytes(), b":"];
+        let key_index = match_encoded(&self.keys, &prefix, input.body, &candidates, hex_lower)
             .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
             key_index,

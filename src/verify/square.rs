@@ -49,7 +49,8 @@ impl Square {
         let url = self.url.url(path_and_query(input.uri));
         let key_index = match_encoded(
             &self.keys,
-            &[url.as_bytes(), input.body],
+            &[url.as_bytes()],
+            input.body,
             &[sig.as_bytes()],
             b64_std,
         )

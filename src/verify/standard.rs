@@ -134,7 +134,7 @@ impl Standard {
         check_window(ts, now, tol)?;
 
         let ts_str = ts.to_string();
-        let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts_str.as_bytes(), b".", input.body];
+        let prefix: [&[u8]; 4] = [id.as_bytes(), b".", ts_str.as_bytes(), b"."];
         let v1: Vec<&[u8]> = entries
             .iter()
             .filter(|(v, _)| *v == "v1")
@@ -147,11 +147,17 @@ impl Standard {
             .filter_map(|(_, s)| decode_ed_sig(s))
             .collect();
         let need_msg = !v1a.is_empty() && self.keys.iter().any(|k| matches!(k, Key::Ed(_)));
-        let msg: Vec<u8> = if need_msg { parts.concat() } else { Vec::new() };
+        let mut msg: Vec<u8> = Vec::new();
+        if need_msg {
+            msg.reserve(prefix.iter().map(|p| p.len()).sum::<usize>() + input.body.len());
+            for piece in prefix.iter().copied().chain(input.body.pieces()) {
+                msg.extend_from_slice(piece);
+            }
+        }
 
         let found = first_match(self.keys.len(), |i| match &self.keys[i] {
             Key::Hmac(k) => {
-                let text = b64_std(k.compute(&parts).as_bytes());
+                let text = b64_std(k.compute_body(&prefix, input.body).as_bytes());
                 let mut any = subtle::Choice::from(0);
                 for c in &v1 {
                     any |= ct_eq(text.as_bytes(), c);

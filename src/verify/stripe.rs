@@ -48,9 +48,9 @@ impl Stripe {
         let ts = parse_unix(t).ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
         check_window(ts, now, tol)?;
         let ts_str = ts.to_string();
-        let parts: [&[u8]; 3] = [ts_str.as_bytes(), b".", input.body];
-        let key_index =
-            match_encoded(&self.keys, &parts, &v1, hex_lower).ok_or(VerifyError::BadSignature)?;
+        let prefix: [&[u8]; 2] = [ts_str.as_bytes(), b"."];
+        let key_index = match_encoded(&self.keys, &prefix, input.body, &v1, hex_lower)
+            .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
             key_index,
             id: None,

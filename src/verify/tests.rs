@@ -33,7 +33,7 @@ impl Req {
             method: &self.method,
             uri: &self.uri,
             headers: &self.headers,
-            body: &self.body,
+            body: Body::new(&self.body),
         }
     }
 }

@@ -23,7 +23,7 @@ use sha2::Digest as _;
 use super::public_url::{path_and_query, PublicUrl};
 use super::square::public_url;
 use super::{
-    b64_std, ct_eq, hex_lower, mac_keys, match_encoded, optional_id, required, HmacAlgorithm,
+    b64_std, ct_eq, hex_lower, mac_keys, match_encoded, optional_id, required, Body, HmacAlgorithm,
     Input, MacKey, SchemeError, SchemeOptions, SecretMaterial, Verified, VerifyError,
 };
 
@@ -55,7 +55,7 @@ impl Twilio {
         let alg = algorithm(input)?;
         let pq = path_and_query(input.uri);
         let urls = self.url.twilio_variants(pq);
-        let payload = match signed_params(input.uri.query(), input.body) {
+        let payload = match signed_params(input.uri.query(), &input.body.joined()) {
             Payload::BodyHash(ok) => {
                 if !ok {
                     return Err(VerifyError::BadSignature);
@@ -73,7 +73,7 @@ impl Twilio {
             .iter()
             .filter_map(|url| {
                 let parts: [&[u8]; 2] = [url.as_bytes(), &payload];
-                match_encoded(keys, &parts, &[sig.as_bytes()], b64_std)
+                match_encoded(keys, &parts, Body::EMPTY, &[sig.as_bytes()], b64_std)
             })
             .min();
         let key_index = found.ok_or(VerifyError::BadSignature)?;

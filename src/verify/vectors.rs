@@ -274,7 +274,41 @@ fn run_case(file: &str, c: &Value) -> Result<Result<Verified, VerifyError>, Stri
         str_field(c, "body").as_bytes(),
     );
     let now = c.get("now").and_then(Value::as_i64).expect("now");
-    Ok(scheme.verify(&r.input(), now))
+    let whole = scheme.verify(&r.input(), now);
+    // The proxy hands bodies over in the pieces they arrived in: every split must verify
+    // exactly as the whole does (an empty piece included).
+    let b = &r.body;
+    for cuts in [
+        vec![0, b.len()],
+        vec![b.len() / 3, 2 * b.len() / 3],
+        vec![1.min(b.len())],
+    ] {
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        for cut in cuts.into_iter().chain([b.len()]) {
+            pieces.push(bytes::Bytes::copy_from_slice(&b[at..cut.max(at)]));
+            at = cut.max(at);
+        }
+        let split = scheme.verify(
+            &Input {
+                body: Body::chunked(&pieces),
+                ..r.input()
+            },
+            now,
+        );
+        let same = match (&whole, &split) {
+            (Ok(a), Ok(b)) => a.key_index == b.key_index && a.timestamp == b.timestamp,
+            (Err(a), Err(b)) => a == b,
+            _ => false,
+        };
+        if !same {
+            return Err(format!(
+                "body in {} pieces: {split:?}, whole: {whole:?}",
+                pieces.len()
+            ));
+        }
+    }
+    Ok(whole)
 }
 
 #[test]
