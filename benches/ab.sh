@@ -5,6 +5,8 @@
 # Each BIN may be prefixed with environment settings, e.g. "HOOKSEAL_WORKERS=1:target/release/hookseal";
 # the pseudo-setting TLS=1 makes that target serve TLS instead (self-signed P-256, as
 # benches/load.sh), e.g. "TLS=1:target/release/hookseal". nginx is always plain HTTP.
+# FLOOR=N runs examples/hyper_floor (the cheapest proxy on hyper, no verification) on N
+# threads instead: "FLOOR=1:target/release/examples/hyper_floor".
 # A baseline build of an older commit:
 #   git worktree add /tmp/hookseal-old <commit> && (cd /tmp/hookseal-old && cargo build --release)
 #   bash benches/ab.sh /tmp/hookseal-old/target/release/hookseal target/release/hookseal
@@ -26,7 +28,7 @@ while [ $# -gt 0 ]; do
         --secs) SECS=$2; shift ;;
         -c) CONC=$2; shift ;;
         --sizes) SIZES=$2; shift ;;
-        -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) BINS+=("$1") ;;
     esac
     shift
@@ -37,7 +39,7 @@ for tool in oha nginx python3; do
     command -v "$tool" >/dev/null || { echo "$tool is missing (benches/load.sh installs it)" >&2; exit 1; }
 done
 
-cargo build --release --locked --quiet --example bench_upstream
+cargo build --release --locked --quiet --example bench_upstream --example hyper_floor
 UP=$ROOT/target/release/examples/bench_upstream
 W=$(mktemp -d /tmp/hookseal-ab.XXXXXX)
 mkdir -p "$W/nginx"
@@ -61,14 +63,19 @@ trap cleanup EXIT
 "$UP" 127.0.0.1:$P_UP 2>/dev/null & pids+=($!)
 HS_PIDS=() SCHEMES=()
 for i in "${!BINS[@]}"; do
-    spec=${BINS[$i]} envs=() TLS_LINE="" scheme=http
+    spec=${BINS[$i]} envs=() TLS_LINE="" scheme=http floor=""
     if [[ $spec == *:* ]]; then IFS=' ' read -ra envs <<<"${spec%%:*}"; spec=${spec#*:}; fi
     for j in "${!envs[@]}"; do
         if [ "${envs[$j]}" = TLS=1 ]; then TLS_LINE=$TLS_CONF scheme=https; unset "envs[$j]"; fi
+        if [[ ${envs[$j]:-} == FLOOR=* ]]; then floor=${envs[$j]#FLOOR=}; unset "envs[$j]"; fi
     done
     SCHEMES+=($scheme)
-    hs_config $((P_HS + i)) $((P_ADMIN + i)) $P_UP "$TLS_LINE" >"$W/hs$i.toml"
-    env "${envs[@]}" HOOKSEAL_LOG=warn "$spec" run --config "$W/hs$i.toml" 2>"$W/hs$i.log" &
+    if [ -n "$floor" ]; then
+        env "${envs[@]}" "$spec" 127.0.0.1:$((P_HS + i)) 127.0.0.1:$P_UP "$floor" 2>"$W/hs$i.log" &
+    else
+        hs_config $((P_HS + i)) $((P_ADMIN + i)) $P_UP "$TLS_LINE" >"$W/hs$i.toml"
+        env "${envs[@]}" HOOKSEAL_LOG=warn "$spec" run --config "$W/hs$i.toml" 2>"$W/hs$i.log" &
+    fi
     HS_PIDS+=($!); pids+=($!)
 done
 nginx_config "$W/nginx" $P_UP $P_NGX >"$W/nginx.conf"
@@ -76,7 +83,10 @@ nginx -p "$W/nginx" -e "$W/nginx/error.log" -c "$W/nginx.conf" & NGX=$!; pids+=(
 sleep 1
 
 HZ=$(getconf CLK_TCK)
-FIRST=${BINS[0]##*:}
+# The signer: the first target that is a hookseal.
+FIRST=""
+for b in "${BINS[@]}"; do [[ $b == *FLOOR=* ]] || { FIRST=${b##*:}; break; }; done
+[ -n "$FIRST" ] || { echo "at least one target must be a hookseal binary (it signs)" >&2; exit 2; }
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
     for n in $SIZES; do
