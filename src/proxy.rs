@@ -492,21 +492,18 @@ impl Proxy {
             }
         }
 
-        let pq = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let uri = match Uri::builder()
-            .scheme("http")
-            .authority(route.upstream.clone())
-            .path_and_query(pq)
-            .build()
-        {
-            Ok(u) => u,
-            Err(_) => {
-                return self.upstream_failed(route, UpstreamError::Unavailable, request_id, observe)
-            }
+        // HTTP/1.1 to an origin: the request line carries the origin form (path and query)
+        // only; what came as one (HTTP/1.1 usually) goes on as it is.
+        let uri = if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
+            std::mem::take(&mut parts.uri)
+        } else {
+            Uri::from(
+                parts
+                    .uri
+                    .path_and_query()
+                    .cloned()
+                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
+            )
         };
         let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
@@ -517,7 +514,7 @@ impl Proxy {
         let timeout = snap.config.upstream.timeout;
         let t = Instant::now();
         let result = match mark {
-            None => self.client.send(req, timeout).await,
+            None => self.client.send(req, &route.upstream, timeout).await,
             Some(key) => {
                 // The send and the settling of the mark run in their own task, so that a
                 // sender who hangs up mid-request cannot leave the id marked in flight, and
@@ -528,9 +525,10 @@ impl Proxy {
                 let done_ttl = cfg.tolerance * 2;
                 let route_name = cfg.name.clone();
                 let request_id = request_id.clone();
+                let upstream = route.upstream.clone();
                 let task = tokio::spawn(
                     async move {
-                        let result = client.send(req, timeout).await;
+                        let result = client.send(req, &upstream, timeout).await;
                         let delivered = matches!(&result, Ok(r) if r.status().is_success());
                         if let Err(e) = replay.finish(&key, delivered, done_ttl).await {
                             errors.inc();

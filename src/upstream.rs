@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use crate::body::RawBody;
 use bytes::Bytes;
-use http::uri::{Authority, Scheme};
-use http::{Request, Response, Uri};
+use http::uri::Authority;
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
@@ -172,17 +172,19 @@ impl UpstreamClient {
         UpstreamClient { pool }
     }
 
-    /// Sends `req` (an absolute `http://` URI) and waits up to `timeout` for the response head.
-    /// The body streams after; the connection goes back to the pool when the body is done.
+    /// Sends `req` (its URI in origin form: path and query) to the app at `authority` (plain
+    /// HTTP) and waits up to `timeout` for the response head. The body streams after; the
+    /// connection goes back to the pool when the body is done.
     ///
     /// # Errors
     /// See [`UpstreamError`].
     pub async fn send(
         &self,
         req: Request<RawBody>,
+        authority: &Authority,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        match tokio::time::timeout(timeout, self.send_inner(req)).await {
+        match tokio::time::timeout(timeout, self.send_inner(req, authority)).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(r) => r,
         }
@@ -191,17 +193,12 @@ impl UpstreamClient {
     async fn send_inner(
         &self,
         mut req: Request<RawBody>,
+        authority: &Authority,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let authority = match req.uri().authority() {
-            Some(a) if req.uri().scheme() == Some(&Scheme::HTTP) => a.clone(),
-            _ => return Err(UpstreamError::Unavailable),
-        };
-        // HTTP/1.1 to an origin: the request line carries the origin form only.
-        let origin_form = req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()));
-        *req.uri_mut() = origin_form;
+        if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+            // Not origin form: a caller's mistake, never sent on as it is.
+            return Err(UpstreamError::Unavailable);
+        }
         if !req.headers().contains_key(http::header::HOST) {
             if let Ok(v) = http::HeaderValue::from_str(authority.as_str()) {
                 req.headers_mut().insert(http::header::HOST, v);
@@ -209,7 +206,7 @@ impl UpstreamClient {
         }
 
         // Reused connections first. A request handed back unsent goes to the next one.
-        while let Some(mut link) = self.pool.checkout(&authority) {
+        while let Some(mut link) = self.pool.checkout(authority) {
             if !link.ready().await {
                 continue;
             }
@@ -223,7 +220,7 @@ impl UpstreamClient {
             }
         }
 
-        let mut link = self.pool.connect(authority).await?;
+        let mut link = self.pool.connect(authority.clone()).await?;
         match link.exchange(req).await {
             Ok(resp) => Ok(self.lend(resp, link)),
             Err(_) => Err(UpstreamError::Unavailable),
