@@ -16,12 +16,13 @@
 //!   each costs a verification per key); other versions are ignored. No entry containing a `,` → malformed; entries but no match → bad signature.
 //! * Window: 300 s default, symmetric, inclusive.
 
+use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{
-    b64_decode_lenient, b64_std, check_window, ct_eq, first_match, parse_unix, single, Input,
-    MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
+    b64_decode_lenient, b64_std, check_window, ct_eq, first_match, parse_unix, Input, MacKey,
+    SchemeError, SecretMaterial, Verified, VerifyError,
 };
 use crate::verify::HmacAlgorithm;
 
@@ -103,15 +104,19 @@ impl Standard {
         tol: std::time::Duration,
     ) -> Result<Verified, VerifyError> {
         let h = input.headers;
-        let (id_name, id_val) = pick(h, "svix-id", "webhook-id");
-        let (ts_name, ts_val) = pick(h, "svix-timestamp", "webhook-timestamp");
-        let (sig_name, sig_val) = pick(h, "svix-signature", "webhook-signature");
-        let id_val = present(id_name, id_val)?;
-        let ts_val = present(ts_name, ts_val)?;
-        let sig_val = present(sig_name, sig_val)?;
-        for name in [id_name, ts_name, sig_name] {
-            single(h, name)?;
+        let id = pick(h, &NAMES[0]);
+        let ts = pick(h, &NAMES[1]);
+        let sig = pick(h, &NAMES[2]);
+        let id_val = present(&id)?;
+        let ts_val = present(&ts)?;
+        let sig_val = present(&sig)?;
+        // Sent twice: the app would see both copies while one was verified.
+        for p in [&id, &ts, &sig] {
+            if p.twice {
+                return Err(VerifyError::MalformedSignature(p.name));
+            }
         }
+        let (id_name, ts_name, sig_name) = (id.name, ts.name, sig.name);
         let id = id_val
             .to_str()
             .map_err(|_| VerifyError::MalformedSignature(id_name))?;
@@ -123,32 +128,31 @@ impl Standard {
             .map_err(|_| VerifyError::MalformedSignature(sig_name))?;
         let ts = parse_unix(ts_text).ok_or(VerifyError::MalformedSignature(ts_name))?;
 
-        let entries: Vec<(&str, &str)> = sig
-            .split(' ')
-            .filter(|e| !e.is_empty())
-            .filter_map(|e| e.split_once(','))
-            .collect();
-        if entries.is_empty() {
+        let entries = || {
+            sig.split(' ')
+                .filter(|e| !e.is_empty())
+                .filter_map(|e| e.split_once(','))
+        };
+        if entries().next().is_none() {
             return Err(VerifyError::MalformedSignature(sig_name));
         }
         check_window(ts, now, tol)?;
 
-        let ts_str = ts.to_string();
-        let prefix: [&[u8]; 4] = [id.as_bytes(), b".", ts_str.as_bytes(), b"."];
-        let v1: Vec<&[u8]> = entries
-            .iter()
-            .filter(|(v, _)| *v == "v1")
-            .map(|(_, s)| s.as_bytes())
-            .collect();
-        let v1a: Vec<Signature> = entries
-            .iter()
-            .filter(|(v, _)| *v == "v1a")
-            .take(MAX_V1A_ENTRIES)
-            .filter_map(|(_, s)| decode_ed_sig(s))
-            .collect();
-        let need_msg = !v1a.is_empty() && self.keys.iter().any(|k| matches!(k, Key::Ed(_)));
+        // The timestamp as the integer it parsed to (leading zeros dropped), as the libs sign.
+        let mut ts_buf = [0u8; 20];
+        let ts_str = decimal(ts.unsigned_abs(), &mut ts_buf);
+        let prefix: [&[u8]; 4] = [id.as_bytes(), b".", ts_str, b"."];
+        let v1a: Vec<Signature> = if self.keys.iter().any(|k| matches!(k, Key::Ed(_))) {
+            entries()
+                .filter(|(v, _)| *v == "v1a")
+                .take(MAX_V1A_ENTRIES)
+                .filter_map(|(_, s)| decode_ed_sig(s))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut msg: Vec<u8> = Vec::new();
-        if need_msg {
+        if !v1a.is_empty() {
             msg.reserve(prefix.iter().map(|p| p.len()).sum::<usize>() + input.body.len());
             for piece in prefix.iter().copied().chain(input.body.pieces()) {
                 msg.extend_from_slice(piece);
@@ -157,10 +161,14 @@ impl Standard {
 
         let found = first_match(self.keys.len(), |i| match &self.keys[i] {
             Key::Hmac(k) => {
-                let text = b64_std(k.compute_body(&prefix, input.body).as_bytes());
+                let mac = k.compute_body(&prefix, input.body);
+                let mut text = [0u8; 88];
+                let n = base64::engine::general_purpose::STANDARD
+                    .encode_slice(mac.as_bytes(), &mut text)
+                    .unwrap_or(0);
                 let mut any = subtle::Choice::from(0);
-                for c in &v1 {
-                    any |= ct_eq(text.as_bytes(), c);
+                for (_, c) in entries().filter(|(v, _)| *v == "v1") {
+                    any |= ct_eq(&text[..n], c.as_bytes());
                 }
                 any
             }
@@ -183,24 +191,70 @@ impl Standard {
     }
 }
 
-fn pick<'a>(
-    h: &'a HeaderMap,
-    svix: &'static str,
-    webhook: &'static str,
-) -> (&'static str, Option<&'a HeaderValue>) {
-    match h.get(svix) {
-        Some(v) => (svix, Some(v)),
-        None => (webhook, h.get(webhook)),
+/// The (`svix-X`, `webhook-X`) header names of the id, the timestamp and the signature, as
+/// looked up and as reported in errors.
+const NAMES: [[(HeaderName, &str); 2]; 3] = [
+    [
+        (HeaderName::from_static("svix-id"), "svix-id"),
+        (HeaderName::from_static("webhook-id"), "webhook-id"),
+    ],
+    [
+        (HeaderName::from_static("svix-timestamp"), "svix-timestamp"),
+        (
+            HeaderName::from_static("webhook-timestamp"),
+            "webhook-timestamp",
+        ),
+    ],
+    [
+        (HeaderName::from_static("svix-signature"), "svix-signature"),
+        (
+            HeaderName::from_static("webhook-signature"),
+            "webhook-signature",
+        ),
+    ],
+];
+
+/// One header as the Svix libraries resolve it: `svix-X` if present (even empty), else
+/// `webhook-X`; its first value and whether it came more than once.
+struct Picked<'a> {
+    name: &'static str,
+    value: Option<&'a HeaderValue>,
+    twice: bool,
+}
+
+fn pick<'a>(h: &'a HeaderMap, names: &[(HeaderName, &'static str); 2]) -> Picked<'a> {
+    let one = |(header, name): &(HeaderName, &'static str)| {
+        let mut all = h.get_all(header).iter();
+        let value = all.next();
+        Picked {
+            name,
+            value,
+            twice: all.next().is_some(),
+        }
+    };
+    match one(&names[0]) {
+        p @ Picked { value: Some(_), .. } => p,
+        _ => one(&names[1]),
     }
 }
 
-fn present<'a>(
-    name: &'static str,
-    v: Option<&'a HeaderValue>,
-) -> Result<&'a HeaderValue, VerifyError> {
-    match v {
+fn present<'a>(p: &Picked<'a>) -> Result<&'a HeaderValue, VerifyError> {
+    match p.value {
         Some(v) if !v.is_empty() => Ok(v),
-        _ => Err(VerifyError::MissingSignature(name)),
+        _ => Err(VerifyError::MissingSignature(p.name)),
+    }
+}
+
+/// `n` in decimal, in `buf`.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
     }
 }
 
@@ -249,6 +303,14 @@ mod tests {
     use super::*;
     use crate::verify::tests::{req, scheme};
     use crate::verify::{SchemeName, SchemeOptions};
+
+    #[test]
+    fn decimal_writes_what_to_string_does() {
+        for n in [0u64, 7, 10, 99, 100, 1_796_171_745, 1 << 40, u64::MAX] {
+            let mut buf = [0u8; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn published_vectors() {
