@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::body::RawBody;
 use bytes::Bytes;
 use http::uri::Authority;
 use http::{Request, Response};
@@ -27,6 +26,8 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+
+use crate::body::RawBody;
 
 /// Why the upstream gave no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
