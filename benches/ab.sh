@@ -52,13 +52,8 @@ for n in $SIZES; do write_body "$n" "$W/body-$n.json"; done
 write_cert "$W"
 TLS_CONF="tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }"
 
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$W"
-}
-trap cleanup EXIT
+CLEANUP_DIR=$W
+trap stop_started EXIT
 
 "$UP" 127.0.0.1:$P_UP 2>/dev/null & pids+=($!)
 HS_PIDS=() SCHEMES=()

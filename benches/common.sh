@@ -92,3 +92,13 @@ cpu_ticks() {
     done
     echo $t
 }
+
+# Processes a script started: append each pid (`pids+=($!)`); `trap stop_started EXIT` kills
+# them on exit, waits for them, and removes CLEANUP_DIR when it is set.
+pids=()
+CLEANUP_DIR=""
+stop_started() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    if [ -n "$CLEANUP_DIR" ]; then rm -rf "$CLEANUP_DIR"; fi
+}

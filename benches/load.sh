@@ -128,12 +128,7 @@ backend app
 EOF
 
 # ---------------------------------------------------------------------------------- processes
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
+trap stop_started EXIT
 
 wait_port() {
     for _ in $(seq 100); do

@@ -40,13 +40,10 @@ APP=target/release/examples/echo_upstream
 out=target/soak
 mkdir -p "$out"
 work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=benches/common.sh
+. benches/common.sh
+CLEANUP_DIR=$work
+trap stop_started EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port); admin=$(free_port); up=$(free_port)
