@@ -39,20 +39,6 @@ pub struct RawBody {
 }
 
 impl RawBody {
-    /// A body of `bytes`.
-    pub fn from_bytes(bytes: Bytes) -> RawBody {
-        let len = bytes.len() as u64;
-        RawBody {
-            pieces: if bytes.is_empty() {
-                Vec::new()
-            } else {
-                vec![bytes]
-            },
-            sent: 0,
-            len,
-        }
-    }
-
     /// Its length in bytes.
     pub fn len(&self) -> u64 {
         self.len
