@@ -66,6 +66,17 @@ pub fn request_bytes(method: &str, path: &str, headers: &[(&str, String)], body:
     out
 }
 
+/// The head of a POST to `path`, byte for byte: `host: x`, the `framing` line
+/// (`content-length: N` or `transfer-encoding: chunked`), then `headers`, then the blank line.
+pub fn post_head(path: &str, framing: &str, headers: &[(&str, String)]) -> String {
+    let mut head = format!("POST {path} HTTP/1.1\r\nhost: x\r\n{framing}\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
 /// One response as read off the socket.
 #[derive(Debug)]
 pub struct RawResponse {

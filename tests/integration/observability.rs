@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::netkit::{eventually, read_response, request_bytes, within};
+use crate::netkit::{eventually, post_head, read_response, request_bytes, within};
 use crate::support::*;
 
 const BODY: &[u8] = b"{\"event\":\"invoice.paid\",\"amount\":4200}";
@@ -132,11 +132,7 @@ async fn raw_request(
     body: &[u8],
 ) -> TcpStream {
     let mut tcp = TcpStream::connect(sc.addr).await.unwrap();
-    let mut head = format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {cl}\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = post_head(path, &format!("content-length: {cl}"), headers);
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(body).await.unwrap();
     tcp
@@ -249,14 +245,11 @@ async fn scripted_traffic_yields_exactly_the_expected_series() {
         let addr = sc.addr;
         async move {
             let mut tcp = TcpStream::connect(addr).await.unwrap();
-            let mut head = format!(
-                "POST /hooks/sw HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n",
-                BODY.len()
+            let head = post_head(
+                "/hooks/sw",
+                &format!("content-length: {}", BODY.len()),
+                &headers,
             );
-            for (k, v) in &headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
             tcp.write_all(head.as_bytes()).await.unwrap();
             tcp.write_all(&BODY[..4]).await.unwrap();
             read_status(&mut tcp).await

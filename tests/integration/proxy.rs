@@ -7,6 +7,7 @@ use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::netkit::post_head;
 use crate::support::*;
 
 const BODY: &[u8] =
@@ -316,16 +317,16 @@ async fn post_in_pieces(
     sizes: &[usize],
     chunked: bool,
 ) -> String {
-    let mut head = String::from("POST /hooks/sw HTTP/1.1\r\nhost: x\r\n");
-    if chunked {
-        head.push_str("transfer-encoding: chunked\r\n");
+    let framing = if chunked {
+        "transfer-encoding: chunked".to_owned()
     } else {
-        head.push_str(&format!("content-length: {}\r\n", body.len()));
-    }
-    for (k, v) in &sign_standard(WHSEC, id, unix_now(), body) {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+        format!("content-length: {}", body.len())
+    };
+    let head = post_head(
+        "/hooks/sw",
+        &framing,
+        &sign_standard(WHSEC, id, unix_now(), body),
+    );
     let mut tcp = TcpStream::connect(sc.addr).await.unwrap();
     tcp.set_nodelay(true).unwrap();
     tcp.write_all(head.as_bytes()).await.unwrap();
@@ -419,12 +420,7 @@ async fn streamed_body_over_the_limit_is_cut_off() {
     .await;
     let headers = sign_standard(WHSEC, "msg_big", unix_now(), b"");
     let mut tcp = TcpStream::connect(sc.addr).await.unwrap();
-    let mut head =
-        String::from("POST /hooks/sw HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n");
-    for (k, v) in &headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = post_head("/hooks/sw", "transfer-encoding: chunked", &headers);
     tcp.write_all(head.as_bytes()).await.unwrap();
     let chunk = vec![b'a'; 64 * 1024];
     let mut sent = 0usize;
@@ -451,12 +447,7 @@ async fn declared_content_length_over_the_limit_is_refused_before_reading() {
     let sc = sw_sidecar(&up, "max_body_bytes = \"1KiB\"").await;
     let headers = sign_standard(WHSEC, "msg_cl", unix_now(), b"");
     let mut tcp = TcpStream::connect(sc.addr).await.unwrap();
-    let mut head =
-        String::from("POST /hooks/sw HTTP/1.1\r\nhost: x\r\ncontent-length: 10000000\r\n");
-    for (k, v) in &headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = post_head("/hooks/sw", "content-length: 10000000", &headers);
     tcp.write_all(head.as_bytes()).await.unwrap();
     // No body is sent at all: the answer must come from the header alone.
     let mut buf = vec![0u8; 4096];
@@ -475,14 +466,11 @@ async fn slow_body_gets_408() {
     let sc = Sidecar::start(up.addr, "[limits]\nbody_timeout = \"300ms\"", &sw_route("")).await;
     let headers = sign_standard(WHSEC, "msg_slow", unix_now(), BODY);
     let mut tcp = TcpStream::connect(sc.addr).await.unwrap();
-    let mut head = format!(
-        "POST /hooks/sw HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n",
-        BODY.len()
+    let head = post_head(
+        "/hooks/sw",
+        &format!("content-length: {}", BODY.len()),
+        &headers,
     );
-    for (k, v) in &headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
     tcp.write_all(head.as_bytes()).await.unwrap();
     tcp.write_all(&BODY[..5]).await.unwrap();
     let mut buf = vec![0u8; 4096];
