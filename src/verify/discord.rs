@@ -63,11 +63,7 @@ impl Discord {
         let ts = parse_unix(ts_text).ok_or(VerifyError::MalformedSignature(TS_HEADER))?;
         check_window(ts, now, tol)?;
         let sig = Signature::from_bytes(&raw);
-        let mut msg = Vec::with_capacity(ts_text.len() + input.body.len());
-        msg.extend_from_slice(ts_text.as_bytes());
-        for piece in input.body.pieces() {
-            msg.extend_from_slice(piece);
-        }
+        let msg = input.body.after(&[ts_text.as_bytes()]);
         let key_index = first_match(self.keys.len(), |i| {
             Choice::from(u8::from(self.keys[i].verify_strict(&msg, &sig).is_ok()))
         })

@@ -127,6 +127,17 @@ impl<'a> Body<'a> {
         one.into_iter().chain(chunks.iter().map(|c| &c[..]))
     }
 
+    /// `prefix` then the body, copied into one message (for signatures over the whole message,
+    /// such as Ed25519's, which cannot be fed in pieces).
+    pub(crate) fn after(&self, prefix: &[&[u8]]) -> Vec<u8> {
+        let mut msg =
+            Vec::with_capacity(prefix.iter().map(|p| p.len()).sum::<usize>() + self.len());
+        for piece in prefix.iter().copied().chain(self.pieces()) {
+            msg.extend_from_slice(piece);
+        }
+        msg
+    }
+
     /// The body as one slice: borrowed when it is in one piece, else copied.
     pub fn joined(&self) -> Cow<'a, [u8]> {
         match self.0 {

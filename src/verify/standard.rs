@@ -151,13 +151,11 @@ impl Standard {
         } else {
             Vec::new()
         };
-        let mut msg: Vec<u8> = Vec::new();
-        if !v1a.is_empty() {
-            msg.reserve(prefix.iter().map(|p| p.len()).sum::<usize>() + input.body.len());
-            for piece in prefix.iter().copied().chain(input.body.pieces()) {
-                msg.extend_from_slice(piece);
-            }
-        }
+        let msg = if v1a.is_empty() {
+            Vec::new()
+        } else {
+            input.body.after(&prefix)
+        };
 
         let found = first_match(self.keys.len(), |i| match &self.keys[i] {
             Key::Hmac(k) => {
