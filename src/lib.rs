@@ -3,6 +3,11 @@
 //! The binary (`src/main.rs`) is thin: it parses the CLI, loads a [`config::Config`], binds the
 //! listeners and runs [`app::run`]. Everything else lives here so tests, benches and fuzz
 //! targets can drive it directly.
+//!
+//! The library has no `unsafe` code; the only `unsafe` of the project is the glibc allocator
+//! tuning in the binary (`src/main.rs`).
+
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod app;

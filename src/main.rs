@@ -434,15 +434,11 @@ mod sign {
 /// (benches/load.sh; BENCHMARKS.md "Memory"). Small allocations stay in per-thread caches.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn limit_malloc_arenas() {
-    const M_ARENA_MAX: std::ffi::c_int = -8;
-    extern "C" {
-        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-    }
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt is glibc's documented tuning entry point; it takes two integers and
         // is called here once, before the runtime starts any thread.
         unsafe {
-            mallopt(M_ARENA_MAX, 1);
+            libc::mallopt(libc::M_ARENA_MAX, 1);
         }
     }
 }
@@ -460,16 +456,13 @@ const TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 /// is; on an idle heap it costs microseconds.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 async fn trim_heap() {
-    extern "C" {
-        fn malloc_trim(pad: usize) -> std::ffi::c_int;
-    }
     let mut tick = tokio::time::interval(TRIM_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         // SAFETY: malloc_trim is glibc's documented entry point, safe to call from any thread
         // at any time; it takes the allocator's own locks.
-        let _ = tokio::task::spawn_blocking(|| unsafe { malloc_trim(0) }).await;
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
     }
 }
 
