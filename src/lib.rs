@@ -15,6 +15,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod headers;
+pub mod hex;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;

@@ -734,7 +734,7 @@ fn unix_now() -> i64 {
 
 /// `{mixed:016x}{n:08x}`, written without the formatting machinery.
 fn generated_id(mixed: u64, n: u64) -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+    use crate::hex::DIGITS as HEX;
     let mut buf = [0u8; 32];
     let n_digits = (16 - n.leading_zeros() as usize / 4).max(8);
     for (i, b) in buf[..16].iter_mut().enumerate() {

@@ -62,13 +62,7 @@ impl Key {
 
     /// The digest as lowercase hex (the Redis key suffix).
     pub fn to_hex(&self) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(KEY_LEN * 2);
-        for b in self.0 {
-            s.push(HEX[usize::from(b >> 4)] as char);
-            s.push(HEX[usize::from(b & 0x0f)] as char);
-        }
-        s
+        crate::hex::encode(&self.0)
     }
 
     /// The first 8 bytes as a `u64`: the digest is uniformly distributed, so this is a hash.

@@ -726,38 +726,7 @@ pub(crate) fn check_window(ts: i64, now: i64, tolerance: Duration) -> Result<(),
     Ok(())
 }
 
-/// Lowercase hex.
-pub(crate) fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
-
-/// Decodes hex (either case) into `out`; the text must be exactly `2 * out.len()` digits.
-pub(crate) fn hex_decode_into(s: &[u8], out: &mut [u8]) -> bool {
-    fn nibble(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    if s.len() != out.len() * 2 {
-        return false;
-    }
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(h), Some(l)) => out[i] = (h << 4) | l,
-            _ => return false,
-        }
-    }
-    true
-}
+pub(crate) use crate::hex::{decode_into as hex_decode_into, encode as hex_lower};
 
 /// Standard base64 with padding (what every base64 sender here emits).
 pub(crate) fn b64_std(bytes: &[u8]) -> String {

@@ -137,60 +137,14 @@ fn signed_params(query: Option<&str>, body: &[u8]) -> Payload {
     Payload::Form(out)
 }
 
-/// `application/x-www-form-urlencoded` decoding: pairs split on `&` (empty pieces skipped),
-/// name/value on the first `=` (none → empty value), `+` → space, `%XX` decoded, an invalid
-/// escape kept literally, invalid UTF-8 replaced by U+FFFD. Never panics.
+/// `application/x-www-form-urlencoded` decoding as the WHATWG URL standard defines it (the
+/// `form_urlencoded` crate): pairs split on `&` (empty pieces skipped), name/value on the first
+/// `=` (none → empty value), `+` → space, `%XX` decoded, an invalid escape kept literally,
+/// invalid UTF-8 replaced by U+FFFD. Never panics.
 pub(crate) fn form_decode(input: &[u8]) -> Vec<(String, String)> {
-    input
-        .split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.iter().position(|&b| b == b'=') {
-            Some(i) => (unescape(&p[..i]), unescape(&p[i + 1..])),
-            None => (unescape(p), String::new()),
-        })
+    form_urlencoded::parse(input)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn unescape(s: &[u8]) -> String {
-    fn hex(c: u8) -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            b'A'..=b'F' => Some(c - b'A' + 10),
-            _ => None,
-        }
-    }
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        match s[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => {
-                let decoded = match (
-                    s.get(i + 1).copied().and_then(hex),
-                    s.get(i + 2).copied().and_then(hex),
-                ) {
-                    (Some(h), Some(l)) => Some((h << 4) | l),
-                    _ => None,
-                };
-                if let Some(b) = decoded {
-                    out.push(b);
-                    i += 3;
-                } else {
-                    out.push(b'%');
-                    i += 1;
-                }
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `X-Twilio-Signature` (HMAC-SHA1) for the URL formed from `public_url` and
