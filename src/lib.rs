@@ -9,6 +9,7 @@ pub mod app;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod fetch;
 pub mod headers;
 pub mod metrics;
 pub mod proxy;
