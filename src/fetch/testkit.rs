@@ -18,6 +18,9 @@ use rustls::RootCertStore;
 
 use super::{FetchOptions, Fetcher};
 
+/// A 2048-bit RSA test key (PKCS#8), made with `openssl genpkey` for these tests only.
+pub(crate) const RSA_KEY_PEM: &str = include_str!("testdata/rsa2048.pem");
+
 /// A CA that signs server certificates for the test server and SNS signing certificates.
 pub(crate) struct TestCa {
     issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,

@@ -44,6 +44,7 @@ mod discord;
 mod github;
 mod hmac;
 mod hotglue;
+pub mod jwt;
 mod linear;
 mod paddle;
 mod public_url;
