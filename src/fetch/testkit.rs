@@ -77,7 +77,26 @@ impl TestCa {
             PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap(),
         )
     }
+
+    /// A certificate for `names` over the RSA test key [`RSA_KEY_PEM`], as PEM (the SNS
+    /// signing certificate). `valid` is (not_before, not_after) as (y, m, d).
+    pub(crate) fn rsa_leaf_pem(&self, names: &[&str], valid: Option<(Ymd, Ymd)>) -> String {
+        let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        if let Some((from, until)) = valid {
+            params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+            params.not_after = rcgen::date_time_ymd(until.0, until.1, until.2);
+        }
+        let key =
+            rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(RSA_KEY_PEM, &rcgen::PKCS_RSA_SHA256)
+                .unwrap();
+        params.signed_by(&key, &self.issuer).unwrap().pem()
+    }
 }
+
+/// A date (year, month, day).
+pub(crate) type Ymd = (i32, u8, u8);
 
 /// A canned answer.
 #[derive(Debug, Clone)]

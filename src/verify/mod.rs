@@ -51,6 +51,7 @@ mod public_url;
 mod shopify;
 pub mod sign;
 mod slack;
+pub mod sns;
 mod square;
 mod standard;
 mod stripe;
