@@ -149,6 +149,39 @@ def main():
     ]):
         write("client_ip", f"xff_{i}", bytes([peer, nets]) + xff)
 
+    # JWT: tokens (RS256-shaped, none, HS256, crit, wrong part counts), Bearer values, JWKS.
+    def b64u(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    claims = b64u(b'{"iss":"https://accounts.google.com","aud":"https://h/x","exp":1767000000,'
+                  b'"email":"a@b","email_verified":true}')
+    for i, header in enumerate([b'{"alg":"RS256","kid":"k1","typ":"JWT"}', b'{"alg":"none"}',
+                                b'{"alg":"HS256","kid":"k1"}', b'{"alg":"ES256","crit":["x"]}',
+                                b'{"alg":"EdDSA"}']):
+        write("jwt_parse", f"token_{i}", f"{b64u(header)}.{claims}.{b64u(bytes(range(64)))}")
+    write("jwt_parse", "bearer", f"Bearer {b64u(b'{}')}.{claims}.AA")
+    write("jwt_parse", "parts", "a.b.c.d")
+    write("jwt_parse", "jwks", json.dumps({"keys": [
+        {"kty": "EC", "crv": "P-256", "kid": "e", "x": b64u(bytes(32)), "y": b64u(bytes(32))},
+        {"kty": "OKP", "crv": "Ed25519", "kid": "d", "x": b64u(bytes(32))},
+        {"kty": "RSA", "kid": "r", "alg": "RS256", "n": b64u(b"\x01" * 256), "e": "AQAB"},
+        {"kty": "oct", "k": "c2VjcmV0"}]}))
+
+    # SNS: the three message types, with and without Subject, and a null Subject.
+    topic = "arn:aws:sns:eu-west-1:123456789012:orders"
+    base = {"MessageId": "m-1", "TopicArn": topic, "Message": "{\"a\":1}\nx",
+            "Timestamp": "2026-12-01T00:00:00.000Z", "SignatureVersion": "1",
+            "Signature": base64.b64encode(bytes(256)).decode(),
+            "SigningCertURL": "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-x.pem"}
+    confirm = {"SubscribeURL": "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription",
+               "Token": "2336412f"}
+    for name, extra in [("notification", {"Type": "Notification"}),
+                        ("notification_subject", {"Type": "Notification", "Subject": "s"}),
+                        ("notification_null_subject", {"Type": "Notification", "Subject": None,
+                                                       "SignatureVersion": "2"}),
+                        ("subscription", {"Type": "SubscriptionConfirmation", **confirm}),
+                        ("unsubscribe", {"Type": "UnsubscribeConfirmation", **confirm})]:
+        write("sns_message", name, json.dumps({**base, **extra}, indent=2))
+
     total = sum(1 for _ in OUT.rglob("*") if _.is_file())
     print(f"wrote {total} seed files under {OUT.relative_to(REPO)}: {n}")
 

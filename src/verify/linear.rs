@@ -1,9 +1,10 @@
 //! Linear, SCHEMES.md §7: `Linear-Signature: <hex>` = HMAC-SHA256 of the body, keyed with the
 //! secret's UTF-8 bytes; freshness from the signed JSON body's `webhookTimestamp` (unix ms).
 //!
-//! * The hex is decoded (either case, exactly 64 digits, as the SDK's `Buffer.from(sig, "hex")`
-//!   comparison) into a stack buffer and compared constant-time; not 64 hex digits →
-//!   malformed.
+//! * The header must be 64 hex digits (else malformed), and is compared constant-time as
+//!   **text** with the lowercase hex of the MAC, as `@linear/sdk`'s
+//!   `LinearWebhookClient.verify` does (`timingSafeEqual` of `digest("hex")` and the header's
+//!   bytes): the same MAC in uppercase hex is a bad signature, as the SDK rejects it.
 //! * **Order differs from the other schemes**: the MAC is checked first, and only an
 //!   authentic body is parsed (serde_json) for `webhookTimestamp`; the unsigned
 //!   `linear-timestamp` header is ignored. Body not JSON, or no numeric `webhookTimestamp` →
@@ -54,10 +55,8 @@ impl Linear {
             return Err(VerifyError::MalformedSignature(SIG_HEADER));
         }
         let key_index = first_match(self.keys.len(), |i| -> Choice {
-            ct_eq(
-                self.keys[i].compute_body(&[], input.body).as_bytes(),
-                &presented,
-            )
+            let mac = self.keys[i].compute_body(&[], input.body);
+            ct_eq(hex_lower(mac.as_bytes()).as_bytes(), sig.as_bytes())
         })
         .ok_or(VerifyError::BadSignature)?;
 
@@ -139,11 +138,32 @@ mod tests {
             run("not json").unwrap_err(),
             VerifyError::MalformedSignature(TS_FIELD)
         );
-        // uppercase hex decodes to the same MAC
+    }
+
+    #[test]
+    fn hex_case_as_the_sdk() {
+        // @linear/sdk compares the header text with `digest("hex")` (lowercase): the same MAC
+        // in uppercase (or mixed case) is refused; not 64 hex digits is malformed.
+        let s = scheme(SchemeName::Linear, &SchemeOptions::default(), &["lin"]);
         let body = br#"{"webhookTimestamp":1000000}"#;
-        let sig = sign_value(b"lin", body).to_uppercase();
-        assert!(s
-            .verify(&req(&[(SIG_HEADER, &sig)], body).input(), 1000)
-            .is_ok());
+        let run = |sig: &str| s.verify(&req(&[(SIG_HEADER, sig)], body).input(), 1000);
+        let lower = sign_value(b"lin", body);
+        assert!(run(&lower).is_ok());
+        assert_eq!(
+            run(&lower.to_uppercase()).unwrap_err(),
+            VerifyError::BadSignature
+        );
+        let mut mixed = lower.clone();
+        let at = mixed.find(|c: char| c.is_ascii_alphabetic()).unwrap();
+        mixed.replace_range(at..=at, &mixed[at..=at].to_uppercase());
+        assert_eq!(run(&mixed).unwrap_err(), VerifyError::BadSignature);
+        assert_eq!(
+            run(&lower[..63]).unwrap_err(),
+            VerifyError::MalformedSignature(SIG_HEADER)
+        );
+        assert_eq!(
+            run(&format!("{lower}0")).unwrap_err(),
+            VerifyError::MalformedSignature(SIG_HEADER)
+        );
     }
 }
