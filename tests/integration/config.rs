@@ -282,3 +282,25 @@ fn upstream_url_with_userinfo_is_refused_without_echoing_it() {
     assert!(all.contains(":2: upstream.url"), "{all}");
     assert!(all.contains("route[0].upstream"), "{all}");
 }
+
+/// Issue 17 finding 9: `hookseal check … | head` panicked on the broken pipe. With stdout
+/// closed before it writes, `check` now exits 0 without a word on stderr.
+#[test]
+fn check_with_a_closed_stdout_exits_quietly() {
+    use std::os::unix::net::UnixStream;
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    drop(ours);
+    let out = hookseal()
+        .args(["check", "--config"])
+        .arg(repo_root().join("config.example.toml"))
+        .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            theirs,
+        )))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
