@@ -29,6 +29,7 @@ pub struct Config {
     pub limits: Limits,
     pub upstream: Upstream,
     pub replay: Replay,
+    pub forwarding: Forwarding,
     pub routes: Vec<RouteConfig>,
     /// Every file the config depends on (secrets, certificates), for reload watching.
     pub watched_files: Vec<PathBuf>,
@@ -92,6 +93,13 @@ pub struct Replay {
     pub command_timeout: Duration,
 }
 
+/// `[forwarding]`
+#[derive(Debug, Clone, Default)]
+pub struct Forwarding {
+    /// Proxy headers of [`crate::headers::POLICY`] passed to the app as the client sent them.
+    pub keep: Vec<http::HeaderName>,
+}
+
 /// `replay.store`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
@@ -128,6 +136,8 @@ pub struct RouteConfig {
     pub secret_ids: Vec<String>,
     pub tolerance: Duration,
     pub dedupe: bool,
+    /// `replay_capacity`: this route's memory replay partition, when set.
+    pub replay_capacity: Option<usize>,
     pub max_body_bytes: u64,
     pub upstream: Option<Uri>,
     pub mode: Mode,
@@ -161,6 +171,23 @@ pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 // === impl Config ===
 
 impl Config {
+    /// How many keys route `r` may hold in the memory replay store: its `replay_capacity`, or
+    /// an equal share of what `[replay] capacity` leaves after the routes that set one, among
+    /// the other routes that dedupe.
+    pub fn replay_capacity(&self, r: &RouteConfig) -> usize {
+        if let Some(n) = r.replay_capacity {
+            return n;
+        }
+        let deduping = self.routes.iter().filter(|r| r.dedupe);
+        let (set, unset) = deduping.fold((0usize, 0usize), |(set, unset), r| {
+            match r.replay_capacity {
+                Some(n) => (set.saturating_add(n), unset),
+                None => (set, unset + 1),
+            }
+        });
+        (self.replay.capacity.saturating_sub(set) / unset.max(1)).max(1)
+    }
+
     /// Loads, validates and resolves the config at `path`, reading env secrets from the process.
     ///
     /// # Errors
@@ -380,7 +407,15 @@ impl<'a> Cx<'a> {
         };
         self.check_keys(
             &root,
-            &["listen", "admin", "limits", "upstream", "replay", "route"],
+            &[
+                "listen",
+                "admin",
+                "limits",
+                "upstream",
+                "replay",
+                "forwarding",
+                "route",
+            ],
         );
 
         let t = self.subtable(&root, "listen");
@@ -398,7 +433,9 @@ impl<'a> Cx<'a> {
         };
         let t = self.subtable(&root, "replay");
         let replay = self.replay(t.as_ref());
-        let routes = self.routes(&root, limits.as_ref(), upstream.as_ref());
+        let t = self.subtable(&root, "forwarding");
+        let forwarding = self.forwarding(t.as_ref());
+        let routes = self.routes(&root, limits.as_ref(), replay.as_ref());
 
         if let (Some(l), Some(a)) = (&listen, &admin) {
             if l.address == a.address {
@@ -413,6 +450,7 @@ impl<'a> Cx<'a> {
             limits: limits?,
             upstream: upstream?,
             replay: replay?,
+            forwarding: forwarding?,
             routes: routes?,
             watched_files: watched,
         })
@@ -647,11 +685,52 @@ impl<'a> Cx<'a> {
         })
     }
 
+    fn forwarding(&mut self, t: Option<&Table<'_, '_>>) -> Option<Forwarding> {
+        let Some(t) = t else {
+            return Some(Forwarding::default());
+        };
+        self.check_keys(t, &["keep"]);
+        let Some((key, item)) = self.entry(t, "keep") else {
+            return Some(Forwarding::default());
+        };
+        let DeValue::Array(arr) = item.get_ref() else {
+            self.err(item.span().start, &key, "must be an array of header names");
+            return None;
+        };
+        let mut keep = Vec::new();
+        let mut ok = true;
+        for v in arr.iter() {
+            let known = match v.get_ref() {
+                DeValue::String(s) => crate::headers::POLICY
+                    .iter()
+                    .find(|h| h.as_str().eq_ignore_ascii_case(s)),
+                _ => None,
+            };
+            match known {
+                Some(h) => keep.push(h.clone()),
+                None => {
+                    let names: Vec<&str> =
+                        crate::headers::POLICY.iter().map(|h| h.as_str()).collect();
+                    self.err(
+                        v.span().start,
+                        &key,
+                        format!(
+                            "must name headers of the forwarding policy: {}",
+                            names.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(Forwarding { keep })
+    }
+
     fn routes(
         &mut self,
         root: &Table<'_, '_>,
         limits: Option<&Limits>,
-        upstream: Option<&Upstream>,
+        replay: Option<&Replay>,
     ) -> Option<Vec<RouteConfig>> {
         let Some((_, item)) = self.entry(root, "route") else {
             self.err(0, "route", "no [[route]] configured");
@@ -666,9 +745,9 @@ impl<'a> Cx<'a> {
             return None;
         };
         let default_body = limits.map_or(DEFAULT_MAX_BODY, |l| l.max_body_bytes);
-        let upstream_timeout = upstream.map_or(DEFAULT_UPSTREAM_TIMEOUT, |u| u.timeout);
-        let _ = upstream_timeout;
         let mut ok = true;
+        // (offset, key) of the first `replay_capacity`, and their sum.
+        let mut shares: (Option<(usize, String)>, u64) = (None, 0);
         let mut routes = Vec::new();
         let mut seen: Vec<(usize, String, PathMatch, Vec<Method>)> = Vec::new();
         for (i, item) in arr.iter().enumerate() {
@@ -708,8 +787,30 @@ impl<'a> Cx<'a> {
                 seen.push((path_off, name, path, methods));
             }
             match route {
-                Some(r) => routes.push(r),
+                Some(r) => {
+                    if let (Some(n), Some(item)) = (r.replay_capacity, map.get("replay_capacity")) {
+                        shares.0.get_or_insert((
+                            item.span().start,
+                            format!("{}.replay_capacity", t.path),
+                        ));
+                        shares.1 += n as u64;
+                    }
+                    routes.push(r)
+                }
                 None => ok = false,
+            }
+        }
+        if let (Some((off, key)), Some(replay)) = (shares.0, replay) {
+            if shares.1 > replay.capacity as u64 {
+                self.err(
+                    off,
+                    &key,
+                    format!(
+                        "the routes' replay_capacity add up to {}, more than replay.capacity ({})",
+                        shares.1, replay.capacity
+                    ),
+                );
+                ok = false;
             }
         }
         if routes.is_empty() && ok {
@@ -738,6 +839,7 @@ impl<'a> Cx<'a> {
                 "secrets",
                 "tolerance",
                 "dedupe",
+                "replay_capacity",
                 "max_body_bytes",
                 "upstream",
                 "mode",
@@ -822,12 +924,14 @@ impl<'a> Cx<'a> {
             None => Some(None),
             Some((key, item)) => match self.str_of(&key, item) {
                 Some(s) => match parse_duration(&s) {
-                    Some(d) if !d.is_zero() => Some(Some(d)),
+                    // Timestamps are whole seconds: a shorter window would refuse most genuine
+                    // deliveries and keep ids for less than the second they share.
+                    Some(d) if d >= Duration::from_secs(1) => Some(Some(d)),
                     _ => {
                         self.err(
                             item.span().start,
                             &key,
-                            "must be a duration greater than 0 like \"5m\"",
+                            "must be a duration of at least 1s like \"5m\"",
                         );
                         None
                     }
@@ -836,6 +940,12 @@ impl<'a> Cx<'a> {
             },
         };
         let dedupe = self.opt_bool(t, "dedupe");
+        let replay_capacity = match self.entry(t, "replay_capacity") {
+            None => Some(None),
+            Some((_, item)) => self
+                .int(t, "replay_capacity", 1, 1, 1 << 32)
+                .map(|n| Some((item.span().start, n as usize))),
+        };
         let max_body_bytes = self.size(t, "max_body_bytes", default_body, 1);
         let upstream = match self.entry(t, "upstream") {
             None => Some(None),
@@ -911,6 +1021,17 @@ impl<'a> Cx<'a> {
             Some((_, d)) => d,
             None => scheme.has_message_id(),
         };
+        let replay_capacity = match replay_capacity? {
+            Some((off, _)) if !dedupe => {
+                self.err(
+                    off,
+                    &format!("{p}.replay_capacity"),
+                    "only for a route that dedupes",
+                );
+                return None;
+            }
+            r => r.map(|(_, n)| n),
+        };
         let tolerance = scheme.tolerance();
         Some(RouteConfig {
             name: name?,
@@ -921,6 +1042,7 @@ impl<'a> Cx<'a> {
             options,
             tolerance,
             dedupe,
+            replay_capacity,
             max_body_bytes: max_body_bytes?,
             upstream: upstream?,
             mode: mode?,

@@ -27,11 +27,15 @@ pub enum Reason {
     ReplayStoreUnavailable,
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// A duplicate, empty or conflicting `Host`/`:authority`, or one with userinfo.
+    BadHost,
+    /// A `Transfer-Encoding` other than a single `chunked`.
+    UnsupportedTransferCoding,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (metric handle tables are indexed by it).
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 19] = [
         Reason::Ok,
         Reason::Duplicate,
         Reason::NoRoute,
@@ -49,6 +53,8 @@ impl Reason {
         Reason::ReplayStoreUnavailable,
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
+        Reason::BadHost,
+        Reason::UnsupportedTransferCoding,
     ];
 
     /// The code used in JSON bodies, `x-hookseal-reason` and the `reason` metric label.
@@ -71,6 +77,8 @@ impl Reason {
             Reason::ReplayStoreUnavailable => "replay_store_unavailable",
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::BadHost => "bad_host",
+            Reason::UnsupportedTransferCoding => "unsupported_transfer_coding",
         }
     }
 
@@ -93,6 +101,8 @@ impl Reason {
             Reason::ReplayStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reason::BadHost => StatusCode::BAD_REQUEST,
+            Reason::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
         }
     }
 

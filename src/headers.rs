@@ -31,6 +31,121 @@ pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-p
 /// `x-forwarded-host`
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
+/// `x-real-ip`
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// The proxy headers the `[forwarding]` policy governs (README "What happens to a request").
+/// By default the first seven (path and method overrides, port and prefix) are removed,
+/// `X-Real-IP` is set to the client address hookseal determined and `Forwarded` is rewritten
+/// from the `X-Forwarded-*` headers hookseal sets; `[forwarding] keep` passes any of them on
+/// as the client sent it.
+pub static POLICY: [HeaderName; 9] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    X_REAL_IP,
+    header::FORWARDED,
+];
+
+/// Applies the `[forwarding]` policy (see [`POLICY`]) to a request about to be forwarded,
+/// after [`add_forwarded`]. `client` is the client address hookseal determined
+/// ([`client_ip`]); `None` leaves no `X-Real-IP`.
+pub fn apply_policy(headers: &mut HeaderMap, keep: &[HeaderName], client: Option<IpAddr>) {
+    for name in &POLICY {
+        if keep.contains(name) {
+            continue;
+        }
+        headers.remove(name);
+        if *name == X_REAL_IP {
+            if let Some(ip) = client {
+                let mut text = [0u8; 48];
+                if let Ok(v) = HeaderValue::from_bytes(ip_text(ip, &mut text)) {
+                    headers.insert(X_REAL_IP, v);
+                }
+            }
+        } else if *name == header::FORWARDED {
+            if let Some(v) = forwarded_value(headers) {
+                headers.insert(header::FORWARDED, v);
+            }
+        }
+    }
+}
+
+/// `Forwarded` (RFC 7239) saying what the `X-Forwarded-*` headers say: one `for=` element per
+/// `X-Forwarded-For` hop (`unknown` for one that is not an address), the last carrying
+/// `proto` and `host`.
+fn forwarded_value(headers: &HeaderMap) -> Option<HeaderValue> {
+    let xff = headers.get(&X_FORWARDED_FOR)?.to_str().ok()?;
+    let mut out = String::new();
+    for hop in xff.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        match parse_hop(hop) {
+            Some(IpAddr::V4(v4)) => out.push_str(&format!("for={v4}")),
+            Some(IpAddr::V6(v6)) => out.push_str(&format!("for=\"[{v6}]\"")),
+            None => out.push_str("for=unknown"),
+        }
+    }
+    if let Some(proto) = headers
+        .get(&X_FORWARDED_PROTO)
+        .and_then(|v| v.to_str().ok())
+    {
+        out.push_str(";proto=");
+        out.push_str(proto);
+    }
+    if let Some(host) = headers.get(&X_FORWARDED_HOST).and_then(|v| v.to_str().ok()) {
+        // A checked authority (see `check_host`): never a quote or a backslash.
+        if !host.bytes().any(|b| b == b'"' || b == b'\\') {
+            out.push_str(&format!(";host=\"{host}\""));
+        }
+    }
+    HeaderValue::from_str(&out).ok()
+}
+
+/// Whether the request's `Host` can be forwarded: at most one, not empty, a plain
+/// `host[:port]` without userinfo, and on a request that also has an authority (HTTP/2
+/// `:authority`, an absolute-form request line), equal to it (ASCII case aside). The
+/// authority itself must carry no userinfo.
+pub fn host_ok(headers: &HeaderMap, authority: Option<&http::uri::Authority>) -> bool {
+    let plain = |s: &[u8]| !s.is_empty() && !s.contains(&b'@');
+    if authority.is_some_and(|a| !plain(a.as_str().as_bytes())) {
+        return false;
+    }
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return true;
+    };
+    if hosts.next().is_some() || !plain(host.as_bytes()) {
+        return false;
+    }
+    if http::uri::Authority::try_from(host.as_bytes()).is_err() {
+        return false;
+    }
+    authority.is_none_or(|a| a.as_str().as_bytes().eq_ignore_ascii_case(host.as_bytes()))
+}
+
+/// Whether the request's `Transfer-Encoding`, if any, is exactly one `chunked`: hyper reads
+/// the chunked framing and drops every other coding, so a body sent as `gzip, chunked`
+/// would reach the app compressed without saying so (RFC 9112 §6.1 allows a 501).
+pub fn transfer_coding_ok(headers: &HeaderMap) -> bool {
+    let mut codings = 0;
+    for v in headers.get_all(header::TRANSFER_ENCODING) {
+        let Ok(v) = v.to_str() else { return false };
+        for coding in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+            if !coding.eq_ignore_ascii_case("chunked") {
+                return false;
+            }
+            codings += 1;
+        }
+    }
+    codings <= 1 && (codings == 1 || !headers.contains_key(header::TRANSFER_ENCODING))
+}
+
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1, plus legacy names).
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -309,6 +424,100 @@ mod tests {
             let mut buf = [0u8; 48];
             assert_eq!(ip_text(ip, &mut buf), ip.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn policy_strips_overrides_and_rewrites_real_ip_and_forwarded() {
+        let sent = [
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("x-http-method", "DELETE"),
+            ("x-method-override", "DELETE"),
+            ("x-forwarded-port", "1"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-real-ip", "127.0.0.1"),
+            ("forwarded", "for=127.0.0.1;host=admin.internal"),
+            ("x-forwarded-for", "198.51.100.7"),
+            ("content-type", "application/json"),
+        ];
+        let mut h = map(&sent);
+        add_forwarded(
+            &mut h,
+            "2001:db8::1".parse().unwrap(),
+            true,
+            Some(HeaderValue::from_static("hooks.example:8443")),
+        );
+        apply_policy(&mut h, &[], Some("203.0.113.5".parse().unwrap()));
+        for name in &POLICY[..7] {
+            assert!(!h.contains_key(name), "{name} kept");
+        }
+        assert_eq!(h["x-real-ip"], "203.0.113.5");
+        assert_eq!(
+            h["forwarded"],
+            "for=198.51.100.7, for=\"[2001:db8::1]\";proto=https;host=\"hooks.example:8443\""
+        );
+        assert_eq!(h.get_all("forwarded").iter().count(), 1);
+
+        // No client address: no X-Real-IP at all. A hop that is no address: `unknown`.
+        let mut h = map(&[("x-real-ip", "1.1.1.1"), ("x-forwarded-for", "junk")]);
+        add_forwarded(&mut h, "10.0.0.1".parse().unwrap(), false, None);
+        apply_policy(&mut h, &[], None);
+        assert!(!h.contains_key("x-real-ip"));
+        assert_eq!(h["forwarded"], "for=unknown, for=10.0.0.1;proto=http");
+
+        // `keep` passes a header on untouched.
+        let mut h = map(&sent);
+        let keep = [POLICY[0].clone(), X_REAL_IP, header::FORWARDED];
+        apply_policy(&mut h, &keep, Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(h["x-original-url"], "/admin");
+        assert_eq!(h["x-real-ip"], "127.0.0.1");
+        assert_eq!(h["forwarded"], "for=127.0.0.1;host=admin.internal");
+        assert!(!h.contains_key("x-rewrite-url"));
+    }
+
+    #[test]
+    fn host_rules() {
+        let a = |s: &'static str| http::uri::Authority::from_static(s);
+        assert!(host_ok(&map(&[("host", "ex.com")]), None));
+        assert!(host_ok(&map(&[]), None));
+        assert!(host_ok(&map(&[]), Some(&a("ex.com:8443"))));
+        assert!(host_ok(
+            &map(&[("host", "EX.com:8443")]),
+            Some(&a("ex.com:8443"))
+        ));
+        assert!(!host_ok(
+            &map(&[("host", "ex.com"), ("host", "ex.com")]),
+            None
+        ));
+        assert!(!host_ok(&map(&[("host", "")]), None));
+        assert!(!host_ok(&map(&[("host", "user:pw@ex.com")]), None));
+        assert!(!host_ok(&map(&[("host", "ex.com/x")]), None));
+        assert!(!host_ok(&map(&[("host", "evil.com")]), Some(&a("ex.com"))));
+        assert!(!host_ok(&map(&[]), Some(&a("user:pw@ex.com"))));
+    }
+
+    #[test]
+    fn only_a_single_chunked_coding_passes() {
+        assert!(transfer_coding_ok(&map(&[])));
+        assert!(transfer_coding_ok(&map(&[(
+            "transfer-encoding",
+            "chunked"
+        )])));
+        assert!(transfer_coding_ok(&map(&[(
+            "transfer-encoding",
+            "Chunked "
+        )])));
+        for bad in ["gzip, chunked", "chunked, chunked", "gzip", "", "identity"] {
+            assert!(
+                !transfer_coding_ok(&map(&[("transfer-encoding", bad)])),
+                "{bad:?}"
+            );
+        }
+        assert!(!transfer_coding_ok(&map(&[
+            ("transfer-encoding", "gzip"),
+            ("transfer-encoding", "chunked")
+        ])));
     }
 
     #[test]

@@ -138,8 +138,11 @@ fn check(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    println!("{}: ok", path.display());
-    println!(
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: ok", path.display());
+    let _ = writeln!(
+        out,
         "listen {}{}  admin {}  upstream {}  replay {:?}",
         config.listen.address,
         if config.listen.tls.is_some() {
@@ -152,7 +155,8 @@ fn check(path: &Path) -> ExitCode {
         config.replay.store,
     );
     if let (Some(files), Some(tls)) = (&config.listen.tls, &config.listen.server_tls) {
-        println!(
+        let _ = writeln!(
+            out,
             "tls cert {} valid until {}  client_ca {}  provider {}",
             files.cert.display(),
             hookseal::tls::fmt_time(tls.not_after),
@@ -169,7 +173,8 @@ fn check(path: &Path) -> ExitCode {
             hookseal::route::PathMatch::Prefix(p) => format!("path_prefix={p}"),
         };
         let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
-        println!(
+        let _ = writeln!(
+            out,
             "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={}s dedupe={} mode={:?}",
             r.name,
             path,
@@ -181,7 +186,29 @@ fn check(path: &Path) -> ExitCode {
             r.mode,
         );
     }
-    ExitCode::SUCCESS
+    match write_out(&out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Writes `text` to stdout. A reader that went away (`hookseal check | head`) is not an
+/// error: the output is quietly cut short, where `println!` would panic.
+fn write_out(text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to stdout: {e}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn run(path: &Path) -> ExitCode {
@@ -368,9 +395,8 @@ mod sign {
             &body,
         )
         .map_err(|e| e.message.to_string())?;
-        for (k, v) in &headers {
-            println!("{k}: {v}");
-        }
+        let lines: String = headers.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+        super::write_out(&lines)?;
         let Some(uri) = uri else {
             return Ok(ExitCode::SUCCESS);
         };
@@ -412,13 +438,12 @@ mod sign {
             .await
             .map_err(|e| e.to_string())?
             .to_bytes();
-        println!();
-        println!(
-            "{} {}",
+        super::write_out(&format!(
+            "\n{} {}\n{}\n",
             status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        );
-        println!("{}", String::from_utf8_lossy(&body));
+            status.canonical_reason().unwrap_or(""),
+            String::from_utf8_lossy(&body)
+        ))?;
         Ok(if status.is_success() {
             ExitCode::SUCCESS
         } else {

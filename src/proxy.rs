@@ -70,6 +70,8 @@ struct Route {
     name_value: HeaderValue,
     scheme_value: HeaderValue,
     key_values: Vec<HeaderValue>,
+    /// The route's share of the replay store (its own partition in memory).
+    replay: ReplayStore,
 }
 
 /// How far a request got, for the single metrics/log record at the end.
@@ -81,12 +83,67 @@ struct Done {
     detail: Option<String>,
 }
 
+/// What verification and the replay store found (SPEC steps 3-4), before the route's mode
+/// is applied.
+#[derive(Default)]
+struct Verdict {
+    /// What the signature established; `None` on a `none` route or a failed verification.
+    verified: Option<Verified>,
+    /// The in-flight mark this request holds, settled after forwarding.
+    mark: Option<Key>,
+    /// Why the request would be refused; `None` when it passed.
+    failure: Option<Failure>,
+}
+
+impl Verdict {
+    fn failed(verified: Option<Verified>, reason: Reason, detail: Option<String>) -> Verdict {
+        Verdict {
+            verified,
+            mark: None,
+            failure: Some(Failure { reason, detail }),
+        }
+    }
+}
+
+/// A failed check: the reason, and for the log line only, the store's error.
+#[derive(Debug, PartialEq, Eq)]
+struct Failure {
+    reason: Reason,
+    detail: Option<String>,
+}
+
+/// What the route does with a verdict.
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    /// Forward; with `Some(reason)` as an observed failure (`x-hookseal-verified: false`).
+    Forward(Option<Reason>),
+    /// Answer the failure without forwarding.
+    Refuse(Failure),
+}
+
+/// Observe mode and `on_store_error`, decided in one place: an enforcing route refuses every
+/// failure except an unreachable store under `on_store_error = "allow"` (forwarded as
+/// verified: the signature was); an observing route forwards every failure as observed.
+fn decide(mode: Mode, on_store_error: OnStoreError, failure: Option<Failure>) -> Decision {
+    match failure {
+        None => Decision::Forward(None),
+        Some(f) if mode == Mode::Observe => Decision::Forward(Some(f.reason)),
+        Some(f)
+            if f.reason == Reason::ReplayStoreUnavailable
+                && on_store_error == OnStoreError::Allow =>
+        {
+            Decision::Forward(None)
+        }
+        Some(f) => Decision::Refuse(f),
+    }
+}
+
 impl Proxy {
     /// Builds the pipeline for `config`.
     pub fn new(config: Config, metrics: Arc<Metrics>, replay: Arc<ReplayStore>) -> Proxy {
         let client = UpstreamClient::new(config.upstream.connect_timeout);
         let replay_errors = metrics.replay_error(replay.kind());
-        let snapshot = Snapshot::new(config, &metrics);
+        let snapshot = Snapshot::new(config, &metrics, &replay);
         metrics.retain(snapshot.routes.values().map(|r| &r.metrics));
         let id_seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -105,9 +162,16 @@ impl Proxy {
 
     /// Swaps in a new config; requests already in flight finish under the old one.
     pub fn reload(&self, config: Config) {
-        let snapshot = Arc::new(Snapshot::new(config, &self.metrics));
+        let snapshot = Arc::new(Snapshot::new(config, &self.metrics, &self.replay));
         self.metrics
             .retain(snapshot.routes.values().map(|r| &r.metrics));
+        let names: Vec<&str> = snapshot
+            .config
+            .routes
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        self.replay.retain_partitions(&names);
         match self.snapshot.write() {
             Ok(mut s) => *s = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
@@ -249,6 +313,15 @@ impl Proxy {
             detail: None,
         };
 
+        // Step 1b: a request whose Host or framing hookseal cannot pass on as the app would
+        // read it is refused, whatever the mode.
+        if !headers::host_ok(&parts.headers, parts.uri.authority()) {
+            return rejected(Reason::BadHost);
+        }
+        if !headers::transfer_coding_ok(&parts.headers) {
+            return rejected(Reason::UnsupportedTransferCoding);
+        }
+
         if !cfg.allow_from.is_empty() {
             let client = headers::client_ip(
                 conn.peer.ip(),
@@ -277,147 +350,29 @@ impl Proxy {
         };
         route.metrics.body_bytes.observe(body.len() as f64);
 
-        // Step 3: verify.
-        let verdict = if cfg.scheme.name() == SchemeName::None {
-            Ok(None)
-        } else {
-            let input = Input {
-                method: &parts.method,
-                uri: &parts.uri,
-                headers: &parts.headers,
-                body: body.as_verify(),
-            };
-            let t = std::time::Instant::now();
-            let now = unix_now();
-            let result = cfg.scheme.verify(&input, now);
-            if let Some(h) = &route.metrics.verify_duration {
-                h.observe(t.elapsed().as_secs_f64());
-            }
-            match &result {
-                Ok(v) => {
-                    if let Some(ts) = v.timestamp {
-                        route.metrics.skew.observe((ts - now) as f64);
-                    }
-                    if let Some(c) = route.metrics.signature_key.get(v.key_index) {
-                        c.inc();
-                    }
-                }
-                Err(crate::verify::VerifyError::StaleTimestamp { skew })
-                | Err(crate::verify::VerifyError::FutureTimestamp { skew }) => {
-                    route.metrics.skew.observe(*skew as f64);
-                }
-                Err(_) => {}
-            }
-            result.map(Some)
-        };
-        let observe = cfg.mode == Mode::Observe;
-        let verified = match verdict {
-            Ok(v) => v,
-            Err(e) if observe => {
-                let reason = Reason::from(e);
-                return self
-                    .forward(
-                        snap,
-                        route,
-                        parts,
-                        body,
-                        conn,
-                        request_id,
-                        None,
-                        Some(reason),
-                        None,
-                    )
-                    .await;
-            }
-            Err(e) => return rejected(Reason::from(e)),
-        };
+        // Hop-by-hop headers go before verification, so the verifier reads exactly the headers
+        // the app gets: a `Connection` header that names a signature, timestamp or id header
+        // removes it before the check (which then fails), never after it passed.
+        headers::strip_hop_by_hop(&mut parts.headers);
 
-        // Step 4: dedupe on the verified message id.
-        let mut mark = None;
-        if let Some(id) = verified
-            .as_ref()
-            .and_then(|v| v.id.as_ref())
-            .filter(|_| cfg.dedupe)
-        {
-            let key = Key::new(&cfg.name, id.as_bytes());
-            let inflight_ttl = snap.config.upstream.timeout + INFLIGHT_MARGIN;
-            match self.replay.begin(&key, inflight_ttl).await {
-                Ok(Begin::Fresh) => mark = Some(key),
-                Ok(Begin::Duplicate) if observe => {
-                    return self
-                        .forward(
-                            snap,
-                            route,
-                            parts,
-                            body,
-                            conn,
-                            request_id,
-                            verified.as_ref(),
-                            Some(Reason::Duplicate),
-                            None,
-                        )
-                        .await;
-                }
-                Ok(Begin::InFlight) if observe => {
-                    return self
-                        .forward(
-                            snap,
-                            route,
-                            parts,
-                            body,
-                            conn,
-                            request_id,
-                            verified.as_ref(),
-                            Some(Reason::InFlight),
-                            None,
-                        )
-                        .await;
-                }
-                Ok(Begin::Duplicate) => {
-                    let mut response = reject(Reason::Duplicate, name, request_id);
-                    response
+        // Steps 3-4: the verdict, then what the route's mode makes of it.
+        let verdict = self.verdict(snap, route, parts, &body, request_id).await;
+        let failure = match decide(cfg.mode, snap.config.replay.on_store_error, verdict.failure) {
+            Decision::Forward(failure) => failure,
+            Decision::Refuse(f) => {
+                let mut done = Done {
+                    detail: f.detail,
+                    ..rejected(f.reason)
+                };
+                if f.reason == Reason::Duplicate {
+                    done.outcome = Outcome::Duplicate;
+                    done.response
                         .headers_mut()
                         .insert(headers::DUPLICATE, HeaderValue::from_static("true"));
-                    return Done {
-                        response,
-                        outcome: Outcome::Duplicate,
-                        reason: Reason::Duplicate,
-                        detail: None,
-                    };
                 }
-                Ok(Begin::InFlight) => return rejected(Reason::InFlight),
-                Err(e) => {
-                    self.replay_errors.inc();
-                    let allow = snap.config.replay.on_store_error == OnStoreError::Allow;
-                    if !observe && !allow {
-                        // Logged once, by the rejection line, with the store's error.
-                        return Done {
-                            detail: Some(e.to_string()),
-                            ..rejected(Reason::ReplayStoreUnavailable)
-                        };
-                    }
-                    in_request_span(
-                        request_id,
-                        || tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %e, "replay store unavailable; forwarding unchecked for duplicates"),
-                    );
-                    if observe {
-                        return self
-                            .forward(
-                                snap,
-                                route,
-                                parts,
-                                body,
-                                conn,
-                                request_id,
-                                verified.as_ref(),
-                                Some(Reason::ReplayStoreUnavailable),
-                                None,
-                            )
-                            .await;
-                    }
-                }
+                return done;
             }
-        }
+        };
 
         // Steps 5-7: forward, answer, settle the mark.
         self.forward(
@@ -427,14 +382,101 @@ impl Proxy {
             body,
             conn,
             request_id,
-            verified.as_ref(),
-            None,
-            mark,
+            verdict.verified.as_ref(),
+            failure,
+            verdict.mark,
         )
         .await
     }
 
-    /// Forwards the request; `failure` is the observe-mode verdict when verification failed.
+    /// Steps 3 and 4: verifies the signature, then claims the message id in the replay store.
+    /// Says what failed, whatever the route's mode: [`decide`] turns that into an answer.
+    async fn verdict(
+        &self,
+        snap: &Snapshot,
+        route: &Route,
+        parts: &http::request::Parts,
+        body: &RawBody,
+        request_id: &HeaderValue,
+    ) -> Verdict {
+        let cfg = &route.cfg;
+        if cfg.scheme.name() == SchemeName::None {
+            return Verdict::default();
+        }
+        let input = Input {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            body: body.as_verify(),
+        };
+        let t = std::time::Instant::now();
+        let now = unix_now();
+        let result = cfg.scheme.verify(&input, now);
+        if let Some(h) = &route.metrics.verify_duration {
+            h.observe(t.elapsed().as_secs_f64());
+        }
+        let verified = match result {
+            Ok(v) => {
+                if let Some(ts) = v.timestamp {
+                    route.metrics.skew.observe((ts - now) as f64);
+                }
+                if let Some(c) = route.metrics.signature_key.get(v.key_index) {
+                    c.inc();
+                }
+                v
+            }
+            Err(e) => {
+                if let crate::verify::VerifyError::StaleTimestamp { skew }
+                | crate::verify::VerifyError::FutureTimestamp { skew } = e
+                {
+                    route.metrics.skew.observe(skew as f64);
+                }
+                return Verdict::failed(None, Reason::from(e), None);
+            }
+        };
+
+        // Step 4: dedupe on the verified message id.
+        let Some(id) = verified.id.as_ref().filter(|_| cfg.dedupe) else {
+            return Verdict {
+                verified: Some(verified),
+                ..Verdict::default()
+            };
+        };
+        let key = Key::new(&cfg.name, id.as_bytes());
+        let inflight_ttl = snap.config.upstream.timeout + INFLIGHT_MARGIN;
+        let reason = match route.replay.begin(&key, inflight_ttl).await {
+            Ok(Begin::Fresh) => {
+                return Verdict {
+                    verified: Some(verified),
+                    mark: Some(key),
+                    failure: None,
+                }
+            }
+            Ok(Begin::Duplicate) => Reason::Duplicate,
+            Ok(Begin::InFlight) => Reason::InFlight,
+            Err(e) => {
+                self.replay_errors.inc();
+                let error = e.to_string();
+                if cfg.mode == Mode::Observe
+                    || snap.config.replay.on_store_error == OnStoreError::Allow
+                {
+                    // Forwarded anyway (see `decide`); a refusal logs the error on its one line.
+                    in_request_span(
+                        request_id,
+                        || tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %error, "replay store unavailable; forwarding unchecked for duplicates"),
+                    );
+                }
+                return Verdict::failed(
+                    Some(verified),
+                    Reason::ReplayStoreUnavailable,
+                    Some(error),
+                );
+            }
+        };
+        Verdict::failed(Some(verified), reason, None)
+    }
+
+    /// Forwards the request; `failure` is the observe-mode reason when a check failed.
     #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
@@ -450,9 +492,14 @@ impl Proxy {
     ) -> Done {
         let cfg = &route.cfg;
         let observe = cfg.mode == Mode::Observe;
+        let client = headers::client_ip(
+            conn.peer.ip(),
+            &parts.headers,
+            &snap.config.listen.trusted_proxies,
+        );
         let h = &mut parts.headers;
-        headers::strip_hop_by_hop(h);
         headers::strip_hookseal(h);
+        cfg.scheme.strip_unread(h);
         let host = h.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -465,14 +512,18 @@ impl Proxy {
             }
         }
         headers::add_forwarded(h, conn.peer.ip(), conn.tls, host);
+        headers::apply_policy(h, &snap.config.forwarding.keep, client);
         h.insert(headers::REQUEST_ID, request_id.clone());
         h.insert(headers::ROUTE, route.name_value.clone());
         if cfg.scheme.name() != SchemeName::None {
             h.insert(headers::SCHEME, route.scheme_value.clone());
         }
+        // True only when the signature verified and nothing after it failed (SPEC: `false`
+        // on any failure).
+        let passed = verified.is_some() && failure.is_none();
         h.insert(
             headers::VERIFIED,
-            HeaderValue::from_static(if verified.is_some() { "true" } else { "false" }),
+            HeaderValue::from_static(if passed { "true" } else { "false" }),
         );
         if let Some(v) = verified {
             if let Some(k) = route.key_values.get(v.key_index) {
@@ -520,7 +571,7 @@ impl Proxy {
                 // sender who hangs up mid-request cannot leave the id marked in flight, and
                 // the id is marked done exactly when the app answered 2xx.
                 let client = self.client.clone();
-                let replay = Arc::clone(&self.replay);
+                let replay = route.replay.clone();
                 let errors = self.replay_errors.clone();
                 let done_ttl = cfg.tolerance * 2;
                 let route_name = cfg.name.clone();
@@ -616,7 +667,7 @@ impl Proxy {
 }
 
 impl Snapshot {
-    fn new(config: Config, metrics: &Metrics) -> Snapshot {
+    fn new(config: Config, metrics: &Metrics, replay: &ReplayStore) -> Snapshot {
         let default_upstream = config.upstream.url.authority().cloned();
         let mut entries = Vec::new();
         for cfg in &config.routes {
@@ -640,6 +691,7 @@ impl Snapshot {
                 name_value: header_value(&cfg.name),
                 scheme_value: HeaderValue::from_static(cfg.scheme.name().as_str()),
                 key_values: cfg.secret_ids.iter().map(|k| header_value(k)).collect(),
+                replay: replay.partition(&cfg.name, config.replay_capacity(cfg)),
                 cfg: cfg.clone(),
             };
             entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));
@@ -671,6 +723,8 @@ fn reject(reason: Reason, route: Option<&str>, request_id: &HeaderValue) -> Resp
     if reason.status() == StatusCode::PAYLOAD_TOO_LARGE
         || reason == Reason::BodyIncomplete
         || reason == Reason::BodyTimeout
+        || reason == Reason::BadHost
+        || reason == Reason::UnsupportedTransferCoding
     {
         // The rest of the body was not read: the connection cannot carry another request.
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -774,6 +828,42 @@ impl std::fmt::Display for HeaderDisplay<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decide_applies_observe_mode_and_on_store_error_in_one_place() {
+        let fail = |reason| {
+            Some(Failure {
+                reason,
+                detail: None,
+            })
+        };
+        for on_store_error in [OnStoreError::Reject, OnStoreError::Allow] {
+            for mode in [Mode::Enforce, Mode::Observe] {
+                assert_eq!(decide(mode, on_store_error, None), Decision::Forward(None));
+            }
+            for reason in [
+                Reason::BadSignature,
+                Reason::MissingSignature,
+                Reason::StaleTimestamp,
+                Reason::Duplicate,
+                Reason::InFlight,
+                Reason::ReplayStoreUnavailable,
+            ] {
+                // Observe: every failure forwarded with its reason (so verified: false).
+                assert_eq!(
+                    decide(Mode::Observe, on_store_error, fail(reason)),
+                    Decision::Forward(Some(reason))
+                );
+                let enforced = decide(Mode::Enforce, on_store_error, fail(reason));
+                if reason == Reason::ReplayStoreUnavailable && on_store_error == OnStoreError::Allow
+                {
+                    assert_eq!(enforced, Decision::Forward(None));
+                } else {
+                    assert_eq!(enforced, Decision::Refuse(fail(reason).unwrap()));
+                }
+            }
+        }
+    }
 
     #[test]
     fn generated_ids_read_as_the_format_they_replace() {

@@ -14,6 +14,9 @@
 //! reaches a queue head. Stale records are compacted away once they outnumber live entries, so
 //! memory stays proportional to the capacity, and every operation is amortised O(1).
 //!
+//! Each route deduping in memory gets a partition of its own ([`MemoryStore::partition`]): a
+//! store with its own capacity, so no route's writes can evict another route's entries.
+//!
 //! Locks are `std::sync::Mutex`, held for a few map operations and never across an `.await`.
 //! Large stores are split into 16 shards by another 8 bytes of the digest so that a map resize
 //! (the one O(n) step) stalls one shard, not all requests; eviction is then exact per shard and
@@ -21,7 +24,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -44,13 +47,15 @@ struct Inner {
     shards: Box<[Mutex<Shard>]>,
     clock: Clock,
     evictions: prometheus::IntCounter,
-    capacity: usize,
+    capacity: AtomicUsize,
+    /// The per-route partitions made from this store, by route name.
+    partitions: Mutex<HashMap<String, MemoryStore>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("capacity", &self.inner.capacity)
+            .field("capacity", &self.capacity())
             .field("shards", &self.inner.shards.len())
             .field("len", &self.len())
             .finish()
@@ -89,14 +94,57 @@ impl MemoryStore {
                 shards,
                 clock,
                 evictions,
-                capacity,
+                capacity: AtomicUsize::new(capacity),
+                partitions: Mutex::new(HashMap::new()),
             }),
         }
     }
 
     /// The most keys this store holds.
     pub fn capacity(&self) -> usize {
-        self.inner.capacity
+        self.inner.capacity.load(Ordering::Relaxed)
+    }
+
+    /// The partition of route `route`: a store of its own holding at most `capacity` keys, on
+    /// the same clock and eviction counter. Asked again for the same route (a config reload),
+    /// it returns the same partition, entries kept, resized to `capacity` (a smaller one
+    /// evicts down to it as new keys come).
+    pub fn partition(&self, route: &str, capacity: usize) -> MemoryStore {
+        let mut parts = self
+            .inner
+            .partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(p) = parts.get(route) {
+            p.resize(capacity);
+            return p.clone();
+        }
+        let p = MemoryStore::with_clock(
+            capacity,
+            self.inner.evictions.clone(),
+            self.inner.clock.clone(),
+        );
+        parts.insert(route.to_owned(), p.clone());
+        p
+    }
+
+    /// Drops the partitions of routes not in `routes` (removed by a reload).
+    pub fn retain_partitions(&self, routes: &[&str]) {
+        self.inner
+            .partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .retain(|name, _| routes.contains(&name.as_str()));
+    }
+
+    /// Sets the capacity, spread over the shards as [`MemoryStore::with_clock`] does.
+    fn resize(&self, capacity: usize) {
+        let capacity = capacity.max(1);
+        self.inner.capacity.store(capacity, Ordering::Relaxed);
+        let n = self.inner.shards.len();
+        for i in 0..n {
+            self.lock(i).capacity = (capacity / n + usize::from(i < capacity % n)).max(1);
+        }
     }
 
     /// Keys held now, including expired ones not yet reclaimed. Never above [`Self::capacity`].
@@ -601,6 +649,32 @@ mod tests {
             assert!(s.lock(0).queues.len() <= MAX_QUEUES);
         }
         assert!(ev.get() < 1000);
+    }
+
+    #[test]
+    fn partitions_do_not_evict_each_other() {
+        let (root, _, ev) = store(1000);
+        let victim = root.partition("victim", 4);
+        let flood = root.partition("flood", 4);
+        let key = |route: &str, i: u64| Key::new(route, &i.to_be_bytes());
+        assert_eq!(victim.begin(&key("victim", 1), S), Begin::Fresh);
+        victim.finish(&key("victim", 1), true, S);
+        for i in 0..10_000 {
+            assert_eq!(flood.begin(&key("flood", i), S), Begin::Fresh);
+        }
+        assert_eq!(flood.len(), 4);
+        assert_eq!(ev.get(), 10_000 - 4, "the flood evicts its own entries");
+        assert_eq!(victim.begin(&key("victim", 1), S), Begin::Duplicate);
+        assert_eq!(root.len(), 0, "partitions are not the root's entries");
+
+        // A reload asks again: same entries, new capacity; a removed route's partition goes.
+        let again = root.partition("victim", 2);
+        assert_eq!(again.capacity(), 2);
+        assert_eq!(again.begin(&key("victim", 1), S), Begin::Duplicate);
+        root.retain_partitions(&["victim"]);
+        let fresh = root.partition("flood", 4);
+        assert_eq!(fresh.len(), 0);
+        assert_eq!(root.partition("victim", 2).len(), 1);
     }
 
     #[test]

@@ -156,6 +156,23 @@ impl ReplayStore {
         redis::RedisStore::new(url, command_timeout).map(ReplayStore::Redis)
     }
 
+    /// The store route `route` uses: for the memory store, a partition of its own holding at
+    /// most `capacity` keys (see [`memory::MemoryStore::partition`]), so that no route's writes
+    /// evict another route's entries; for Redis, the shared store (Redis bounds its own memory).
+    pub fn partition(&self, route: &str, capacity: usize) -> ReplayStore {
+        match self {
+            ReplayStore::Memory(m) => ReplayStore::Memory(m.partition(route, capacity)),
+            ReplayStore::Redis(r) => ReplayStore::Redis(r.clone()),
+        }
+    }
+
+    /// Drops the memory partitions of routes not in `routes`; nothing for Redis.
+    pub fn retain_partitions(&self, routes: &[&str]) {
+        if let ReplayStore::Memory(m) = self {
+            m.retain_partitions(routes);
+        }
+    }
+
     /// `"memory"` or `"redis"`: the `store` label of `hookseal_replay_store_errors_total`.
     pub fn kind(&self) -> &'static str {
         match self {

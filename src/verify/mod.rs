@@ -485,6 +485,15 @@ impl Scheme {
         }
     }
 
+    /// Removes request headers of the scheme's own family that the verifier did not read, so
+    /// that the app sees only the ones that were verified: for Standard Webhooks, the
+    /// `webhook-*` twin of each `svix-*` header present. Other schemes read one name each.
+    pub fn strip_unread(&self, headers: &mut HeaderMap) {
+        if let Inner::Standard(_) = &self.inner {
+            standard::strip_unread(headers);
+        }
+    }
+
     /// The timestamp window in force (configured or the scheme's default).
     pub fn tolerance(&self) -> Duration {
         self.tolerance

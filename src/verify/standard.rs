@@ -212,6 +212,17 @@ const NAMES: [[(HeaderName, &str); 2]; 3] = [
     ],
 ];
 
+/// Removes the headers the verifier did not read: for each of the id, the timestamp and the
+/// signature, `webhook-X` when `svix-X` is present (when it is absent, `webhook-X` was read
+/// and there is no `svix-X` to remove). The app then sees only what was verified.
+pub(crate) fn strip_unread(h: &mut HeaderMap) {
+    for [(svix, _), (webhook, _)] in &NAMES {
+        if h.contains_key(svix) {
+            h.remove(webhook);
+        }
+    }
+}
+
 /// One header as the Svix libraries resolve it: `svix-X` if present (even empty), else
 /// `webhook-X`; its first value and whether it came more than once.
 struct Picked<'a> {
@@ -301,6 +312,33 @@ mod tests {
     use super::*;
     use crate::verify::tests::{req, scheme};
     use crate::verify::{SchemeName, SchemeOptions};
+
+    #[test]
+    fn strip_unread_keeps_only_the_family_each_header_was_read_from() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("svix-id", "a"),
+            ("webhook-id", "b"),
+            ("webhook-timestamp", "1"),
+            ("svix-signature", "v1,x"),
+            ("webhook-signature", "v1,y"),
+            ("content-type", "application/json"),
+        ] {
+            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        strip_unread(&mut h);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "svix-id",
+                "svix-signature",
+                "webhook-timestamp"
+            ]
+        );
+    }
 
     #[test]
     fn decimal_writes_what_to_string_does() {

@@ -282,3 +282,123 @@ fn upstream_url_with_userinfo_is_refused_without_echoing_it() {
     assert!(all.contains(":2: upstream.url"), "{all}");
     assert!(all.contains("route[0].upstream"), "{all}");
 }
+
+/// Issue 17 finding 8: `tolerance = "500ms"` passed `check` (printed as `0s`) and, with ids kept
+/// for twice the tolerance, dedupe lasted less than the second timestamps are counted in.
+/// Issue 17 findings 6 and 9: the new `replay_capacity` and `[forwarding] keep` keys are
+/// checked the same way.
+#[test]
+fn check_refuses_sub_second_tolerance_and_bad_replay_and_forwarding_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let text = format!(
+        "[upstream]
+url = \"http://127.0.0.1:8080\"
+[replay]
+capacity = 100
+[forwarding]
+keep = [\"X-Real-IP\", \"Authorization\"]
+{}tolerance = \"500ms\"
+[[route]]
+name = \"b\"
+path = \"/b\"
+scheme = \"standard-webhooks\"
+secrets = [{{ value = \"{WHSEC}\" }}]
+replay_capacity = 30
+[[route]]
+name = \"c\"
+path = \"/c\"
+scheme = \"stripe\"
+secrets = [{{ value = \"whsec_x\" }}]
+replay_capacity = 5
+",
+        sw_route("")
+    );
+    std::fs::write(&path, &text).unwrap();
+    let out = hookseal()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = |needle: &str| text.lines().position(|l| l.starts_with(needle)).unwrap() + 1;
+    let file = path.display().to_string();
+    for (line, key, message) in [
+        (line("keep"), "forwarding.keep", "forwarding policy"),
+        (line("tolerance"), "route[0].tolerance", "at least 1s"),
+        (
+            line("replay_capacity = 5"),
+            "route[2].replay_capacity",
+            "only for a route that dedupes",
+        ),
+    ] {
+        let want = format!("{file}:{line}: {key}");
+        assert!(stderr.contains(&want), "missing {want:?} in\n{stderr}");
+        assert!(stderr.contains(message), "missing {message:?} in\n{stderr}");
+    }
+
+    // Shares that add up to more than the store holds.
+    let over = text
+        .replace(
+            "keep = [\"X-Real-IP\", \"Authorization\"]",
+            "keep = [\"X-Real-IP\"]",
+        )
+        .replace("tolerance = \"500ms\"", "replay_capacity = 80")
+        .replace("replay_capacity = 5\n", "");
+    std::fs::write(&path, &over).unwrap();
+    let out = hookseal()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = over
+        .lines()
+        .position(|l| l.starts_with("replay_capacity = 80"))
+        .unwrap()
+        + 1;
+    let want = format!("{file}:{line}: route[0].replay_capacity: the routes' replay_capacity add up to 110, more than replay.capacity (100)");
+    assert!(stderr.contains(&want), "missing {want:?} in\n{stderr}");
+    assert!(stderr.contains("1 error(s)"), "{stderr}");
+
+    // One second is the smallest window.
+    let ok = format!(
+        "[upstream]\nurl = \"http://127.0.0.1:8080\"\n{}",
+        sw_route("tolerance = \"1s\"")
+    );
+    std::fs::write(&path, ok).unwrap();
+    let out = hookseal()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tolerance=1s"));
+}
+
+/// Issue 17 finding 9: `hookseal check … | head` panicked on the broken pipe. With stdout
+/// closed before it writes, `check` now exits 0 without a word on stderr.
+#[test]
+fn check_with_a_closed_stdout_exits_quietly() {
+    use std::os::unix::net::UnixStream;
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    drop(ours);
+    let out = hookseal()
+        .args(["check", "--config"])
+        .arg(repo_root().join("config.example.toml"))
+        .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            theirs,
+        )))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
