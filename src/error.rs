@@ -27,11 +27,13 @@ pub enum Reason {
     ReplayStoreUnavailable,
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// Over a capacity limit: the buffered-body budget, or no app connection free in time.
+    Overloaded,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (metric handle tables are indexed by it).
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::Ok,
         Reason::Duplicate,
         Reason::NoRoute,
@@ -49,6 +51,7 @@ impl Reason {
         Reason::ReplayStoreUnavailable,
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
+        Reason::Overloaded,
     ];
 
     /// The code used in JSON bodies, `x-hookseal-reason` and the `reason` metric label.
@@ -71,6 +74,7 @@ impl Reason {
             Reason::ReplayStoreUnavailable => "replay_store_unavailable",
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::Overloaded => "overloaded",
         }
     }
 
@@ -90,7 +94,7 @@ impl Reason {
                 StatusCode::UNAUTHORIZED
             }
             Reason::InFlight => StatusCode::CONFLICT,
-            Reason::ReplayStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::ReplayStoreUnavailable | Reason::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }

@@ -18,7 +18,7 @@ use prometheus::IntCounter;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::body::{read_limited, BodyError, RawBody};
+use crate::body::{read_limited, BodyBudget, BodyError, RawBody};
 use crate::config::{Config, Mode, OnStoreError, RouteConfig};
 use crate::error::Reason;
 use crate::headers;
@@ -49,6 +49,8 @@ pub struct Proxy {
     replay_errors: IntCounter,
     metrics: Arc<Metrics>,
     client: UpstreamClient,
+    /// `limits.max_buffered_bytes`, shared by every request (fixed at start).
+    budget: BodyBudget,
     ids: AtomicU64,
     id_seed: u64,
 }
@@ -84,7 +86,11 @@ struct Done {
 impl Proxy {
     /// Builds the pipeline for `config`.
     pub fn new(config: Config, metrics: Arc<Metrics>, replay: Arc<ReplayStore>) -> Proxy {
-        let client = UpstreamClient::new(config.upstream.connect_timeout);
+        let client = UpstreamClient::new(&config.upstream, metrics.upstream_connections.clone());
+        let budget = BodyBudget::new(
+            config.limits.max_buffered_bytes,
+            metrics.buffered_bytes.clone(),
+        );
         let replay_errors = metrics.replay_error(replay.kind());
         let snapshot = Snapshot::new(config, &metrics);
         metrics.retain(snapshot.routes.values().map(|r| &r.metrics));
@@ -98,6 +104,7 @@ impl Proxy {
             replay_errors,
             metrics,
             client,
+            budget,
             ids: AtomicU64::new(0),
             id_seed,
         }
@@ -144,8 +151,6 @@ impl Proxy {
         request_id: HeaderValue,
     ) -> Response<ProxyBody> {
         let start = Instant::now();
-        self.metrics.inflight.inc();
-        let _inflight = GaugeGuard(&self.metrics.inflight);
         let snap = self.snapshot();
         let (mut parts, body) = req.into_parts();
 
@@ -269,12 +274,19 @@ impl Proxy {
             return rejected(Reason::BodyTooLarge);
         }
         let deadline = start + snap.config.limits.body_timeout;
-        let body = match read_limited(body, declared, cfg.max_body_bytes, deadline).await {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => return rejected(Reason::BodyTooLarge),
-            Err(BodyError::Timeout) => return rejected(Reason::BodyTimeout),
-            Err(BodyError::Incomplete) => return rejected(Reason::BodyIncomplete),
-        };
+        let body =
+            match read_limited(body, declared, cfg.max_body_bytes, deadline, &self.budget).await {
+                Ok(b) => b,
+                Err(BodyError::Overloaded) => {
+                    return Done {
+                        detail: Some("limits.max_buffered_bytes exhausted".into()),
+                        ..rejected(Reason::Overloaded)
+                    }
+                }
+                Err(BodyError::TooLarge) => return rejected(Reason::BodyTooLarge),
+                Err(BodyError::Timeout) => return rejected(Reason::BodyTimeout),
+                Err(BodyError::Incomplete) => return rejected(Reason::BodyIncomplete),
+            };
         route.metrics.body_bytes.observe(body.len() as f64);
 
         // Step 3: verify.
@@ -578,6 +590,14 @@ impl Proxy {
         observe: bool,
     ) -> Done {
         let (class, reason) = match e {
+            UpstreamError::Busy => {
+                return Done {
+                    response: reject(Reason::Overloaded, Some(&route.cfg.name), request_id),
+                    outcome: Outcome::Rejected,
+                    reason: Reason::Overloaded,
+                    detail: Some("no app connection free within upstream.timeout".into()),
+                }
+            }
             UpstreamError::Unavailable => (UpstreamClass::Error, Reason::UpstreamUnavailable),
             UpstreamError::Timeout => (UpstreamClass::Timeout, Reason::UpstreamTimeout),
         };
@@ -671,9 +691,13 @@ fn reject(reason: Reason, route: Option<&str>, request_id: &HeaderValue) -> Resp
     if reason.status() == StatusCode::PAYLOAD_TOO_LARGE
         || reason == Reason::BodyIncomplete
         || reason == Reason::BodyTimeout
+        || reason == Reason::Overloaded
     {
         // The rest of the body was not read: the connection cannot carry another request.
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if reason == Reason::Overloaded {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
 }
@@ -751,15 +775,6 @@ fn splitmix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// Decrements a gauge when dropped (also when the client hangs up mid-request).
-struct GaugeGuard<'a>(&'a prometheus::IntGauge);
-
-impl Drop for GaugeGuard<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// Shows a header value in logs (request ids are validated as visible ASCII or generated).
