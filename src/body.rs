@@ -57,6 +57,111 @@ impl BodyBudget {
     pub fn available(&self) -> u64 {
         self.permits.available_permits() as u64
     }
+
+    /// Reads `body` completely, stopping as soon as it exceeds `limit` bytes or `deadline`
+    /// passes, or the bytes it holds do not fit in this budget ([`BodyError::Overloaded`]): a
+    /// declared length is reserved before the first byte is read, a body without one reserves
+    /// as its frames arrive.
+    ///
+    /// When the length was declared (`declared`, the Content-Length, already checked against
+    /// `limit`), frames of [`KEEP_FRAME`] bytes or more are kept as they are: the body is
+    /// never copied as a whole, and what it holds of hyper's read buffers is the body itself.
+    /// Smaller frames, and every frame of a body without a declared length (chunked: its
+    /// frames may sit in buffers mostly made of chunk framing), are copied into buffers of our
+    /// own.
+    ///
+    /// # Errors
+    /// See [`BodyError`].
+    pub async fn read(
+        &self,
+        mut body: Incoming,
+        declared: Option<u64>,
+        limit: u64,
+        deadline: Instant,
+    ) -> Result<RawBody, BodyError> {
+        let budget = self;
+        let mut reserved = Reservation::default();
+        if !reserved.cover(budget, declared.unwrap_or(0)) {
+            return Err(BodyError::Overloaded);
+        }
+        // Bytes held: kept frames, plus the capacity of the buffers small frames are copied into.
+        let mut held: u64 = 0;
+        let mut pieces: Vec<Bytes> = Vec::new();
+        // Small frames, copied together until the next kept frame (or the end).
+        let mut small: Option<BytesMut> = None;
+        // Of `small`'s capacity, what `held` counts already.
+        let mut small_counted: usize = 0;
+        let mut total: u64 = 0;
+        // One timer for the whole body, armed only if a frame is not ready at once (a small body
+        // usually arrives with its head and is read without touching the timer wheel).
+        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        loop {
+            let next = std::future::poll_fn(|cx| {
+                if let Poll::Ready(f) = Pin::new(&mut body).poll_frame(cx) {
+                    return Poll::Ready(Some(f));
+                }
+                let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                t.as_mut().poll(cx).map(|()| None)
+            })
+            .await;
+            let frame = match next {
+                None => return Err(BodyError::Timeout),
+                Some(None) => break,
+                Some(Some(Err(_))) => return Err(BodyError::Incomplete),
+                Some(Some(Ok(frame))) => frame,
+            };
+            // Trailers (HTTP/2, chunked) are not part of any signature; they are dropped.
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if data.is_empty() {
+                continue;
+            }
+            total += data.len() as u64;
+            if total > limit {
+                return Err(BodyError::TooLarge);
+            }
+            let keep = declared.is_some() && data.len() >= KEEP_FRAME;
+            if keep || (pieces.is_empty() && small.is_none() && Some(total) == declared) {
+                // Kept whole; so is a body that arrives as one frame, however small.
+                if let Some(s) = small.take() {
+                    pieces.push(s.freeze());
+                    small_counted = 0;
+                }
+                held += data.len() as u64;
+                if !reserved.cover(budget, held) {
+                    return Err(BodyError::Overloaded);
+                }
+                pieces.push(data);
+                continue;
+            }
+            let s = small.get_or_insert_with(|| {
+                // Room for this frame and a few more like it, never more than the rest of the
+                // declared body: kept frames may follow, and a buffer frozen half empty would
+                // hold its capacity as long as the body lives. It grows as needed.
+                let rest =
+                    declared.map_or(u64::MAX, |d| d.saturating_sub(total - data.len() as u64));
+                let want = (data.len() as u64).max(KEEP_FRAME as u64).min(rest);
+                BytesMut::with_capacity(usize::try_from(want).unwrap_or(usize::MAX))
+            });
+            s.extend_from_slice(&data);
+            // The buffer's whole capacity is held, counted as it is made and as it grows.
+            held += s.capacity().saturating_sub(small_counted) as u64;
+            small_counted = s.capacity();
+            if !reserved.cover(budget, held) {
+                return Err(BodyError::Overloaded);
+            }
+        }
+        if let Some(s) = small {
+            pieces.push(s.freeze());
+        }
+        Ok(RawBody {
+            pieces,
+            sent: 0,
+            len: total,
+            _reserved: reserved,
+        })
+    }
 }
 
 /// Bytes reserved from a [`BodyBudget`]; given back when dropped.
@@ -167,107 +272,6 @@ impl Body for RawBody {
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.len)
     }
-}
-
-/// Reads `body` completely, stopping as soon as it exceeds `limit` bytes or `deadline` passes,
-/// or the bytes it holds do not fit in `budget` ([`BodyError::Overloaded`]): a declared length is
-/// reserved before the first byte is read, a body without one reserves as its frames arrive.
-///
-/// When the length was declared (`declared`, the Content-Length, already checked against
-/// `limit`), frames of [`KEEP_FRAME`] bytes or more are kept as they are: the body is never
-/// copied as a whole, and what it holds of hyper's read buffers is the body itself. Smaller
-/// frames, and every frame of a body without a declared length (chunked: its frames may sit in
-/// buffers mostly made of chunk framing), are copied into buffers of our own.
-///
-/// # Errors
-/// See [`BodyError`].
-pub async fn read_limited(
-    mut body: Incoming,
-    declared: Option<u64>,
-    limit: u64,
-    deadline: Instant,
-    budget: &BodyBudget,
-) -> Result<RawBody, BodyError> {
-    let mut reserved = Reservation::default();
-    if !reserved.cover(budget, declared.unwrap_or(0)) {
-        return Err(BodyError::Overloaded);
-    }
-    // Bytes held: kept frames, plus the capacity of the buffers small frames are copied into.
-    let mut held: u64 = 0;
-    let mut pieces: Vec<Bytes> = Vec::new();
-    // Small frames, copied together until the next kept frame (or the end).
-    let mut small: Option<BytesMut> = None;
-    // Of `small`'s capacity, what `held` counts already.
-    let mut small_counted: usize = 0;
-    let mut total: u64 = 0;
-    // One timer for the whole body, armed only if a frame is not ready at once (a small body
-    // usually arrives with its head and is read without touching the timer wheel).
-    let mut timer: Option<Pin<Box<Sleep>>> = None;
-    loop {
-        let next = std::future::poll_fn(|cx| {
-            if let Poll::Ready(f) = Pin::new(&mut body).poll_frame(cx) {
-                return Poll::Ready(Some(f));
-            }
-            let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-            t.as_mut().poll(cx).map(|()| None)
-        })
-        .await;
-        let frame = match next {
-            None => return Err(BodyError::Timeout),
-            Some(None) => break,
-            Some(Some(Err(_))) => return Err(BodyError::Incomplete),
-            Some(Some(Ok(frame))) => frame,
-        };
-        // Trailers (HTTP/2, chunked) are not part of any signature; they are dropped.
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        total += data.len() as u64;
-        if total > limit {
-            return Err(BodyError::TooLarge);
-        }
-        let keep = declared.is_some() && data.len() >= KEEP_FRAME;
-        if keep || (pieces.is_empty() && small.is_none() && Some(total) == declared) {
-            // Kept whole; so is a body that arrives as one frame, however small.
-            if let Some(s) = small.take() {
-                pieces.push(s.freeze());
-                small_counted = 0;
-            }
-            held += data.len() as u64;
-            if !reserved.cover(budget, held) {
-                return Err(BodyError::Overloaded);
-            }
-            pieces.push(data);
-            continue;
-        }
-        let s = small.get_or_insert_with(|| {
-            // Room for this frame and a few more like it, never more than the rest of the
-            // declared body: kept frames may follow, and a buffer frozen half empty would
-            // hold its capacity as long as the body lives. It grows as needed.
-            let rest = declared.map_or(u64::MAX, |d| d.saturating_sub(total - data.len() as u64));
-            let want = (data.len() as u64).max(KEEP_FRAME as u64).min(rest);
-            BytesMut::with_capacity(usize::try_from(want).unwrap_or(usize::MAX))
-        });
-        s.extend_from_slice(&data);
-        // The buffer's whole capacity is held, counted as it is made and as it grows.
-        held += s.capacity().saturating_sub(small_counted) as u64;
-        small_counted = s.capacity();
-        if !reserved.cover(budget, held) {
-            return Err(BodyError::Overloaded);
-        }
-    }
-    if let Some(s) = small {
-        pieces.push(s.freeze());
-    }
-    Ok(RawBody {
-        pieces,
-        sent: 0,
-        len: total,
-        _reserved: reserved,
-    })
 }
 
 #[cfg(test)]

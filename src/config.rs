@@ -417,7 +417,7 @@ impl<'a> Cx<'a> {
                 self.err(
                     0,
                     "limits.max_buffered_bytes",
-                    format!("smaller than route {}'s max_body_bytes: its largest bodies could never be read", r.name),
+                    format!("smaller than route {}'s max_body_bytes", r.name),
                 );
             }
         }

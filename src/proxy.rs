@@ -18,7 +18,7 @@ use prometheus::IntCounter;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::body::{read_limited, BodyBudget, BodyError, RawBody};
+use crate::body::{BodyBudget, BodyError, RawBody};
 use crate::config::{Config, Mode, OnStoreError, RouteConfig};
 use crate::error::Reason;
 use crate::headers;
@@ -274,19 +274,22 @@ impl Proxy {
             return rejected(Reason::BodyTooLarge);
         }
         let deadline = start + snap.config.limits.body_timeout;
-        let body =
-            match read_limited(body, declared, cfg.max_body_bytes, deadline, &self.budget).await {
-                Ok(b) => b,
-                Err(BodyError::Overloaded) => {
-                    return Done {
-                        detail: Some("limits.max_buffered_bytes exhausted".into()),
-                        ..rejected(Reason::Overloaded)
-                    }
-                }
-                Err(BodyError::TooLarge) => return rejected(Reason::BodyTooLarge),
-                Err(BodyError::Timeout) => return rejected(Reason::BodyTimeout),
-                Err(BodyError::Incomplete) => return rejected(Reason::BodyIncomplete),
-            };
+        let read = self
+            .budget
+            .read(body, declared, cfg.max_body_bytes, deadline);
+        let body = match read.await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => return rejected(Reason::BodyTooLarge),
+            Err(BodyError::Timeout) => return rejected(Reason::BodyTimeout),
+            Err(BodyError::Incomplete) => return rejected(Reason::BodyIncomplete),
+            Err(BodyError::Overloaded) => {
+                let detail = Some("limits.max_buffered_bytes exhausted".into());
+                return Done {
+                    detail,
+                    ..rejected(Reason::Overloaded)
+                };
+            }
+        };
         route.metrics.body_bytes.observe(body.len() as f64);
 
         // Step 3: verify.
