@@ -267,13 +267,14 @@ where
         let state = Arc::clone(&state);
         let proxy = Arc::clone(&shared.proxy);
         let inflight = shared.metrics.inflight.clone();
+        let write_timeout = shared.write_timeout;
         service_fn(move |req: Request<Incoming>| {
             let guard = InFlight::begin(&state, &inflight, req.method(), req.uri());
             let proxy = Arc::clone(&proxy);
             let state = Arc::clone(&state);
             async move {
                 let resp = proxy.handle(req, info).await;
-                let waiting = state.watch_response();
+                let waiting = state.watch_response(write_timeout);
                 Ok::<_, Infallible>(resp.map(|body| Tracked {
                     body,
                     waiting,
@@ -324,6 +325,10 @@ where
             }
             // Draining: a request ended, so the connection may now be shut down.
             () = state.quiet.notified(), if draining => {}
+            // A response began while the timer was set for later than `write_timeout` allows.
+            () = state.rearm.notified() => {
+                sleep.as_mut().reset(state.next_check(shared, closing));
+            }
             () = &mut sleep => {
                 match state.check(shared, closing) {
                     Check::Keep => {}
@@ -384,6 +389,10 @@ struct ConnState {
     /// The responses being written, each with when it began to wait on the client
     /// ([`Tracked`]).
     responses: Mutex<Vec<Weak<AtomicU64>>>,
+    /// When the connection's timer fires next, in milliseconds after `born`.
+    timer_at: AtomicU64,
+    /// Signalled when a response begins and the timer is too far off to see it stall in time.
+    rearm: Notify,
 }
 
 /// A response's wait time when it is not waiting on its client.
@@ -401,6 +410,8 @@ impl ConnState {
             draining: AtomicBool::new(false),
             quiet: Notify::new(),
             responses: Mutex::new(Vec::new()),
+            timer_at: AtomicU64::new(0),
+            rearm: Notify::new(),
         }
     }
 
@@ -408,9 +419,16 @@ impl ConnState {
         u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
-    /// Registers a response handed to the HTTP layer: it waits on the client from now.
-    fn watch_response(&self) -> Arc<AtomicU64> {
-        let waiting = Arc::new(AtomicU64::new(self.ms_since_born()));
+    /// Registers a response handed to the HTTP layer: it waits on the client from now. Wakes
+    /// the connection's task to move its timer closer if it is set for later than a quarter
+    /// of `write_timeout` from now (a connection idle or new until this request).
+    fn watch_response(&self, write_timeout: Duration) -> Arc<AtomicU64> {
+        let now = self.ms_since_born();
+        let quarter = u64::try_from((write_timeout / 4).as_millis()).unwrap_or(u64::MAX);
+        if self.timer_at.load(Ordering::SeqCst) > now.saturating_add(quarter) {
+            self.rearm.notify_one();
+        }
+        let waiting = Arc::new(AtomicU64::new(now));
         let mut list = match self.responses.lock() {
             Ok(l) => l,
             Err(poisoned) => poisoned.into_inner(),
@@ -438,8 +456,18 @@ impl ConnState {
     }
 
     /// The next instant a deadline may pass; `check` decides whether one did. Never later
-    /// than the earliest deadline that could apply by then, as nothing else moves the timer.
+    /// than the earliest deadline that could apply by then, as nothing else moves the timer
+    /// (but [`ConnState::watch_response`]). Remembered in `timer_at`: the caller sets the
+    /// timer to it.
     fn next_check(&self, shared: &Shared, closing: Option<Instant>) -> Instant {
+        let at = self.next_deadline(shared, closing);
+        let ms = u64::try_from(at.saturating_duration_since(self.born).as_millis());
+        self.timer_at
+            .store(ms.unwrap_or(u64::MAX), Ordering::SeqCst);
+        at
+    }
+
+    fn next_deadline(&self, shared: &Shared, closing: Option<Instant>) -> Instant {
         let now = Instant::now();
         if self.active.load(Ordering::SeqCst) > 0 {
             // Busy: only `write_timeout` applies; look again later.
