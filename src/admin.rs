@@ -1,4 +1,8 @@
 //! The admin listener: `/metrics`, `/healthz`, `/readyz`.
+//!
+//! At most [`MAX_CONNECTIONS`] connections are served at once; more wait in the kernel's listen
+//! backlog (as on the proxy listener) and are accepted as soon as one closes. Every answer is
+//! immediate, and a connection that sends no request head is closed after 10 s.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +16,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
 
@@ -31,6 +36,11 @@ impl Readiness {
     }
 }
 
+/// Admin connections served at once: Prometheus, the kubelet's probes and a person with curl
+/// need a few; a client holding this many open only delays the rest, up to the 10 s head
+/// timeout, instead of taking the process's file descriptors.
+pub const MAX_CONNECTIONS: usize = 32;
+
 /// Serves the admin endpoints until `stop` completes.
 pub async fn serve(
     listener: TcpListener,
@@ -39,7 +49,15 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            () = &mut stop => return,
+            s = Arc::clone(&slots).acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+        };
         let (tcp, _) = tokio::select! {
             () = &mut stop => return,
             r = listener.accept() => match r {
@@ -54,6 +72,7 @@ pub async fn serve(
         let metrics = Arc::clone(&metrics);
         let ready = ready.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = service_fn(move |req| {
                 let resp = answer(&req, &metrics, &ready);
                 async move { Ok::<_, std::convert::Infallible>(resp) }

@@ -73,6 +73,13 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub max_headers: usize,
     pub max_header_bytes: usize,
+    /// Request body bytes buffered at once, all requests together (README "Slow and abusive
+    /// clients").
+    pub max_buffered_bytes: u64,
+    /// Concurrent HTTP/2 streams a client may open on one connection.
+    pub max_concurrent_streams: u32,
+    /// A response the client has not taken more of for this long is abandoned.
+    pub write_timeout: Duration,
 }
 
 /// `[upstream]`
@@ -81,6 +88,8 @@ pub struct Upstream {
     pub url: Uri,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    /// Open connections to the app, all upstreams together.
+    pub max_connections: usize,
 }
 
 /// `[replay]`
@@ -437,6 +446,18 @@ impl<'a> Cx<'a> {
         let forwarding = self.forwarding(t.as_ref());
         let routes = self.routes(&root, limits.as_ref(), replay.as_ref());
 
+        if let (Some(l), Some(routes)) = (&limits, &routes) {
+            for r in routes
+                .iter()
+                .filter(|r| r.max_body_bytes > l.max_buffered_bytes)
+            {
+                self.err(
+                    0,
+                    "limits.max_buffered_bytes",
+                    format!("smaller than route {}'s max_body_bytes", r.name),
+                );
+            }
+        }
         if let (Some(l), Some(a)) = (&listen, &admin) {
             if l.address == a.address {
                 self.err(0, "admin.address", "must differ from listen.address");
@@ -544,6 +565,9 @@ impl<'a> Cx<'a> {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_headers: DEFAULT_MAX_HEADERS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED,
+            max_concurrent_streams: DEFAULT_MAX_STREAMS,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         };
         let Some(t) = t else { return Some(defaults) };
         self.check_keys(
@@ -558,6 +582,9 @@ impl<'a> Cx<'a> {
                 "idle_timeout",
                 "max_headers",
                 "max_header_bytes",
+                "max_buffered_bytes",
+                "max_concurrent_streams",
+                "write_timeout",
             ],
         );
         let max_body_bytes = self.size(t, "max_body_bytes", defaults.max_body_bytes, 1);
@@ -580,6 +607,27 @@ impl<'a> Cx<'a> {
             defaults.max_header_bytes as u64,
             MIN_HEADER_BYTES as u64,
         );
+        let max_buffered_bytes = self.size(t, "max_buffered_bytes", defaults.max_buffered_bytes, 1);
+        if let (Some(budget), Some(body)) = (max_buffered_bytes, max_body_bytes) {
+            if budget < body {
+                let off = self
+                    .entry(t, "max_buffered_bytes")
+                    .map_or(t.span_start, |(_, i)| i.span().start);
+                self.err(
+                    off,
+                    "limits.max_buffered_bytes",
+                    "must be at least limits.max_body_bytes",
+                );
+            }
+        }
+        let max_concurrent_streams = self.int(
+            t,
+            "max_concurrent_streams",
+            i64::from(defaults.max_concurrent_streams),
+            1,
+            1000,
+        );
+        let write_timeout = self.duration(t, "write_timeout", defaults.write_timeout, true);
         Some(Limits {
             max_body_bytes: max_body_bytes?,
             header_timeout: header_timeout?,
@@ -590,11 +638,14 @@ impl<'a> Cx<'a> {
             idle_timeout: idle_timeout?,
             max_headers: max_headers? as usize,
             max_header_bytes: usize::try_from(max_header_bytes?).ok()?,
+            max_buffered_bytes: max_buffered_bytes?,
+            max_concurrent_streams: max_concurrent_streams? as u32,
+            write_timeout: write_timeout?,
         })
     }
 
     fn upstream(&mut self, t: &Table<'_, '_>) -> Option<Upstream> {
-        self.check_keys(t, &["url", "connect_timeout", "timeout"]);
+        self.check_keys(t, &["url", "connect_timeout", "timeout", "max_connections"]);
         let url = match self.entry(t, "url") {
             Some((key, item)) => self.upstream_url(&key, item),
             None => {
@@ -608,10 +659,18 @@ impl<'a> Cx<'a> {
         };
         let connect_timeout = self.duration(t, "connect_timeout", DEFAULT_CONNECT_TIMEOUT, true);
         let timeout = self.duration(t, "timeout", DEFAULT_UPSTREAM_TIMEOUT, true);
+        let max_connections = self.int(
+            t,
+            "max_connections",
+            DEFAULT_UPSTREAM_CONNECTIONS as i64,
+            1,
+            1 << 16,
+        );
         Some(Upstream {
             url: url?,
             connect_timeout: connect_timeout?,
             timeout: timeout?,
+            max_connections: max_connections? as usize,
         })
     }
 
@@ -1692,6 +1751,12 @@ const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const DEFAULT_MAX_HEADERS: usize = 100;
 const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 const MIN_HEADER_BYTES: usize = 8192;
+/// 64 MiB: half of the chart's 128 MiB memory limit (README "Slow and abusive clients").
+const DEFAULT_MAX_BUFFERED: u64 = 64 << 20;
+/// Webhook senders open a handful of streams at a time; browsers' 100 is not needed here.
+const DEFAULT_MAX_STREAMS: u32 = 64;
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_UPSTREAM_CONNECTIONS: usize = 256;
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;

@@ -31,11 +31,13 @@ pub enum Reason {
     BadHost,
     /// A `Transfer-Encoding` other than a single `chunked`.
     UnsupportedTransferCoding,
+    /// Over a capacity limit: the buffered-body budget, or no app connection free in time.
+    Overloaded,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (metric handle tables are indexed by it).
-    pub const ALL: [Reason; 19] = [
+    pub const ALL: [Reason; 20] = [
         Reason::Ok,
         Reason::Duplicate,
         Reason::NoRoute,
@@ -55,6 +57,7 @@ impl Reason {
         Reason::UpstreamTimeout,
         Reason::BadHost,
         Reason::UnsupportedTransferCoding,
+        Reason::Overloaded,
     ];
 
     /// The code used in JSON bodies, `x-hookseal-reason` and the `reason` metric label.
@@ -79,6 +82,7 @@ impl Reason {
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::BadHost => "bad_host",
             Reason::UnsupportedTransferCoding => "unsupported_transfer_coding",
+            Reason::Overloaded => "overloaded",
         }
     }
 
@@ -98,7 +102,7 @@ impl Reason {
                 StatusCode::UNAUTHORIZED
             }
             Reason::InFlight => StatusCode::CONFLICT,
-            Reason::ReplayStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::ReplayStoreUnavailable | Reason::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reason::BadHost => StatusCode::BAD_REQUEST,

@@ -145,6 +145,12 @@ pub struct Metrics {
     pub inflight: IntGauge,
     /// `hookseal_connections`
     pub connections: IntGauge,
+    /// `hookseal_buffered_bytes`: request body bytes reserved from `limits.max_buffered_bytes`.
+    pub buffered_bytes: IntGauge,
+    /// `hookseal_upstream_connections`: open connections to the app.
+    pub upstream_connections: IntGauge,
+    /// `hookseal_responses_abandoned_total`: connections dropped by `limits.write_timeout`.
+    pub responses_abandoned: IntCounter,
     /// `hookseal_tls_handshake_errors_total`
     pub tls_handshake_errors: IntCounter,
     reloads: IntCounterVec,
@@ -285,6 +291,18 @@ impl Metrics {
             "Requests being handled right now.",
         )?;
         let connections = IntGauge::new("hookseal_connections", "Open client connections.")?;
+        let buffered_bytes = IntGauge::new(
+            "hookseal_buffered_bytes",
+            "Request body bytes buffered (reserved from limits.max_buffered_bytes).",
+        )?;
+        let upstream_connections = IntGauge::new(
+            "hookseal_upstream_connections",
+            "Open connections to the app, busy and idle.",
+        )?;
+        let responses_abandoned = IntCounter::new(
+            "hookseal_responses_abandoned_total",
+            "Client connections dropped because a response was not read within limits.write_timeout.",
+        )?;
         let tls_handshake_errors = IntCounter::new(
             "hookseal_tls_handshake_errors_total",
             "TLS handshakes that failed or timed out.",
@@ -325,6 +343,9 @@ impl Metrics {
         registry.register(Box::new(replay_evictions.clone()))?;
         registry.register(Box::new(inflight.clone()))?;
         registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(buffered_bytes.clone()))?;
+        registry.register(Box::new(upstream_connections.clone()))?;
+        registry.register(Box::new(responses_abandoned.clone()))?;
         registry.register(Box::new(tls_handshake_errors.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(cert_reloads.clone()))?;
@@ -345,6 +366,9 @@ impl Metrics {
             replay_evictions,
             inflight,
             connections,
+            buffered_bytes,
+            upstream_connections,
+            responses_abandoned,
             tls_handshake_errors,
             reloads,
             cert_reloads,

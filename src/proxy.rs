@@ -18,7 +18,7 @@ use prometheus::IntCounter;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::body::{read_limited, BodyError, RawBody};
+use crate::body::{BodyBudget, BodyError, RawBody};
 use crate::config::{Config, Mode, OnStoreError, RouteConfig};
 use crate::error::Reason;
 use crate::headers;
@@ -49,6 +49,8 @@ pub struct Proxy {
     replay_errors: IntCounter,
     metrics: Arc<Metrics>,
     client: UpstreamClient,
+    /// `limits.max_buffered_bytes`, shared by every request (fixed at start).
+    budget: BodyBudget,
     ids: AtomicU64,
     id_seed: u64,
 }
@@ -141,7 +143,11 @@ fn decide(mode: Mode, on_store_error: OnStoreError, failure: Option<Failure>) ->
 impl Proxy {
     /// Builds the pipeline for `config`.
     pub fn new(config: Config, metrics: Arc<Metrics>, replay: Arc<ReplayStore>) -> Proxy {
-        let client = UpstreamClient::new(config.upstream.connect_timeout);
+        let client = UpstreamClient::new(&config.upstream, metrics.upstream_connections.clone());
+        let budget = BodyBudget::new(
+            config.limits.max_buffered_bytes,
+            metrics.buffered_bytes.clone(),
+        );
         let replay_errors = metrics.replay_error(replay.kind());
         let snapshot = Snapshot::new(config, &metrics, &replay);
         metrics.retain(snapshot.routes.values().map(|r| &r.metrics));
@@ -155,6 +161,7 @@ impl Proxy {
             replay_errors,
             metrics,
             client,
+            budget,
             ids: AtomicU64::new(0),
             id_seed,
         }
@@ -208,8 +215,6 @@ impl Proxy {
         request_id: HeaderValue,
     ) -> Response<ProxyBody> {
         let start = Instant::now();
-        self.metrics.inflight.inc();
-        let _inflight = GaugeGuard(&self.metrics.inflight);
         let snap = self.snapshot();
         let (mut parts, body) = req.into_parts();
 
@@ -342,11 +347,21 @@ impl Proxy {
             return rejected(Reason::BodyTooLarge);
         }
         let deadline = start + snap.config.limits.body_timeout;
-        let body = match read_limited(body, declared, cfg.max_body_bytes, deadline).await {
+        let read = self
+            .budget
+            .read(body, declared, cfg.max_body_bytes, deadline);
+        let body = match read.await {
             Ok(b) => b,
             Err(BodyError::TooLarge) => return rejected(Reason::BodyTooLarge),
             Err(BodyError::Timeout) => return rejected(Reason::BodyTimeout),
             Err(BodyError::Incomplete) => return rejected(Reason::BodyIncomplete),
+            Err(BodyError::Overloaded) => {
+                let detail = Some("limits.max_buffered_bytes exhausted".into());
+                return Done {
+                    detail,
+                    ..rejected(Reason::Overloaded)
+                };
+            }
         };
         route.metrics.body_bytes.observe(body.len() as f64);
 
@@ -629,6 +644,14 @@ impl Proxy {
         observe: bool,
     ) -> Done {
         let (class, reason) = match e {
+            UpstreamError::Busy => {
+                return Done {
+                    response: reject(Reason::Overloaded, Some(&route.cfg.name), request_id),
+                    outcome: Outcome::Rejected,
+                    reason: Reason::Overloaded,
+                    detail: Some("no app connection free within upstream.timeout".into()),
+                }
+            }
             UpstreamError::Unavailable => (UpstreamClass::Error, Reason::UpstreamUnavailable),
             UpstreamError::Timeout => (UpstreamClass::Timeout, Reason::UpstreamTimeout),
         };
@@ -725,9 +748,13 @@ fn reject(reason: Reason, route: Option<&str>, request_id: &HeaderValue) -> Resp
         || reason == Reason::BodyTimeout
         || reason == Reason::BadHost
         || reason == Reason::UnsupportedTransferCoding
+        || reason == Reason::Overloaded
     {
         // The rest of the body was not read: the connection cannot carry another request.
         h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if reason == Reason::Overloaded {
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
 }
@@ -805,15 +832,6 @@ fn splitmix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-/// Decrements a gauge when dropped (also when the client hangs up mid-request).
-struct GaugeGuard<'a>(&'a prometheus::IntGauge);
-
-impl Drop for GaugeGuard<'_> {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// Shows a header value in logs (request ids are validated as visible ASCII or generated).

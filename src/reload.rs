@@ -166,6 +166,19 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("limits.drain_delay", o.drain_delay != n.drain_delay),
         ("limits.idle_timeout", o.idle_timeout != n.idle_timeout),
         (
+            "limits.max_buffered_bytes",
+            o.max_buffered_bytes != n.max_buffered_bytes,
+        ),
+        (
+            "limits.max_concurrent_streams",
+            o.max_concurrent_streams != n.max_concurrent_streams,
+        ),
+        ("limits.write_timeout", o.write_timeout != n.write_timeout),
+        (
+            "upstream.max_connections",
+            old.upstream.max_connections != new.upstream.max_connections,
+        ),
+        (
             "upstream.connect_timeout",
             old.upstream.connect_timeout != new.upstream.connect_timeout,
         ),

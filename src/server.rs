@@ -6,6 +6,9 @@
 //!   it for each HTTP/1.1 request head; here it also covers HTTP/2 and a client that connects
 //!   and sends nothing, which the protocol sniffing would otherwise wait on forever);
 //! - a connection with no request in progress for `idle_timeout` is closed gracefully;
+//! - a connection with a response its client has not taken more of for `write_timeout` (the
+//!   HTTP/1.1 socket or the HTTP/2 flow-control window full) is dropped, with every request
+//!   on it, so that the app connections those responses stream from are closed at once;
 //! - the drain: on shutdown every connection gets a graceful shutdown (HTTP/1.1: close after
 //!   the response in progress; HTTP/2: GOAWAY) — one that has not delivered a request yet
 //!   after its first one, within its first-request deadline — and when `shutdown_grace` runs
@@ -16,7 +19,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -63,6 +66,8 @@ struct Shared {
     builder: auto::Builder<TokioExecutor>,
     header_timeout: Duration,
     idle_timeout: Duration,
+    write_timeout: Duration,
+    metrics: Arc<Metrics>,
     /// Turns true when the listener stops accepting: connections shut down gracefully.
     drain: watch::Receiver<bool>,
     /// Turns true when `shutdown_grace` ran out: connections are dropped.
@@ -122,7 +127,7 @@ impl Server {
             .http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_concurrent_streams(256)
+            .max_concurrent_streams(limits.max_concurrent_streams)
             .keep_alive_interval(Some(Duration::from_secs(30)))
             .keep_alive_timeout(Duration::from_secs(10));
         let shared = Arc::new(Shared {
@@ -130,6 +135,8 @@ impl Server {
             builder,
             header_timeout: limits.header_timeout,
             idle_timeout: limits.idle_timeout,
+            write_timeout: limits.write_timeout,
+            metrics: Arc::clone(&metrics),
             drain,
             cut,
             requests_cut_off: AtomicUsize::new(0),
@@ -259,14 +266,19 @@ where
     let svc = {
         let state = Arc::clone(&state);
         let proxy = Arc::clone(&shared.proxy);
+        let inflight = shared.metrics.inflight.clone();
+        let write_timeout = shared.write_timeout;
         service_fn(move |req: Request<Incoming>| {
-            let guard = InFlight::begin(&state, req.method(), req.uri());
+            let guard = InFlight::begin(&state, &inflight, req.method(), req.uri());
             let proxy = Arc::clone(&proxy);
+            let state = Arc::clone(&state);
             async move {
                 let resp = proxy.handle(req, info).await;
+                let waiting = state.watch_response(write_timeout);
                 Ok::<_, Infallible>(resp.map(|body| Tracked {
                     body,
-                    _guard: guard,
+                    waiting,
+                    guard,
                 }))
             }
         })
@@ -313,6 +325,10 @@ where
             }
             // Draining: a request ended, so the connection may now be shut down.
             () = state.quiet.notified(), if draining => {}
+            // A response began while the timer was set for later than `write_timeout` allows.
+            () = state.rearm.notified() => {
+                sleep.as_mut().reset(state.next_check(shared, closing));
+            }
             () = &mut sleep => {
                 match state.check(shared, closing) {
                     Check::Keep => {}
@@ -323,6 +339,16 @@ where
                     }
                     Check::Drop(why) => {
                         tracing::debug!(peer = %info.peer, why, "dropping a connection");
+                        return;
+                    }
+                    Check::Abandon => {
+                        shared.metrics.responses_abandoned.inc();
+                        tracing::warn!(
+                            peer = %info.peer,
+                            write_timeout = ?shared.write_timeout,
+                            requests = state.active.load(Ordering::SeqCst),
+                            "client did not read its response within write_timeout; connection dropped"
+                        );
                         return;
                     }
                 }
@@ -339,6 +365,9 @@ enum Check {
     Close,
     /// Nothing in progress and past a hard deadline: drop the socket.
     Drop(&'static str),
+    /// A response has waited on its client for `write_timeout`: drop the socket and every
+    /// request on it.
+    Abandon,
 }
 
 /// Per-connection bookkeeping shared by its requests and its task.
@@ -357,7 +386,17 @@ struct ConnState {
     draining: AtomicBool,
     /// Signalled, while draining, when the last request in progress ends.
     quiet: Notify,
+    /// The responses being written, each with when it began to wait on the client
+    /// ([`Tracked`]).
+    responses: Mutex<Vec<Weak<AtomicU64>>>,
+    /// When the connection's timer fires next, in milliseconds after `born`.
+    timer_at: AtomicU64,
+    /// Signalled when a response begins and the timer is too far off to see it stall in time.
+    rearm: Notify,
 }
+
+/// A response's wait time when it is not waiting on its client.
+const NOT_WAITING: u64 = u64::MAX;
 
 impl ConnState {
     fn new(peer: SocketAddr) -> ConnState {
@@ -370,16 +409,73 @@ impl ConnState {
             cut: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             quiet: Notify::new(),
+            responses: Mutex::new(Vec::new()),
+            timer_at: AtomicU64::new(0),
+            rearm: Notify::new(),
         }
     }
 
+    fn ms_since_born(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Registers a response handed to the HTTP layer: it waits on the client from now. Wakes
+    /// the connection's task to move its timer closer if it is set for later than a quarter
+    /// of `write_timeout` from now (a connection idle or new until this request).
+    fn watch_response(&self, write_timeout: Duration) -> Arc<AtomicU64> {
+        let now = self.ms_since_born();
+        let quarter = u64::try_from((write_timeout / 4).as_millis()).unwrap_or(u64::MAX);
+        if self.timer_at.load(Ordering::SeqCst) > now.saturating_add(quarter) {
+            self.rearm.notify_one();
+        }
+        let waiting = Arc::new(AtomicU64::new(now));
+        let mut list = match self.responses.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        list.retain(|w| w.strong_count() > 0);
+        list.push(Arc::downgrade(&waiting));
+        waiting
+    }
+
+    /// How long the response that has waited on its client longest has waited.
+    fn longest_wait(&self) -> Option<Duration> {
+        let list = match self.responses.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let since = list
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|w| w.load(Ordering::SeqCst))
+            .filter(|&ms| ms != NOT_WAITING)
+            .min()?;
+        Some(Duration::from_millis(
+            self.ms_since_born().saturating_sub(since),
+        ))
+    }
+
     /// The next instant a deadline may pass; `check` decides whether one did. Never later
-    /// than the earliest deadline that could apply by then, as nothing else moves the timer.
+    /// than the earliest deadline that could apply by then, as nothing else moves the timer
+    /// (but [`ConnState::watch_response`]). Remembered in `timer_at`: the caller sets the
+    /// timer to it.
     fn next_check(&self, shared: &Shared, closing: Option<Instant>) -> Instant {
+        let at = self.next_deadline(shared, closing);
+        let ms = u64::try_from(at.saturating_duration_since(self.born).as_millis());
+        self.timer_at
+            .store(ms.unwrap_or(u64::MAX), Ordering::SeqCst);
+        at
+    }
+
+    fn next_deadline(&self, shared: &Shared, closing: Option<Instant>) -> Instant {
         let now = Instant::now();
         if self.active.load(Ordering::SeqCst) > 0 {
-            // Busy: no deadline applies; look again later.
-            return now + shared.idle_timeout.min(shared.header_timeout);
+            // Busy: only `write_timeout` applies; look again later.
+            return now
+                + shared
+                    .idle_timeout
+                    .min(shared.header_timeout)
+                    .min(shared.write_timeout / 4);
         }
         match closing {
             Some(since) => since + shared.header_timeout,
@@ -394,7 +490,10 @@ impl ConnState {
 
     fn check(&self, shared: &Shared, closing: Option<Instant>) -> Check {
         if self.active.load(Ordering::SeqCst) > 0 {
-            return Check::Keep;
+            return match self.longest_wait() {
+                Some(w) if w >= shared.write_timeout => Check::Abandon,
+                _ => Check::Keep,
+            };
         }
         let now = Instant::now();
         if let Some(since) = closing {
@@ -432,17 +531,26 @@ impl ConnState {
 /// One request in progress, from its head until its response body is done or dropped.
 struct InFlight {
     state: Arc<ConnState>,
+    /// `hookseal_inflight_requests`: a request counts until its response body is done.
+    inflight: prometheus::IntGauge,
     method: Method,
     uri: Uri,
     started: Instant,
 }
 
 impl InFlight {
-    fn begin(state: &Arc<ConnState>, method: &Method, uri: &Uri) -> InFlight {
+    fn begin(
+        state: &Arc<ConnState>,
+        inflight: &prometheus::IntGauge,
+        method: &Method,
+        uri: &Uri,
+    ) -> InFlight {
         state.started.fetch_add(1, Ordering::SeqCst);
         state.active.fetch_add(1, Ordering::SeqCst);
+        inflight.inc();
         InFlight {
             state: Arc::clone(state),
+            inflight: inflight.clone(),
             method: method.clone(),
             uri: uri.clone(),
             started: Instant::now(),
@@ -452,6 +560,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.inflight.dec();
         let s = &self.state;
         let ms = u64::try_from(s.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         s.last_end_ms.fetch_max(ms, Ordering::SeqCst);
@@ -471,10 +580,16 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that keeps its request counted as in progress until it is done.
+/// A response body that keeps its request counted as in progress until it is done, and
+/// tells its connection since when it has waited on the client: from when it was handed to
+/// the HTTP layer, and again from each frame it gives until the next is asked for (the
+/// HTTP layer asks only when it has room for it: socket buffers or flow-control window).
+/// While the app has not sent the next frame, it waits on the app, not on the client.
 struct Tracked<B> {
     body: B,
-    _guard: InFlight,
+    /// [`NOT_WAITING`], or milliseconds after the connection was born.
+    waiting: Arc<AtomicU64>,
+    guard: InFlight,
 }
 
 impl<B: Body + Unpin> Body for Tracked<B> {
@@ -485,7 +600,13 @@ impl<B: Body + Unpin> Body for Tracked<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        self.waiting.store(NOT_WAITING, Ordering::SeqCst);
+        let r = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(&r, Poll::Ready(Some(Ok(_)))) && !self.body.is_end_stream() {
+            let now = self.guard.state.ms_since_born();
+            self.waiting.store(now, Ordering::SeqCst);
+        }
+        r
     }
 
     fn is_end_stream(&self) -> bool {

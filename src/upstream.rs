@@ -7,6 +7,11 @@
 //! when it is checked out (a connection the app closed meanwhile is seen closed and skipped)
 //! and by a reaper every 15 s.
 //!
+//! At most `upstream.max_connections` connections to the app are open at once, idle ones
+//! included: a request that needs a new one when all are taken closes an idle one (of another
+//! upstream or thread) if there is one, else waits for one to close or come back, within
+//! `upstream.timeout`, and gets [`UpstreamError::Busy`] when none does.
+//!
 //! The delivery rule is the one a webhook proxy needs: a request is sent again on another
 //! connection only when hyper hands it back untouched (the pooled connection closed before any
 //! byte of it was written); once written, a failure is a 502, never a second delivery.
@@ -24,10 +29,13 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use prometheus::IntGauge;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::body::RawBody;
+use crate::config::Upstream;
 
 /// Why the upstream gave no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +46,9 @@ pub enum UpstreamError {
     /// No response head within the timeout.
     #[error("upstream timed out")]
     Timeout,
+    /// `upstream.max_connections` are open and none came free within the timeout.
+    #[error("no app connection free")]
+    Busy,
 }
 
 /// Idle connections older than this are closed instead of reused.
@@ -57,6 +68,12 @@ pub struct UpstreamClient {
 #[derive(Debug)]
 struct Pool {
     connect_timeout: Duration,
+    /// One permit per connection the app may have open (`upstream.max_connections`).
+    slots: Arc<Semaphore>,
+    /// `hookseal_upstream_connections`
+    open: IntGauge,
+    /// Woken when a connection comes back idle while all `slots` are taken.
+    returned: Notify,
     /// Idle connections, a shard per worker thread ([`crate::workers::shard`]): a connection is
     /// used on the thread whose runtime it is registered with, and a shard's lock is only ever
     /// taken by its own thread and, every 15 s, the reaper — never contended, and on cache
@@ -92,6 +109,15 @@ struct Link {
     authority: Authority,
     /// When it last went idle.
     since: Instant,
+    /// Its place under `upstream.max_connections`, given back when the link is dropped.
+    _slot: OwnedSemaphorePermit,
+    open: IntGauge,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
 }
 
 impl Link {
@@ -158,13 +184,17 @@ impl Link {
 }
 
 impl UpstreamClient {
-    /// A client whose connection attempts give up after `connect_timeout`.
+    /// A client whose connection attempts give up after `upstream.connect_timeout`, with at
+    /// most `upstream.max_connections` open (counted in `open`).
     ///
     /// Inside a tokio runtime, a background task closes connections idle for over a minute
     /// or closed by the app.
-    pub fn new(connect_timeout: Duration) -> UpstreamClient {
+    pub fn new(upstream: &Upstream, open: IntGauge) -> UpstreamClient {
         let pool = Arc::new(Pool {
-            connect_timeout,
+            connect_timeout: upstream.connect_timeout,
+            slots: Arc::new(Semaphore::new(upstream.max_connections)),
+            open,
+            returned: Notify::new(),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -185,7 +215,8 @@ impl UpstreamClient {
         authority: &Authority,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        match tokio::time::timeout(timeout, self.send_inner(req, authority)).await {
+        let deadline = Instant::now() + timeout;
+        match tokio::time::timeout_at(deadline, self.send_inner(req, authority, deadline)).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(r) => r,
         }
@@ -195,6 +226,7 @@ impl UpstreamClient {
         &self,
         mut req: Request<RawBody>,
         authority: &Authority,
+        deadline: Instant,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         if req.uri().scheme().is_some() || req.uri().authority().is_some() {
             // Not origin form: a caller's mistake, never sent on as it is.
@@ -206,22 +238,42 @@ impl UpstreamClient {
             }
         }
 
-        // Reused connections first. A request handed back unsent goes to the next one.
-        while let Some(mut link) = self.pool.checkout(authority) {
-            if !link.ready().await {
-                continue;
-            }
-            match link.exchange(req).await {
-                Ok(resp) => return Ok(self.lend(resp, link)),
-                Err(Some(back)) => {
-                    tracing::debug!("pooled upstream connection closed before the request was written; using another");
-                    req = back;
-                }
-                Err(None) => return Err(UpstreamError::Unavailable),
-            }
-        }
+        let slot = loop {
+            // Registered before looking, so that a connection coming back after the look is
+            // not missed.
+            let returned = self.pool.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
 
-        let mut link = self.pool.connect(authority.clone()).await?;
+            // Reused connections first. A request handed back unsent goes to the next one.
+            while let Some(mut link) = self.pool.checkout(authority) {
+                if !link.ready().await {
+                    continue;
+                }
+                match link.exchange(req).await {
+                    Ok(resp) => return Ok(self.lend(resp, link)),
+                    Err(Some(back)) => {
+                        tracing::debug!("pooled upstream connection closed before the request was written; using another");
+                        req = back;
+                    }
+                    Err(None) => return Err(UpstreamError::Unavailable),
+                }
+            }
+            if let Some(slot) = self.pool.free_slot() {
+                break slot;
+            }
+            // At `upstream.max_connections`: the first connection to close or come back.
+            tracing::debug!("upstream.max_connections reached; waiting for a connection");
+            tokio::select! {
+                p = Arc::clone(&self.pool.slots).acquire_owned() => match p {
+                    Ok(p) => break p,
+                    Err(_) => return Err(UpstreamError::Busy),
+                },
+                () = &mut returned => {}
+                () = tokio::time::sleep_until(deadline) => return Err(UpstreamError::Busy),
+            }
+        };
+        let mut link = self.pool.connect(authority.clone(), slot).await?;
         match link.exchange(req).await {
             Ok(resp) => Ok(self.lend(resp, link)),
             Err(_) => Err(UpstreamError::Unavailable),
@@ -265,15 +317,54 @@ impl Pool {
             return;
         }
         link.since = Instant::now();
-        let mut idle = self.shard().lock();
-        match idle.iter_mut().find(|(a, _)| *a == link.authority) {
-            Some((_, list)) if list.len() < MAX_IDLE => list.push(link),
-            Some(_) => {}
-            None => idle.push((link.authority.clone(), vec![link])),
+        {
+            let mut idle = self.shard().lock();
+            match idle.iter_mut().find(|(a, _)| *a == link.authority) {
+                Some((_, list)) if list.len() < MAX_IDLE => list.push(link),
+                Some(_) => {}
+                None => idle.push((link.authority.clone(), vec![link])),
+            }
+        }
+        if self.slots.available_permits() == 0 {
+            // Requests may be waiting for a connection: this one is free now.
+            self.returned.notify_waiters();
         }
     }
 
-    async fn connect(&self, authority: Authority) -> Result<Link, UpstreamError> {
+    /// A place for one more connection: a free one, else one an idle connection gives up
+    /// (the oldest of a shard: of another upstream, or idle on another thread).
+    fn free_slot(&self) -> Option<OwnedSemaphorePermit> {
+        loop {
+            if let Ok(p) = Arc::clone(&self.slots).try_acquire_owned() {
+                return Some(p);
+            }
+            if !self.close_one_idle() {
+                return None;
+            }
+        }
+    }
+
+    /// Closes one idle connection of any shard and upstream; false if none is idle.
+    fn close_one_idle(&self) -> bool {
+        for shard in &self.shards {
+            let link = {
+                let mut idle = shard.lock();
+                idle.iter_mut()
+                    .find(|(_, list)| !list.is_empty())
+                    .map(|(_, list)| list.remove(0))
+            };
+            if link.is_some() {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn connect(
+        &self,
+        authority: Authority,
+        slot: OwnedSemaphorePermit,
+    ) -> Result<Link, UpstreamError> {
         let port = authority.port_u16().unwrap_or(80);
         let host = authority
             .host()
@@ -300,11 +391,14 @@ impl Pool {
                 tracing::debug!(error = %e, "upstream handshake failed");
                 UpstreamError::Unavailable
             })?;
+        self.open.inc();
         Ok(Link {
             sender,
             conn: Some(conn),
             authority,
             since: Instant::now(),
+            _slot: slot,
+            open: self.open.clone(),
         })
     }
 }

@@ -346,6 +346,7 @@ def test_config_values_and_types(full_docs):
         "shutdown_grace": "20s",
         "drain_delay": "5s",
         "idle_timeout": "60s",
+        "max_buffered_bytes": "64MiB",
     }
     assert cfg["replay"] == {
         "store": "redis",
@@ -372,6 +373,28 @@ def test_config_values_and_types(full_docs):
     }
     assert routes["synchub"]["methods"] == ["POST", "PUT"]
     assert routes["app"] == {"name": "app", "path_prefix": "/", "methods": ["GET", "POST", "PUT", "DELETE"], "scheme": "none"}
+
+
+@pytest.mark.parametrize(
+    "sets,expected",
+    [
+        ([], "64MiB"),  # half of the default 128Mi memory limit
+        (["proxy.resources.limits.memory=512Mi"], "256MiB"),
+        (["proxy.resources.limits.memory=1Gi"], "512MiB"),
+        (["proxy.resources.limits.memory=200M"], "95MiB"),
+        (["proxy.resources.limits=null"], "64MiB"),
+        (["proxy.limits.maxBufferedBytes=16MiB"], "16MiB"),
+        (["proxy.limits.maxBufferedBytes=33554432"], 33554432),
+    ],
+)
+def test_max_buffered_bytes_fits_the_memory_limit(sets, expected):
+    cfg, _, _ = config(render([CHART / "ci" / "default-values.yaml"], sets))
+    assert cfg["limits"]["max_buffered_bytes"] == expected
+
+
+def test_max_buffered_bytes_needs_a_memory_limit_it_can_read():
+    proc = render([CHART / "ci" / "default-values.yaml"], ["proxy.resources.limits.memory=1.5Gi"], check=False)
+    assert proc.returncode != 0 and "set proxy.limits.maxBufferedBytes" in proc.stderr, proc.stderr
 
 
 def test_config_without_tls_has_no_tls_key(classic_docs):

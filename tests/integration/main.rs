@@ -6,6 +6,7 @@ mod support;
 mod config;
 mod faults;
 mod hardening;
+mod limits;
 mod observability;
 mod ops;
 mod properties;

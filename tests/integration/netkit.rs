@@ -366,6 +366,10 @@ pub const H2_RST_STREAM: u8 = 0x3;
 pub const H2_SETTINGS: u8 = 0x4;
 pub const H2_PING: u8 = 0x6;
 pub const H2_GOAWAY: u8 = 0x7;
+pub const H2_WINDOW_UPDATE: u8 = 0x8;
+pub const H2_MAX_CONCURRENT_STREAMS: u16 = 0x3;
+pub const H2_INITIAL_WINDOW_SIZE: u16 = 0x4;
+pub const H2_REFUSED_STREAM: u32 = 0x7;
 pub const END_STREAM: u8 = 0x1;
 pub const END_HEADERS: u8 = 0x4;
 const ACK: u8 = 0x1;
@@ -380,13 +384,47 @@ impl H2Frame {
 impl H2 {
     /// Connects and sends the connection preface with empty SETTINGS.
     pub async fn connect(addr: SocketAddr) -> H2 {
+        H2::connect_with(addr, &[]).await
+    }
+
+    /// Connects and sends the connection preface with these SETTINGS (identifier, value),
+    /// e.g. `(H2_INITIAL_WINDOW_SIZE, 0)` for a client that takes no response data.
+    pub async fn connect_with(addr: SocketAddr, settings: &[(u16, u32)]) -> H2 {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             .await
             .unwrap();
         let mut h2 = H2 { s, buf: Vec::new() };
-        h2.send(H2_SETTINGS, 0, 0, &[]).await;
+        let payload: Vec<u8> = settings
+            .iter()
+            .flat_map(|(id, v)| id.to_be_bytes().into_iter().chain(v.to_be_bytes()))
+            .collect();
+        h2.send(H2_SETTINGS, 0, 0, &payload).await;
         h2
+    }
+
+    /// Reads up to the server's first SETTINGS frame, acknowledges it and returns its
+    /// parameters (identifier, value).
+    pub async fn server_settings(&mut self) -> Vec<(u16, u32)> {
+        loop {
+            let f = self
+                .read_frame()
+                .await
+                .expect("connection closed before SETTINGS");
+            if f.kind == H2_SETTINGS && f.flags & ACK == 0 {
+                self.send(H2_SETTINGS, ACK, 0, &[]).await;
+                return f
+                    .payload
+                    .chunks_exact(6)
+                    .map(|c| {
+                        (
+                            u16::from_be_bytes([c[0], c[1]]),
+                            u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+                        )
+                    })
+                    .collect();
+            }
+        }
     }
 
     pub async fn send(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {

@@ -360,6 +360,9 @@ async fn scripted_traffic_yields_exactly_the_expected_series() {
     let sws = ("scheme", "standard-webhooks");
     let want = expected(&[
         ("hookseal_build_info", &[("version", version)], 1.0),
+        // One idle pooled connection to each upstream that answered (ok, err500); the slow
+        // one's was closed on its timeout.
+        ("hookseal_upstream_connections", &[], 2.0),
         // sw
         (
             rt,
@@ -705,7 +708,7 @@ async fn every_spec_family_is_exported_with_its_labels() {
     let up = Upstream::start().await;
     let sc = Sidecar::start(up.addr, "", &sw_route("")).await;
     let text = sc.metrics().await;
-    let spec: [(&str, &str, &[&str]); 14] = [
+    let spec: [(&str, &str, &[&str]); 17] = [
         (
             "hookseal_requests_total",
             "counter",
@@ -733,6 +736,9 @@ async fn every_spec_family_is_exported_with_its_labels() {
         ("hookseal_replay_store_errors_total", "counter", &["store"]),
         ("hookseal_inflight_requests", "gauge", &[]),
         ("hookseal_connections", "gauge", &[]),
+        ("hookseal_buffered_bytes", "gauge", &[]),
+        ("hookseal_upstream_connections", "gauge", &[]),
+        ("hookseal_responses_abandoned_total", "counter", &[]),
         ("hookseal_tls_handshake_errors_total", "counter", &[]),
         ("hookseal_config_reloads_total", "counter", &["result"]),
         ("hookseal_build_info", "gauge", &["version"]),

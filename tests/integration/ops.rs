@@ -23,7 +23,7 @@ fn signed(id: &str) -> Vec<(&'static str, String)> {
 }
 
 /// A full config: `listen_extra` goes into `[listen]`, `rest` after `[upstream]`.
-fn config_text(upstream: SocketAddr, listen_extra: &str, rest: &str) -> String {
+pub(crate) fn config_text(upstream: SocketAddr, listen_extra: &str, rest: &str) -> String {
     format!(
         "[listen]\naddress = \"127.0.0.1:0\"\n{listen_extra}\n[admin]\naddress = \"127.0.0.2:0\"\n\
          [upstream]\nurl = \"http://{upstream}\"\ntimeout = \"60s\"\n{rest}\n"
@@ -34,15 +34,15 @@ fn config_text(upstream: SocketAddr, listen_extra: &str, rest: &str) -> String {
 // The real binary under signals.
 
 /// A `hookseal run` child process with its stderr (JSON logs) collected.
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
     log: Arc<Mutex<Vec<String>>>,
-    listen: SocketAddr,
-    admin: SocketAddr,
+    pub(crate) listen: SocketAddr,
+    pub(crate) admin: SocketAddr,
 }
 
 impl Proc {
-    fn start(dir: &Path, config: &str) -> Proc {
+    pub(crate) fn start(dir: &Path, config: &str) -> Proc {
         let path = dir.join("hookseal.toml");
         std::fs::write(&path, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookseal"))
@@ -107,7 +107,7 @@ impl Proc {
         }
     }
 
-    fn log(&self) -> Vec<String> {
+    pub(crate) fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }
 

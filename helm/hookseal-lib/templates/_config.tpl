@@ -31,6 +31,7 @@ max_connections = {{ int64 $p.limits.maxConnections }}
 shutdown_grace = {{ $p.limits.shutdownGrace | toJson }}
 drain_delay = {{ $p.limits.drainDelay | toJson }}
 idle_timeout = {{ $p.limits.idleTimeout | toJson }}
+max_buffered_bytes = {{ include "hookseal.maxBufferedBytes" $p }}
 
 [upstream]
 url = {{ $p.upstream.url | toJson }}
@@ -133,6 +134,30 @@ file = {{ $s.file | toJson }}
 
 {{- define "hookseal.secretFilePath" -}}
 {{- printf "%s/%s/%s" (trimSuffix "/" .proxy.secretsMountPath) .secret.secretName (required "secrets[].key is required with secretName" .secret.key) -}}
+{{- end -}}
+
+{{/*
+limits.max_buffered_bytes: proxy.limits.maxBufferedBytes, else half of the sidecar's memory
+limit in whole MiB, else 64MiB. Context: the proxy values.
+*/}}
+{{- define "hookseal.maxBufferedBytes" -}}
+{{- if .limits.maxBufferedBytes -}}
+{{- include "hookseal.tomlSize" .limits.maxBufferedBytes -}}
+{{- else -}}
+{{- $mem := "" -}}
+{{- with .resources }}{{ with .limits }}{{ with .memory }}{{ $mem = toString . }}{{ end }}{{ end }}{{ end -}}
+{{- if $mem -}}
+{{- $n := regexFind "^[0-9]+" $mem -}}
+{{- $u := trimPrefix $n $mem -}}
+{{- $unit := dict "" 1 "k" 1000 "Ki" 1024 "M" 1000000 "Mi" 1048576 "G" 1000000000 "Gi" 1073741824 -}}
+{{- if or (not $n) (not (hasKey $unit $u)) -}}
+{{- fail (printf "proxy.resources.limits.memory %q: cannot size max_buffered_bytes from it; set proxy.limits.maxBufferedBytes" $mem) -}}
+{{- end -}}
+{{- printf "%dMiB" (div (mul (int64 $n) (get $unit $u)) 2097152) | toJson -}}
+{{- else -}}
+"64MiB"
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Whole seconds (rounded up) in a duration string such as "250ms", "10s", "5m", "1h". */}}
