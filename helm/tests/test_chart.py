@@ -355,7 +355,7 @@ def test_config_values_and_types(full_docs):
     assert cfg["replay"] == {
         "store": "redis",
         "url": "redis://redis.payments.svc:6379/0",
-        "capacity": 200000,
+        "capacity": 100000,
         "on_store_error": "allow",
         "command_timeout": "250ms",
     }
