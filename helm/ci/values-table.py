@@ -49,13 +49,11 @@ def rows(path, prefix="", skip=()):
             notes = []
             continue
         if stripped.startswith("#"):
+            # Prose is "# text"; a commented-out example ("#  - name: …") is skipped without
+            # ending the description above it.
             text = stripped[1:]
             if text.startswith(" ") and not text.startswith("  ") and text.strip():
                 notes.append(text.strip())
-            elif text.strip() == "":
-                pass
-            else:
-                notes = notes  # a commented-out example: not prose, not a break either
             continue
         m = KEY.match(line)
         if not m or stripped.startswith("- "):
