@@ -1,16 +1,17 @@
 //! Measures the memory store's resident bytes per entry.
 //!
-//! Run with `cargo run --release --example replay_memory`. A store with capacity 1,000,000
-//! receives 1M distinct ids, then 1M more; each id is begun and then finished as delivered, as
-//! the proxy does for a 2xx, so the figure includes the stale in-flight records that wait for
-//! compaction. Prints RSS growth per entry (from /proc/self/statm) and checks the bound.
+//! Run with `cargo run --release --example replay_memory [-- CAPACITY]`. A store with capacity
+//! CAPACITY (default 1,000,000) receives CAPACITY distinct ids, then as many more; each id is
+//! begun and then finished as delivered, as the proxy does for a 2xx, so the figure includes the
+//! stale in-flight records that wait for compaction. Prints RSS growth per entry and the whole
+//! process's RSS (from /proc/self/statm) and checks the bound.
 
 use std::time::{Duration, Instant};
 
 use hookseal::replay::memory::MemoryStore;
 use hookseal::replay::{Begin, Key, ReplayStore};
 
-const CAPACITY: usize = 1_000_000;
+const DEFAULT_CAPACITY: usize = 1_000_000;
 const INFLIGHT_TTL: Duration = Duration::from_secs(20);
 const DONE_TTL: Duration = Duration::from_secs(600);
 
@@ -33,18 +34,24 @@ fn main() {
 }
 
 async fn run() {
+    let capacity = match std::env::args().nth(1) {
+        Some(a) => a
+            .parse::<usize>()
+            .expect("CAPACITY: a whole number of entries"),
+        None => DEFAULT_CAPACITY,
+    };
     let evictions =
         prometheus::IntCounter::new("hookseal_replay_evictions_total", "evictions").expect("c");
-    let mem = MemoryStore::new(CAPACITY, evictions.clone());
+    let mem = MemoryStore::new(capacity, evictions.clone());
     let store = ReplayStore::Memory(mem.clone());
     let base = rss_bytes();
     println!(
-        "capacity {CAPACITY}, baseline RSS {:.1} MiB",
+        "capacity {capacity}, baseline RSS {:.1} MiB",
         base as f64 / 1048576.0
     );
 
     let mut next = 0u64;
-    for target in [1_000_000u64, 2_000_000] {
+    for target in [capacity as u64, 2 * capacity as u64] {
         let started = Instant::now();
         while next < target {
             let key = Key::new("bench", format!("msg_{next:016x}").as_bytes());
@@ -59,18 +66,20 @@ async fn run() {
                 .expect("memory never fails");
             next += 1;
             if next % 10_000 == 0 {
-                assert!(mem.len() <= CAPACITY, "len {} > capacity", mem.len());
+                assert!(mem.len() <= capacity, "len {} > capacity", mem.len());
             }
         }
         let elapsed = started.elapsed();
         let len = mem.len();
-        assert!(len <= CAPACITY, "len {len} > capacity");
-        let grown = rss_bytes().saturating_sub(base);
+        assert!(len <= capacity, "len {len} > capacity");
+        let rss = rss_bytes();
+        let grown = rss.saturating_sub(base);
         println!(
-            "after {target:>9} ids: len {len:>9}, evictions {:>9}, RSS +{:.1} MiB = {:.1} bytes/entry, {:.0} ns per begin+finish",
+            "after {target:>9} ids: len {len:>9}, evictions {:>9}, RSS +{:.1} MiB = {:.1} bytes/entry (process {:.1} MiB), {:.0} ns per begin+finish",
             evictions.get(),
             grown as f64 / 1048576.0,
             grown as f64 / len as f64,
+            rss as f64 / 1048576.0,
             elapsed.as_nanos() as f64 / 1_000_000.0,
         );
     }

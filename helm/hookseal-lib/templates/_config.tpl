@@ -6,9 +6,72 @@ paths, secret file paths and (in the application chart) the upstream URL. String
 toJson: JSON string escaping is valid TOML basic-string escaping. Numbers are forced to
 integers (YAML numbers arrive as floats and would print as 4096.0).
 */}}
+{{/*
+The config keys that come from values one to one, section by section: one line per key,
+"<valuesKey> <kind>". The TOML key is the values key in snake_case; kind is str (a string,
+e.g. a duration), int, size (integer bytes or "64KiB"), bool or list. A key whose value is
+null or "" is left out, so hookseal's own default applies. Adding a config key to the chart is
+one line here, one in values.yaml and one in values.schema.json (helm/tests/config_keys.txt
+lists every key; the tests fail until all three agree with hookseal's config reference).
+Keys the chart owns (listen and admin addresses, TLS and secret file paths, the upstream URL in
+the application chart) and keys with a shape of their own (replay.url, route secrets, paths,
+[route.hmac]) are written by hookseal.configToml below. A new section is one more block here: it is rendered
+as [<section in snake_case>] from proxy.<section>.
+*/}}
+{{- define "hookseal.configKeys" -}}
+listen:
+  - trustedProxies list
+limits:
+  - maxBodyBytes size
+  - headerTimeout str
+  - bodyTimeout str
+  - maxConnections int
+  - maxHeaders int
+  - maxHeaderBytes size
+  - shutdownGrace str
+  - drainDelay str
+  - idleTimeout str
+  - maxConcurrentStreams int
+  - writeTimeout str
+upstream:
+  - connectTimeout str
+  - timeout str
+  - maxConnections int
+replay:
+  - capacity int
+  - onStoreError str
+  - commandTimeout str
+route:
+  - methods list
+  - tolerance str
+  - dedupe bool
+  - maxBodyBytes size
+  - upstream str
+  - mode str
+  - publicUrl str
+  - allowFrom list
+  - replayCapacity int
+forwarding:
+  - keep list
+{{- end -}}
+
+{{/* The lines of one section: dict "values" <map> "keys" <list of "key kind">. */}}
+{{- define "hookseal.configLines" -}}
+{{- $v := .values | default dict -}}
+{{- range $line := .keys }}
+{{- $f := splitList " " $line }}
+{{- $k := index $f 0 }}{{ $kind := index $f 1 }}
+{{- $x := get $v $k }}
+{{- if and (hasKey $v $k) (not (kindIs "invalid" $x)) (not (and (kindIs "string" $x) (eq $x ""))) }}
+{{ snakecase $k }} = {{ if eq $kind "size" }}{{ include "hookseal.tomlSize" $x }}{{ else if eq $kind "int" }}{{ int64 $x }}{{ else if eq $kind "bool" }}{{ $x }}{{ else if eq $kind "list" }}{{ toJson $x }}{{ else }}{{ toString $x | toJson }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{- define "hookseal.configToml" -}}
 {{- $p := .proxy -}}
-# Rendered by the hookseal chart. Key reference: SPEC.md "Config".
+{{- $keys := include "hookseal.configKeys" . | fromYaml -}}
+# Rendered by the hookseal chart. Key reference: hookseal's README, "Config reference".
 [listen]
 address = {{ printf "0.0.0.0:%d" (int64 $p.ports.https) | toJson }}
 {{- if $p.tls.enabled }}
@@ -19,24 +82,18 @@ tls = { cert = {{ printf "%s/tls.crt" $dir | toJson }}, key = {{ printf "%s/tls.
 tls = { cert = {{ printf "%s/tls.crt" $dir | toJson }}, key = {{ printf "%s/tls.key" $dir | toJson }} }
 {{- end }}
 {{- end }}
+{{- include "hookseal.configLines" (dict "values" $p.listen "keys" $keys.listen) }}
 
 [admin]
 address = {{ printf "0.0.0.0:%d" (int64 $p.ports.admin) | toJson }}
 
 [limits]
-max_body_bytes = {{ include "hookseal.tomlSize" $p.limits.maxBodyBytes }}
-header_timeout = {{ $p.limits.headerTimeout | toJson }}
-body_timeout = {{ $p.limits.bodyTimeout | toJson }}
-max_connections = {{ int64 $p.limits.maxConnections }}
-shutdown_grace = {{ $p.limits.shutdownGrace | toJson }}
-drain_delay = {{ $p.limits.drainDelay | toJson }}
-idle_timeout = {{ $p.limits.idleTimeout | toJson }}
+{{- include "hookseal.configLines" (dict "values" $p.limits "keys" $keys.limits) }}
 max_buffered_bytes = {{ include "hookseal.maxBufferedBytes" $p }}
 
 [upstream]
 url = {{ $p.upstream.url | toJson }}
-connect_timeout = {{ $p.upstream.connectTimeout | toJson }}
-timeout = {{ $p.upstream.timeout | toJson }}
+{{- include "hookseal.configLines" (dict "values" $p.upstream "keys" $keys.upstream) }}
 
 [replay]
 store = {{ $p.replay.store | toJson }}
@@ -50,9 +107,16 @@ url = {{ $p.replay.url | toJson }}
 {{- else if eq $p.replay.store "redis" }}
 {{- fail "proxy.replay.url (or urlSecret) is required when proxy.replay.store is redis" }}
 {{- end }}
-capacity = {{ int64 $p.replay.capacity }}
-{{- with $p.replay.onStoreError }}
-on_store_error = {{ . | toJson }}
+{{- include "hookseal.configLines" (dict "values" $p.replay "keys" $keys.replay) }}
+{{- /* Any other section of hookseal.configKeys: [<section>] from proxy.<section>, when it sets a key. */}}
+{{- range $section := keys $keys | sortAlpha }}
+{{- if not (has $section (list "listen" "limits" "upstream" "replay" "route")) }}
+{{- with include "hookseal.configLines" (dict "values" (get $p $section) "keys" (get $keys $section)) }}
+
+[{{ snakecase $section }}]
+{{- . }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if not $p.routes }}
 {{- fail "proxy.routes is empty: hookseal needs at least one [[route]] (see values.yaml)" }}
@@ -70,9 +134,6 @@ path_prefix = {{ $r.pathPrefix | toJson }}
 {{- else }}
 {{- fail (printf "proxy.routes[%d] (%s): path or pathPrefix is required" $i $r.name) }}
 {{- end }}
-{{- with $r.methods }}
-methods = {{ toJson . }}
-{{- end }}
 scheme = {{ required (printf "proxy.routes[%d].scheme is required" $i) $r.scheme | toJson }}
 {{- if $r.secrets }}
 secrets = [
@@ -81,24 +142,7 @@ secrets = [
 {{- end }}
 ]
 {{- end }}
-{{- with $r.tolerance }}
-tolerance = {{ toJson . }}
-{{- end }}
-{{- if hasKey $r "dedupe" }}
-dedupe = {{ $r.dedupe }}
-{{- end }}
-{{- if hasKey $r "maxBodyBytes" }}
-max_body_bytes = {{ include "hookseal.tomlSize" $r.maxBodyBytes }}
-{{- end }}
-{{- with $r.upstream }}
-upstream = {{ toJson . }}
-{{- end }}
-{{- with $r.mode }}
-mode = {{ toJson . }}
-{{- end }}
-{{- with $r.publicUrl }}
-public_url = {{ toJson . }}
-{{- end }}
+{{- include "hookseal.configLines" (dict "values" $r "keys" $keys.route) }}
 {{- with $r.hmac }}
 [route.hmac]
 {{- range $k := list "header" "algorithm" "encoding" "prefix" "timestampHeader" "idHeader" "signedPayload" }}

@@ -8,6 +8,7 @@ Named templates that put hookseal into a pod. Every one takes the same context:
   hookseal.containers       the sidecar as a classic container (nativeSidecar: false), else nothing
   hookseal.volumes          config, TLS and route-secret volumes
   hookseal.configMap        the ConfigMap holding hookseal.toml
+  hookseal.certificate      a cert-manager Certificate, with tls.certManager.enabled
   hookseal.terminationGracePeriodSeconds   drain_delay + shutdown_grace + "extraSeconds" + 5
 
 No volume is mounted with subPath: the kubelet updates Secret, ConfigMap and projected volumes
@@ -24,7 +25,63 @@ in place (an atomic swap of the ..data symlink), and hookseal reloads when that 
 
 {{- define "hookseal.image" -}}
 {{- $i := .proxy.image -}}
-{{- if $i.digest -}}{{ printf "%s@%s" $i.repository $i.digest }}{{- else -}}{{ printf "%s:%s" $i.repository (toString $i.tag) }}{{- end -}}
+{{- $repo := required "proxy.image.repository is required: no public hookseal image is published; build the repository's Dockerfile, push it to your registry and name it here (helm/README.md, \"Build and push the image\")" $i.repository -}}
+{{- if $i.digest -}}{{ printf "%s@%s" $repo $i.digest }}{{- else -}}{{ printf "%s:%s" $repo (toString $i.tag) }}{{- end -}}
+{{- end -}}
+
+{{/* The kubernetes.io/tls Secret hookseal mounts: tls.existingSecret, or the Secret of the
+Certificate that tls.certManager creates. Empty when neither is set. */}}
+{{- define "hookseal.tlsSecretName" -}}
+{{- if .proxy.tls.existingSecret -}}
+{{- .proxy.tls.existingSecret -}}
+{{- else if (.proxy.tls.certManager | default dict).enabled -}}
+{{- printf "%s-hookseal-tls" .root.Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A cert-manager Certificate for the listener, with tls.certManager.enabled (else nothing).
+Context as above. */}}
+{{- define "hookseal.certificate" -}}
+{{- $p := .proxy -}}
+{{- $cm := $p.tls.certManager | default dict -}}
+{{- if and $p.tls.enabled $cm.enabled -}}
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: {{ include "hookseal.tlsSecretName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    app.kubernetes.io/component: hookseal
+    app.kubernetes.io/instance: {{ .root.Release.Name }}
+    app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+spec:
+  secretName: {{ include "hookseal.tlsSecretName" . }}
+  issuerRef:
+    name: {{ required "proxy.tls.certManager.issuerRef.name is required: the Issuer or ClusterIssuer that signs hookseal's certificate" $cm.issuerRef.name }}
+    kind: {{ $cm.issuerRef.kind | default "Issuer" }}
+    group: {{ $cm.issuerRef.group | default "cert-manager.io" }}
+  dnsNames:
+    {{- if not $cm.dnsNames }}{{ fail "proxy.tls.certManager.dnsNames is required: the host names senders (and the ingress) use to reach hookseal" }}{{ end }}
+    {{- toYaml $cm.dnsNames | nindent 4 }}
+  {{- with $cm.duration }}
+  duration: {{ . }}
+  {{- end }}
+  {{- with $cm.renewBefore }}
+  renewBefore: {{ . }}
+  {{- end }}
+  privateKey:
+    rotationPolicy: Always
+    {{- with $cm.privateKey }}
+    {{- with .algorithm }}
+    algorithm: {{ . }}
+    {{- end }}
+    {{- if and .size (ne (toString .algorithm) "Ed25519") }}
+    size: {{ int64 .size }}
+    {{- end }}
+    {{- end }}
+  usages:
+    - server auth
+{{- end -}}
 {{- end -}}
 
 {{- define "hookseal.podAnnotations" -}}
@@ -74,8 +131,8 @@ timeoutSeconds: 1
 {{/* The container itself, as one list item. */}}
 {{- define "hookseal.container" -}}
 {{- $p := .proxy -}}
-{{- if and $p.tls.enabled (not $p.tls.existingSecret) -}}
-{{- fail "proxy.tls.existingSecret is required: name a kubernetes.io/tls Secret (for example a cert-manager Certificate's secretName), or set proxy.tls.enabled=false if TLS ends before the pod" -}}
+{{- if and $p.tls.enabled (not (include "hookseal.tlsSecretName" .)) -}}
+{{- fail "proxy.tls.existingSecret is required: name a kubernetes.io/tls Secret (for example a cert-manager Certificate's secretName), set proxy.tls.certManager.enabled=true to have one issued, or set proxy.tls.enabled=false if TLS ends before the pod" -}}
 {{- end -}}
 {{- $admin := int64 $p.ports.admin -}}
 - name: hookseal
@@ -182,7 +239,7 @@ name (deduplicated). */}}
 {{- if $p.tls.enabled }}
 - name: hookseal-tls
   secret:
-    secretName: {{ $p.tls.existingSecret }}
+    secretName: {{ include "hookseal.tlsSecretName" . }}
     # Only the sidecar mounts this volume, and it runs as one uid: readable files need no fsGroup.
     defaultMode: 292 # 0444
 {{- end }}

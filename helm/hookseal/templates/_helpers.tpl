@@ -20,6 +20,13 @@ app.kubernetes.io/name: {{ include "hookseal-app.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* The `helm test` pod's own labels: not the Deployment's selector (the Service, PDB and
+NetworkPolicy must not pick it up), admitted to the https port by the NetworkPolicy. */}}
+{{- define "hookseal-app.testSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "hookseal-app.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
 {{- define "hookseal-app.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 }}
 {{ include "hookseal-app.selectorLabels" . }}
