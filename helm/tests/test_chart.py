@@ -351,6 +351,8 @@ def test_config_values_and_types(full_docs):
         "idle_timeout": "60s",
         "max_headers": 100,
         "max_header_bytes": "64KiB",
+        "max_concurrent_streams": 64,
+        "write_timeout": "30s",
         "max_buffered_bytes": "64MiB",
     }
     assert cfg["replay"] == {

@@ -126,8 +126,13 @@ def test_every_key_values_differ_from_the_defaults(tmp_path):
         "max_body_bytes": "512KiB", "header_timeout": "5s", "body_timeout": "10s",
         "max_connections": 2048, "max_headers": 64, "max_header_bytes": "32KiB",
         "shutdown_grace": "20s", "drain_delay": "3s", "idle_timeout": "30s",
+        "max_concurrent_streams": 32, "write_timeout": "20s", "max_buffered_bytes": "48MiB",
     }
-    assert cfg["upstream"] == {"url": "http://127.0.0.1:8080", "connect_timeout": "2s", "timeout": "10s"}
+    assert cfg["upstream"] == {
+        "url": "http://127.0.0.1:8080", "connect_timeout": "2s", "timeout": "10s", "max_connections": 128,
+    }
+    assert cfg["forwarding"] == {"keep": ["X-Real-IP"]}
+    assert cfg["route"][1]["replay_capacity"] == 1000
     assert cfg["replay"]["command_timeout"] == "500ms" and cfg["replay"]["capacity"] == 50000
     gh = cfg["route"][0]
     assert gh["allow_from"] == ["192.30.252.0/22", "2a0a:a440::/29"] and gh["dedupe"] is False
