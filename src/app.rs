@@ -59,6 +59,10 @@ impl App {
             )?,
         };
         let tls = config.listen.server_tls.clone().map(TlsAcceptor::new);
+        if let Some(t) = &config.listen.server_tls {
+            metrics.tls_in_force(t);
+        }
+        metrics.config_applied();
         let baseline = crate::reload::Baseline::new(&config);
         let proxy = Arc::new(Proxy::new(config, Arc::clone(&metrics), Arc::new(replay)));
         Ok(App {

@@ -293,20 +293,15 @@ impl Proxy {
             if let Some(h) = &route.metrics.verify_duration {
                 h.observe(t.elapsed().as_secs_f64());
             }
-            match &result {
-                Ok(v) => {
-                    if let Some(ts) = v.timestamp {
-                        route.metrics.skew.observe((ts - now) as f64);
-                    }
-                    if let Some(c) = route.metrics.signature_key.get(v.key_index) {
-                        c.inc();
-                    }
+            // Skew only from a verified request: a stale/future error comes before the MAC
+            // is checked, so its timestamp may be made up. Absolute, so `_sum` never drops.
+            if let Ok(v) = &result {
+                if let Some(ts) = v.timestamp {
+                    route.metrics.skew.observe(ts.abs_diff(now) as f64);
                 }
-                Err(crate::verify::VerifyError::StaleTimestamp { skew })
-                | Err(crate::verify::VerifyError::FutureTimestamp { skew }) => {
-                    route.metrics.skew.observe(*skew as f64);
+                if let Some(c) = route.metrics.signature_key.get(v.key_index) {
+                    c.inc();
                 }
-                Err(_) => {}
             }
             result.map(Some)
         };

@@ -124,6 +124,7 @@ pub fn reload(app: &App, path: &Path, trigger: Trigger) -> Result<Vec<PathBuf>, 
     if let (Some(acceptor), Some(tls)) = (&app.tls, &config.listen.server_tls) {
         acceptor.swap(tls.clone());
         app.metrics.cert_reloads.with_label_values(&["ok"]).inc();
+        app.metrics.tls_in_force(tls);
         tracing::info!(
             not_after = %crate::tls::fmt_time(tls.not_after),
             "TLS certificate loaded for new connections"

@@ -57,11 +57,16 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 }
 
 /// The non-zero series that don't depend on timing: `_bucket` and `_sum` of the latency and
-/// size histograms are left out (their `_count` stays in).
+/// size histograms are left out (their `_count` stays in), and so are the clock-valued and the
+/// `process_*` series (the process's own CPU, memory and descriptors).
 fn nonzero(samples: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     samples
         .iter()
         .filter(|(k, v)| **v != 0.0 && !k.contains("_bucket{") && !k.contains("_sum{"))
+        .filter(|(k, _)| {
+            !k.starts_with("process_")
+                && *k != "hookseal_config_last_reload_success_timestamp_seconds"
+        })
         .map(|(k, v)| (k.clone(), *v))
         .collect()
 }
@@ -360,6 +365,7 @@ async fn scripted_traffic_yields_exactly_the_expected_series() {
     let sws = ("scheme", "standard-webhooks");
     let want = expected(&[
         ("hookseal_build_info", &[("version", version)], 1.0),
+        ("hookseal_config_last_reload_successful", &[], 1.0),
         // sw
         (
             rt,
@@ -450,7 +456,9 @@ async fn scripted_traffic_yields_exactly_the_expected_series() {
         (rd, &[("route", "sw")], 11.0),
         (bb, &[("route", "sw")], 8.0),
         (vd, &[("route", "sw"), sws], 8.0),
-        (sk, &[("route", "sw")], 5.0),
+        // Only the verified ones: -100, -100 (the duplicate), +100; not the stale (-1000) or
+        // future (+1000) ones, whose timestamps were never checked against a signature.
+        (sk, &[("route", "sw")], 3.0),
         (key, &[("route", "sw"), ("key", "current")], 2.0),
         (key, &[("route", "sw"), ("key", "previous")], 1.0),
         (ur, &[("route", "sw"), ("class", "2xx")], 2.0),
@@ -571,23 +579,17 @@ async fn scripted_traffic_yields_exactly_the_expected_series() {
     ]);
     let all = assert_metrics(&sc, &want).await;
 
-    // The skew histogram of sw: -1000, -100, -100 (the duplicate), +100, +1000 (seconds; the
-    // clock may tick between signing and checking, so no value sits within 2 s of an edge).
+    // The skew histogram of sw: |-100|, |-100| (the duplicate), |+100| (seconds; the clock may
+    // tick between signing and checking, so no value sits within 2 s of an edge).
     let bucket = |le: &str| {
         all[&format!("hookseal_timestamp_skew_seconds_bucket{{le=\"{le}\",route=\"sw\"}}")]
     };
     assert_eq!(
-        [
-            bucket("-900"),
-            bucket("-120"),
-            bucket("-60"),
-            bucket("60"),
-            bucket("120"),
-            bucket("900"),
-            bucket("+Inf")
-        ],
-        [1.0, 1.0, 3.0, 3.0, 4.0, 4.0, 5.0]
+        [bucket("0"), bucket("60"), bucket("120"), bucket("+Inf")],
+        [0.0, 0.0, 3.0, 3.0]
     );
+    let sum = all["hookseal_timestamp_skew_seconds_sum{route=\"sw\"}"];
+    assert!((294.0..=306.0).contains(&sum), "absolute skew: {sum}");
     // Every latency histogram's buckets are cumulative and end at its count.
     for (k, count) in all
         .iter()
@@ -650,6 +652,7 @@ async fn replay_store_errors_are_counted_and_fail_closed() {
     assert_eq!(up.count(), 0);
     let rt = "hookseal_requests_total";
     let want = expected(&[
+        ("hookseal_config_last_reload_successful", &[], 1.0),
         (
             "hookseal_build_info",
             &[("version", env!("CARGO_PKG_VERSION"))],
@@ -699,13 +702,68 @@ async fn replay_store_errors_are_counted_and_fail_closed() {
     assert_metrics(&sc, &want).await;
 }
 
+/// Issue 22: unsigned traffic with made-up timestamps (stale, future, or in the window with a
+/// bad signature) must not move the skew histogram, so it cannot fire the clock-skew alert;
+/// verified requests record the absolute skew, so `_sum` never goes down.
+#[tokio::test]
+async fn only_verified_requests_move_the_skew_histogram() {
+    let up = Upstream::start().await;
+    let sc = Sidecar::start(up.addr, "", &sw_route("")).await;
+    let url = sc.url("/hooks/sw");
+    let now = unix_now();
+    let forged_secret = "whsec_dGhpcy1pcy1ub3QtdGhlLXNlY3JldA==";
+    let forged = [
+        (
+            sign_standard(forged_secret, "f1", now - 100_000, BODY),
+            "stale_timestamp",
+        ),
+        (
+            sign_standard(forged_secret, "f2", now + 100_000, BODY),
+            "future_timestamp",
+        ),
+        (
+            sign_standard(forged_secret, "f3", now - 250, BODY),
+            "bad_signature",
+        ),
+        (
+            sign_standard(forged_secret, "f4", now + 250, BODY),
+            "bad_signature",
+        ),
+    ];
+    for (headers, reason) in &forged {
+        assert_eq!(post(&url, headers, BODY).await.error(), *reason);
+    }
+    let skew = |text: &str, part: &str| {
+        crate::netkit::metric(
+            text,
+            &format!("hookseal_timestamp_skew_seconds_{part}{{route=\"sw\"}}"),
+        )
+    };
+    let text = sc.metrics().await;
+    assert_eq!(skew(&text, "count"), 0.0, "{text}");
+    assert_eq!(skew(&text, "sum"), 0.0, "{text}");
+
+    // Verified: one sender 100 s behind, one 100 s ahead.
+    for (id, ts) in [("v1", now - 100), ("v2", now + 100)] {
+        let r = post(&url, &sign_standard(WHSEC, id, ts, BODY), BODY).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let text = sc.metrics().await;
+    assert_eq!(skew(&text, "count"), 2.0, "{text}");
+    let sum = skew(&text, "sum");
+    assert!(
+        (194.0..=206.0).contains(&sum),
+        "absolute skew: {sum}\n{text}"
+    );
+}
+
 /// Every family of SPEC.md's table is on /metrics from the start, with exactly its labels.
 #[tokio::test]
 async fn every_spec_family_is_exported_with_its_labels() {
     let up = Upstream::start().await;
     let sc = Sidecar::start(up.addr, "", &sw_route("")).await;
     let text = sc.metrics().await;
-    let spec: [(&str, &str, &[&str]); 14] = [
+    let spec: [(&str, &str, &[&str]); 20] = [
         (
             "hookseal_requests_total",
             "counter",
@@ -735,6 +793,16 @@ async fn every_spec_family_is_exported_with_its_labels() {
         ("hookseal_connections", "gauge", &[]),
         ("hookseal_tls_handshake_errors_total", "counter", &[]),
         ("hookseal_config_reloads_total", "counter", &["result"]),
+        ("hookseal_config_last_reload_successful", "gauge", &[]),
+        (
+            "hookseal_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            &[],
+        ),
+        ("process_cpu_seconds_total", "counter", &[]),
+        ("process_resident_memory_bytes", "gauge", &[]),
+        ("process_open_fds", "gauge", &[]),
+        ("process_start_time_seconds", "gauge", &[]),
         ("hookseal_build_info", "gauge", &["version"]),
     ];
     for (name, kind, labels) in spec {
