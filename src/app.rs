@@ -127,7 +127,10 @@ impl App {
             .run(async move {
                 shutdown.await;
                 ready.set(false);
-                tracing::info!(drain_delay = ?drain_delay, "shutdown requested; /readyz is 503");
+                tracing::info!(
+                    drain_delay = %crate::config::fmt_duration(drain_delay),
+                    "shutdown requested; /readyz is 503"
+                );
                 tokio::time::sleep(drain_delay).await;
             })
             .await;
