@@ -120,6 +120,18 @@ impl App {
             crate::reload::Watcher::new(self.clone(), self.baseline.clone())
                 .run(Arc::clone(&self.reload), std::future::pending()),
         );
+        // Lines held back by the rejection-log rate limit, reported once a second.
+        let reporter = tokio::spawn({
+            let proxy = Arc::clone(&self.proxy);
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    proxy.report_suppressed_logs();
+                }
+            }
+        });
         self.ready.set(true);
         let ready = self.ready.clone();
         let drain_delay = limits.drain_delay;
@@ -135,6 +147,8 @@ impl App {
             })
             .await;
         reloader.abort();
+        reporter.abort();
+        self.proxy.report_suppressed_logs();
         let _ = stop_admin_tx.send(true);
         let _ = admin_task.await;
         drained

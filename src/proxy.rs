@@ -22,6 +22,7 @@ use crate::body::{read_limited, BodyError, RawBody};
 use crate::config::{Config, Mode, OnStoreError, RouteConfig};
 use crate::error::Reason;
 use crate::headers;
+use crate::loglimit::LogGate;
 use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::{Miss, RouteTable};
@@ -51,6 +52,8 @@ pub struct Proxy {
     client: UpstreamClient,
     ids: AtomicU64,
     id_seed: u64,
+    /// Rejection-line budget of requests no route matched.
+    unmatched_log: LogGate,
 }
 
 /// One loaded config with everything derived from it.
@@ -70,6 +73,8 @@ struct Route {
     name_value: HeaderValue,
     scheme_value: HeaderValue,
     key_values: Vec<HeaderValue>,
+    /// Rejection-line budget per reason (README "Logs").
+    log_gate: LogGate,
 }
 
 /// How far a request got, for the single metrics/log record at the end.
@@ -100,6 +105,7 @@ impl Proxy {
             client,
             ids: AtomicU64::new(0),
             id_seed,
+            unmatched_log: LogGate::new(),
         }
     }
 
@@ -108,10 +114,18 @@ impl Proxy {
         let snapshot = Arc::new(Snapshot::new(config, &self.metrics));
         self.metrics
             .retain(snapshot.routes.values().map(|r| &r.metrics));
-        match self.snapshot.write() {
-            Ok(mut s) => *s = snapshot,
-            Err(poisoned) => *poisoned.into_inner() = snapshot,
-        }
+        let old = match self.snapshot.write() {
+            Ok(mut s) => std::mem::replace(&mut *s, snapshot),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), snapshot),
+        };
+        report_suppressed(&old);
+    }
+
+    /// Writes one line per route and reason whose rejection lines were held back since the
+    /// last call (the server calls it every second).
+    pub fn report_suppressed_logs(&self) {
+        self.unmatched_log.report(crate::config::UNMATCHED_ROUTE);
+        report_suppressed(&self.snapshot());
     }
 
     /// The config snapshot in force.
@@ -159,7 +173,9 @@ impl Proxy {
                 let m = &self.metrics.unmatched;
                 m.count(Outcome::Rejected, reason);
                 m.request_duration.observe(start.elapsed().as_secs_f64());
-                log_rejection(crate::config::UNMATCHED_ROUTE, reason, &conn, &request_id);
+                if self.unmatched_log.admit(reason) {
+                    log_rejection(crate::config::UNMATCHED_ROUTE, reason, &conn, &request_id);
+                }
                 return reject(reason, None, &request_id);
             }
         };
@@ -177,6 +193,13 @@ impl Proxy {
         // Exactly one line per request: warn when hookseal refused it, the app could not be
         // reached, or observe mode let through what enforce mode would refuse; else debug.
         match (done.outcome, done.reason) {
+            // Rejection lines (and observe mode's would-be rejections) within the route's
+            // budget per reason; the rest are counted and reported once a second.
+            (Outcome::Rejected | Outcome::Observed, reason)
+                if !matches!(
+                    reason,
+                    Reason::Ok | Reason::UpstreamUnavailable | Reason::UpstreamTimeout
+                ) && !route.log_gate.admit(reason) => {}
             (Outcome::Rejected, reason) => match &done.detail {
                 None => log_rejection(name, reason, &conn, &request_id),
                 Some(error) => in_request_span(&request_id, || {
@@ -635,6 +658,7 @@ impl Snapshot {
                 name_value: header_value(&cfg.name),
                 scheme_value: HeaderValue::from_static(cfg.scheme.name().as_str()),
                 key_values: cfg.secret_ids.iter().map(|k| header_value(k)).collect(),
+                log_gate: LogGate::new(),
                 cfg: cfg.clone(),
             };
             entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));
@@ -643,6 +667,13 @@ impl Snapshot {
             config,
             routes: RouteTable::new(entries),
         }
+    }
+}
+
+/// The suppressed-lines report of every route of `snap`.
+fn report_suppressed(snap: &Snapshot) {
+    for r in snap.routes.values() {
+        r.log_gate.report(&r.cfg.name);
     }
 }
 

@@ -1490,3 +1490,78 @@ async fn text_logs_never_hold_secret_signature_or_body() {
         "{fwd:?}"
     );
 }
+
+/// Issue 22: a scanner must not flood the log. Rejection lines are limited per route and
+/// reason (10 a second); the rest are counted and reported in one line per second with the
+/// count, so that lines written plus lines reported make exactly the requests sent. Another
+/// reason on the same route keeps its own budget. Also: durations in logs read as written
+/// (`drain_delay` "0s", not Rust's "0ns").
+#[tokio::test]
+async fn rejection_lines_are_rate_limited_per_route_and_reason() {
+    let up = Upstream::start().await;
+    let bin = Binary::start_with(
+        "json",
+        up.addr,
+        closed_port().await,
+        &[("HOOKSEAL_LOG", "info")],
+    );
+    let url = format!("http://{}/hooks/gh", bin.addr);
+    let wrong = sign_github("not-the-secret", LOG_BODY);
+    const FLOOD: u64 = 150;
+    let started = std::time::Instant::now();
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..FLOOD {
+        let (url, wrong) = (url.clone(), wrong.clone());
+        flood.spawn(async move {
+            post(&url, &[("x-hub-signature-256", wrong)], LOG_BODY)
+                .await
+                .error()
+        });
+    }
+    while let Some(reason) = flood.join_next().await {
+        assert_eq!(reason.unwrap(), "bad_signature");
+    }
+    let seconds = started.elapsed().as_secs() + 2;
+    for _ in 0..3 {
+        assert_eq!(post(&url, &[], LOG_BODY).await.error(), "missing_signature");
+    }
+    // The report comes within a second or so; stop() waits for the process to exit, and the
+    // last report is written on the way out.
+    let lines = bin.stop();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let of = |e: &serde_json::Value, message: &str, reason: &str| {
+        e["message"] == message && e["route"] == "gh" && e["reason"] == reason
+    };
+    let written = events
+        .iter()
+        .filter(|e| of(e, "request rejected", "bad_signature"))
+        .count() as u64;
+    let reports: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| of(e, "rejection log lines suppressed", "bad_signature"))
+        .collect();
+    let suppressed: u64 = reports
+        .iter()
+        .map(|e| e["suppressed"].as_u64().unwrap())
+        .sum();
+    assert!(
+        written <= 10 * seconds && written < FLOOD,
+        "{written} lines in about {seconds} s"
+    );
+    assert!(!reports.is_empty(), "{lines:?}");
+    assert_eq!(written + suppressed, FLOOD, "{reports:?}");
+    let missing = events
+        .iter()
+        .filter(|e| of(e, "request rejected", "missing_signature"))
+        .count();
+    assert_eq!(missing, 3, "another reason has its own budget");
+
+    let shutdown = events
+        .iter()
+        .find(|e| e["message"] == "shutdown requested; /readyz is 503")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(shutdown["drain_delay"], "0s", "{shutdown}");
+}
