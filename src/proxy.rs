@@ -75,6 +75,9 @@ struct Route {
     key_values: Vec<HeaderValue>,
     /// Rejection-line budget per reason (README "Logs").
     log_gate: LogGate,
+    /// Whether the scheme's timestamp is covered by the signature: not for an `hmac` route
+    /// whose `signed_payload` lacks `{timestamp}`, whose skew is then not recorded.
+    signed_timestamp: bool,
 }
 
 /// How far a request got, for the single metrics/log record at the end.
@@ -319,7 +322,7 @@ impl Proxy {
             // Skew only from a verified request: a stale/future error comes before the MAC
             // is checked, so its timestamp may be made up. Absolute, so `_sum` never drops.
             if let Ok(v) = &result {
-                if let Some(ts) = v.timestamp {
+                if let Some(ts) = v.timestamp.filter(|_| route.signed_timestamp) {
                     route.metrics.skew.observe(ts.abs_diff(now) as f64);
                 }
                 if let Some(c) = route.metrics.signature_key.get(v.key_index) {
@@ -659,6 +662,12 @@ impl Snapshot {
                 scheme_value: HeaderValue::from_static(cfg.scheme.name().as_str()),
                 key_values: cfg.secret_ids.iter().map(|k| header_value(k)).collect(),
                 log_gate: LogGate::new(),
+                signed_timestamp: cfg.scheme.name() != SchemeName::Hmac
+                    || cfg
+                        .options
+                        .hmac
+                        .as_ref()
+                        .is_some_and(|h| h.signed_payload.contains("{timestamp}")),
                 cfg: cfg.clone(),
             };
             entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));

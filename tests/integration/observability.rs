@@ -757,6 +757,45 @@ async fn only_verified_requests_move_the_skew_histogram() {
     );
 }
 
+/// An `hmac` route whose `signed_payload` leaves the timestamp out verifies the body only: its
+/// timestamp header could be anything a replayer likes (within the window), so it is not
+/// recorded as skew; with `{timestamp}` in the payload it is.
+#[tokio::test]
+async fn an_unsigned_hmac_timestamp_is_not_recorded_as_skew() {
+    let up = Upstream::start().await;
+    let hmac_route = |name: &str, payload: &str| {
+        format!(
+            "[[route]]\nname = \"{name}\"\npath = \"/hooks/{name}\"\nscheme = \"hmac\"\n\
+             secrets = [{{ value = \"{GH_SECRET}\" }}]\n\
+             [route.hmac]\nheader = \"X-Sig\"\nalgorithm = \"sha256\"\nencoding = \"hex\"\n\
+             timestamp_header = \"X-Ts\"\nsigned_payload = \"{payload}\"\n"
+        )
+    };
+    let routes = hmac_route("unsigned", "{body}") + &hmac_route("signed", "{timestamp}.{body}");
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let ts = (unix_now() - 100).to_string();
+    let mac = |msg: &[u8]| {
+        sign_github(GH_SECRET, msg)
+            .trim_start_matches("sha256=")
+            .to_owned()
+    };
+    let signed_msg = [ts.as_bytes(), b".", BODY].concat();
+    for (route, sig) in [("unsigned", mac(BODY)), ("signed", mac(&signed_msg))] {
+        let headers = [("x-sig", sig), ("x-ts", ts.clone())];
+        let r = post(&sc.url(&format!("/hooks/{route}")), &headers, BODY).await;
+        assert_eq!(r.status, StatusCode::OK, "{route}: {:?}", r.body);
+    }
+    let text = sc.metrics().await;
+    let count = |route: &str| {
+        crate::netkit::metric(
+            &text,
+            &format!("hookseal_timestamp_skew_seconds_count{{route=\"{route}\"}}"),
+        )
+    };
+    assert_eq!(count("unsigned"), 0.0, "{text}");
+    assert_eq!(count("signed"), 1.0, "{text}");
+}
+
 /// Every family of SPEC.md's table is on /metrics from the start, with exactly its labels.
 #[tokio::test]
 async fn every_spec_family_is_exported_with_its_labels() {
