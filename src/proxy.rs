@@ -125,7 +125,7 @@ impl Proxy {
     }
 
     /// Writes one line per route and reason whose rejection lines were held back since the
-    /// last call (the server calls it every second).
+    /// last call ([`crate::app::App::run`] calls it every second).
     pub fn report_suppressed_logs(&self) {
         self.unmatched_log.report(crate::config::UNMATCHED_ROUTE);
         report_suppressed(&self.snapshot());
