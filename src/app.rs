@@ -59,6 +59,10 @@ impl App {
             )?,
         };
         let tls = config.listen.server_tls.clone().map(TlsAcceptor::new);
+        if let Some(t) = &config.listen.server_tls {
+            metrics.tls_in_force(t);
+        }
+        metrics.config_applied();
         let baseline = crate::reload::Baseline::new(&config);
         let proxy = Arc::new(Proxy::new(config, Arc::clone(&metrics), Arc::new(replay)));
         Ok(App {
@@ -116,6 +120,18 @@ impl App {
             crate::reload::Watcher::new(self.clone(), self.baseline.clone())
                 .run(Arc::clone(&self.reload), std::future::pending()),
         );
+        // Lines held back by the rejection-log rate limit, reported once a second.
+        let reporter = tokio::spawn({
+            let proxy = Arc::clone(&self.proxy);
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    proxy.report_suppressed_logs();
+                }
+            }
+        });
         self.ready.set(true);
         let ready = self.ready.clone();
         let drain_delay = limits.drain_delay;
@@ -123,11 +139,16 @@ impl App {
             .run(async move {
                 shutdown.await;
                 ready.set(false);
-                tracing::info!(drain_delay = ?drain_delay, "shutdown requested; /readyz is 503");
+                tracing::info!(
+                    drain_delay = %crate::config::fmt_duration(drain_delay),
+                    "shutdown requested; /readyz is 503"
+                );
                 tokio::time::sleep(drain_delay).await;
             })
             .await;
         reloader.abort();
+        reporter.abort();
+        self.proxy.report_suppressed_logs();
         let _ = stop_admin_tx.send(true);
         let _ = admin_task.await;
         drained

@@ -116,6 +116,16 @@ pub enum StoreKind {
     Redis,
 }
 
+impl StoreKind {
+    /// The config word (`memory`, `redis`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Memory => "memory",
+            StoreKind::Redis => "redis",
+        }
+    }
+}
+
 /// `replay.on_store_error`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnStoreError {
@@ -130,6 +140,16 @@ pub enum OnStoreError {
 pub enum Mode {
     Enforce,
     Observe,
+}
+
+impl Mode {
+    /// The config word (`enforce`, `observe`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Observe => "observe",
+        }
+    }
 }
 
 /// One `[[route]]`, validated.
@@ -226,12 +246,45 @@ impl Config {
     /// # Errors
     /// Every problem found, each with file, line and key.
     pub fn parse(path: &Path, text: &str, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
+        Self::parse_with(path, text, env, false)
+    }
+
+    /// `hookseal check --syntax-only`: validates the file at `path` as [`Config::load`] does,
+    /// except that no `env`/`file` source (secrets, `replay.url`) and no TLS file is read, so
+    /// it runs in CI without the secrets. Problems that only those files and values can show
+    /// (a `whsec_` secret that is not base64, an expired certificate) are not found.
+    ///
+    /// # Errors
+    /// Every problem found, each with file, line and key.
+    pub fn check_syntax(path: &Path) -> Result<(), ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_owned(),
+                line: 0,
+                key: String::new(),
+                message: format!("cannot read config file: {e}"),
+            }])
+        })?;
+        match Self::parse_with(path, &text, &|_| None, true) {
+            // No error, but a route whose scheme needs the unread secrets was left out.
+            Err(e) if e.0.is_empty() => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    fn parse_with(
+        path: &Path,
+        text: &str,
+        env: EnvLookup<'_>,
+        syntax_only: bool,
+    ) -> Result<Config, ConfigErrors> {
         let mut cx = Cx {
             file: path,
             text,
             env,
             errors: Vec::new(),
             watched: Vec::new(),
+            syntax_only,
         };
         let (doc, parse_errors) = DeTable::parse_recoverable(text);
         for e in parse_errors {
@@ -332,6 +385,23 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// A duration in the config's own notation, in the largest unit that holds it whole (`0s`,
+/// `250ms`, `90s`, `5m`, `1h`): what [`parse_duration`] reads back. Used in logs and `check`.
+/// Sub-millisecond parts (never from config) are shown as fractional seconds.
+pub fn fmt_duration(d: Duration) -> String {
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return format!("{}s", d.as_secs_f64());
+    }
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".to_owned(),
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
 /// Parses `"250ms"`, `"10s"`, `"5m"`, `"1h"`.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit())?;
@@ -379,7 +449,13 @@ struct Cx<'a> {
     env: EnvLookup<'a>,
     errors: Vec<ConfigError>,
     watched: Vec<PathBuf>,
+    /// `check --syntax-only`: `env`/`file` sources and TLS files are not read.
+    syntax_only: bool,
 }
+
+/// What an `env`/`file` source reads as under `check --syntax-only`: not empty, and shaped
+/// like a Redis URL so that `replay.url`'s scheme check passes. Never served.
+const UNREAD: &[u8] = b"redis://hookseal-syntax-only-unread";
 
 /// A table being read: which keys were consumed, so leftovers are reported as unknown.
 struct Table<'t, 'i> {
@@ -509,9 +585,13 @@ impl<'a> Cx<'a> {
                             key,
                             client_ca,
                         };
-                        match crate::tls::load(&files, std::time::SystemTime::now()) {
-                            Ok(server) => Some(Some((files, server))),
-                            Err(problems) => {
+                        // --syntax-only: the files are not read.
+                        let loaded = (!self.syntax_only)
+                            .then(|| crate::tls::load(&files, std::time::SystemTime::now()));
+                        match loaded {
+                            None => Some(None),
+                            Some(Ok(server)) => Some(Some((files, server))),
+                            Some(Err(problems)) => {
                                 for p in problems {
                                     let name = p.key.as_str();
                                     let off = tls
@@ -990,7 +1070,7 @@ impl<'a> Cx<'a> {
                         self.err(
                             item.span().start,
                             &key,
-                            "must be a duration of at least 1s like \"5m\"",
+                            format!("{s:?} is not a duration of at least 1s like \"5m\""),
                         );
                         None
                     }
@@ -1056,6 +1136,16 @@ impl<'a> Cx<'a> {
         };
         let scheme = match Scheme::new(scheme_name, &options, &secrets.material) {
             Ok(s) => s,
+            // --syntax-only: a secret that was not read cannot be judged (the route's name,
+            // path and methods were checked already).
+            Err(e)
+                if self.syntax_only
+                    && e.secret_index
+                        .and_then(|i| secrets.material.get(i))
+                        .is_some_and(|m| m.bytes == UNREAD) =>
+            {
+                return None;
+            }
             Err(e) => {
                 let (off, key) = match e.secret_index.and_then(|i| secrets.offsets.get(i)) {
                     Some(&off) => (off, format!("{p}.secrets[{}]", e.secret_index.unwrap_or(0))),
@@ -1375,6 +1465,9 @@ impl<'a> Cx<'a> {
         what: &str,
     ) -> Option<Vec<u8>> {
         let key = format!("{path}.{kind}");
+        if self.syntax_only {
+            return Some(UNREAD.to_vec());
+        }
         if kind == "env" {
             return match (self.env)(src) {
                 Some(v) if !v.is_empty() => Some(v.into_bytes()),
@@ -1465,10 +1558,13 @@ impl<'a> Cx<'a> {
         for (k, _) in t.map.iter() {
             if !known.contains(&k.get_ref().as_ref()) {
                 let key = join(&t.path, k.get_ref());
+                let hint = nearest(k.get_ref(), known)
+                    .map(|n| format!(" (did you mean `{n}`?)"))
+                    .unwrap_or_default();
                 self.err(
                     k.span().start,
                     &key,
-                    format!("unknown key; expected one of: {}", known.join(", ")),
+                    format!("unknown key{hint}; expected one of: {}", known.join(", ")),
                 );
             }
         }
@@ -1582,7 +1678,9 @@ impl<'a> Cx<'a> {
                 self.err(
                     item.span().start,
                     &key,
-                    format!("must be a duration {what}like \"250ms\", \"10s\", \"5m\", \"1h\""),
+                    format!(
+                        "{s:?} is not a duration {what}like \"250ms\", \"10s\", \"5m\", \"1h\""
+                    ),
                 );
                 None
             }
@@ -1604,7 +1702,10 @@ impl<'a> Cx<'a> {
                 self.err(
                     item.span().start,
                     &key,
-                    format!("must be a size from {min} bytes to 1GiB, like 65536, \"64KiB\" or \"1MiB\""),
+                    format!(
+                        "{} is not a size from {min} bytes to 1GiB, like 65536, \"64KiB\" or \"1MiB\"",
+                        shown(item.get_ref())
+                    ),
                 );
                 None
             }
@@ -1729,6 +1830,52 @@ struct Secrets {
     offsets: Vec<usize>,
 }
 
+/// A config value as written, for messages about values that are never secret (durations,
+/// sizes): strings quoted, other scalars as they are, tables and arrays by kind.
+fn shown(v: &DeValue<'_>) -> String {
+    match v {
+        DeValue::String(s) => format!("{s:?}"),
+        DeValue::Integer(i) => i.as_str().to_owned(),
+        DeValue::Float(f) => f.as_str().to_owned(),
+        DeValue::Boolean(b) => b.to_string(),
+        DeValue::Datetime(d) => d.to_string(),
+        DeValue::Array(_) => "an array".to_owned(),
+        DeValue::Table(_) => "a table".to_owned(),
+    }
+}
+
+/// The known key closest to an unknown one, when it is close enough to be a typo: at most one
+/// edit for short keys, two from 6 characters on (Levenshtein distance; keys are short).
+fn nearest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
+    if unknown.len() > 64 {
+        return None;
+    }
+    let limit = if unknown.chars().count() >= 6 { 2 } else { 1 };
+    known
+        .iter()
+        .map(|k| (edit_distance(unknown, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (diag + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diag = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
         key.to_owned()
@@ -1762,3 +1909,30 @@ const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
 const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
 const MAX_SIZE: u64 = 1 << 30;
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_in_config_notation_and_read_back() {
+        for text in ["0s", "250ms", "1500ms", "90s", "5m", "1h", "25h"] {
+            let d = parse_duration(text).unwrap();
+            assert_eq!(fmt_duration(d), text);
+        }
+        assert_eq!(fmt_duration(Duration::from_secs(60)), "1m");
+        assert_eq!(fmt_duration(Duration::from_micros(1500)), "0.0015s");
+    }
+
+    #[test]
+    fn unknown_keys_suggest_a_close_known_one() {
+        let known = ["tolerance", "dedupe", "mode", "path", "path_prefix"];
+        assert_eq!(nearest("tolerence", &known), Some("tolerance"));
+        assert_eq!(nearest("tollerance", &known), Some("tolerance"));
+        assert_eq!(nearest("dedup", &known), Some("dedupe"));
+        assert_eq!(nearest("mdoe", &known), None, "two edits on a short key");
+        assert_eq!(nearest("colour", &known), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}

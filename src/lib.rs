@@ -17,6 +17,7 @@ pub mod error;
 pub mod fetch;
 pub mod headers;
 pub mod hex;
+pub mod loglimit;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;

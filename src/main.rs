@@ -4,11 +4,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use hookseal::app::App;
-use hookseal::config::Config;
+use hookseal::config::{fmt_duration, Config};
+use hookseal::verify::SchemeName;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,6 +30,16 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, env = "HOOKSEAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Log level: error, warn, info, debug, trace, or a tracing filter such as
+    /// `info,hookseal=debug`. The flag wins over HOOKSEAL_LOG.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKSEAL_LOG",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    log_level: String,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -43,16 +55,24 @@ enum Command {
     /// Serve (the default).
     Run,
     /// Load and validate the config, resolve every secret, print the routes (never a secret).
-    Check,
+    Check(CheckArgs),
     /// Print the headers a sender of SCHEME would send for a body; with --url, POST it.
     Sign(SignArgs),
 }
 
 #[derive(Debug, Args)]
-struct SignArgs {
-    /// Scheme name, as in the config (`standard-webhooks`, `github`, `hotglue`, `hmac`, ...).
+struct CheckArgs {
+    /// Validate the file only: no secret (`env`, `file`) and no TLS file is read, so CI can
+    /// check a config without its secrets. Secret formats and certificates are not checked.
     #[arg(long)]
-    scheme: String,
+    syntax_only: bool,
+}
+
+#[derive(Debug, Args)]
+struct SignArgs {
+    /// Scheme name, as in the config.
+    #[arg(long, value_parser = PossibleValuesParser::new(SchemeName::all_names().iter().copied()))]
+    scheme: Option<String>,
     /// The signing secret (for Ed25519 schemes: the private key).
     #[arg(long, env = "HOOKSEAL_SIGN_SECRET", hide_env_values = true)]
     secret: String,
@@ -83,28 +103,27 @@ fn main() -> ExitCode {
     // One process-wide rustls provider, chosen here (README: "TLS"), used by the listener and
     // by rediss:// connections.
     let _ = hookseal::tls::provider().install_default();
-    init_logging(cli.log_format);
+    init_logging(cli.log_format, &cli.log_level);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&cli.config),
-        Command::Check => check(&cli.config),
+        Command::Check(args) if args.syntax_only => check_syntax(&cli.config),
+        Command::Check(_) => check(&cli.config),
         Command::Sign(args) => sign::run(&args, &cli.config),
     }
 }
 
-/// Logs to stderr, text or JSON (one object a line), filtered by `HOOKSEAL_LOG` (tracing
-/// filter syntax, default `info`). Each request's lines carry its `request` span, which holds
-/// the request id: text prefixes `request{request_id=…}:`, JSON has `"span":{"request_id":…}`.
-fn init_logging(format: LogFormat) {
+/// Logs to stderr, text or JSON (one object a line), filtered by `level` (`--log-level`, else
+/// `HOOKSEAL_LOG`: tracing filter syntax, default `info`). Each request's lines carry its
+/// `request` span, which holds the request id: text prefixes `request{request_id=…}:`, JSON
+/// has `"span":{"request_id":…}`.
+fn init_logging(format: LogFormat, level: &str) {
     use std::io::IsTerminal;
-    let (filter, bad_filter) = match std::env::var("HOOKSEAL_LOG") {
-        Err(_) => (tracing_subscriber::EnvFilter::new("info"), None),
-        Ok(spec) => match tracing_subscriber::EnvFilter::try_new(&spec) {
-            Ok(f) => (f, None),
-            Err(e) => (
-                tracing_subscriber::EnvFilter::new("info"),
-                Some(format!("{spec:?}: {e}")),
-            ),
-        },
+    let (filter, bad_filter) = match tracing_subscriber::EnvFilter::try_new(level) {
+        Ok(f) => (f, None),
+        Err(e) => (
+            tracing_subscriber::EnvFilter::new("info"),
+            Some(format!("{level:?}: {e}")),
+        ),
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -119,7 +138,10 @@ fn init_logging(format: LogFormat) {
             .init(),
     }
     if let Some(e) = bad_filter {
-        tracing::warn!(error = %e, "HOOKSEAL_LOG is not a valid filter; logging at info");
+        tracing::warn!(
+            error = %e,
+            "--log-level (or HOOKSEAL_LOG) is not a valid filter; logging at info"
+        );
     }
 }
 
@@ -133,6 +155,25 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
     })
 }
 
+fn check_syntax(path: &Path) -> ExitCode {
+    match Config::check_syntax(path) {
+        Ok(()) => {
+            println!(
+                "{}: ok (syntax only: secrets and TLS files were not read)",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            eprintln!("{} error(s) in {}", errors.0.len(), path.display());
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn check(path: &Path) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
@@ -143,7 +184,7 @@ fn check(path: &Path) -> ExitCode {
     let _ = writeln!(out, "{}: ok", path.display());
     let _ = writeln!(
         out,
-        "listen {}{}  admin {}  upstream {}  replay {:?}",
+        "listen {}{}  admin {}  upstream {}  replay {}",
         config.listen.address,
         if config.listen.tls.is_some() {
             " (tls)"
@@ -152,7 +193,7 @@ fn check(path: &Path) -> ExitCode {
         },
         config.admin.address,
         config.upstream.url,
-        config.replay.store,
+        config.replay.store.as_str(),
     );
     if let (Some(files), Some(tls)) = (&config.listen.tls, &config.listen.server_tls) {
         let _ = writeln!(
@@ -175,15 +216,15 @@ fn check(path: &Path) -> ExitCode {
         let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
         let _ = writeln!(
             out,
-            "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={}s dedupe={} mode={:?}",
+            "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={} dedupe={} mode={}",
             r.name,
             path,
             methods.join(","),
             r.scheme.name().as_str(),
             r.secret_ids.join(","),
-            r.tolerance.as_secs(),
+            fmt_duration(r.tolerance),
             r.dedupe,
-            r.mode,
+            r.mode.as_str(),
         );
     }
     match write_out(&out) {
@@ -321,7 +362,7 @@ mod sign {
     use super::*;
 
     use bytes::Bytes;
-    use hookseal::verify::{SchemeName, SchemeOptions};
+    use hookseal::verify::SchemeOptions;
     use http_body_util::{BodyExt, Full};
 
     pub(super) fn run(args: &SignArgs, config: &Path) -> ExitCode {
@@ -335,13 +376,13 @@ mod sign {
     }
 
     fn sign(args: &SignArgs, config: &Path) -> Result<ExitCode, String> {
-        let name = SchemeName::parse(&args.scheme).ok_or_else(|| {
-            format!(
-                "unknown scheme {:?}; one of: {}",
-                args.scheme,
-                SchemeName::all_names().join(", ")
-            )
-        })?;
+        let schemes = || SchemeName::all_names().join(", ");
+        let scheme = args
+            .scheme
+            .as_deref()
+            .ok_or_else(|| format!("--scheme is required; one of: {}", schemes()))?;
+        let name = SchemeName::parse(scheme)
+            .ok_or_else(|| format!("unknown scheme {scheme:?}; one of: {}", schemes()))?;
         let mut options = match &args.route {
             None => SchemeOptions::default(),
             Some(route) => {

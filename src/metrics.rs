@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error::Reason;
@@ -118,11 +118,11 @@ pub const VERIFY_BUCKETS: [f64; 14] = [
     0.01, 0.025, 0.05, 0.1,
 ];
 
-/// Buckets of `hookseal_timestamp_skew_seconds` (sender clock minus ours), symmetric, dense
-/// around the usual 5 minute tolerance (240 s = 80 % of it) and out to an hour.
-pub const SKEW_BUCKETS: [f64; 27] = [
-    -3600.0, -1800.0, -900.0, -600.0, -300.0, -240.0, -120.0, -60.0, -30.0, -10.0, -5.0, -2.0,
-    -1.0, 0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 240.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+/// Buckets of `hookseal_timestamp_skew_seconds` (the absolute difference between the sender's
+/// signed timestamp and our clock), dense around the usual 5 minute tolerance (240 s = 80 % of
+/// it) and out to an hour.
+pub const SKEW_BUCKETS: [f64; 14] = [
+    0.0, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 240.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
 ];
 
 /// All metric families of the process.
@@ -156,6 +156,12 @@ pub struct Metrics {
     reloads: IntCounterVec,
     /// `hookseal_tls_certificate_reloads_total{result}`
     pub cert_reloads: IntCounterVec,
+    /// `hookseal_config_last_reload_successful`
+    reload_ok: IntGauge,
+    /// `hookseal_config_last_reload_success_timestamp_seconds`
+    reload_ok_at: Gauge,
+    /// `hookseal_tls_certificate_expiry_timestamp_seconds{cert}`
+    cert_expiry: GaugeVec,
     /// Handles for requests no route matched.
     pub unmatched: Arc<RouteMetrics>,
     /// The route-labelled series the config in force uses (see [`Metrics::retain`]).
@@ -263,7 +269,8 @@ impl Metrics {
         let skew = HistogramVec::new(
             HistogramOpts::new(
                 "hookseal_timestamp_skew_seconds",
-                "Sender clock minus ours, from signed timestamps, by route.",
+                "Absolute difference between the sender's signed timestamp and our clock, \
+                 for verified requests, by route.",
             )
             .buckets(SKEW_BUCKETS.to_vec()),
             &["route"],
@@ -318,6 +325,22 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let reload_ok = IntGauge::new(
+            "hookseal_config_last_reload_successful",
+            "1 if the config in force came from the last load or reload attempt, 0 if that failed.",
+        )?;
+        let reload_ok_at = Gauge::new(
+            "hookseal_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful config load or reload.",
+        )?;
+        let cert_expiry = GaugeVec::new(
+            Opts::new(
+                "hookseal_tls_certificate_expiry_timestamp_seconds",
+                "notAfter of the certificate in force (unix seconds): cert=\"listener\" is the \
+                 listener's, cert=\"client_ca\" the earliest of the client CA file.",
+            ),
+            &["cert"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("hookseal_build_info", "Build information; always 1."),
             &["version"],
@@ -349,7 +372,15 @@ impl Metrics {
         registry.register(Box::new(tls_handshake_errors.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(cert_reloads.clone()))?;
+        registry.register(Box::new(reload_ok.clone()))?;
+        registry.register(Box::new(reload_ok_at.clone()))?;
+        registry.register(Box::new(cert_expiry.clone()))?;
         registry.register(Box::new(build_info))?;
+        // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
 
         let mut m = Metrics {
             registry,
@@ -372,6 +403,9 @@ impl Metrics {
             tls_handshake_errors,
             reloads,
             cert_reloads,
+            reload_ok,
+            reload_ok_at,
+            cert_expiry,
             unmatched: Arc::new(RouteMetrics::placeholder()),
             live: Arc::new(Mutex::new(HashSet::new())),
         };
@@ -505,11 +539,44 @@ impl Metrics {
         self.replay_errors.with_label_values(&[store])
     }
 
-    /// `hookseal_config_reloads_total{result}`
+    /// `hookseal_config_reloads_total{result}`, and `hookseal_config_last_reload_successful`
+    /// (0 after a failed reload until one succeeds) with its timestamp.
     pub fn reload(&self, ok: bool) {
         self.reloads
             .with_label_values(&[if ok { "ok" } else { "error" }])
             .inc();
+        if ok {
+            self.config_applied();
+        } else {
+            self.reload_ok.set(0);
+        }
+    }
+
+    /// A config was loaded and put in force (at start, or by a reload).
+    pub fn config_applied(&self) {
+        self.reload_ok.set(1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.reload_ok_at.set(now);
+    }
+
+    /// `hookseal_tls_certificate_expiry_timestamp_seconds{cert}` from the TLS setup in force
+    /// (`client_ca` only while a client CA is configured).
+    pub fn tls_in_force(&self, tls: &crate::tls::ServerTls) {
+        self.cert_expiry
+            .with_label_values(&["listener"])
+            .set(unix_seconds(tls.not_after));
+        match tls.client_ca_not_after {
+            Some(t) => self
+                .cert_expiry
+                .with_label_values(&["client_ca"])
+                .set(unix_seconds(t)),
+            None => {
+                // Not there is fine.
+                let _ = self.cert_expiry.remove_label_values(&["client_ca"]);
+            }
+        }
     }
 
     /// The registry's contents in the Prometheus text format.
@@ -524,6 +591,14 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Seconds since the epoch (negative before it).
+fn unix_seconds(t: std::time::SystemTime) -> f64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
     }
 }
 
@@ -638,9 +713,8 @@ mod tests {
         }
         assert_eq!(LATENCY_BUCKETS.first(), Some(&0.001));
         assert_eq!(LATENCY_BUCKETS.last(), Some(&15.0));
-        // Symmetric around 0, with an edge at 80 % of the default 5 minute tolerance.
-        let neg: Vec<f64> = SKEW_BUCKETS.iter().rev().map(|b| -b).collect();
-        assert_eq!(neg, SKEW_BUCKETS.to_vec());
+        // Absolute skew: from 0, with an edge at 80 % of the default 5 minute tolerance.
+        assert_eq!(SKEW_BUCKETS.first(), Some(&0.0));
         assert!(SKEW_BUCKETS.contains(&240.0) && SKEW_BUCKETS.contains(&300.0));
         let m = Metrics::new();
         let r = m.route("gh", Some("github"), &[], false, None);

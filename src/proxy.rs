@@ -22,6 +22,7 @@ use crate::body::{BodyBudget, BodyError, RawBody};
 use crate::config::{Config, Mode, OnStoreError, RouteConfig};
 use crate::error::Reason;
 use crate::headers;
+use crate::loglimit::LogGate;
 use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::{Miss, RouteTable};
@@ -53,6 +54,8 @@ pub struct Proxy {
     budget: BodyBudget,
     ids: AtomicU64,
     id_seed: u64,
+    /// Rejection-line budget of requests no route matched.
+    unmatched_log: LogGate,
 }
 
 /// One loaded config with everything derived from it.
@@ -74,6 +77,11 @@ struct Route {
     key_values: Vec<HeaderValue>,
     /// The route's share of the replay store (its own partition in memory).
     replay: ReplayStore,
+    /// Rejection-line budget per reason (README "Logs").
+    log_gate: LogGate,
+    /// Whether the scheme's timestamp is covered by the signature: not for an `hmac` route
+    /// whose `signed_payload` lacks `{timestamp}`, whose skew is then not recorded.
+    signed_timestamp: bool,
 }
 
 /// How far a request got, for the single metrics/log record at the end.
@@ -164,6 +172,7 @@ impl Proxy {
             budget,
             ids: AtomicU64::new(0),
             id_seed,
+            unmatched_log: LogGate::new(),
         }
     }
 
@@ -179,10 +188,18 @@ impl Proxy {
             .map(|r| r.name.as_str())
             .collect();
         self.replay.retain_partitions(&names);
-        match self.snapshot.write() {
-            Ok(mut s) => *s = snapshot,
-            Err(poisoned) => *poisoned.into_inner() = snapshot,
-        }
+        let old = match self.snapshot.write() {
+            Ok(mut s) => std::mem::replace(&mut *s, snapshot),
+            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), snapshot),
+        };
+        report_suppressed(&old);
+    }
+
+    /// Writes one line per route and reason whose rejection lines were held back since the
+    /// last call ([`crate::app::App::run`] calls it every second).
+    pub fn report_suppressed_logs(&self) {
+        self.unmatched_log.report(crate::config::UNMATCHED_ROUTE);
+        report_suppressed(&self.snapshot());
     }
 
     /// The config snapshot in force.
@@ -228,7 +245,9 @@ impl Proxy {
                 let m = &self.metrics.unmatched;
                 m.count(Outcome::Rejected, reason);
                 m.request_duration.observe(start.elapsed().as_secs_f64());
-                log_rejection(crate::config::UNMATCHED_ROUTE, reason, &conn, &request_id);
+                if self.unmatched_log.admit(reason) {
+                    log_rejection(crate::config::UNMATCHED_ROUTE, reason, &conn, &request_id);
+                }
                 return reject(reason, None, &request_id);
             }
         };
@@ -246,6 +265,13 @@ impl Proxy {
         // Exactly one line per request: warn when hookseal refused it, the app could not be
         // reached, or observe mode let through what enforce mode would refuse; else debug.
         match (done.outcome, done.reason) {
+            // Rejection lines (and observe mode's would-be rejections) within the route's
+            // budget per reason; the rest are counted and reported once a second.
+            (Outcome::Rejected | Outcome::Observed, reason)
+                if !matches!(
+                    reason,
+                    Reason::Ok | Reason::UpstreamUnavailable | Reason::UpstreamTimeout
+                ) && !route.log_gate.admit(reason) => {}
             (Outcome::Rejected, reason) => match &done.detail {
                 None => log_rejection(name, reason, &conn, &request_id),
                 Some(error) => in_request_span(&request_id, || {
@@ -432,22 +458,17 @@ impl Proxy {
         }
         let verified = match result {
             Ok(v) => {
-                if let Some(ts) = v.timestamp {
-                    route.metrics.skew.observe((ts - now) as f64);
+                // Skew only from a verified request: a stale/future error comes before the MAC
+                // is checked, so its timestamp may be made up. Absolute, so `_sum` never drops.
+                if let Some(ts) = v.timestamp.filter(|_| route.signed_timestamp) {
+                    route.metrics.skew.observe(ts.abs_diff(now) as f64);
                 }
                 if let Some(c) = route.metrics.signature_key.get(v.key_index) {
                     c.inc();
                 }
                 v
             }
-            Err(e) => {
-                if let crate::verify::VerifyError::StaleTimestamp { skew }
-                | crate::verify::VerifyError::FutureTimestamp { skew } = e
-                {
-                    route.metrics.skew.observe(skew as f64);
-                }
-                return Verdict::failed(None, Reason::from(e), None);
-            }
+            Err(e) => return Verdict::failed(None, Reason::from(e), None),
         };
 
         // Step 4: dedupe on the verified message id.
@@ -715,6 +736,13 @@ impl Snapshot {
                 scheme_value: HeaderValue::from_static(cfg.scheme.name().as_str()),
                 key_values: cfg.secret_ids.iter().map(|k| header_value(k)).collect(),
                 replay: replay.partition(&cfg.name, config.replay_capacity(cfg)),
+                log_gate: LogGate::new(),
+                signed_timestamp: cfg.scheme.name() != SchemeName::Hmac
+                    || cfg
+                        .options
+                        .hmac
+                        .as_ref()
+                        .is_some_and(|h| h.signed_payload.contains("{timestamp}")),
                 cfg: cfg.clone(),
             };
             entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));
@@ -723,6 +751,13 @@ impl Snapshot {
             config,
             routes: RouteTable::new(entries),
         }
+    }
+}
+
+/// The suppressed-lines report of every route of `snap`.
+fn report_suppressed(snap: &Snapshot) {
+    for r in snap.routes.values() {
+        r.log_gate.report(&r.cfg.name);
     }
 }
 

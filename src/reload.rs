@@ -85,6 +85,16 @@ pub enum Trigger {
     FileChange,
 }
 
+impl Trigger {
+    /// The log word (`signal`, `file_change`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Signal => "signal",
+            Trigger::FileChange => "file_change",
+        }
+    }
+}
+
 /// Loads the config at `path` and, if it is valid, swaps it (and the TLS certificate) in.
 /// Counts `hookseal_config_reloads_total{result}` and, when TLS is involved,
 /// `hookseal_tls_certificate_reloads_total{result}`; logs the outcome.
@@ -104,7 +114,7 @@ pub fn reload(app: &App, path: &Path, trigger: Trigger) -> Result<Vec<PathBuf>, 
             }
             tracing::error!(
                 config = %path.display(),
-                trigger = ?trigger,
+                trigger = trigger.as_str(),
                 errors = errors.0.len(),
                 "reload refused"
             );
@@ -124,6 +134,7 @@ pub fn reload(app: &App, path: &Path, trigger: Trigger) -> Result<Vec<PathBuf>, 
     if let (Some(acceptor), Some(tls)) = (&app.tls, &config.listen.server_tls) {
         acceptor.swap(tls.clone());
         app.metrics.cert_reloads.with_label_values(&["ok"]).inc();
+        app.metrics.tls_in_force(tls);
         tracing::info!(
             not_after = %crate::tls::fmt_time(tls.not_after),
             "TLS certificate loaded for new connections"
@@ -131,7 +142,7 @@ pub fn reload(app: &App, path: &Path, trigger: Trigger) -> Result<Vec<PathBuf>, 
     }
     app.proxy.reload(config);
     app.metrics.reload(true);
-    tracing::info!(config = %path.display(), trigger = ?trigger, routes, "config reloaded");
+    tracing::info!(config = %path.display(), trigger = trigger.as_str(), routes, "config reloaded");
     Ok(paths)
 }
 

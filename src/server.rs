@@ -213,7 +213,7 @@ impl Server {
         tracing::warn!(
             connections = left,
             requests,
-            grace = ?limits.shutdown_grace,
+            grace = %crate::config::fmt_duration(limits.shutdown_grace),
             "shutdown grace ran out; open connections cut off"
         );
         Drained {

@@ -81,6 +81,8 @@ pub struct ServerTls {
     config: Arc<ServerConfig>,
     /// The end-entity certificate's `notAfter`.
     pub not_after: SystemTime,
+    /// The earliest `notAfter` of the client CA file, when one is configured.
+    pub client_ca_not_after: Option<SystemTime>,
     /// Whether client certificates are required.
     pub client_auth: bool,
 }
@@ -89,6 +91,10 @@ impl fmt::Debug for ServerTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerTls")
             .field("not_after", &fmt_time(self.not_after))
+            .field(
+                "client_ca_not_after",
+                &self.client_ca_not_after.map(fmt_time),
+            )
             .field("client_auth", &self.client_auth)
             .finish_non_exhaustive()
     }
@@ -190,10 +196,14 @@ pub fn load(files: &TlsFiles, now: SystemTime) -> Result<ServerTls, Vec<TlsProbl
         }
     }
 
+    let mut client_ca_not_after = None;
     let verifier = match &files.client_ca {
         None => Some(WebPkiClientVerifier::no_client_auth()),
         Some(path) => match client_verifier(path, &provider) {
-            Ok(v) => Some(v),
+            Ok((v, until)) => {
+                client_ca_not_after = Some(until);
+                Some(v)
+            }
             Err(e) => {
                 problem(TlsKey::ClientCa, format!("{}: {e}", path.display()));
                 None
@@ -222,15 +232,25 @@ pub fn load(files: &TlsFiles, now: SystemTime) -> Result<ServerTls, Vec<TlsProbl
     Ok(ServerTls {
         config: Arc::new(config),
         not_after,
+        client_ca_not_after,
         client_auth: files.client_ca.is_some(),
     })
 }
 
+/// The verifier of client certificates, and the earliest `notAfter` of the CA file.
 fn client_verifier(
     path: &Path,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+) -> Result<
+    (
+        Arc<dyn rustls::server::danger::ClientCertVerifier>,
+        SystemTime,
+    ),
+    String,
+> {
     let certs = read_pem(path).and_then(|b| certificates(&b))?;
+    let until = earliest_not_after(&certs)
+        .ok_or_else(|| "a certificate is not valid X.509 DER".to_owned())?;
     let mut roots = RootCertStore::empty();
     for (i, c) in certs.into_iter().enumerate() {
         roots
@@ -239,6 +259,7 @@ fn client_verifier(
     }
     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
         .build()
+        .map(|v| (v, until))
         .map_err(|e| format!("cannot build the client verifier: {e}"))
 }
 
@@ -289,139 +310,49 @@ fn pem_error(e: &pem::Error) -> &'static str {
     }
 }
 
-// === certificate validity (a minimal DER walk to tbsCertificate.validity) ===
+// === certificate validity ===
 
-/// `(notBefore, notAfter)` of a DER certificate.
+/// `(notBefore, notAfter)` of a DER certificate, parsed with `x509-parser`.
 pub fn validity(cert: &[u8]) -> Option<(SystemTime, SystemTime)> {
-    let (tag, cert, _) = der_next(cert)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (tag, tbs, _) = der_next(cert)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (mut tag, _, mut rest) = der_next(tbs)?;
-    if tag == 0xa0 {
-        // [0] EXPLICIT version
-        (tag, _, rest) = der_next(rest)?;
-    }
-    if tag != 0x02 {
-        return None; // serialNumber
-    }
-    for _ in 0..2 {
-        // signature AlgorithmIdentifier, issuer Name
-        let (tag, _, r) = der_next(rest)?;
-        if tag != 0x30 {
-            return None;
-        }
-        rest = r;
-    }
-    let (tag, validity, _) = der_next(rest)?;
-    if tag != 0x30 {
-        return None;
-    }
-    let (t1, v1, rest) = der_next(validity)?;
-    let (t2, v2, _) = der_next(rest)?;
-    Some((der_time(t1, v1)?, der_time(t2, v2)?))
+    let (_, cert) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let v = cert.validity();
+    Some((
+        from_unix(v.not_before.timestamp()),
+        from_unix(v.not_after.timestamp()),
+    ))
 }
 
-/// One DER TLV: `(tag, contents, rest)`. Single-byte tags, definite lengths up to 4 bytes.
-fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, input) = input.split_first()?;
-    let (&first, mut input) = input.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || input.len() < n {
-            return None;
-        }
-        let mut len = 0usize;
-        for &b in &input[..n] {
-            len = (len << 8) | usize::from(b);
-        }
-        input = &input[n..];
-        len
-    };
-    if input.len() < len {
-        return None;
-    }
-    let (contents, rest) = input.split_at(len);
-    Some((tag, contents, rest))
+/// The earliest `notAfter` of `certs` (`None` when there is none, or one does not parse).
+fn earliest_not_after(certs: &[CertificateDer<'_>]) -> Option<SystemTime> {
+    certs
+        .iter()
+        .map(|c| validity(c).map(|(_, until)| until))
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .min()
 }
 
-/// UTCTime (`YYMMDDHHMMSSZ`, RFC 5280: YY < 50 is 20YY) or GeneralizedTime (`YYYYMMDDHHMMSSZ`).
-fn der_time(tag: u8, v: &[u8]) -> Option<SystemTime> {
-    let s = std::str::from_utf8(v).ok()?;
-    let digits = s.strip_suffix('Z')?;
-    if !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| digits.get(r)?.parse::<i64>().ok();
-    let (year, rest) = match (tag, digits.len()) {
-        (0x17, 12) => {
-            let yy = num(0..2)?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, 2)
-        }
-        (0x18, 14) => (num(0..4)?, 4),
-        _ => return None,
-    };
-    let month = num(rest..rest + 2)?;
-    let day = num(rest + 2..rest + 4)?;
-    let hour = num(rest + 4..rest + 6)?;
-    let min = num(rest + 6..rest + 8)?;
-    let sec = num(rest + 8..rest + 10)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
-        return None;
-    }
-    let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + min * 60 + sec;
+fn from_unix(secs: i64) -> SystemTime {
     if secs >= 0 {
-        UNIX_EPOCH.checked_add(Duration::from_secs(secs as u64))
+        UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
     } else {
-        UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs()))
+        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day count since 1970-01-01 (inverse of [`days_from_civil`]).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// `2026-01-31T12:00:00Z`
+/// `2026-01-31T12:00:00Z` (RFC 3339, whole seconds, UTC).
 pub fn fmt_time(t: SystemTime) -> String {
     let secs = match t.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),
     };
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("@{secs}"))
 }
 
 // === the acceptor ===
@@ -499,8 +430,9 @@ mod tests {
     use super::*;
 
     fn at(y: i32, m: u8, d: u8) -> SystemTime {
-        let secs = days_from_civil(i64::from(y), i64::from(m), i64::from(d)) * 86_400;
-        UNIX_EPOCH + Duration::from_secs(secs as u64)
+        let month = time::Month::try_from(m).unwrap();
+        let date = time::Date::from_calendar_date(y, month, d).unwrap();
+        from_unix(date.midnight().assume_utc().unix_timestamp())
     }
 
     struct Pki {
@@ -622,18 +554,30 @@ mod tests {
     }
 
     #[test]
-    fn der_times_and_dates_round_trip() {
-        let utc = der_time(0x17, b"491231235959Z").unwrap();
-        assert_eq!(fmt_time(utc), "2049-12-31T23:59:59Z");
-        let utc = der_time(0x17, b"500101000000Z").unwrap();
-        assert_eq!(fmt_time(utc), "1950-01-01T00:00:00Z");
-        let gen = der_time(0x18, b"99991231235959Z").unwrap();
-        assert_eq!(fmt_time(gen), "9999-12-31T23:59:59Z");
+    fn times_format_as_rfc3339_and_garbage_is_not_a_certificate() {
         assert_eq!(fmt_time(at(2024, 2, 29)), "2024-02-29T00:00:00Z");
-        assert!(der_time(0x17, b"2401011200Z").is_none());
-        assert!(der_time(0x17, b"241301000000Z").is_none());
-        assert!(der_time(0x18, b"20240101000000").is_none());
+        assert_eq!(fmt_time(from_unix(-1)), "1969-12-31T23:59:59Z");
+        assert_eq!(fmt_time(from_unix(253_402_300_799)), "9999-12-31T23:59:59Z");
         assert!(validity(b"\x30\x03\x02\x01\x00").is_none());
         assert!(validity(b"\x30\x84\xff\xff\xff\xff").is_none());
+    }
+
+    #[test]
+    fn the_client_ca_expiry_is_the_earliest_of_the_file() {
+        let pki = Pki::new();
+        let (cert, key) = pki.pair("a", (2020, 1, 1), (2040, 1, 1));
+        let (late, _) = pki.pair("late", (2020, 1, 1), (2045, 3, 1));
+        let (early, _) = pki.pair("early", (2020, 1, 1), (2031, 7, 15));
+        let bundle = pki.write("bundle.crt", &(read(&late) + &read(&early)));
+        let mut f = files(&cert, &key);
+        f.client_ca = Some(bundle);
+        let tls = load(&f, at(2026, 1, 1)).unwrap();
+        assert_eq!(tls.client_ca_not_after, Some(at(2031, 7, 15)));
+        f.client_ca = None;
+        assert_eq!(load(&f, at(2026, 1, 1)).unwrap().client_ca_not_after, None);
+    }
+
+    fn read(p: &Path) -> String {
+        std::fs::read_to_string(p).unwrap()
     }
 }

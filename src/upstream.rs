@@ -379,7 +379,10 @@ impl Pool {
                 return Err(UpstreamError::Unavailable);
             }
             Err(_) => {
-                tracing::debug!(timeout = ?self.connect_timeout, "upstream connect timed out");
+                tracing::debug!(
+                    timeout = %crate::config::fmt_duration(self.connect_timeout),
+                    "upstream connect timed out"
+                );
                 return Err(UpstreamError::Unavailable);
             }
         };

@@ -402,3 +402,173 @@ fn check_with_a_closed_stdout_exits_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
+
+fn run(cmd: &mut Command) -> (Option<i32>, String, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `--log-level` is in `--help`, HOOKSEAL_LOG still works, and the flag wins over it.
+#[test]
+fn log_level_flag_is_documented_and_wins_over_hookseal_log() {
+    let (_, help, _) = run(hookseal().arg("--help"));
+    assert!(help.contains("--log-level <LEVEL>"), "{help}");
+    assert!(help.contains("HOOKSEAL_LOG"), "{help}");
+
+    // `run` on an address already taken logs one error line and exits 1.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hookseal.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[listen]\naddress = \"{}\"\n[admin]\naddress = \"127.0.0.2:0\"\n\
+             [upstream]\nurl = \"http://127.0.0.1:9\"\n\
+             [[route]]\nname = \"app\"\npath_prefix = \"/\"\nscheme = \"none\"\n",
+            taken.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    let bind_error = |env: Option<&str>, flag: Option<&str>| {
+        let mut c = hookseal();
+        c.env_remove("HOOKSEAL_LOG");
+        if let Some(e) = env {
+            c.env("HOOKSEAL_LOG", e);
+        }
+        if let Some(f) = flag {
+            c.args(["--log-level", f]);
+        }
+        let (code, _, stderr) = run(c.args(["run", "--config"]).arg(&path));
+        assert_eq!(code, Some(1), "{stderr}");
+        stderr.contains("cannot bind the listen address")
+    };
+    assert!(bind_error(None, None), "default level info");
+    assert!(!bind_error(Some("off"), None), "HOOKSEAL_LOG still works");
+    assert!(bind_error(Some("off"), Some("error")), "the flag wins");
+    assert!(!bind_error(Some("error"), Some("off")), "the flag wins");
+}
+
+/// `sign` with a missing or unknown scheme lists the schemes.
+#[test]
+fn sign_lists_the_schemes_when_the_name_is_missing_or_wrong() {
+    for args in [
+        &["sign", "--secret", "x"][..],
+        &["sign", "--scheme", "gihtub", "--secret", "x"],
+    ] {
+        let (code, _, stderr) = run(hookseal().args(args));
+        assert_ne!(code, Some(0), "{stderr}");
+        for name in ["standard-webhooks", "github", "stripe", "discord", "hmac"] {
+            assert!(stderr.contains(name), "{args:?}: {name} in\n{stderr}");
+        }
+    }
+    let (_, help, _) = run(hookseal().args(["sign", "--help"]));
+    assert!(
+        help.contains("possible values: standard-webhooks"),
+        "{help}"
+    );
+}
+
+/// `check --syntax-only` validates a config in CI without its secrets: env and file secrets,
+/// `replay.url` from env, and TLS files are not read; mistakes in the file are still found.
+#[test]
+fn check_syntax_only_reads_no_secret_and_still_finds_mistakes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hookseal.toml");
+    let config = "\
+[listen]
+address = \"127.0.0.1:8443\"
+tls = { cert = \"/nonexistent/tls.crt\", key = \"/nonexistent/tls.key\" }
+
+[upstream]
+url = \"http://127.0.0.1:8080\"
+
+[replay]
+store = \"redis\"
+url = { env = \"HOOKSEAL_TEST_SURELY_UNSET_REDIS_URL\" }
+
+[[route]]
+name = \"sw\"
+path = \"/hooks/sw\"
+scheme = \"standard-webhooks\"
+secrets = [{ env = \"HOOKSEAL_TEST_SURELY_UNSET_VARIABLE\" }]
+
+[[route]]
+name = \"discord\"
+path = \"/hooks/discord\"
+scheme = \"discord\"
+secrets = [{ file = \"/nonexistent/discord-public-key\" }]
+";
+    std::fs::write(&path, config).unwrap();
+    let (code, _, stderr) = run(hookseal().args(["check", "--config"]).arg(&path));
+    assert_eq!(code, Some(1), "a full check needs the secrets:\n{stderr}");
+    let (code, stdout, stderr) = run(hookseal()
+        .args(["check", "--syntax-only", "--config"])
+        .arg(&path));
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ok (syntax only"), "{stdout}");
+
+    let broken = config.replace(
+        "path = \"/hooks/discord\"",
+        "path = \"/hooks/sw\"\ndedup = true",
+    );
+    std::fs::write(&path, broken).unwrap();
+    let (code, _, stderr) = run(hookseal()
+        .args(["check", "--syntax-only", "--config"])
+        .arg(&path));
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("matches the same requests"), "{stderr}");
+    assert!(
+        stderr.contains("route[1].dedup: unknown key (did you mean `dedupe`?)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+/// Bad durations and sizes quote the value; an unknown key close to a known one gets a
+/// suggestion, one that is nothing like any key does not.
+#[test]
+fn value_errors_quote_the_value_and_typos_get_the_nearest_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[limits]\nbody_timeout = \"15 parsecs\"\nmax_body_bytes = \"12 bananas\"\n\
+         colour = \"blue\"\n[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+         [[route]]\nname = \"a\"\npath = \"/a\"\nscheme = \"none\"\ntolerence = \"5m\"\n\
+         [[route]]\nname = \"b\"\npath = \"/b\"\nscheme = \"github\"\ntolerance = \"0s\"\n\
+         secrets = [{ value = \"x\" }]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(hookseal().args(["check", "--config"]).arg(&path));
+    assert_eq!(code, Some(1));
+    for want in [
+        "limits.body_timeout: \"15 parsecs\" is not a duration",
+        "limits.max_body_bytes: \"12 bananas\" is not a size",
+        "route[1].tolerance: \"0s\" is not a duration of at least 1s",
+        "route[0].tolerence: unknown key (did you mean `tolerance`?)",
+        "limits.colour: unknown key; expected one of",
+    ] {
+        assert!(stderr.contains(want), "{want:?} in\n{stderr}");
+    }
+}
+
+/// `check` prints config words as they are written, not Rust debug names.
+#[test]
+fn check_prints_config_words() {
+    let (code, stdout, stderr) = run(hookseal()
+        .args(["check", "--config"])
+        .arg(repo_root().join("config.example.toml")));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("replay memory"), "{stdout}");
+    assert!(
+        stdout.contains("tolerance=5m dedupe=true mode=enforce"),
+        "{stdout}"
+    );
+    for debug in ["Memory", "Enforce", "Observe", "Redis"] {
+        assert!(!stdout.contains(debug), "{debug} in\n{stdout}");
+    }
+}

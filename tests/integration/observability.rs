@@ -57,11 +57,16 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 }
 
 /// The non-zero series that don't depend on timing: `_bucket` and `_sum` of the latency and
-/// size histograms are left out (their `_count` stays in).
+/// size histograms are left out (their `_count` stays in), and so are the clock-valued and the
+/// `process_*` series (the process's own CPU, memory and descriptors).
 fn nonzero(samples: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
     samples
         .iter()
         .filter(|(k, v)| **v != 0.0 && !k.contains("_bucket{") && !k.contains("_sum{"))
+        .filter(|(k, _)| {
+            !k.starts_with("process_")
+                && *k != "hookseal_config_last_reload_success_timestamp_seconds"
+        })
         .map(|(k, v)| (k.clone(), *v))
         .collect()
 }
@@ -363,6 +368,7 @@ async fn scripted_traffic_yields_exactly_the_expected_series() {
         // One idle pooled connection to each upstream that answered (ok, err500); the slow
         // one's was closed on its timeout.
         ("hookseal_upstream_connections", &[], 2.0),
+        ("hookseal_config_last_reload_successful", &[], 1.0),
         // sw
         (
             rt,
@@ -453,7 +459,9 @@ async fn scripted_traffic_yields_exactly_the_expected_series() {
         (rd, &[("route", "sw")], 11.0),
         (bb, &[("route", "sw")], 8.0),
         (vd, &[("route", "sw"), sws], 8.0),
-        (sk, &[("route", "sw")], 5.0),
+        // Only the verified ones: -100, -100 (the duplicate), +100; not the stale (-1000) or
+        // future (+1000) ones, whose timestamps were never checked against a signature.
+        (sk, &[("route", "sw")], 3.0),
         (key, &[("route", "sw"), ("key", "current")], 2.0),
         (key, &[("route", "sw"), ("key", "previous")], 1.0),
         (ur, &[("route", "sw"), ("class", "2xx")], 2.0),
@@ -574,23 +582,17 @@ async fn scripted_traffic_yields_exactly_the_expected_series() {
     ]);
     let all = assert_metrics(&sc, &want).await;
 
-    // The skew histogram of sw: -1000, -100, -100 (the duplicate), +100, +1000 (seconds; the
-    // clock may tick between signing and checking, so no value sits within 2 s of an edge).
+    // The skew histogram of sw: |-100|, |-100| (the duplicate), |+100| (seconds; the clock may
+    // tick between signing and checking, so no value sits within 2 s of an edge).
     let bucket = |le: &str| {
         all[&format!("hookseal_timestamp_skew_seconds_bucket{{le=\"{le}\",route=\"sw\"}}")]
     };
     assert_eq!(
-        [
-            bucket("-900"),
-            bucket("-120"),
-            bucket("-60"),
-            bucket("60"),
-            bucket("120"),
-            bucket("900"),
-            bucket("+Inf")
-        ],
-        [1.0, 1.0, 3.0, 3.0, 4.0, 4.0, 5.0]
+        [bucket("0"), bucket("60"), bucket("120"), bucket("+Inf")],
+        [0.0, 0.0, 3.0, 3.0]
     );
+    let sum = all["hookseal_timestamp_skew_seconds_sum{route=\"sw\"}"];
+    assert!((294.0..=306.0).contains(&sum), "absolute skew: {sum}");
     // Every latency histogram's buckets are cumulative and end at its count.
     for (k, count) in all
         .iter()
@@ -653,6 +655,7 @@ async fn replay_store_errors_are_counted_and_fail_closed() {
     assert_eq!(up.count(), 0);
     let rt = "hookseal_requests_total";
     let want = expected(&[
+        ("hookseal_config_last_reload_successful", &[], 1.0),
         (
             "hookseal_build_info",
             &[("version", env!("CARGO_PKG_VERSION"))],
@@ -702,13 +705,107 @@ async fn replay_store_errors_are_counted_and_fail_closed() {
     assert_metrics(&sc, &want).await;
 }
 
+/// Issue 22: unsigned traffic with made-up timestamps (stale, future, or in the window with a
+/// bad signature) must not move the skew histogram, so it cannot fire the clock-skew alert;
+/// verified requests record the absolute skew, so `_sum` never goes down.
+#[tokio::test]
+async fn only_verified_requests_move_the_skew_histogram() {
+    let up = Upstream::start().await;
+    let sc = Sidecar::start(up.addr, "", &sw_route("")).await;
+    let url = sc.url("/hooks/sw");
+    let now = unix_now();
+    let forged_secret = "whsec_dGhpcy1pcy1ub3QtdGhlLXNlY3JldA==";
+    let forged = [
+        (
+            sign_standard(forged_secret, "f1", now - 100_000, BODY),
+            "stale_timestamp",
+        ),
+        (
+            sign_standard(forged_secret, "f2", now + 100_000, BODY),
+            "future_timestamp",
+        ),
+        (
+            sign_standard(forged_secret, "f3", now - 250, BODY),
+            "bad_signature",
+        ),
+        (
+            sign_standard(forged_secret, "f4", now + 250, BODY),
+            "bad_signature",
+        ),
+    ];
+    for (headers, reason) in &forged {
+        assert_eq!(post(&url, headers, BODY).await.error(), *reason);
+    }
+    let skew = |text: &str, part: &str| {
+        crate::netkit::metric(
+            text,
+            &format!("hookseal_timestamp_skew_seconds_{part}{{route=\"sw\"}}"),
+        )
+    };
+    let text = sc.metrics().await;
+    assert_eq!(skew(&text, "count"), 0.0, "{text}");
+    assert_eq!(skew(&text, "sum"), 0.0, "{text}");
+
+    // Verified: one sender 100 s behind, one 100 s ahead.
+    for (id, ts) in [("v1", now - 100), ("v2", now + 100)] {
+        let r = post(&url, &sign_standard(WHSEC, id, ts, BODY), BODY).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let text = sc.metrics().await;
+    assert_eq!(skew(&text, "count"), 2.0, "{text}");
+    let sum = skew(&text, "sum");
+    assert!(
+        (194.0..=206.0).contains(&sum),
+        "absolute skew: {sum}\n{text}"
+    );
+}
+
+/// An `hmac` route whose `signed_payload` leaves the timestamp out verifies the body only: its
+/// timestamp header could be anything a replayer likes (within the window), so it is not
+/// recorded as skew; with `{timestamp}` in the payload it is.
+#[tokio::test]
+async fn an_unsigned_hmac_timestamp_is_not_recorded_as_skew() {
+    let up = Upstream::start().await;
+    let hmac_route = |name: &str, payload: &str| {
+        format!(
+            "[[route]]\nname = \"{name}\"\npath = \"/hooks/{name}\"\nscheme = \"hmac\"\n\
+             secrets = [{{ value = \"{GH_SECRET}\" }}]\n\
+             [route.hmac]\nheader = \"X-Sig\"\nalgorithm = \"sha256\"\nencoding = \"hex\"\n\
+             timestamp_header = \"X-Ts\"\nsigned_payload = \"{payload}\"\n"
+        )
+    };
+    let routes = hmac_route("unsigned", "{body}") + &hmac_route("signed", "{timestamp}.{body}");
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let ts = (unix_now() - 100).to_string();
+    let mac = |msg: &[u8]| {
+        sign_github(GH_SECRET, msg)
+            .trim_start_matches("sha256=")
+            .to_owned()
+    };
+    let signed_msg = [ts.as_bytes(), b".", BODY].concat();
+    for (route, sig) in [("unsigned", mac(BODY)), ("signed", mac(&signed_msg))] {
+        let headers = [("x-sig", sig), ("x-ts", ts.clone())];
+        let r = post(&sc.url(&format!("/hooks/{route}")), &headers, BODY).await;
+        assert_eq!(r.status, StatusCode::OK, "{route}: {:?}", r.body);
+    }
+    let text = sc.metrics().await;
+    let count = |route: &str| {
+        crate::netkit::metric(
+            &text,
+            &format!("hookseal_timestamp_skew_seconds_count{{route=\"{route}\"}}"),
+        )
+    };
+    assert_eq!(count("unsigned"), 0.0, "{text}");
+    assert_eq!(count("signed"), 1.0, "{text}");
+}
+
 /// Every family of SPEC.md's table is on /metrics from the start, with exactly its labels.
 #[tokio::test]
 async fn every_spec_family_is_exported_with_its_labels() {
     let up = Upstream::start().await;
     let sc = Sidecar::start(up.addr, "", &sw_route("")).await;
     let text = sc.metrics().await;
-    let spec: [(&str, &str, &[&str]); 17] = [
+    let spec: [(&str, &str, &[&str]); 23] = [
         (
             "hookseal_requests_total",
             "counter",
@@ -741,6 +838,16 @@ async fn every_spec_family_is_exported_with_its_labels() {
         ("hookseal_responses_abandoned_total", "counter", &[]),
         ("hookseal_tls_handshake_errors_total", "counter", &[]),
         ("hookseal_config_reloads_total", "counter", &["result"]),
+        ("hookseal_config_last_reload_successful", "gauge", &[]),
+        (
+            "hookseal_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            &[],
+        ),
+        ("process_cpu_seconds_total", "counter", &[]),
+        ("process_resident_memory_bytes", "gauge", &[]),
+        ("process_open_fds", "gauge", &[]),
+        ("process_start_time_seconds", "gauge", &[]),
         ("hookseal_build_info", "gauge", &["version"]),
     ];
     for (name, kind, labels) in spec {
@@ -1427,4 +1534,79 @@ async fn text_logs_never_hold_secret_signature_or_body() {
             .any(|l| l.contains("DEBUG") && l.contains("request_id=rid-forwarded-1")),
         "{fwd:?}"
     );
+}
+
+/// Issue 22: a scanner must not flood the log. Rejection lines are limited per route and
+/// reason (10 a second); the rest are counted and reported in one line per second with the
+/// count, so that lines written plus lines reported make exactly the requests sent. Another
+/// reason on the same route keeps its own budget. Also: durations in logs read as written
+/// (`drain_delay` "0s", not Rust's "0ns").
+#[tokio::test]
+async fn rejection_lines_are_rate_limited_per_route_and_reason() {
+    let up = Upstream::start().await;
+    let bin = Binary::start_with(
+        "json",
+        up.addr,
+        closed_port().await,
+        &[("HOOKSEAL_LOG", "info")],
+    );
+    let url = format!("http://{}/hooks/gh", bin.addr);
+    let wrong = sign_github("not-the-secret", LOG_BODY);
+    const FLOOD: u64 = 150;
+    let started = std::time::Instant::now();
+    let mut flood = tokio::task::JoinSet::new();
+    for _ in 0..FLOOD {
+        let (url, wrong) = (url.clone(), wrong.clone());
+        flood.spawn(async move {
+            post(&url, &[("x-hub-signature-256", wrong)], LOG_BODY)
+                .await
+                .error()
+        });
+    }
+    while let Some(reason) = flood.join_next().await {
+        assert_eq!(reason.unwrap(), "bad_signature");
+    }
+    let seconds = started.elapsed().as_secs() + 2;
+    for _ in 0..3 {
+        assert_eq!(post(&url, &[], LOG_BODY).await.error(), "missing_signature");
+    }
+    // The report comes within a second or so; stop() waits for the process to exit, and the
+    // last report is written on the way out.
+    let lines = bin.stop();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let of = |e: &serde_json::Value, message: &str, reason: &str| {
+        e["message"] == message && e["route"] == "gh" && e["reason"] == reason
+    };
+    let written = events
+        .iter()
+        .filter(|e| of(e, "request rejected", "bad_signature"))
+        .count() as u64;
+    let reports: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| of(e, "rejection log lines suppressed", "bad_signature"))
+        .collect();
+    let suppressed: u64 = reports
+        .iter()
+        .map(|e| e["suppressed"].as_u64().unwrap())
+        .sum();
+    assert!(
+        written <= 10 * seconds && written < FLOOD,
+        "{written} lines in about {seconds} s"
+    );
+    assert!(!reports.is_empty(), "{lines:?}");
+    assert_eq!(written + suppressed, FLOOD, "{reports:?}");
+    let missing = events
+        .iter()
+        .filter(|e| of(e, "request rejected", "missing_signature"))
+        .count();
+    assert_eq!(missing, 3, "another reason has its own budget");
+
+    let shutdown = events
+        .iter()
+        .find(|e| e["message"] == "shutdown requested; /readyz is 503")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(shutdown["drain_delay"], "0s", "{shutdown}");
 }

@@ -16,6 +16,17 @@ const RELOAD_OK: &str = "hookseal_config_reloads_total{result=\"ok\"}";
 const RELOAD_ERROR: &str = "hookseal_config_reloads_total{result=\"error\"}";
 const CERT_OK: &str = "hookseal_tls_certificate_reloads_total{result=\"ok\"}";
 const CERT_ERROR: &str = "hookseal_tls_certificate_reloads_total{result=\"error\"}";
+const LAST_OK: &str = "hookseal_config_last_reload_successful";
+const LAST_OK_AT: &str = "hookseal_config_last_reload_success_timestamp_seconds";
+
+/// The value of a gauge without labels.
+fn gauge(metrics: &str, name: &str) -> f64 {
+    let line = metrics
+        .lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .unwrap_or_else(|| panic!("no {name} in:\n{metrics}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
 
 /// A third Standard Webhooks secret, retired before the test starts.
 const WHSEC_OLDER: &str = "whsec_b2xkZXItc2VjcmV0LWZvci1ob29rc2VhbC10ZXN0cw==";
@@ -139,12 +150,27 @@ async fn a_broken_config_is_refused_and_the_old_one_keeps_serving() {
             sw_route("")
         )
     };
+    let before = unix_now() as f64;
     let sidecar = Sidecar::start_text(&good("")).await;
     let path = sidecar.dir.path().join("hookseal.toml");
+    let m = sidecar.metrics().await;
+    assert_eq!(
+        gauge(&m, LAST_OK),
+        1.0,
+        "the first load counts as a success"
+    );
+    let loaded_at = gauge(&m, LAST_OK_AT);
+    assert!(
+        loaded_at >= before && loaded_at <= unix_now() as f64 + 1.0,
+        "{m}"
+    );
 
     // A syntax error, then a secret file that is empty: each refused and counted.
     replace_file(&path, &good("[[route]\nname = \"half"));
     eventually_counter(&sidecar, RELOAD_ERROR, 1).await;
+    let m = sidecar.metrics().await;
+    assert_eq!(gauge(&m, LAST_OK), 0.0, "{m}");
+    assert_eq!(gauge(&m, LAST_OK_AT), loaded_at, "{m}");
     assert_eq!(sw(&sidecar, WHSEC, "msg_1").await.status, StatusCode::OK);
     std::fs::write(sidecar.dir.path().join("empty"), "\n").unwrap();
     replace_file(
@@ -158,7 +184,10 @@ async fn a_broken_config_is_refused_and_the_old_one_keeps_serving() {
     assert_eq!(sw(&sidecar, WHSEC, "msg_2").await.status, StatusCode::OK);
     let r = post(&sidecar.url("/hooks/new"), &[], "{}").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(counter(&sidecar.metrics().await, RELOAD_OK), 0);
+    let m = sidecar.metrics().await;
+    assert_eq!(counter(&m, RELOAD_OK), 0);
+    // Still 0, however long ago the first failure was: no reload succeeded since.
+    assert_eq!(gauge(&m, LAST_OK), 0.0, "{m}");
 
     // Fixed: the new route is served, the old one still is.
     replace_file(
@@ -169,7 +198,10 @@ async fn a_broken_config_is_refused_and_the_old_one_keeps_serving() {
     let r = post(&sidecar.url("/hooks/new"), &[], "{}").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(sw(&sidecar, WHSEC, "msg_3").await.status, StatusCode::OK);
-    assert_eq!(counter(&sidecar.metrics().await, RELOAD_ERROR), 2);
+    let m = sidecar.metrics().await;
+    assert_eq!(counter(&m, RELOAD_ERROR), 2);
+    assert_eq!(gauge(&m, LAST_OK), 1.0, "{m}");
+    assert!(gauge(&m, LAST_OK_AT) > loaded_at, "{m}");
 }
 
 #[tokio::test]

@@ -36,7 +36,15 @@ pub struct Leaf {
 
 impl Ca {
     pub fn new(name: &str) -> Ca {
+        Ca::until(name, None)
+    }
+
+    /// A CA whose certificate expires at midnight UTC of `not_after` (rcgen's default: 4096).
+    pub fn until(name: &str, not_after: Option<(i32, u8, u8)>) -> Ca {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        if let Some((y, m, d)) = not_after {
+            params.not_after = rcgen::date_time_ymd(y, m, d);
+        }
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params
             .distinguished_name
@@ -64,7 +72,16 @@ impl Ca {
         self.leaf(
             &["localhost", "127.0.0.1"],
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            false,
+            None,
+        )
+    }
+
+    /// A server certificate for `localhost` that expires at midnight UTC of `not_after`.
+    pub fn server_until(&self, not_after: (i32, u8, u8)) -> Leaf {
+        self.leaf(
+            &["localhost", "127.0.0.1"],
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            Some(not_after),
         )
     }
 
@@ -73,21 +90,26 @@ impl Ca {
         self.leaf(
             &["localhost"],
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            true,
+            Some((2021, 1, 1)),
         )
     }
 
     pub fn client(&self, name: &str) -> Leaf {
-        self.leaf(&[name], rcgen::ExtendedKeyUsagePurpose::ClientAuth, false)
+        self.leaf(&[name], rcgen::ExtendedKeyUsagePurpose::ClientAuth, None)
     }
 
-    fn leaf(&self, names: &[&str], usage: rcgen::ExtendedKeyUsagePurpose, expired: bool) -> Leaf {
+    fn leaf(
+        &self,
+        names: &[&str],
+        usage: rcgen::ExtendedKeyUsagePurpose,
+        not_after: Option<(i32, u8, u8)>,
+    ) -> Leaf {
         let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
         let mut params = rcgen::CertificateParams::new(names).unwrap();
         params.extended_key_usages = vec![usage];
-        if expired {
+        if let Some((y, m, d)) = not_after {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+            params.not_after = rcgen::date_time_ymd(y, m, d);
         }
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
@@ -425,6 +447,72 @@ async fn a_swapped_certificate_is_seen_by_the_next_handshake_while_open_connecti
     let r = open.post("/hooks/sw", &signed("{}", "msg_c"), "{}").await;
     assert_eq!(r.status, StatusCode::OK, "the open connection still works");
     assert_eq!(upstream.count(), 3);
+}
+
+/// Unix seconds of midnight UTC, computed apart from the code under test.
+fn midnight_utc(y: i32, m: u8, d: u8) -> f64 {
+    let date = time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d).unwrap();
+    date.midnight().assume_utc().unix_timestamp() as f64
+}
+
+const EXPIRY_LISTENER: &str =
+    "hookseal_tls_certificate_expiry_timestamp_seconds{cert=\"listener\"}";
+const EXPIRY_CLIENT_CA: &str =
+    "hookseal_tls_certificate_expiry_timestamp_seconds{cert=\"client_ca\"}";
+
+/// The expiry gauges show the notAfter of the certificates in force: the listener's, and the
+/// earliest of the client CA file; a reload that swaps the files updates them (and drops
+/// `client_ca` when mutual TLS is turned off).
+#[tokio::test]
+async fn certificate_expiry_gauges_follow_the_certificates_in_force() {
+    let upstream = Upstream::start().await;
+    let ca = Ca::new("hookseal test CA");
+    let clients_late = Ca::until("client CA, late", Some((2045, 3, 1)));
+    let clients_early = Ca::until("client CA, early", Some((2040, 2, 29)));
+    let dir = tempfile::tempdir().unwrap();
+    write_pair(dir.path(), &ca.server_until((2039, 5, 10)));
+    std::fs::write(
+        dir.path().join("clients.crt"),
+        clients_late.pem() + &clients_early.pem(),
+    )
+    .unwrap();
+    let mtls = "cert = \"tls.crt\", key = \"tls.key\", client_ca = \"clients.crt\"";
+    let sidecar = start_in(dir, &tls_config(upstream.addr, mtls, "")).await;
+    let text = sidecar.metrics().await;
+    let gauge = |text: &str, name: &str| crate::netkit::metric(text, name);
+    assert_eq!(
+        gauge(&text, EXPIRY_LISTENER),
+        midnight_utc(2039, 5, 10),
+        "{text}"
+    );
+    assert_eq!(
+        gauge(&text, EXPIRY_CLIENT_CA),
+        midnight_utc(2040, 2, 29),
+        "{text}"
+    );
+
+    // Renewed certificate and mutual TLS turned off, in one reload.
+    let path = sidecar.dir.path().join("hookseal.toml");
+    write_pair(sidecar.dir.path(), &ca.server_until((2041, 12, 31)));
+    let text = tls_config(upstream.addr, SERVER_PAIR, "");
+    std::fs::write(path.with_extension("tmp"), text).unwrap();
+    std::fs::rename(path.with_extension("tmp"), &path).unwrap();
+    eventually_counter(
+        &sidecar,
+        "hookseal_tls_certificate_reloads_total{result=\"ok\"}",
+        1,
+    )
+    .await;
+    let text = sidecar.metrics().await;
+    assert_eq!(
+        gauge(&text, EXPIRY_LISTENER),
+        midnight_utc(2041, 12, 31),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with(EXPIRY_CLIENT_CA)),
+        "no client CA any more:\n{text}"
+    );
 }
 
 #[tokio::test]
