@@ -669,7 +669,7 @@ def test_scheme_enum_matches_the_binary():
     proc = subprocess.run([hookseal_bin(), "sign", "--scheme", "no-such-scheme", "--secret", "x"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0
-    m = re.search(r"one of: (.*)", proc.stderr)
+    m = re.search(r"possible values: ([^\]]*)\]", proc.stderr)
     assert m, proc.stderr
     binary = sorted(n.strip() for n in m.group(1).split(","))
     assert sorted(schema_schemes()) == binary
