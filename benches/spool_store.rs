@@ -1,0 +1,212 @@
+//! Spool store choice: durable-append throughput and ack latency of the embedded engines.
+//!
+//!     cargo bench --bench spool_store                 # every engine, 1 KiB and 64 KiB
+//!     cargo bench --bench spool_store -- redb 1KiB    # rows whose label holds every word
+//!
+//! Each row: 16 client threads each append an entry and wait for its acknowledgement, in a
+//! loop, for `SECS` seconds. One committer thread per engine drains whatever has queued up,
+//! writes it as one transaction, makes it durable (fsync), then acknowledges every entry of that
+//! batch: group commit, as the spool does. So the latency is what a sender's 202 would wait for.
+//! The files live in a fresh directory under the system temporary directory (ext4 here).
+//!
+//! Engines, each in its durable mode:
+//! - `redb`: one write transaction per batch, `Durability::Immediate` (the default).
+//! - `fjall`: one write batch per batch, then `Keyspace::persist(SyncAll)`.
+//! - `sqlite`: rusqlite (bundled), WAL, `synchronous = FULL`, one transaction per batch.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 16;
+const SECS: u64 = 5;
+const SIZES: &[(usize, &str)] = &[(1024, "1KiB"), (64 * 1024, "64KiB")];
+
+/// One engine: writes a batch of (key, value) pairs durably.
+trait Engine: Send {
+    fn write(&mut self, batch: &[(u64, Vec<u8>)]);
+}
+
+struct Redb {
+    db: redb::Database,
+}
+
+const REDB_TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("spool");
+
+impl Redb {
+    fn open(dir: &Path) -> Redb {
+        Redb {
+            db: redb::Database::create(dir.join("spool.redb")).expect("redb open"),
+        }
+    }
+}
+
+impl Engine for Redb {
+    fn write(&mut self, batch: &[(u64, Vec<u8>)]) {
+        let tx = self.db.begin_write().expect("redb begin");
+        {
+            let mut t = tx.open_table(REDB_TABLE).expect("redb table");
+            for (k, v) in batch {
+                t.insert(*k, v.as_slice()).expect("redb insert");
+            }
+        }
+        tx.commit().expect("redb commit");
+    }
+}
+
+struct Fjall {
+    keyspace: fjall::Keyspace,
+    part: fjall::PartitionHandle,
+}
+
+impl Fjall {
+    fn open(dir: &Path) -> Fjall {
+        let keyspace = fjall::Config::new(dir.join("fjall"))
+            .open()
+            .expect("fjall open");
+        let part = keyspace
+            .open_partition("spool", fjall::PartitionCreateOptions::default())
+            .expect("fjall partition");
+        Fjall { keyspace, part }
+    }
+}
+
+impl Engine for Fjall {
+    fn write(&mut self, batch: &[(u64, Vec<u8>)]) {
+        let mut b = self.keyspace.batch();
+        for (k, v) in batch {
+            b.insert(&self.part, k.to_be_bytes(), v.as_slice());
+        }
+        b.commit().expect("fjall commit");
+        self.keyspace
+            .persist(fjall::PersistMode::SyncAll)
+            .expect("fjall persist");
+    }
+}
+
+struct Sqlite {
+    conn: rusqlite::Connection,
+}
+
+impl Sqlite {
+    fn open(dir: &Path) -> Sqlite {
+        let conn = rusqlite::Connection::open(dir.join("spool.sqlite")).expect("sqlite open");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("wal");
+        conn.pragma_update(None, "synchronous", "FULL")
+            .expect("synchronous");
+        conn.execute(
+            "CREATE TABLE spool (k INTEGER PRIMARY KEY, v BLOB NOT NULL)",
+            [],
+        )
+        .expect("create");
+        Sqlite { conn }
+    }
+}
+
+impl Engine for Sqlite {
+    fn write(&mut self, batch: &[(u64, Vec<u8>)]) {
+        let tx = self.conn.transaction().expect("sqlite begin");
+        {
+            let mut st = tx
+                .prepare_cached("INSERT INTO spool (k, v) VALUES (?1, ?2)")
+                .expect("prepare");
+            for (k, v) in batch {
+                st.execute(rusqlite::params![*k as i64, v]).expect("insert");
+            }
+        }
+        tx.commit().expect("sqlite commit");
+    }
+}
+
+type Job = ((u64, Vec<u8>), mpsc::Sender<()>);
+
+/// Runs one row; returns (acks per second, p50, p99, mean batch size).
+fn run(mut engine: Box<dyn Engine>, size: usize) -> (f64, Duration, Duration, f64) {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let committer = thread::spawn(move || {
+        let (mut batches, mut entries) = (0u64, 0u64);
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            jobs.extend(rx.try_iter());
+            let (items, acks): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+            engine.write(&items);
+            for a in acks {
+                let _ = a.send(());
+            }
+            batches += 1;
+            entries += items.len() as u64;
+        }
+        entries as f64 / batches.max(1) as f64
+    });
+    let deadline = Instant::now() + Duration::from_secs(SECS);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                let value: Vec<u8> = (0..size).map(|i| (i * 31 + c) as u8).collect();
+                let (ack_tx, ack_rx) = mpsc::channel();
+                let mut lat = Vec::new();
+                let mut seq = 0u64;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let key = ((c as u64) << 40) | seq;
+                    seq += 1;
+                    tx.send(((key, value.clone()), ack_tx.clone())).unwrap();
+                    ack_rx.recv().unwrap();
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut lat: Vec<Duration> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    let elapsed = started.elapsed();
+    let mean_batch = committer.join().unwrap();
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    (
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        mean_batch,
+    )
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; every other argument is a word the label must hold.
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    println!(
+        "| engine | body | acks/s | p50 ms | p99 ms | entries per commit |\n|---|---|---|---|---|---|"
+    );
+    type Open = fn(&Path) -> Box<dyn Engine>;
+    let engines: &[(&str, Open)] = &[
+        ("redb", |d| Box::new(Redb::open(d))),
+        ("fjall", |d| Box::new(Fjall::open(d))),
+        ("sqlite", |d| Box::new(Sqlite::open(d))),
+    ];
+    for (name, open) in engines {
+        for (size, size_label) in SIZES {
+            let label = format!("{name} {size_label}");
+            if !words.iter().all(|w| label.contains(w.as_str())) {
+                continue;
+            }
+            let dir = tempfile::tempdir().expect("tempdir");
+            let (rate, p50, p99, batch) = run(open(dir.path()), *size);
+            println!(
+                "| {name} | {size_label} | {rate:.0} | {:.2} | {:.2} | {batch:.1} |",
+                p50.as_secs_f64() * 1e3,
+                p99.as_secs_f64() * 1e3
+            );
+        }
+    }
+}
