@@ -9,10 +9,14 @@
 //! batch: group commit, as the spool does. So the latency is what a sender's 202 would wait for.
 //! The files live in a fresh directory under the system temporary directory (ext4 here).
 //!
-//! Engines, each in its durable mode:
-//! - `redb`: one write transaction per batch, `Durability::Immediate` (the default).
-//! - `fjall`: one write batch per batch, then `Keyspace::persist(SyncAll)`.
-//! - `sqlite`: rusqlite (bundled), WAL, `synchronous = FULL`, one transaction per batch.
+//! Rows:
+//! - `redb`: the engine alone: one write transaction per batch, `Durability::Immediate` (the
+//!   default), from a committer thread of this file.
+//! - `spool`: `hookseal::queue::Spool::enqueue` on the disk spool (redb underneath, its own
+//!   committer thread), from 16 tokio tasks instead of threads: what the proxy will pay.
+//!
+//! BENCHMARKS.md "Spool store choice" has the measurements, fjall and SQLite included (their
+//! variants of this bench are in the commit that added that section).
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -52,71 +56,6 @@ impl Engine for Redb {
             }
         }
         tx.commit().expect("redb commit");
-    }
-}
-
-struct Fjall {
-    keyspace: fjall::Keyspace,
-    part: fjall::PartitionHandle,
-}
-
-impl Fjall {
-    fn open(dir: &Path) -> Fjall {
-        let keyspace = fjall::Config::new(dir.join("fjall"))
-            .open()
-            .expect("fjall open");
-        let part = keyspace
-            .open_partition("spool", fjall::PartitionCreateOptions::default())
-            .expect("fjall partition");
-        Fjall { keyspace, part }
-    }
-}
-
-impl Engine for Fjall {
-    fn write(&mut self, batch: &[(u64, Vec<u8>)]) {
-        let mut b = self.keyspace.batch();
-        for (k, v) in batch {
-            b.insert(&self.part, k.to_be_bytes(), v.as_slice());
-        }
-        b.commit().expect("fjall commit");
-        self.keyspace
-            .persist(fjall::PersistMode::SyncAll)
-            .expect("fjall persist");
-    }
-}
-
-struct Sqlite {
-    conn: rusqlite::Connection,
-}
-
-impl Sqlite {
-    fn open(dir: &Path) -> Sqlite {
-        let conn = rusqlite::Connection::open(dir.join("spool.sqlite")).expect("sqlite open");
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .expect("wal");
-        conn.pragma_update(None, "synchronous", "FULL")
-            .expect("synchronous");
-        conn.execute(
-            "CREATE TABLE spool (k INTEGER PRIMARY KEY, v BLOB NOT NULL)",
-            [],
-        )
-        .expect("create");
-        Sqlite { conn }
-    }
-}
-
-impl Engine for Sqlite {
-    fn write(&mut self, batch: &[(u64, Vec<u8>)]) {
-        let tx = self.conn.transaction().expect("sqlite begin");
-        {
-            let mut st = tx
-                .prepare_cached("INSERT INTO spool (k, v) VALUES (?1, ?2)")
-                .expect("prepare");
-            for (k, v) in batch {
-                st.execute(rusqlite::params![*k as i64, v]).expect("insert");
-            }
-        }
-        tx.commit().expect("sqlite commit");
     }
 }
 
@@ -189,11 +128,7 @@ fn main() {
         "| engine | body | acks/s | p50 ms | p99 ms | entries per commit |\n|---|---|---|---|---|---|"
     );
     type Open = fn(&Path) -> Box<dyn Engine>;
-    let engines: &[(&str, Open)] = &[
-        ("redb", |d| Box::new(Redb::open(d))),
-        ("fjall", |d| Box::new(Fjall::open(d))),
-        ("sqlite", |d| Box::new(Sqlite::open(d))),
-    ];
+    let engines: &[(&str, Open)] = &[("redb", |d| Box::new(Redb::open(d)))];
     for (name, open) in engines {
         for (size, size_label) in SIZES {
             let label = format!("{name} {size_label}");
@@ -202,11 +137,77 @@ fn main() {
             }
             let dir = tempfile::tempdir().expect("tempdir");
             let (rate, p50, p99, batch) = run(open(dir.path()), *size);
-            println!(
-                "| {name} | {size_label} | {rate:.0} | {:.2} | {:.2} | {batch:.1} |",
-                p50.as_secs_f64() * 1e3,
-                p99.as_secs_f64() * 1e3
-            );
+            row(name, size_label, rate, p50, p99, &format!("{batch:.1}"));
         }
     }
+    for (size, size_label) in SIZES {
+        let label = format!("spool {size_label}");
+        if !words.iter().all(|w| label.contains(w.as_str())) {
+            continue;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (rate, p50, p99) = run_spool(dir.path(), *size);
+        row("spool", size_label, rate, p50, p99, "-");
+    }
+}
+
+fn row(name: &str, size: &str, rate: f64, p50: Duration, p99: Duration, batch: &str) {
+    println!(
+        "| {name} | {size} | {rate:.0} | {:.2} | {:.2} | {batch} |",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+}
+
+/// The `spool` row: (acks per second, p50, p99).
+fn run_spool(dir: &Path, size: usize) -> (f64, Duration, Duration) {
+    use hookseal::queue::{disk::DiskSpool, Entry, Limits, Spool};
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let spool = Spool::Disk(DiskSpool::open(dir, Limits::default()).expect("open spool"));
+    let body = bytes::Bytes::from(vec![b'x'; size]);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(SECS);
+    let mut lat: Vec<Duration> = rt.block_on(async {
+        let tasks: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let (spool, body) = (spool.clone(), body.clone());
+                tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut seq = 0u64;
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let e = Entry::new(
+                            format!("{c}-{seq}"),
+                            "bench",
+                            "POST",
+                            "/hook",
+                            vec![(b"content-type".to_vec(), b"application/json".to_vec())],
+                            body.clone(),
+                            0,
+                        );
+                        seq += 1;
+                        spool.enqueue(&e).await.expect("enqueue");
+                        lat.push(t.elapsed());
+                    }
+                    lat
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        all
+    });
+    let elapsed = started.elapsed();
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    (
+        lat.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+    )
 }

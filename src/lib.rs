@@ -12,6 +12,7 @@ pub mod error;
 pub mod headers;
 pub mod metrics;
 pub mod proxy;
+pub mod queue;
 pub mod reload;
 pub mod replay;
 pub mod route;
