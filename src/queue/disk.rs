@@ -187,7 +187,7 @@ impl DiskSpool {
             file: file.clone(),
             detail,
         };
-        std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create directory: {e}")))?;
+        create_private_dir(dir).map_err(|e| bad(format!("cannot create directory: {e}")))?;
         // redb reports most damage as errors, but panics on some truncated files (measured:
         // cut at 4 KiB or at half its length): the catch turns that into the same error.
         let opened = std::panic::catch_unwind(AssertUnwindSafe(|| open_file(&file)))
@@ -202,6 +202,15 @@ impl DiskSpool {
                 ))
             });
         let (db, state, quarantined) = opened.map_err(bad)?;
+        // The spool holds verified bodies and the headers sent with them: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %file.display(), error = %e, "cannot make the spool file owner-only");
+            }
+        }
         if quarantined > 0 {
             tracing::warn!(
                 file = %file.display(),
@@ -416,6 +425,16 @@ impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// Creates `dir` (and its parents) if missing; a directory it creates is owner-only on unix.
+/// An existing directory (a mounted volume) is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1171,6 +1190,18 @@ mod tests {
         let file = dir.join(FILE_NAME);
         assert!(msg.contains(&file.display().to_string()), "{msg}");
         msg
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn spool_directory_and_file_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("a/spool");
+        drop(DiskSpool::open(&dir, Limits::default()).unwrap());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(FILE_NAME)), 0o600);
     }
 
     #[test]

@@ -573,8 +573,9 @@ impl Spool {
         }
     }
 
-    /// Puts every dead letter of `route` back in the queue; returns how many. (The admin
-    /// endpoint caps the rate of what it then delivers, through the route's `rate`.)
+    /// Puts every dead letter of `route` back in the queue, due at `now_ms`; returns how many.
+    /// They are then delivered like any entry, so the route's `rate` and `concurrency` bound
+    /// how fast a bulk retry reaches the app.
     ///
     /// # Errors
     ///
