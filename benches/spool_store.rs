@@ -1,6 +1,6 @@
 //! Spool store choice: durable-append throughput and ack latency of the embedded engines.
 //!
-//!     cargo bench --bench spool_store                 # every engine, 1 KiB and 64 KiB
+//!     cargo bench --bench spool_store                 # every row, 1 KiB and 64 KiB
 //!     cargo bench --bench spool_store -- redb 1KiB    # rows whose label holds every word
 //!
 //! Each row: 16 client threads each append an entry and wait for its acknowledgement, in a
@@ -12,6 +12,8 @@
 //! Rows:
 //! - `redb`: the engine alone: one write transaction per batch, `Durability::Immediate` (the
 //!   default), from a committer thread of this file.
+//! - `redb4`: the same, each entry written with the spool's three index rows (`due`, `queued`,
+//!   `ids`), to tell the index tables' share of the spool's cost from the rest.
 //! - `spool`: `hookseal::queue::Spool::enqueue` on the disk spool (redb underneath, its own
 //!   committer thread), from 16 tokio tasks instead of threads: what the proxy will pay.
 //!
@@ -53,6 +55,36 @@ impl Engine for Redb {
             let mut t = tx.open_table(REDB_TABLE).expect("redb table");
             for (k, v) in batch {
                 t.insert(*k, v.as_slice()).expect("redb insert");
+            }
+        }
+        tx.commit().expect("redb commit");
+    }
+}
+
+/// `redb4`: the same batch written as the spool lays it out (the entry plus three index
+/// tables: due, queued, ids), to tell the engine's share of the spool's cost from the rest.
+struct Redb4 {
+    db: redb::Database,
+}
+
+const DUE: redb::TableDefinition<(&str, u64, u64), ()> = redb::TableDefinition::new("due");
+const QUEUED: redb::TableDefinition<(&str, u64, u64), ()> = redb::TableDefinition::new("queued");
+const IDS: redb::TableDefinition<(&str, &str), u64> = redb::TableDefinition::new("ids");
+
+impl Engine for Redb4 {
+    fn write(&mut self, batch: &[(u64, Vec<u8>)]) {
+        let tx = self.db.begin_write().expect("redb begin");
+        {
+            let mut t = tx.open_table(REDB_TABLE).expect("redb table");
+            let mut due = tx.open_table(DUE).expect("due");
+            let mut queued = tx.open_table(QUEUED).expect("queued");
+            let mut ids = tx.open_table(IDS).expect("ids");
+            for (k, v) in batch {
+                let id = format!("{}-{}", k >> 40, k & 0xff_ffff_ffff);
+                t.insert(*k, v.as_slice()).expect("redb insert");
+                due.insert(("bench", 0, *k), ()).expect("due insert");
+                queued.insert(("bench", 0, *k), ()).expect("queued insert");
+                ids.insert(("bench", id.as_str()), *k).expect("ids insert");
             }
         }
         tx.commit().expect("redb commit");
@@ -128,7 +160,14 @@ fn main() {
         "| engine | body | acks/s | p50 ms | p99 ms | entries per commit |\n|---|---|---|---|---|---|"
     );
     type Open = fn(&Path) -> Box<dyn Engine>;
-    let engines: &[(&str, Open)] = &[("redb", |d| Box::new(Redb::open(d)))];
+    let engines: &[(&str, Open)] = &[
+        ("redb", |d| Box::new(Redb::open(d))),
+        ("redb4", |d| {
+            Box::new(Redb4 {
+                db: redb::Database::create(d.join("spool4.redb")).expect("redb open"),
+            })
+        }),
+    ];
     for (name, open) in engines {
         for (size, size_label) in SIZES {
             let label = format!("{name} {size_label}");

@@ -567,16 +567,24 @@ impl Committer {
         };
         let mut answers = Vec::with_capacity(batch.len());
         let mut failed = None;
-        for c in batch {
-            if failed.is_some() {
-                answers.push(answer_of(c));
-                continue;
+        match open_tables(&tx) {
+            Err(e) => {
+                failed = Some(format!("spool write: {e}"));
+                answers.extend(batch.into_iter().map(answer_of));
             }
-            match apply(&tx, &mut state, &self.limits, c) {
-                Ok(a) => answers.push(a),
-                Err((a, e)) => {
-                    answers.push(a);
-                    failed = Some(format!("spool write: {e}"));
+            Ok(mut tables) => {
+                for c in batch {
+                    if failed.is_some() {
+                        answers.push(answer_of(c));
+                        continue;
+                    }
+                    match apply(&mut tables, &mut state, &self.limits, c) {
+                        Ok(a) => answers.push(a),
+                        Err((a, e)) => {
+                            answers.push(a);
+                            failed = Some(format!("spool write: {e}"));
+                        }
+                    }
                 }
             }
         }
@@ -616,15 +624,35 @@ fn answer_of(c: Command) -> Answer {
 
 type Applied = Result<Answer, (Answer, DbError)>;
 
-fn apply(tx: &WriteTransaction, st: &mut State, limits: &Limits, c: Command) -> Applied {
+/// The tables a batch writes, opened once per transaction (opening them per command cost
+/// more than the writes themselves: BENCHMARKS.md "Spool store choice").
+struct Tables<'t> {
+    entries: redb::Table<'t, u64, &'static [u8]>,
+    due: redb::Table<'t, (&'static str, u64, u64), ()>,
+    queued: redb::Table<'t, (&'static str, u64, u64), ()>,
+    ids: redb::Table<'t, (&'static str, &'static str), u64>,
+    dead: redb::Table<'t, (&'static str, u64), &'static [u8]>,
+}
+
+fn open_tables(tx: &WriteTransaction) -> Result<Tables<'_>, DbError> {
+    Ok(Tables {
+        entries: tx.open_table(ENTRIES)?,
+        due: tx.open_table(DUE)?,
+        queued: tx.open_table(QUEUED)?,
+        ids: tx.open_table(IDS)?,
+        dead: tx.open_table(DEAD)?,
+    })
+}
+
+fn apply(t: &mut Tables<'_>, st: &mut State, limits: &Limits, c: Command) -> Applied {
     match c {
-        Command::Enqueue(e, r) => wrap(enqueue(tx, st, limits, &e), |v| Answer::Unit(r, v)),
+        Command::Enqueue(e, r) => wrap(enqueue(t, st, limits, &e), |v| Answer::Unit(r, v)),
         Command::Claim {
             route,
             max,
             now,
             reply,
-        } => wrap(claim(tx, st, &route, max, now), |v| {
+        } => wrap(claim(t, st, &route, max, now), |v| {
             Answer::Claimed(reply, v)
         }),
         Command::Reclaim {
@@ -633,27 +661,25 @@ fn apply(tx: &WriteTransaction, st: &mut State, limits: &Limits, c: Command) -> 
             max,
             now,
             reply,
-        } => wrap(reclaim(tx, st, &route, older_than, max, now), |v| {
+        } => wrap(reclaim(t, st, &route, older_than, max, now), |v| {
             Answer::Claimed(reply, v)
         }),
-        Command::Ack(seq, r) => wrap(finish(tx, st, seq, Finish::Ack), |v| Answer::Unit(r, v)),
-        Command::Reschedule(seq, at, f, r) => {
-            wrap(finish(tx, st, seq, Finish::Retry(at, f)), |v| {
-                Answer::Unit(r, v)
-            })
-        }
+        Command::Ack(seq, r) => wrap(finish(t, st, seq, Finish::Ack), |v| Answer::Unit(r, v)),
+        Command::Reschedule(seq, at, f, r) => wrap(finish(t, st, seq, Finish::Retry(at, f)), |v| {
+            Answer::Unit(r, v)
+        }),
         Command::Dead(seq, f, r) => {
-            wrap(finish(tx, st, seq, Finish::Dead(f)), |v| Answer::Unit(r, v))
+            wrap(finish(t, st, seq, Finish::Dead(f)), |v| Answer::Unit(r, v))
         }
         Command::Retry {
             route,
             id,
             now,
             reply,
-        } => wrap(retry(tx, st, &route, id.as_deref(), now), |v| {
+        } => wrap(retry(t, st, &route, id.as_deref(), now), |v| {
             Answer::Count(reply, v)
         }),
-        Command::Purge(route, r) => wrap(purge(tx, st, &route), |v| Answer::Count(r, v)),
+        Command::Purge(route, r) => wrap(purge(t, st, &route), |v| Answer::Count(r, v)),
     }
 }
 
@@ -670,9 +696,8 @@ fn wrap<T>(
 
 type Step<T> = Result<Result<T, QueueError>, DbError>;
 
-fn enqueue(tx: &WriteTransaction, st: &mut State, limits: &Limits, e: &Entry) -> Step<()> {
-    let mut ids = tx.open_table(IDS)?;
-    if ids.get((e.route.as_str(), e.id.as_str()))?.is_some() {
+fn enqueue(t: &mut Tables<'_>, st: &mut State, limits: &Limits, e: &Entry) -> Step<()> {
+    if t.ids.get((e.route.as_str(), e.id.as_str()))?.is_some() {
         return Ok(Err(QueueError::AlreadyQueued));
     }
     let bytes = e.encode();
@@ -681,12 +706,11 @@ fn enqueue(tx: &WriteTransaction, st: &mut State, limits: &Limits, e: &Entry) ->
     }
     let seq = st.next_seq;
     st.next_seq += 1;
-    ids.insert((e.route.as_str(), e.id.as_str()), seq)?;
-    tx.open_table(ENTRIES)?.insert(seq, bytes.as_slice())?;
-    tx.open_table(DUE)?
-        .insert((e.route.as_str(), e.next_attempt_at, seq), ())?;
-    tx.open_table(QUEUED)?
-        .insert((e.route.as_str(), e.queued_at, seq), ())?;
+    let route = e.route.as_str();
+    t.ids.insert((route, e.id.as_str()), seq)?;
+    t.entries.insert(seq, bytes.as_slice())?;
+    t.due.insert((route, e.next_attempt_at, seq), ())?;
+    t.queued.insert((route, e.queued_at, seq), ())?;
     st.entries += 1;
     st.bytes += bytes.len() as u64;
     st.routes.entry(e.route.clone()).or_default().0 += 1;
@@ -695,20 +719,20 @@ fn enqueue(tx: &WriteTransaction, st: &mut State, limits: &Limits, e: &Entry) ->
 
 /// Counts one more attempt on entry `seq`, writes it, leases it.
 fn lease(
-    tx: &WriteTransaction,
+    t: &mut Tables<'_>,
     st: &mut State,
     seq: u64,
     now: u64,
 ) -> Result<Option<Claimed>, DbError> {
-    let mut entries = tx.open_table(ENTRIES)?;
-    let Some(mut e) = entries
+    let Some(mut e) = t
+        .entries
         .get(seq)?
         .and_then(|v| Entry::decode(v.value()).ok())
     else {
         return Ok(None);
     };
     e.attempts = e.attempts.saturating_add(1);
-    entries.insert(seq, e.encode().as_slice())?;
+    t.entries.insert(seq, e.encode().as_slice())?;
     st.leases.insert(seq, now);
     Ok(Some(Claimed {
         entry: e,
@@ -717,34 +741,31 @@ fn lease(
 }
 
 fn claim(
-    tx: &WriteTransaction,
+    t: &mut Tables<'_>,
     st: &mut State,
     route: &str,
     max: usize,
     now: u64,
 ) -> Step<Vec<Claimed>> {
     let mut seqs = Vec::new();
-    {
-        let due = tx.open_table(DUE)?;
-        for row in due.range((route, 0, 0)..=(route, now, u64::MAX))? {
-            if seqs.len() >= max {
-                break;
-            }
-            let seq = row?.0.value().2;
-            if !st.leases.contains_key(&seq) {
-                seqs.push(seq);
-            }
+    for row in t.due.range((route, 0, 0)..=(route, now, u64::MAX))? {
+        if seqs.len() >= max {
+            break;
+        }
+        let seq = row?.0.value().2;
+        if !st.leases.contains_key(&seq) {
+            seqs.push(seq);
         }
     }
     let mut out = Vec::with_capacity(seqs.len());
     for seq in seqs {
-        out.extend(lease(tx, st, seq, now)?);
+        out.extend(lease(t, st, seq, now)?);
     }
     Ok(Ok(out))
 }
 
 fn reclaim(
-    tx: &WriteTransaction,
+    t: &mut Tables<'_>,
     st: &mut State,
     route: &str,
     older_than: u64,
@@ -758,20 +779,17 @@ fn reclaim(
         .map(|(&seq, _)| seq)
         .collect();
     stale.sort_unstable();
+    stale.retain(|seq| {
+        t.entries
+            .get(*seq)
+            .ok()
+            .flatten()
+            .and_then(|v| Entry::decode(v.value()).ok())
+            .is_some_and(|e| e.route == route)
+    });
     let mut out = Vec::new();
-    {
-        let entries = tx.open_table(ENTRIES)?;
-        stale.retain(|seq| {
-            entries
-                .get(*seq)
-                .ok()
-                .flatten()
-                .and_then(|v| Entry::decode(v.value()).ok())
-                .is_some_and(|e| e.route == route)
-        });
-    }
     for seq in stale.into_iter().take(max) {
-        out.extend(lease(tx, st, seq, now)?);
+        out.extend(lease(t, st, seq, now)?);
     }
     Ok(Ok(out))
 }
@@ -782,9 +800,9 @@ enum Finish {
     Dead(Failure),
 }
 
-fn finish(tx: &WriteTransaction, st: &mut State, seq: u64, how: Finish) -> Step<()> {
-    let mut entries = tx.open_table(ENTRIES)?;
-    let Some(mut e) = entries
+fn finish(t: &mut Tables<'_>, st: &mut State, seq: u64, how: Finish) -> Step<()> {
+    let Some(mut e) = t
+        .entries
         .get(seq)?
         .and_then(|v| Entry::decode(v.value()).ok())
     else {
@@ -795,16 +813,15 @@ fn finish(tx: &WriteTransaction, st: &mut State, seq: u64, how: Finish) -> Step<
     let old_len = e.encoded_len() as u64;
     st.leases.remove(&seq);
     let route = e.route.clone();
-    let mut due = tx.open_table(DUE)?;
-    due.remove((route.as_str(), e.next_attempt_at, seq))?;
+    t.due.remove((route.as_str(), e.next_attempt_at, seq))?;
     match how {
         Finish::Retry(at, f) => {
             e.next_attempt_at = at;
             e.last_status = f.status;
             e.last_error = f.error;
             let bytes = e.encode();
-            entries.insert(seq, bytes.as_slice())?;
-            due.insert((route.as_str(), at, seq), ())?;
+            t.entries.insert(seq, bytes.as_slice())?;
+            t.due.insert((route.as_str(), at, seq), ())?;
             st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
             return Ok(Ok(()));
         }
@@ -818,57 +835,42 @@ fn finish(tx: &WriteTransaction, st: &mut State, seq: u64, how: Finish) -> Step<
             e.last_status = f.status;
             e.last_error = f.error;
             let bytes = e.encode();
-            tx.open_table(DEAD)?
-                .insert((route.as_str(), seq), bytes.as_slice())?;
+            t.dead.insert((route.as_str(), seq), bytes.as_slice())?;
             st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
             let r = st.routes.entry(route.clone()).or_default();
             r.0 = r.0.saturating_sub(1);
             r.1 += 1;
         }
     }
-    entries.remove(seq)?;
-    tx.open_table(QUEUED)?
-        .remove((route.as_str(), e.queued_at, seq))?;
-    tx.open_table(IDS)?
-        .remove((route.as_str(), e.id.as_str()))?;
+    t.entries.remove(seq)?;
+    t.queued.remove((route.as_str(), e.queued_at, seq))?;
+    t.ids.remove((route.as_str(), e.id.as_str()))?;
     Ok(Ok(()))
 }
 
-fn retry(
-    tx: &WriteTransaction,
-    st: &mut State,
-    route: &str,
-    id: Option<&str>,
-    now: u64,
-) -> Step<u64> {
+fn retry(t: &mut Tables<'_>, st: &mut State, route: &str, id: Option<&str>, now: u64) -> Step<u64> {
     let mut found = Vec::new();
-    {
-        let dead = tx.open_table(DEAD)?;
-        for row in dead.range((route, 0)..=(route, u64::MAX))? {
-            let (k, v) = row?;
-            let Ok(e) = Entry::decode(v.value()) else {
-                continue;
-            };
-            if id.is_none_or(|id| id == e.id) {
-                found.push((k.value().1, e, v.value().len() as u64));
-            }
+    for row in t.dead.range((route, 0)..=(route, u64::MAX))? {
+        let (k, v) = row?;
+        let Ok(e) = Entry::decode(v.value()) else {
+            continue;
+        };
+        if id.is_none_or(|id| id == e.id) {
+            found.push((k.value().1, e, v.value().len() as u64));
         }
     }
     let mut n = 0;
-    let mut ids = tx.open_table(IDS)?;
-    let mut dead = tx.open_table(DEAD)?;
     for (seq, mut e, old_len) in found {
-        if ids.get((route, e.id.as_str()))?.is_some() {
+        if t.ids.get((route, e.id.as_str()))?.is_some() {
             continue; // queued again meanwhile: the dead letter stays
         }
         e.next_attempt_at = now;
         let bytes = e.encode();
-        dead.remove((route, seq))?;
-        tx.open_table(ENTRIES)?.insert(seq, bytes.as_slice())?;
-        tx.open_table(DUE)?.insert((route, now, seq), ())?;
-        tx.open_table(QUEUED)?
-            .insert((route, e.queued_at, seq), ())?;
-        ids.insert((route, e.id.as_str()), seq)?;
+        t.dead.remove((route, seq))?;
+        t.entries.insert(seq, bytes.as_slice())?;
+        t.due.insert((route, now, seq), ())?;
+        t.queued.insert((route, e.queued_at, seq), ())?;
+        t.ids.insert((route, e.id.as_str()), seq)?;
         st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
         let r = st.routes.entry(route.to_owned()).or_default();
         r.0 += 1;
@@ -878,14 +880,14 @@ fn retry(
     Ok(Ok(n))
 }
 
-fn purge(tx: &WriteTransaction, st: &mut State, route: &str) -> Step<u64> {
-    let mut dead = tx.open_table(DEAD)?;
-    let rows: Vec<(u64, u64)> = dead
+fn purge(t: &mut Tables<'_>, st: &mut State, route: &str) -> Step<u64> {
+    let rows: Vec<(u64, u64)> = t
+        .dead
         .range((route, 0)..=(route, u64::MAX))?
         .map(|r| r.map(|(k, v)| (k.value().1, v.value().len() as u64)))
         .collect::<Result<_, _>>()?;
     for (seq, len) in &rows {
-        dead.remove((route, *seq))?;
+        t.dead.remove((route, *seq))?;
         st.entries = st.entries.saturating_sub(1);
         st.bytes = st.bytes.saturating_sub(*len);
     }
