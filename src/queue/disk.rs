@@ -504,7 +504,7 @@ fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
         }
         let mut q = tx.open_table(QUARANTINE).map_err(|e| msg(e.into()))?;
         for (seq, bytes) in &bad {
-            // Index rows pointing at it are left: claims skip a seq without an entry.
+            // Its index rows are removed below (drop_index_rows), freeing its id.
             q.insert(*seq, bytes.as_slice())
                 .map_err(|e| msg(e.into()))?;
             entries.remove(*seq).map_err(|e| msg(e.into()))?;
