@@ -33,8 +33,9 @@
 //! - `appendfsync always`: every write is fsynced before Redis answers, so an acknowledged
 //!   entry is never lost (slowest);
 //! - `appendfsync everysec` (the usual setting): Redis fsyncs once a second, so a crash of the
-//!   Redis host (not only of the Redis process) can lose up to about one second of
-//!   acknowledged entries, retries and acknowledgements (a lost acknowledgement means a
+//!   Redis host (a crash of the Redis process alone loses nothing: the writes are in the OS)
+//!   can lose about the last second (up to two if the disk is slow) of acknowledged entries,
+//!   retries and acknowledgements (a lost acknowledgement means a
 //!   repeat, which at-least-once allows; a lost enqueue is an event the sender was told we
 //!   have).
 //!
@@ -49,9 +50,10 @@
 //! answer was lost in a crash still counts, and its repeat carries the next number. The
 //! worker sends `x-hookseal-attempt: <attempts>` of the claimed entry.
 //!
-//! A dead-lettered entry frees its id (a new request with that id is queued again); a retried
-//! dead entry keeps its attempts and age, so if it fails again it goes back to the dead
-//! letters after that one attempt.
+//! A dead-lettered entry frees its id (a new request with that id is queued again). A retried
+//! dead entry keeps its attempts and `queued_at`, so `max_attempts` and `max_age` still count
+//! from its first arrival: one that died of either gets one more attempt, one that the app
+//! refused (a 4xx) gets what is left of its budget.
 
 use std::collections::BTreeMap;
 use std::fmt;
