@@ -20,6 +20,7 @@ pub mod hex;
 pub mod loglimit;
 pub mod metrics;
 pub mod proxy;
+pub mod queue;
 pub mod reload;
 pub mod replay;
 pub mod route;

@@ -1,0 +1,1328 @@
+//! The embedded spool: one redb file, `<path>/spool.redb`.
+//!
+//! # Durability and group commit
+//!
+//! Every change (enqueue, claim, ack, reschedule, dead letter, retry, purge) is a command sent
+//! to one committer thread. The thread takes every command waiting, applies them all in one
+//! write transaction, commits it with `Durability::Immediate` (redb fsyncs before `commit`
+//! returns), and only then answers each caller. So an enqueue that returned `Ok` is on disk,
+//! and concurrent enqueuers share one fsync. If the commit fails, every command of the batch
+//! gets [`QueueError::Unavailable`] and nothing of it is kept, in the file or in memory.
+//!
+//! # Tables
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | `"schema_version"` | [`SCHEMA_VERSION`] |
+//! | `entries` | sequence number | encoded [`Entry`] (waiting or in flight) |
+//! | `due` | (route, next_attempt_at, seq) | — : the claim order |
+//! | `queued` | (route, queued_at, seq) | — : the oldest entry per route |
+//! | `ids` | (route, id) | seq: the dedupe of undelivered ids |
+//! | `dead` | (route, seq) | encoded [`Entry`] |
+//! | `quarantine` | seq | bytes of an entry that did not decode |
+//!
+//! Leases live in memory: a restart releases them, so an entry that was in flight when the
+//! process died is claimed again (its attempt count, written at claim, says it was tried).
+//!
+//! # A damaged spool
+//!
+//! Opening never deletes or rewrites a file it cannot read, and never panics. These are errors
+//! naming the file ([`QueueError::Corrupt`]), and hookseal does not start until the operator
+//! moves the file aside (keeping it) or restores it:
+//! - not a redb file, or a redb file format this build does not read;
+//! - a truncated file: redb cannot recover any entry from one (tested: cut at 100 bytes, 4 KiB,
+//!   half, all but one byte; redb errs or panics, and the panic is caught);
+//! - a `schema_version` other than [`SCHEMA_VERSION`], or entries without one;
+//! - another process holding the file.
+//!
+//! A crash, `kill -9` or power loss in the middle of a commit is not damage: redb checksums its
+//! commits and falls back to the last complete one, which holds every acknowledged entry
+//! (tested with SIGKILL). An entry whose bytes do not decode (a bug, a foreign writer) does not
+//! stop the spool: on open it is moved to the `quarantine` table (kept, never delivered), its
+//! id freed, with a warning naming the file and the count; every other entry is kept and
+//! delivered.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use tokio::sync::oneshot;
+
+use super::{Claimed, DeadInfo, Entry, Failure, Lease, Limits, QueueError, RouteStats};
+
+/// The layout version this build reads and writes, kept in the `meta` table.
+pub const SCHEMA_VERSION: u64 = 1;
+/// The spool file's name inside `[queue] path`.
+pub const FILE_NAME: &str = "spool.redb";
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+const DUE: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("due");
+const QUEUED: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("queued");
+const IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("ids");
+const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead");
+const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
+
+/// The embedded spool. Cheap to clone: clones share the file and the committer thread.
+#[derive(Clone)]
+pub struct DiskSpool {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    db: Arc<Database>,
+    file: PathBuf,
+    counts: Counts,
+    /// `None` once closing.
+    commands: std::sync::Mutex<Option<mpsc::Sender<Command>>>,
+    committer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    quarantined: u64,
+}
+
+impl Drop for Shared {
+    /// Stops the committer (it finishes the batch it holds) and waits for it, so the file is
+    /// closed when the last clone is dropped and can be opened again at once.
+    fn drop(&mut self) {
+        lock(&self.commands).take();
+        if let Some(t) = lock(&self.committer).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for DiskSpool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskSpool")
+            .field("file", &self.inner.file)
+            .finish_non_exhaustive()
+    }
+}
+
+/// route → (waiting or in flight, dead), as of the last commit.
+type Counts = Arc<std::sync::Mutex<HashMap<String, (u64, u64)>>>;
+
+/// What the committer keeps in memory, rebuilt from the file on open.
+#[derive(Clone, Default)]
+struct State {
+    next_seq: u64,
+    entries: u64,
+    bytes: u64,
+    /// route → (waiting or in flight, dead)
+    routes: HashMap<String, (u64, u64)>,
+    /// seq → when it was claimed (unix ms)
+    leases: HashMap<u64, u64>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
+
+enum Command {
+    Enqueue(Entry, Reply<()>),
+    Claim {
+        route: String,
+        max: usize,
+        now: u64,
+        reply: Reply<Vec<Claimed>>,
+    },
+    Reclaim {
+        route: String,
+        older_than: u64,
+        max: usize,
+        now: u64,
+        reply: Reply<Vec<Claimed>>,
+    },
+    Ack(u64, Reply<()>),
+    Reschedule(u64, u64, Failure, Reply<()>),
+    Dead(u64, Failure, Reply<()>),
+    Retry {
+        route: String,
+        id: Option<String>,
+        now: u64,
+        reply: Reply<u64>,
+    },
+    Purge(String, Reply<u64>),
+}
+
+/// A command's answer, held until the batch's commit decides whether it stands.
+enum Answer {
+    Unit(Reply<()>, Result<(), QueueError>),
+    Claimed(Reply<Vec<Claimed>>, Result<Vec<Claimed>, QueueError>),
+    Count(Reply<u64>, Result<u64, QueueError>),
+}
+
+impl Answer {
+    fn send(self) {
+        match self {
+            Answer::Unit(r, v) => drop(r.send(v)),
+            Answer::Claimed(r, v) => drop(r.send(v)),
+            Answer::Count(r, v) => drop(r.send(v)),
+        }
+    }
+
+    fn fail(self, why: &str) {
+        match self {
+            Answer::Unit(r, _) => drop(r.send(failed(why))),
+            Answer::Claimed(r, _) => drop(r.send(failed(why))),
+            Answer::Count(r, _) => drop(r.send(failed(why))),
+        }
+    }
+}
+
+fn failed<T>(why: &str) -> Result<T, QueueError> {
+    Err(QueueError::Unavailable(why.to_owned()))
+}
+
+impl DiskSpool {
+    /// Opens (or creates) the spool in directory `dir`, creating the directory if needed.
+    /// Blocking: call it at start-up, before serving.
+    ///
+    /// # Errors
+    ///
+    /// [`QueueError::Corrupt`] naming the file when it cannot be opened or read (see the module
+    /// docs), or another process holds it; never a panic.
+    pub fn open(dir: &Path, limits: Limits) -> Result<DiskSpool, QueueError> {
+        let file = dir.join(FILE_NAME);
+        let bad = |detail: String| QueueError::Corrupt {
+            file: file.clone(),
+            detail,
+        };
+        create_private_dir(dir).map_err(|e| bad(format!("cannot create directory: {e}")))?;
+        // redb reports most damage as errors, but panics on some truncated files (measured:
+        // cut at 4 KiB or at half its length): the catch turns that into the same error.
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| open_file(&file)))
+            .unwrap_or_else(|panic| {
+                let why = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("");
+                Err(format!(
+                    "unreadable (truncated or corrupt?): the storage engine failed: {why}"
+                ))
+            });
+        let (db, state, quarantined) = opened.map_err(bad)?;
+        // The spool holds verified bodies and the headers sent with them: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(file = %file.display(), error = %e, "cannot make the spool file owner-only");
+            }
+        }
+        if quarantined > 0 {
+            tracing::warn!(
+                file = %file.display(),
+                entries = quarantined,
+                "spool entries that do not decode were moved to the quarantine table"
+            );
+        }
+        let db = Arc::new(db);
+        let counts: Counts = Arc::new(std::sync::Mutex::new(state.routes.clone()));
+        let (tx, rx) = mpsc::channel();
+        let committer = Committer {
+            db: db.clone(),
+            state,
+            limits,
+            counts: counts.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("hookseal-spool".into())
+            .spawn(move || committer.run(&rx))
+            .map_err(|e| bad(format!("cannot start the spool thread: {e}")))?;
+        Ok(DiskSpool {
+            inner: Arc::new(Shared {
+                db,
+                file,
+                counts,
+                commands: std::sync::Mutex::new(Some(tx)),
+                committer: std::sync::Mutex::new(Some(thread)),
+                quarantined,
+            }),
+        })
+    }
+
+    /// The spool file.
+    pub fn file(&self) -> &Path {
+        &self.inner.file
+    }
+
+    /// Entries moved to the quarantine table when the spool was opened.
+    pub fn quarantined(&self) -> u64 {
+        self.inner.quarantined
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, QueueError> {
+        let (tx, rx) = oneshot::channel();
+        let sent = lock(&self.inner.commands)
+            .as_ref()
+            .is_some_and(|c| c.send(make(tx)).is_ok());
+        if !sent {
+            return Err(QueueError::Unavailable("spool thread stopped".into()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(QueueError::Unavailable("spool thread stopped".into())))
+    }
+
+    pub(super) async fn enqueue(&self, entry: &Entry) -> Result<(), QueueError> {
+        let entry = entry.clone();
+        self.call(|r| Command::Enqueue(entry, r)).await
+    }
+
+    pub(super) async fn claim(
+        &self,
+        route: &str,
+        max: usize,
+        now: u64,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        let route = route.to_owned();
+        self.call(|reply| Command::Claim {
+            route,
+            max,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    pub(super) async fn reclaim(
+        &self,
+        route: &str,
+        claim_after_ms: u64,
+        max: usize,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        let route = route.to_owned();
+        let now = super::policy::unix_ms(std::time::SystemTime::now());
+        self.call(|reply| Command::Reclaim {
+            route,
+            older_than: now.saturating_sub(claim_after_ms),
+            max,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    pub(super) async fn ack(&self, c: &Claimed) -> Result<(), QueueError> {
+        let seq = seq(c)?;
+        self.call(|r| Command::Ack(seq, r)).await
+    }
+
+    pub(super) async fn reschedule(
+        &self,
+        c: &Claimed,
+        next_attempt_at: u64,
+        failure: &Failure,
+    ) -> Result<(), QueueError> {
+        let seq = seq(c)?;
+        let failure = failure.clone();
+        self.call(|r| Command::Reschedule(seq, next_attempt_at, failure, r))
+            .await
+    }
+
+    pub(super) async fn dead_letter(
+        &self,
+        c: &Claimed,
+        failure: &Failure,
+    ) -> Result<(), QueueError> {
+        let seq = seq(c)?;
+        let failure = failure.clone();
+        self.call(|r| Command::Dead(seq, failure, r)).await
+    }
+
+    pub(super) async fn retry_dead(
+        &self,
+        route: &str,
+        id: Option<&str>,
+        now: u64,
+    ) -> Result<u64, QueueError> {
+        let (route, id) = (route.to_owned(), id.map(str::to_owned));
+        self.call(|reply| Command::Retry {
+            route,
+            id,
+            now,
+            reply,
+        })
+        .await
+    }
+
+    pub(super) async fn purge_dead(&self, route: &str) -> Result<u64, QueueError> {
+        let route = route.to_owned();
+        self.call(|r| Command::Purge(route, r)).await
+    }
+
+    pub(super) async fn stats(&self, route: &str, now: u64) -> Result<RouteStats, QueueError> {
+        let (depth, dead) = lock(&self.inner.counts)
+            .get(route)
+            .copied()
+            .unwrap_or_default();
+        let route = route.to_owned();
+        let oldest = self
+            .read(move |db| {
+                let tx = db.begin_read()?;
+                let queued = tx.open_table(QUEUED)?;
+                let first = queued
+                    .range((route.as_str(), 0, 0)..=(route.as_str(), u64::MAX, u64::MAX))?
+                    .next()
+                    .transpose()?;
+                Ok(first.map(|(k, _)| k.value().1))
+            })
+            .await?;
+        Ok(RouteStats {
+            depth,
+            dead,
+            oldest_ms: oldest.map_or(0, |q| now.saturating_sub(q)),
+        })
+    }
+
+    pub(super) async fn dead(
+        &self,
+        route: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadInfo>, QueueError> {
+        let route = route.to_owned();
+        self.read(move |db| {
+            let tx = db.begin_read()?;
+            let dead = tx.open_table(DEAD)?;
+            let mut out = Vec::new();
+            for row in dead
+                .range((route.as_str(), 0)..=(route.as_str(), u64::MAX))?
+                .take(limit)
+            {
+                let (_, v) = row?;
+                if let Ok(e) = Entry::decode(v.value()) {
+                    out.push(DeadInfo::of(&e));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|_| QueueError::Unavailable("spool read failed".into()))?
+            .map_err(|e| QueueError::Unavailable(format!("spool read: {e}")))
+    }
+}
+
+/// A redb error, boxed (redb's own is 160 bytes, too big to pass around in every `Result`).
+struct DbError(Box<redb::Error>);
+
+impl<E: Into<redb::Error>> From<E> for DbError {
+    fn from(e: E) -> DbError {
+        DbError(Box::new(e.into()))
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Creates `dir` (and its parents) if missing; a directory it creates is owner-only on unix.
+/// An existing directory (a mounted volume) is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn seq(c: &Claimed) -> Result<u64, QueueError> {
+    match c.lease {
+        Lease::Disk(seq) => Ok(seq),
+        Lease::Redis { .. } => Err(QueueError::Unavailable(
+            "entry was claimed from another store".into(),
+        )),
+    }
+}
+
+/// Opens the file, checks the schema version, quarantines undecodable entries and rebuilds
+/// the in-memory state. The error is the detail for [`QueueError::Corrupt`].
+fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
+    let db = Database::create(file).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => {
+            "already open (another hookseal process uses this spool)".to_owned()
+        }
+        redb::DatabaseError::UpgradeRequired(v) => {
+            format!("redb file format {v} is not the one this build reads")
+        }
+        e => format!("cannot open: {e}"),
+    })?;
+    let msg = |e: DbError| format!("cannot read: {e}");
+    let tx = db.begin_write().map_err(|e| msg(e.into()))?;
+    let quarantined;
+    let mut state = State::default();
+    {
+        let mut meta = tx.open_table(META).map_err(|e| msg(e.into()))?;
+        let mut entries = tx.open_table(ENTRIES).map_err(|e| msg(e.into()))?;
+        let found = meta
+            .get("schema_version")
+            .map_err(|e| msg(e.into()))?
+            .map(|v| v.value());
+        match found {
+            Some(SCHEMA_VERSION) => {}
+            Some(v) => {
+                return Err(format!(
+                    "spool schema version {v}, this hookseal reads version {SCHEMA_VERSION}"
+                ))
+            }
+            None if entries.len().map_err(|e| msg(e.into()))? > 0 => {
+                return Err("entries without a schema version: not a hookseal spool".to_owned())
+            }
+            None => {
+                meta.insert("schema_version", SCHEMA_VERSION)
+                    .map_err(|e| msg(e.into()))?;
+            }
+        }
+        let mut bad = Vec::new();
+        for row in entries.iter().map_err(|e| msg(e.into()))? {
+            let (k, v) = row.map_err(|e| msg(e.into()))?;
+            let seq = k.value();
+            state.next_seq = state.next_seq.max(seq + 1);
+            match Entry::decode(v.value()) {
+                Ok(e) => {
+                    state.entries += 1;
+                    state.bytes += v.value().len() as u64;
+                    state.routes.entry(e.route).or_default().0 += 1;
+                }
+                Err(_) => bad.push((seq, v.value().to_vec())),
+            }
+        }
+        let mut q = tx.open_table(QUARANTINE).map_err(|e| msg(e.into()))?;
+        for (seq, bytes) in &bad {
+            // Its index rows are removed below (drop_index_rows), freeing its id.
+            q.insert(*seq, bytes.as_slice())
+                .map_err(|e| msg(e.into()))?;
+            entries.remove(*seq).map_err(|e| msg(e.into()))?;
+        }
+        quarantined = bad.len() as u64;
+        if !bad.is_empty() {
+            let gone: std::collections::HashSet<u64> = bad.iter().map(|(s, _)| *s).collect();
+            drop_index_rows(&tx, &gone).map_err(msg)?;
+        }
+        if let Some(last) = q.last().map_err(|e| msg(e.into()))? {
+            state.next_seq = state.next_seq.max(last.0.value() + 1);
+        }
+        let dead = tx.open_table(DEAD).map_err(|e| msg(e.into()))?;
+        for row in dead.iter().map_err(|e| msg(e.into()))? {
+            let (k, v) = row.map_err(|e| msg(e.into()))?;
+            let (route, seq) = k.value();
+            state.next_seq = state.next_seq.max(seq + 1);
+            state.entries += 1;
+            state.bytes += v.value().len() as u64;
+            state.routes.entry(route.to_owned()).or_default().1 += 1;
+        }
+        // Make sure every table exists, so readers never meet a missing one.
+        tx.open_table(DUE).map_err(|e| msg(e.into()))?;
+        tx.open_table(QUEUED).map_err(|e| msg(e.into()))?;
+        tx.open_table(IDS).map_err(|e| msg(e.into()))?;
+    }
+    tx.commit().map_err(|e| msg(e.into()))?;
+    Ok((db, state, quarantined))
+}
+
+struct Committer {
+    db: Arc<Database>,
+    state: State,
+    limits: Limits,
+    counts: Counts,
+}
+
+impl Committer {
+    fn run(mut self, rx: &mpsc::Receiver<Command>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter());
+            self.commit_batch(batch);
+        }
+    }
+
+    /// Applies `batch` in one transaction on a copy of the state; answers only after the
+    /// commit, and keeps the copy only if it succeeded.
+    fn commit_batch(&mut self, batch: Vec<Command>) {
+        let mut state = self.state.clone();
+        let tx = match self.db.begin_write() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let why = format!("spool write: {e}");
+                for c in batch {
+                    answer_of(c).fail(&why);
+                }
+                return;
+            }
+        };
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        match open_tables(&tx) {
+            Err(e) => {
+                failed = Some(format!("spool write: {e}"));
+                answers.extend(batch.into_iter().map(answer_of));
+            }
+            Ok(mut tables) => {
+                for c in batch {
+                    if failed.is_some() {
+                        answers.push(answer_of(c));
+                        continue;
+                    }
+                    match apply(&mut tables, &mut state, &self.limits, c) {
+                        Ok(a) => answers.push(a),
+                        Err((a, e)) => {
+                            answers.push(a);
+                            failed = Some(format!("spool write: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+        let outcome = match failed {
+            Some(why) => {
+                let _ = tx.abort();
+                Err(why)
+            }
+            None => tx.commit().map_err(|e| format!("spool commit: {e}")),
+        };
+        match outcome {
+            Ok(()) => {
+                if state.routes != self.state.routes {
+                    state.routes.clone_into(&mut lock(&self.counts));
+                }
+                self.state = state;
+                answers.into_iter().for_each(Answer::send);
+            }
+            Err(why) => answers.into_iter().for_each(|a| a.fail(&why)),
+        }
+    }
+}
+
+/// An answer that will only ever be failed (its command was not applied).
+fn answer_of(c: Command) -> Answer {
+    match c {
+        Command::Enqueue(_, r) | Command::Ack(_, r) | Command::Reschedule(_, _, _, r) => {
+            Answer::Unit(r, failed(""))
+        }
+        Command::Dead(_, _, r) => Answer::Unit(r, failed("")),
+        Command::Claim { reply, .. } | Command::Reclaim { reply, .. } => {
+            Answer::Claimed(reply, failed(""))
+        }
+        Command::Retry { reply, .. } | Command::Purge(_, reply) => Answer::Count(reply, failed("")),
+    }
+}
+
+type Applied = Result<Answer, (Answer, DbError)>;
+
+/// The tables a batch writes, opened once per transaction (opening them per command cost
+/// more than the writes themselves: BENCHMARKS.md "Spool store choice").
+struct Tables<'t> {
+    entries: redb::Table<'t, u64, &'static [u8]>,
+    due: redb::Table<'t, (&'static str, u64, u64), ()>,
+    queued: redb::Table<'t, (&'static str, u64, u64), ()>,
+    ids: redb::Table<'t, (&'static str, &'static str), u64>,
+    dead: redb::Table<'t, (&'static str, u64), &'static [u8]>,
+}
+
+fn open_tables(tx: &WriteTransaction) -> Result<Tables<'_>, DbError> {
+    Ok(Tables {
+        entries: tx.open_table(ENTRIES)?,
+        due: tx.open_table(DUE)?,
+        queued: tx.open_table(QUEUED)?,
+        ids: tx.open_table(IDS)?,
+        dead: tx.open_table(DEAD)?,
+    })
+}
+
+fn apply(t: &mut Tables<'_>, st: &mut State, limits: &Limits, c: Command) -> Applied {
+    match c {
+        Command::Enqueue(e, r) => wrap(enqueue(t, st, limits, &e), |v| Answer::Unit(r, v)),
+        Command::Claim {
+            route,
+            max,
+            now,
+            reply,
+        } => wrap(claim(t, st, &route, max, now), |v| {
+            Answer::Claimed(reply, v)
+        }),
+        Command::Reclaim {
+            route,
+            older_than,
+            max,
+            now,
+            reply,
+        } => wrap(reclaim(t, st, &route, older_than, max, now), |v| {
+            Answer::Claimed(reply, v)
+        }),
+        Command::Ack(seq, r) => wrap(finish(t, st, seq, Finish::Ack), |v| Answer::Unit(r, v)),
+        Command::Reschedule(seq, at, f, r) => wrap(finish(t, st, seq, Finish::Retry(at, f)), |v| {
+            Answer::Unit(r, v)
+        }),
+        Command::Dead(seq, f, r) => {
+            wrap(finish(t, st, seq, Finish::Dead(f)), |v| Answer::Unit(r, v))
+        }
+        Command::Retry {
+            route,
+            id,
+            now,
+            reply,
+        } => wrap(retry(t, st, &route, id.as_deref(), now), |v| {
+            Answer::Count(reply, v)
+        }),
+        Command::Purge(route, r) => wrap(purge(t, st, &route), |v| Answer::Count(r, v)),
+    }
+}
+
+/// A storage error fails the whole batch; a logical one (full, duplicate) only its command.
+fn wrap<T>(
+    r: Result<Result<T, QueueError>, DbError>,
+    make: impl FnOnce(Result<T, QueueError>) -> Answer,
+) -> Applied {
+    match r {
+        Ok(v) => Ok(make(v)),
+        Err(e) => Err((make(Err(QueueError::Unavailable(String::new()))), e)),
+    }
+}
+
+type Step<T> = Result<Result<T, QueueError>, DbError>;
+
+fn enqueue(t: &mut Tables<'_>, st: &mut State, limits: &Limits, e: &Entry) -> Step<()> {
+    if t.ids.get((e.route.as_str(), e.id.as_str()))?.is_some() {
+        return Ok(Err(QueueError::AlreadyQueued));
+    }
+    let bytes = e.encode();
+    if st.entries + 1 > limits.max_entries || st.bytes + bytes.len() as u64 > limits.max_bytes {
+        return Ok(Err(QueueError::Full));
+    }
+    let seq = st.next_seq;
+    st.next_seq += 1;
+    let route = e.route.as_str();
+    t.ids.insert((route, e.id.as_str()), seq)?;
+    t.entries.insert(seq, bytes.as_slice())?;
+    t.due.insert((route, e.next_attempt_at, seq), ())?;
+    t.queued.insert((route, e.queued_at, seq), ())?;
+    st.entries += 1;
+    st.bytes += bytes.len() as u64;
+    st.routes.entry(e.route.clone()).or_default().0 += 1;
+    Ok(Ok(()))
+}
+
+/// Counts one more attempt on entry `seq`, writes it, leases it.
+fn lease(
+    t: &mut Tables<'_>,
+    st: &mut State,
+    seq: u64,
+    now: u64,
+) -> Result<Option<Claimed>, DbError> {
+    let Some(mut e) = t
+        .entries
+        .get(seq)?
+        .and_then(|v| Entry::decode(v.value()).ok())
+    else {
+        return Ok(None);
+    };
+    e.attempts = e.attempts.saturating_add(1);
+    t.entries.insert(seq, e.encode().as_slice())?;
+    st.leases.insert(seq, now);
+    Ok(Some(Claimed {
+        entry: e,
+        lease: Lease::Disk(seq),
+    }))
+}
+
+fn claim(
+    t: &mut Tables<'_>,
+    st: &mut State,
+    route: &str,
+    max: usize,
+    now: u64,
+) -> Step<Vec<Claimed>> {
+    let mut seqs = Vec::new();
+    for row in t.due.range((route, 0, 0)..=(route, now, u64::MAX))? {
+        if seqs.len() >= max {
+            break;
+        }
+        let seq = row?.0.value().2;
+        if !st.leases.contains_key(&seq) {
+            seqs.push(seq);
+        }
+    }
+    let mut out = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        out.extend(lease(t, st, seq, now)?);
+    }
+    Ok(Ok(out))
+}
+
+fn reclaim(
+    t: &mut Tables<'_>,
+    st: &mut State,
+    route: &str,
+    older_than: u64,
+    max: usize,
+    now: u64,
+) -> Step<Vec<Claimed>> {
+    let mut stale: Vec<u64> = st
+        .leases
+        .iter()
+        .filter(|(_, &at)| at <= older_than)
+        .map(|(&seq, _)| seq)
+        .collect();
+    stale.sort_unstable();
+    stale.retain(|seq| {
+        t.entries
+            .get(*seq)
+            .ok()
+            .flatten()
+            .and_then(|v| Entry::decode(v.value()).ok())
+            .is_some_and(|e| e.route == route)
+    });
+    let mut out = Vec::new();
+    for seq in stale.into_iter().take(max) {
+        out.extend(lease(t, st, seq, now)?);
+    }
+    Ok(Ok(out))
+}
+
+enum Finish {
+    Ack,
+    Retry(u64, Failure),
+    Dead(Failure),
+}
+
+fn finish(t: &mut Tables<'_>, st: &mut State, seq: u64, how: Finish) -> Step<()> {
+    let Some(mut e) = t
+        .entries
+        .get(seq)?
+        .and_then(|v| Entry::decode(v.value()).ok())
+    else {
+        // Already finished (e.g. acknowledged twice): nothing to do.
+        st.leases.remove(&seq);
+        return Ok(Ok(()));
+    };
+    let old_len = e.encoded_len() as u64;
+    st.leases.remove(&seq);
+    let route = e.route.clone();
+    t.due.remove((route.as_str(), e.next_attempt_at, seq))?;
+    match how {
+        Finish::Retry(at, f) => {
+            e.next_attempt_at = at;
+            e.last_status = f.status;
+            e.last_error = f.error;
+            let bytes = e.encode();
+            t.entries.insert(seq, bytes.as_slice())?;
+            t.due.insert((route.as_str(), at, seq), ())?;
+            st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
+            return Ok(Ok(()));
+        }
+        Finish::Ack => {
+            st.entries = st.entries.saturating_sub(1);
+            st.bytes = st.bytes.saturating_sub(old_len);
+            let r = st.routes.entry(route.clone()).or_default();
+            r.0 = r.0.saturating_sub(1);
+        }
+        Finish::Dead(f) => {
+            e.last_status = f.status;
+            e.last_error = f.error;
+            let bytes = e.encode();
+            t.dead.insert((route.as_str(), seq), bytes.as_slice())?;
+            st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
+            let r = st.routes.entry(route.clone()).or_default();
+            r.0 = r.0.saturating_sub(1);
+            r.1 += 1;
+        }
+    }
+    t.entries.remove(seq)?;
+    t.queued.remove((route.as_str(), e.queued_at, seq))?;
+    t.ids.remove((route.as_str(), e.id.as_str()))?;
+    Ok(Ok(()))
+}
+
+fn retry(t: &mut Tables<'_>, st: &mut State, route: &str, id: Option<&str>, now: u64) -> Step<u64> {
+    let mut found = Vec::new();
+    for row in t.dead.range((route, 0)..=(route, u64::MAX))? {
+        let (k, v) = row?;
+        let Ok(e) = Entry::decode(v.value()) else {
+            continue;
+        };
+        if id.is_none_or(|id| id == e.id) {
+            found.push((k.value().1, e, v.value().len() as u64));
+        }
+    }
+    let mut n = 0;
+    for (seq, mut e, old_len) in found {
+        if t.ids.get((route, e.id.as_str()))?.is_some() {
+            continue; // queued again meanwhile: the dead letter stays
+        }
+        e.next_attempt_at = now;
+        let bytes = e.encode();
+        t.dead.remove((route, seq))?;
+        t.entries.insert(seq, bytes.as_slice())?;
+        t.due.insert((route, now, seq), ())?;
+        t.queued.insert((route, e.queued_at, seq), ())?;
+        t.ids.insert((route, e.id.as_str()), seq)?;
+        st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
+        let r = st.routes.entry(route.to_owned()).or_default();
+        r.0 += 1;
+        r.1 = r.1.saturating_sub(1);
+        n += 1;
+    }
+    Ok(Ok(n))
+}
+
+fn purge(t: &mut Tables<'_>, st: &mut State, route: &str) -> Step<u64> {
+    let rows: Vec<(u64, u64)> = t
+        .dead
+        .range((route, 0)..=(route, u64::MAX))?
+        .map(|r| r.map(|(k, v)| (k.value().1, v.value().len() as u64)))
+        .collect::<Result<_, _>>()?;
+    for (seq, len) in &rows {
+        t.dead.remove((route, *seq))?;
+        st.entries = st.entries.saturating_sub(1);
+        st.bytes = st.bytes.saturating_sub(*len);
+    }
+    let r = st.routes.entry(route.to_owned()).or_default();
+    r.1 = r.1.saturating_sub(rows.len() as u64);
+    Ok(Ok(rows.len() as u64))
+}
+
+/// Removes the `due`, `queued` and `ids` rows of the quarantined entries `gone`.
+fn drop_index_rows(
+    tx: &WriteTransaction,
+    gone: &std::collections::HashSet<u64>,
+) -> Result<(), DbError> {
+    for def in [DUE, QUEUED] {
+        let mut t = tx.open_table(def)?;
+        let keys: Vec<(String, u64, u64)> = t
+            .iter()?
+            .filter_map(|r| r.ok())
+            .map(|(k, _)| {
+                let (route, a, seq) = k.value();
+                (route.to_owned(), a, seq)
+            })
+            .filter(|(_, _, seq)| gone.contains(seq))
+            .collect();
+        for (route, a, seq) in keys {
+            t.remove((route.as_str(), a, seq))?;
+        }
+    }
+    let mut ids = tx.open_table(IDS)?;
+    let keys: Vec<(String, String)> = ids
+        .iter()?
+        .filter_map(|r| r.ok())
+        .filter(|(_, v)| gone.contains(&v.value()))
+        .map(|(k, _)| {
+            let (route, id) = k.value();
+            (route.to_owned(), id.to_owned())
+        })
+        .collect();
+    for (route, id) in keys {
+        ids.remove((route.as_str(), id.as_str()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command as Process, Stdio};
+    use std::time::{Duration, Instant};
+
+    use super::super::conformance::{self, entry, T0};
+    use super::super::{Failure, Spool};
+    use super::*;
+
+    fn open(dir: &Path) -> Spool {
+        Spool::Disk(DiskSpool::open(dir, Limits::default()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn disk_spool_semantics() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        assert_eq!(spool.kind(), "disk");
+        conformance::check_semantics(&spool).await;
+    }
+
+    #[tokio::test]
+    async fn disk_spool_caps() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::Disk(
+            DiskSpool::open(
+                dir.path(),
+                Limits {
+                    max_bytes: 1 << 20,
+                    max_entries: 4,
+                },
+            )
+            .unwrap(),
+        );
+        conformance::check_full(&spool).await;
+
+        // The byte cap: an entry that would pass max_bytes is refused, a smaller one fits.
+        let dir = tempfile::tempdir().unwrap();
+        let small = Limits {
+            max_bytes: 3000,
+            max_entries: 100,
+        };
+        let spool = Spool::Disk(DiskSpool::open(dir.path(), small).unwrap());
+        spool
+            .enqueue(&entry("r", "a", &[b'x'; 1500]))
+            .await
+            .unwrap();
+        assert!(matches!(
+            spool.enqueue(&entry("r", "b", &[b'x'; 1500])).await,
+            Err(QueueError::Full)
+        ));
+        spool
+            .enqueue(&entry("r", "c", &[b'x'; 1000]))
+            .await
+            .unwrap();
+        drop(spool);
+        // The usage is rebuilt on open: still full.
+        let spool = Spool::Disk(DiskSpool::open(dir.path(), small).unwrap());
+        assert!(matches!(
+            spool.enqueue(&entry("r", "d", &[b'x'; 600])).await,
+            Err(QueueError::Full)
+        ));
+    }
+
+    /// Closing and opening again: entries, attempts, schedules and dead letters are kept;
+    /// leases are not (an entry in flight when the process stopped is claimed again).
+    #[tokio::test]
+    async fn reopen_keeps_entries_and_attempts_releases_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        for id in ["a", "b", "c", "d"] {
+            spool.enqueue(&entry("r", id, id.as_bytes())).await.unwrap();
+        }
+        let c = spool.claim("r", "w", 3, T0).await.unwrap();
+        spool
+            .reschedule(&c[1], T0 + 1000, &Failure::default())
+            .await
+            .unwrap();
+        spool.dead_letter(&c[2], &Failure::default()).await.unwrap();
+        drop(spool);
+
+        let spool = open(dir.path());
+        let s = spool.stats(&["r"], T0 + 10).await.unwrap();
+        assert_eq!((s["r"].depth, s["r"].dead, s["r"].oldest_ms), (3, 1, 10));
+        assert!(matches!(
+            spool.enqueue(&entry("r", "d", b"dup")).await,
+            Err(QueueError::AlreadyQueued)
+        ));
+        let again = spool.claim("r", "w", 10, T0).await.unwrap();
+        let got: Vec<_> = again
+            .iter()
+            .map(|c| (c.entry.id.as_str(), c.entry.attempts))
+            .collect();
+        assert_eq!(got, [("a", 2), ("d", 1)], "b waits for T0 + 1000");
+        let b = spool.claim("r", "w", 10, T0 + 1000).await.unwrap();
+        assert_eq!((b[0].entry.id.as_str(), b[0].entry.attempts), ("b", 2));
+        assert_eq!(spool.dead("r", 10).await.unwrap()[0].id, "c");
+        // A fresh entry after reopening gets a new sequence number (ordered after the rest).
+        spool.enqueue(&entry("r", "e", b"e")).await.unwrap();
+        let e = spool.claim("r", "w", 10, T0).await.unwrap();
+        assert_eq!(e[0].entry.id, "e");
+    }
+
+    #[tokio::test]
+    async fn reclaim_takes_over_stale_leases() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        spool.enqueue(&entry("r", "a", b"a")).await.unwrap();
+        spool.enqueue(&entry("q", "a", b"a")).await.unwrap();
+        let c = spool.claim("r", "w", 10, T0).await.unwrap();
+        assert_eq!(c.len(), 1);
+        // The lease was taken at T0 (the claim's clock), long before now: stale.
+        assert!(spool
+            .reclaim("r", "w2", u64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        let r = spool.reclaim("r", "w2", 1000, 10).await.unwrap();
+        assert_eq!(r.len(), 1, "only route r's lease");
+        assert_eq!(r[0].entry.attempts, 2);
+        spool.ack(&r[0]).await.unwrap();
+        // The first worker's late ack is harmless.
+        spool.ack(&c[0]).await.unwrap();
+        assert_eq!(spool.stats(&["r"], T0).await.unwrap()["r"].depth, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_enqueues_share_commits_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        let tasks: Vec<_> = (0..32)
+            .map(|t| {
+                let spool = spool.clone();
+                tokio::spawn(async move {
+                    for i in 0..10 {
+                        spool
+                            .enqueue(&entry("r", &format!("{t}-{i}"), b"x"))
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        drop(spool);
+        let spool = open(dir.path());
+        assert_eq!(spool.stats(&["r"], T0).await.unwrap()["r"].depth, 320);
+    }
+
+    const CHILD_ENV: &str = "HOOKSEAL_TEST_SPOOL_WRITER_DIR";
+
+    /// The child half of `acked_entries_survive_sigkill`: enqueue from 8 tasks, print
+    /// `acked <id>` once each enqueue has returned, until killed (or 60 s, so it never lingers).
+    fn writer(dir: &Path) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let spool = open(dir);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let tasks: Vec<_> = (0..8)
+                .map(|t| {
+                    let spool = spool.clone();
+                    tokio::spawn(async move {
+                        let mut i = 0u64;
+                        while Instant::now() < deadline {
+                            let id = format!("w{t}-{i}");
+                            spool
+                                .enqueue(&entry("r", &id, &[b'k'; 1024]))
+                                .await
+                                .unwrap();
+                            let mut out = std::io::stdout().lock();
+                            writeln!(out, "acked {id}").unwrap();
+                            out.flush().unwrap();
+                            i += 1;
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+    }
+
+    /// Runs this test binary again as a writer, SIGKILLs it mid-stream, reopens the spool:
+    /// every id the writer printed as acknowledged is there.
+    #[test]
+    fn acked_entries_survive_sigkill() {
+        if let Some(dir) = std::env::var_os(CHILD_ENV) {
+            writer(Path::new(&dir));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Process::new(std::env::current_exe().unwrap())
+            .args([
+                "queue::disk::tests::acked_entries_survive_sigkill",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ENV, dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut acked = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked.len() < 300 {
+            assert!(
+                Instant::now() < deadline,
+                "the writer acknowledged only {}",
+                acked.len()
+            );
+            match lines.next() {
+                Some(Ok(l)) => acked.extend(l.strip_prefix("acked ").map(str::to_owned)),
+                _ => panic!("the writer stopped after {} acks", acked.len()),
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+                               // What it printed before dying was acknowledged too.
+        for l in lines.map_while(Result::ok) {
+            acked.extend(l.strip_prefix("acked ").map(str::to_owned));
+        }
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "the writer was killed, not finished: {status:?}"
+        );
+
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let spool = open(dir.path());
+            let mut stored = std::collections::HashSet::new();
+            loop {
+                let c = spool.claim("r", "w", 1000, u64::MAX).await.unwrap();
+                if c.is_empty() {
+                    break;
+                }
+                for c in c {
+                    assert_eq!(c.entry.body.len(), 1024);
+                    stored.insert(c.entry.id);
+                }
+            }
+            let missing: Vec<_> = acked.iter().filter(|id| !stored.contains(*id)).collect();
+            assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+            assert!(stored.len() >= acked.len());
+        });
+    }
+
+    fn open_err(dir: &Path) -> String {
+        let e = DiskSpool::open(dir, Limits::default()).unwrap_err();
+        assert!(matches!(e, QueueError::Corrupt { .. }), "{e:?}");
+        let msg = e.to_string();
+        let file = dir.join(FILE_NAME);
+        assert!(msg.contains(&file.display().to_string()), "{msg}");
+        msg
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn spool_directory_and_file_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("a/spool");
+        drop(DiskSpool::open(&dir, Limits::default()).unwrap());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(FILE_NAME)), 0o600);
+    }
+
+    #[test]
+    fn not_a_spool_file_is_an_error_naming_it_and_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(FILE_NAME);
+        let junk = b"this is not a redb file, and it must not be overwritten".repeat(100);
+        std::fs::write(&file, &junk).unwrap();
+        open_err(dir.path());
+        assert_eq!(std::fs::read(&file).unwrap(), junk, "never rewritten");
+    }
+
+    /// redb cannot open a cut file (it errs or panics, both become the error); the file is
+    /// left as it was for the operator. An empty file is a new spool.
+    #[tokio::test]
+    async fn truncated_spool_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        for i in 0..200 {
+            spool
+                .enqueue(&entry("r", &format!("m{i}"), &[b'z'; 2048]))
+                .await
+                .unwrap();
+        }
+        drop(spool);
+        let file = dir.path().join(FILE_NAME);
+        let full = std::fs::read(&file).unwrap();
+        for keep in [0, 100, 4096, full.len() / 2, full.len() - 1] {
+            std::fs::write(&file, &full[..keep]).unwrap();
+            match DiskSpool::open(dir.path(), Limits::default()) {
+                Err(e) => {
+                    assert!(keep > 0);
+                    let msg = e.to_string();
+                    assert!(msg.contains(&file.display().to_string()), "{msg}");
+                    assert_eq!(std::fs::read(&file).unwrap().len(), keep, "left alone");
+                }
+                Ok(s) => {
+                    assert_eq!(keep, 0, "a spool cut to {keep} bytes opened");
+                    let spool = Spool::Disk(s);
+                    assert_eq!(spool.stats(&["r"], T0).await.unwrap()["r"].depth, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn other_schema_version_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(DiskSpool::open(dir.path(), Limits::default()).unwrap());
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .insert("schema_version", 99)
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let msg = open_err(dir.path());
+        assert!(msg.contains("schema version 99"), "{msg}");
+
+        // Entries but no version at all: not ours.
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(META)
+                .unwrap()
+                .remove("schema_version")
+                .unwrap();
+            tx.open_table(ENTRIES)
+                .unwrap()
+                .insert(1, b"x".as_slice())
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let msg = open_err(dir.path());
+        assert!(msg.contains("without a schema version"), "{msg}");
+    }
+
+    #[test]
+    fn second_open_of_the_same_spool_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = DiskSpool::open(dir.path(), Limits::default()).unwrap();
+        let msg = open_err(dir.path());
+        assert!(msg.contains("already open"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn undecodable_entry_is_quarantined_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        for id in ["a", "b", "c"] {
+            spool.enqueue(&entry("r", id, b"ok")).await.unwrap();
+        }
+        drop(spool);
+        // Damage b's bytes (as a bug or a foreign writer would), leaving its index rows.
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut t = tx.open_table(ENTRIES).unwrap();
+                let mut b = t.get(1).unwrap().unwrap().value().to_vec();
+                b.truncate(b.len() / 2);
+                t.insert(1, b.as_slice()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let disk = DiskSpool::open(dir.path(), Limits::default()).unwrap();
+        assert_eq!(disk.quarantined(), 1);
+        let spool = Spool::Disk(disk);
+        let c = spool.claim("r", "w", 10, T0).await.unwrap();
+        let ids: Vec<_> = c.iter().map(|c| c.entry.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c"]);
+        // Its id is free again (the sender's retry is accepted), and its bytes are kept.
+        spool.enqueue(&entry("r", "b", b"again")).await.unwrap();
+        drop(c);
+        drop(spool);
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        let tx = db.begin_read().unwrap();
+        assert_eq!(tx.open_table(QUARANTINE).unwrap().len().unwrap(), 1);
+    }
+}
