@@ -998,3 +998,80 @@ async fn a_method_the_verifying_route_refuses_never_falls_through_to_the_catch_a
     assert_eq!(resp.status, 200);
     assert_eq!(up.count(), 1);
 }
+
+/// Issue 17, finding 3: Twilio and Square sign the URL but no timestamp. A genuine delivery
+/// for `/twilio/sms` replayed to another path of the same `path_prefix` route must be refused,
+/// whether `public_url` names the path (the issue's config) or only the host.
+#[tokio::test]
+async fn a_url_signed_delivery_replayed_to_another_path_is_refused() {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let up = Upstream::start().await;
+    let cases = [
+        // (route, prefix, scheme, public_url)
+        (
+            "tw",
+            "/twilio/",
+            "twilio",
+            "https://hooks.example.com/twilio/sms",
+        ),
+        ("twb", "/twb/", "twilio", "https://hooks.example.com"),
+        (
+            "sq",
+            "/square/",
+            "square",
+            "https://hooks.example.com/square/sms",
+        ),
+        ("sqb", "/sqb/", "square", "https://hooks.example.com"),
+    ];
+    let mut routes = String::new();
+    for (name, prefix, scheme, public) in cases {
+        routes.push_str(&format!(
+            "[[route]]\nname = \"{name}\"\npath_prefix = \"{prefix}\"\nscheme = \"{scheme}\"\n\
+             secrets = [{{ value = \"k-{name}\" }}]\npublic_url = \"{public}\"\n"
+        ));
+    }
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let form = b"To=%2B15550001&From=%2B15550002&Body=delete+everything";
+    let json = br#"{"type":"payment.updated","data":{"id":"p_1"}}"#;
+    for (i, (name, prefix, scheme, _)) in cases.iter().enumerate() {
+        // What the provider signs: the URL it called, https://hooks.example.com/<prefix>sms.
+        let url = format!("https://hooks.example.com{prefix}sms");
+        let key = format!("k-{name}");
+        let (headers, body): (Vec<(&str, String)>, &[u8]) = if *scheme == "twilio" {
+            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(format!("{url}Bodydelete everythingFrom+15550002To+15550001").as_bytes());
+            let sig = b64(&mac.finalize().into_bytes());
+            (vec![("x-twilio-signature", sig)], form)
+        } else {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(url.as_bytes());
+            mac.update(json);
+            let sig = b64(&mac.finalize().into_bytes());
+            (vec![("x-square-hmacsha256-signature", sig)], json)
+        };
+        let genuine = post(&sc.url(&format!("{prefix}sms")), &headers, body.to_vec()).await;
+        assert_eq!(
+            genuine.status,
+            StatusCode::OK,
+            "{name}: the genuine delivery"
+        );
+        assert_eq!(up.count(), i + 1);
+        assert_eq!(up.last().headers["x-hookseal-verified"], "true");
+        for other in ["admin/delete-all", "SMS", "sms/x"] {
+            let replay = post(
+                &sc.url(&format!("{prefix}{other}")),
+                &headers,
+                body.to_vec(),
+            )
+            .await;
+            assert_eq!(
+                (replay.status, replay.error().as_str()),
+                (StatusCode::UNAUTHORIZED, "bad_signature"),
+                "{name}: replayed to {prefix}{other}"
+            );
+        }
+        assert_eq!(up.count(), i + 1, "{name}: a replay reached the app");
+    }
+}
