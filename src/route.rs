@@ -27,6 +27,16 @@ pub enum PathMatch {
     Prefix(String),
 }
 
+impl PathMatch {
+    /// Whether this matcher takes `path` (already normalized).
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(p) => p == path,
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()) || prefix_dir_matches(p, path),
+        }
+    }
+}
+
 /// The routes of one config, ordered for lookup.
 #[derive(Debug, Clone)]
 pub struct RouteTable<T> {
@@ -114,11 +124,7 @@ impl<T> RouteTable<T> {
             if owner.is_some_and(|o| o != m) {
                 continue;
             }
-            let hit = match m {
-                PathMatch::Exact(p) => p == path,
-                PathMatch::Prefix(p) => path.starts_with(p.as_str()) || prefix_dir_matches(p, path),
-            };
-            if hit {
+            if m.matches(path) {
                 if methods.contains(method) {
                     return Ok(i);
                 }
