@@ -134,7 +134,14 @@ def main():
     # Route matching: every path the vectors use, and spellings that must not dodge a route.
     tricky = ["/Hooks/GitHub/", "/hooks//github", "/hooks/%67ithub", "/x/../hooks/github",
               "/hooks/github%2F", "/webhooks/%2e%2e/api", "/api;x=1", "//", "", "*", "/%", "/%4",
-              "/webhooks", "/webhooks/", "/apix", "/./././api/v1/items/"]
+              "/webhooks", "/webhooks/", "/apix", "/./././api/v1/items/",
+              # The readings of issue 17: authority, format, NUL/whitespace, %3B, front
+              # controllers, Unicode look-alikes.
+              "//evil.example/hooks/github", "//x:1@y/./hooks/github", "/\\x/hooks/github",
+              "/hooks/github.json", "/hooks/github.", "/hooks/github%2ejson", "/hooks/github%00",
+              "/hooks/github%20", "/hooks/github%09", "/hooks/github%3Bx", "/?/hooks/github",
+              "/index.php?%2Fhooks%2Fgithub&a=1", "/index.php/hooks/github",
+              "/hooks%EF%BC%8Fgithub", "/\uff48ooks/github", "/hoo\u212as/github"]
     for i, p in enumerate(sorted(paths) + tricky):
         write("route_match", f"path_{i:03}", p)
 

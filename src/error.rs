@@ -13,6 +13,8 @@ pub enum Reason {
     /// Already delivered: answered 200 without forwarding.
     Duplicate,
     NoRoute,
+    /// Readings of the path that servers use lead to different routes (`route.rs`).
+    AmbiguousPath,
     MethodNotAllowed,
     IpNotAllowed,
     BodyTooLarge,
@@ -37,10 +39,11 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in a fixed order (metric handle tables are indexed by it).
-    pub const ALL: [Reason; 20] = [
+    pub const ALL: [Reason; 21] = [
         Reason::Ok,
         Reason::Duplicate,
         Reason::NoRoute,
+        Reason::AmbiguousPath,
         Reason::MethodNotAllowed,
         Reason::IpNotAllowed,
         Reason::BodyTooLarge,
@@ -66,6 +69,7 @@ impl Reason {
             Reason::Ok => "ok",
             Reason::Duplicate => "duplicate",
             Reason::NoRoute => "no_route",
+            Reason::AmbiguousPath => "ambiguous_path",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::IpNotAllowed => "ip_not_allowed",
             Reason::BodyTooLarge => "body_too_large",
@@ -95,9 +99,10 @@ impl Reason {
             Reason::IpNotAllowed => StatusCode::FORBIDDEN,
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Reason::BodyIncomplete | Reason::MissingSignature | Reason::MalformedSignature => {
-                StatusCode::BAD_REQUEST
-            }
+            Reason::AmbiguousPath
+            | Reason::BodyIncomplete
+            | Reason::MissingSignature
+            | Reason::MalformedSignature => StatusCode::BAD_REQUEST,
             Reason::StaleTimestamp | Reason::FutureTimestamp | Reason::BadSignature => {
                 StatusCode::UNAUTHORIZED
             }

@@ -227,6 +227,9 @@ fn check(path: &Path) -> ExitCode {
             r.mode.as_str(),
         );
     }
+    for w in route_warnings(&config) {
+        eprintln!("warning: {w}");
+    }
     match write_out(&out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -250,6 +253,59 @@ fn write_out(text: &str) -> Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// Configs that load but leave a gap `check` should name (README "Routing").
+fn route_warnings(config: &hookseal::config::Config) -> Vec<String> {
+    use hookseal::route::PathMatch;
+    use hookseal::verify::SchemeName;
+    let mut out = Vec::new();
+    for open in &config.routes {
+        let PathMatch::Prefix(prefix) = &open.path else {
+            continue;
+        };
+        if open.scheme.name() != SchemeName::None {
+            continue;
+        }
+        let beside: Vec<&str> = config
+            .routes
+            .iter()
+            .filter(|r| r.scheme.name() != SchemeName::None)
+            .filter(|r| matches!(&r.path, PathMatch::Exact(p) if open.path.matches(p)))
+            .map(|r| r.name.as_str())
+            .collect();
+        if beside.is_empty() {
+            continue;
+        }
+        out.push(format!(
+            "route {} (scheme none, path_prefix={prefix}) forwards unverified every path under \
+             {prefix} that no other route owns, beside verifying routes with exact paths ({}). \
+             hookseal refuses the spellings of their paths that common servers and frameworks \
+             read as theirs (400 ambiguous_path), but an app that routes another spelling to a \
+             verifying handler (its own rewrites or aliases) would get it unsigned. Safer: narrow \
+             this route to the app's own paths (e.g. path_prefix = \"/app/\"), or give the \
+             verifying routes a path_prefix of their own (e.g. path_prefix = \"/webhooks/github/\" \
+             verifies every path under it).",
+            open.name,
+            beside.join(", "),
+        ));
+    }
+    for r in &config.routes {
+        let pinned = r
+            .options
+            .public_url
+            .as_deref()
+            .is_some_and(hookseal::verify::pins_path);
+        if pinned && matches!(r.path, PathMatch::Prefix(_)) {
+            out.push(format!(
+                "route {}: public_url has a path on a path_prefix route: only requests to exactly \
+                 that path verify. Give public_url as scheme://host[:port] alone to verify every \
+                 path under the prefix (the request's path is signed).",
+                r.name
+            ));
+        }
+    }
+    out
 }
 
 fn run(path: &Path) -> ExitCode {

@@ -653,7 +653,8 @@ fn meaningful(
 ) -> bool {
     use Reason as R;
     if unmatched {
-        return outcome == Outcome::Rejected && matches!(reason, R::NoRoute | R::MethodNotAllowed);
+        return outcome == Outcome::Rejected
+            && matches!(reason, R::NoRoute | R::AmbiguousPath | R::MethodNotAllowed);
     }
     let upstream = matches!(reason, R::UpstreamUnavailable | R::UpstreamTimeout);
     let verdict = matches!(
@@ -671,8 +672,10 @@ fn meaningful(
         Outcome::Forwarded => !observe && (reason == R::Ok || upstream),
         Outcome::Duplicate => !observe && verifies && reason == R::Duplicate,
         Outcome::Rejected => {
-            !matches!(reason, R::Ok | R::NoRoute | R::MethodNotAllowed)
-                && !upstream
+            !matches!(
+                reason,
+                R::Ok | R::NoRoute | R::AmbiguousPath | R::MethodNotAllowed
+            ) && !upstream
                 && reason != R::Duplicate
                 && (!verdict || (verifies && !observe))
         }
@@ -745,6 +748,7 @@ mod tests {
             [
                 "hookseal_request_duration_seconds_sum{route=\"_unmatched\"} 0",
                 "hookseal_request_duration_seconds_count{route=\"_unmatched\"} 0",
+                "hookseal_requests_total{reason=\"ambiguous_path\",result=\"rejected\",route=\"_unmatched\"} 0",
                 "hookseal_requests_total{reason=\"method_not_allowed\",result=\"rejected\",route=\"_unmatched\"} 0",
                 "hookseal_requests_total{reason=\"no_route\",result=\"rejected\",route=\"_unmatched\"} 0",
             ]

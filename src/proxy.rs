@@ -235,11 +235,16 @@ impl Proxy {
         let snap = self.snapshot();
         let (mut parts, body) = req.into_parts();
 
-        let route = match snap.routes.find(&parts.method, parts.uri.path()) {
+        let target = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path(), |p| p.as_str());
+        let route = match snap.routes.find(&parts.method, target) {
             Ok(r) => Arc::clone(r),
             Err(miss) => {
                 let reason = match miss {
                     Miss::NoRoute => Reason::NoRoute,
+                    Miss::Ambiguous => Reason::AmbiguousPath,
                     Miss::MethodNotAllowed => Reason::MethodNotAllowed,
                 };
                 let m = &self.metrics.unmatched;

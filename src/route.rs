@@ -2,14 +2,21 @@
 //!
 //! Matching uses a normalized form of the path (see [`normalize_path`]) so that spellings an
 //! app framework would treat as the same endpoint (`/Hooks/GitHub/`, `/hooks//github`,
-//! `/hooks/%67ithub`) cannot slip past a verifying route into a broader, unverified one. A path
-//! that app servers disagree about (`/x/../hooks/github`, `/hooks%2Fgithub`, `/hooks/github;x`)
-//! is refused unless every reading of it leads to the same route (see [`RouteTable::find`]).
-//! The request is still forwarded with its path exactly as received.
+//! `/hooks/%67ithub`) cannot slip past a verifying route into a broader, unverified one.
+//!
+//! **One rule for the readings of a path**: servers and frameworks read the same request
+//! target in different ways (dot segments, `%2F`, `;params`, a leading `//` taken as an
+//! authority, a `.json` format suffix, trailing whitespace or NUL, `?/route` front
+//! controllers, Unicode compatibility folding: see [`Reading`]). A request belongs to a route
+//! only when every such reading leads to that same route; when readings disagree, no route
+//! owns it and it is refused as ambiguous (see [`RouteTable::find`]). So a request that some
+//! common reading would send to a verifying route is never forwarded by another, unverified
+//! one. The request is still forwarded with its path exactly as received.
 
 use std::borrow::Cow;
 
 use http::Method;
+use unicode_normalization::UnicodeNormalization as _;
 
 /// How a route matches paths (already normalized).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +25,16 @@ pub enum PathMatch {
     Exact(String),
     /// `path_prefix = "..."`
     Prefix(String),
+}
+
+impl PathMatch {
+    /// Whether this matcher takes `path` (already normalized).
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathMatch::Exact(p) => p == path,
+            PathMatch::Prefix(p) => path.starts_with(p.as_str()) || prefix_dir_matches(p, path),
+        }
+    }
 }
 
 /// The routes of one config, ordered for lookup.
@@ -34,7 +51,18 @@ pub enum Miss {
     NoRoute,
     /// A route's path matches, but none of those routes allows the method.
     MethodNotAllowed,
+    /// Readings of the path that servers use lead to different routes (or to a route and to
+    /// none), or the path is too long to check all its readings: no route owns it.
+    Ambiguous,
 }
+
+/// The most work [`RouteTable::find`] spends on the readings of one request target: number
+/// of readings × target length, in bytes. At most 256 readings (see [`Axes::readings`]), so
+/// every target up to 4 KiB is always checked in full, and one with at most 8 readings (a
+/// `.` alone puts 8 in play: dots × format × script) up to 128 KiB, more than `http` accepts. Past it the target is
+/// refused as [`Miss::Ambiguous`] (fail closed), so one request costs at most ~1 MiB of
+/// linear passes over its target.
+pub const READ_BUDGET: usize = 1 << 20;
 
 impl<T> RouteTable<T> {
     /// Builds a table; `entries` in any order.
@@ -46,24 +74,34 @@ impl<T> RouteTable<T> {
         RouteTable { entries }
     }
 
-    /// Finds the most specific route whose path matches and which allows `method`.
+    /// Finds the most specific route whose path matches and which allows `method`;
+    /// `target` is the request's path and query as received (origin form, `/p?q`).
     ///
-    /// A path that servers may read in several ways (dot segments resolved or not, `%2F`,
-    /// `%5C` and `\\` taken as separators or not, `;params` stripped from segments or not) is
-    /// looked up under every such reading; when the readings lead to different routes, no route
-    /// owns it and it is refused as [`Miss::NoRoute`]. Otherwise `/webhooks%2Fgithub` or
-    /// `/webhooks/github;x` would reach a catch-all `none` route while a WSGI or Spring app
-    /// serves it from its GitHub handler.
+    /// The path is matched in its [`normalize_path`] form, then under every other
+    /// [`Reading`] in play; when the readings lead to different routes, no route owns it and
+    /// it is refused as [`Miss::Ambiguous`]. Otherwise `//evil.example/webhooks/github` (the
+    /// path `/webhooks/github` to Node's `new URL(req.url, base)`), `/webhooks/github.json`
+    /// (Rails' `(.:format)`), `/webhooks%2Fgithub` (WSGI) or `/index.php?/webhooks/github`
+    /// (a PHP front controller) would reach a catch-all `none` route while the app serves it
+    /// from its GitHub handler. The same refusal keeps a verified request from being served
+    /// by another handler of the app (`/hooks/sw/x/..%2F..%2Fadmin`).
     ///
     /// # Errors
-    /// [`Miss::NoRoute`] or [`Miss::MethodNotAllowed`].
-    pub fn find(&self, method: &Method, path: &str) -> Result<&T, Miss> {
+    /// [`Miss::NoRoute`], [`Miss::MethodNotAllowed`] or [`Miss::Ambiguous`].
+    pub fn find(&self, method: &Method, target: &str) -> Result<&T, Miss> {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (target, None),
+        };
         let found = self.lookup(method, &normalize_path(path));
-        let axes = Axes::of(path);
+        let axes = Axes::of(path, query);
         if axes.any() {
+            if axes.count().saturating_mul(target.len()) > READ_BUDGET {
+                return Err(Miss::Ambiguous);
+            }
             for reading in axes.readings() {
-                if self.lookup(method, &read_path(path, reading)) != found {
-                    return Err(Miss::NoRoute);
+                if self.lookup(method, &read_target(path, query, reading)) != found {
+                    return Err(Miss::Ambiguous);
                 }
             }
         }
@@ -86,11 +124,7 @@ impl<T> RouteTable<T> {
             if owner.is_some_and(|o| o != m) {
                 continue;
             }
-            let hit = match m {
-                PathMatch::Exact(p) => p == path,
-                PathMatch::Prefix(p) => path.starts_with(p.as_str()) || prefix_dir_matches(p, path),
-            };
-            if hit {
+            if m.matches(path) {
                 if methods.contains(method) {
                     return Ok(i);
                 }
@@ -133,77 +167,227 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
     Cow::Owned(read_path(path, CANONICAL))
 }
 
-/// One way a server may read a request path. hookseal matches routes by [`CANONICAL`]; the
-/// others are checked for agreement (see [`RouteTable::find`]).
+/// One way a server may read a request target. hookseal matches routes by [`CANONICAL`]; the
+/// others are checked for agreement (see [`RouteTable::find`]). Every combination of the
+/// flags and one [`Source`] is a reading: servers combine them (Spring: `;params` and dot
+/// segments; Node: an authority, dot segments and `\`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Reading {
     /// `.` and `..` segments resolved (else kept as names).
     dots: bool,
     /// `%2F`, `%5C` and `\\` taken as `/` (else part of a segment's name).
     slashes: bool,
-    /// Everything from `;` to the end of a segment dropped (Tomcat/Spring path parameters).
+    /// Everything from `;` (or `%3B`) to the end of a segment dropped (Tomcat/Spring path
+    /// parameters).
     params: bool,
+    /// The path cut at the first NUL (`%00`), control characters and spaces (`%09`, `%20`…)
+    /// trimmed from both ends of each segment (C-string handling, `strip()`).
+    trim: bool,
+    /// A format suffix dropped: the last segment cut at its first `.` that is not its first
+    /// character (Rails `(.:format)`, Spring suffix patterns: `/github.json` → `/github`).
+    format: bool,
+    /// Percent-escapes of non-ASCII UTF-8 decoded, the text folded by Unicode compatibility
+    /// (NFKC) and lower-cased (`／` → `/`, `ｇ` → `g`, the Kelvin sign → `k`), then read as
+    /// usual.
+    unicode: bool,
+    /// Where the path comes from.
+    source: Source,
+}
+
+/// Where a reading takes the path from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The request path.
+    Path,
+    /// The request path with a leading `//authority` dropped when it starts with `//` once
+    /// decoded (`new URL(req.url, base)`, Python's `urlparse`, PHP's `parse_url`:
+    /// `//x:1@y/webhooks/github` → `/webhooks/github`).
+    Authority,
+    /// The request path without a first segment ending in `.php` (PATH_INFO of a PHP front
+    /// controller: `/index.php/webhooks/github` → `/webhooks/github`).
+    Script,
+    /// The query up to its first `&` or `?`, when it starts with `/` once decoded (front
+    /// controllers routing by the query: `/?/webhooks/github`); else the request path.
+    Query,
 }
 
 const CANONICAL: Reading = Reading {
     dots: true,
     slashes: false,
     params: false,
+    trim: false,
+    format: false,
+    unicode: false,
+    source: Source::Path,
 };
 
-/// Which readings of a path can differ from the canonical one (a cheap over-approximation).
+/// Which readings of a target can differ from the canonical one: a cheap over-approximation
+/// (an axis out of play gives the canonical reading's answer whichever value it takes).
 #[derive(Debug, Clone, Copy)]
 struct Axes {
     dots: bool,
     slashes: bool,
     params: bool,
+    trim: bool,
+    format: bool,
+    unicode: bool,
+    authority: bool,
+    script: bool,
+    query: bool,
 }
 
 impl Axes {
-    fn of(path: &str) -> Axes {
-        let lower = |s: &str| {
-            path.as_bytes()
-                .windows(3)
+    fn of(path: &str, query: Option<&str>) -> Axes {
+        let b = path.as_bytes();
+        let q = query.unwrap_or("").as_bytes();
+        let has = |s: &str| {
+            b.windows(s.len())
+                .chain(q.windows(s.len()))
                 .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
         };
+        let any_byte = |f: &dyn Fn(u8) -> bool| b.iter().chain(q).any(|c| f(*c));
+        // NFKC can turn a non-ASCII character into any ASCII text: then every axis is in play.
+        let unicode = any_byte(&|c| c >= 0x80)
+            || b.windows(2)
+                .chain(q.windows(2))
+                .any(|w| w[0] == b'%' && matches!(w[1], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F'));
+        let dots = unicode || any_byte(&|c| c == b'.') || has("%2e");
+        // A unit that may decode to a separator: `/`, `\` or an escape.
+        let sep = |c: Option<&u8>| matches!(c, Some(b'/' | b'\\' | b'%'));
+        let second = match b.first() {
+            Some(b'/' | b'\\') => b.get(1),
+            Some(b'%') => b.get(3),
+            _ => None,
+        };
         Axes {
-            dots: path.contains('.') || lower("%2e"),
-            slashes: path.contains('\\') || lower("%2f") || lower("%5c"),
-            params: path.contains(';'),
+            dots,
+            slashes: unicode || any_byte(&|c| c == b'\\') || has("%2f") || has("%5c"),
+            params: unicode || any_byte(&|c| c == b';') || has("%3b"),
+            trim: unicode || any_byte(&|c| c <= b' ') || has("%0") || has("%1") || has("%20"),
+            format: dots,
+            unicode,
+            authority: unicode || (sep(b.first()) && sep(second)),
+            script: dots,
+            query: unicode || sep(q.first()),
         }
     }
 
+    fn flags(self) -> [bool; 6] {
+        [
+            self.dots,
+            self.slashes,
+            self.params,
+            self.trim,
+            self.format,
+            self.unicode,
+        ]
+    }
+
+    fn sources(self) -> impl Iterator<Item = Source> {
+        [
+            (true, Source::Path),
+            (self.authority, Source::Authority),
+            (self.script, Source::Script),
+            (self.query, Source::Query),
+        ]
+        .into_iter()
+        .filter_map(|(on, s)| on.then_some(s))
+    }
+
     fn any(self) -> bool {
-        self.dots || self.slashes || self.params
+        self.flags().contains(&true) || self.sources().nth(1).is_some()
+    }
+
+    /// How many readings [`Axes::readings`] yields plus one (the canonical reading):
+    /// 2^(flags in play) × sources in play ≤ 2^6 × 4 = 256.
+    fn count(self) -> usize {
+        (1usize << self.flags().iter().filter(|f| **f).count()) * self.sources().count()
     }
 
     /// Every combination of the axes that are in play, except the canonical reading.
     fn readings(self) -> impl Iterator<Item = Reading> {
-        (0u8..8)
-            .map(move |bits| Reading {
-                dots: if self.dots {
-                    bits & 1 != 0
-                } else {
-                    CANONICAL.dots
-                },
-                slashes: if self.slashes {
-                    bits & 2 != 0
-                } else {
-                    CANONICAL.slashes
-                },
-                params: if self.params {
-                    bits & 4 != 0
-                } else {
-                    CANONICAL.params
-                },
+        let on = self.flags();
+        self.sources()
+            .flat_map(move |source| {
+                (0u8..64)
+                    // Only combinations that flip axes in play.
+                    .filter(move |bits| (0..6).all(|i| on[i] || bits & (1 << i) == 0))
+                    .map(move |bits| {
+                        let flip = |i: u8, canonical: bool| canonical ^ (bits & (1 << i) != 0);
+                        Reading {
+                            dots: flip(0, CANONICAL.dots),
+                            slashes: flip(1, CANONICAL.slashes),
+                            params: flip(2, CANONICAL.params),
+                            trim: flip(3, CANONICAL.trim),
+                            format: flip(4, CANONICAL.format),
+                            unicode: flip(5, CANONICAL.unicode),
+                            source,
+                        }
+                    })
             })
             .filter(|r| *r != CANONICAL)
     }
 }
 
+/// The target (`path`, `query`) read under `r`, in matching form.
+fn read_target(path: &str, query: Option<&str>, r: Reading) -> String {
+    if r.source == Source::Query {
+        if let Some(q) = query {
+            let q = q.split(['&', '?']).next().unwrap_or_default();
+            let q = if r.unicode {
+                fold_unicode(q)
+            } else {
+                Cow::Borrowed(q)
+            };
+            let decoded = decode(&q, r);
+            if decoded.starts_with('/') {
+                return segments(&decoded, r);
+            }
+        }
+    }
+    let p = if r.unicode {
+        fold_unicode(path)
+    } else {
+        Cow::Borrowed(path)
+    };
+    read_path(&p, r)
+}
+
+/// Percent-escapes of non-ASCII bytes decoded (escapes of ASCII stay as written), NFKC,
+/// then lower-cased.
+fn fold_unicode(s: &str) -> Cow<'_, str> {
+    let b = s.as_bytes();
+    let mut raw = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex_val),
+                b.get(i + 2).copied().and_then(hex_val),
+            ) {
+                if h >= 8 {
+                    raw.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        raw.push(b[i]);
+        i += 1;
+    }
+    let folded: String = String::from_utf8_lossy(&raw).nfkc().collect();
+    Cow::Owned(folded.to_lowercase())
+}
+
 /// `path` normalized under `r`: percent-escapes of unreserved characters decoded, ASCII
-/// lower-cased, repeated slashes collapsed, a trailing slash dropped, plus what `r` says.
+/// lower-cased, repeated slashes collapsed, a trailing slash dropped, plus what `r` says
+/// (except [`Reading::unicode`] and [`Source::Query`], which [`read_target`] applies).
 fn read_path(path: &str, r: Reading) -> String {
+    segments(&decode(path, r), r)
+}
+
+/// `path` with its escapes decoded under `r`.
+fn decode(path: &str, r: Reading) -> String {
     let b = path.as_bytes();
     // Decode %XX of unreserved characters only; other escapes stay (upper-cased hex is
     // lowered with the rest, so %2F and %2f compare equal). A `%` that starts no escape is
@@ -224,6 +408,12 @@ fn read_path(path: &str, r: Reading) -> String {
                         decoded.push(c.to_ascii_lowercase());
                     } else if r.slashes && (c == b'/' || c == b'\\') {
                         decoded.push(b'/');
+                    } else if r.params && c == b';' {
+                        decoded.push(b';');
+                    } else if r.trim && c == 0 {
+                        break;
+                    } else if r.trim && c <= b' ' {
+                        decoded.push(c);
                     } else {
                         decoded.push(b'%');
                         decoded.push(b[i + 1].to_ascii_lowercase());
@@ -240,16 +430,32 @@ fn read_path(path: &str, r: Reading) -> String {
         }
         if r.slashes && b[i] == b'\\' {
             decoded.push(b'/');
+        } else if r.trim && b[i] == 0 {
+            break;
         } else {
             decoded.push(b[i].to_ascii_lowercase());
         }
         i += 1;
     }
-    let decoded = String::from_utf8_lossy(&decoded);
+    String::from_utf8_lossy(&decoded).into_owned()
+}
+
+/// A decoded path split into segments and put back together under `r`.
+fn segments(decoded: &str, r: Reading) -> String {
+    let mut skip_authority = r.source == Source::Authority && decoded.starts_with("//");
     let mut segments: Vec<&str> = Vec::new();
     for seg in decoded.split('/') {
+        if skip_authority && !seg.is_empty() {
+            skip_authority = false;
+            continue;
+        }
         let seg = if r.params {
             seg.split(';').next().unwrap_or_default()
+        } else {
+            seg
+        };
+        let seg = if r.trim {
+            seg.trim_matches(|c: char| c <= ' ')
         } else {
             seg
         };
@@ -260,6 +466,17 @@ fn read_path(path: &str, r: Reading) -> String {
                 segments.pop();
             }
             s => segments.push(s),
+        }
+    }
+    if r.source == Source::Script && segments.first().is_some_and(|s| s.ends_with(".php")) {
+        segments.remove(0);
+    }
+    if r.format {
+        if let Some(last) = segments.last_mut() {
+            let dot = last.char_indices().skip(1).find(|(_, c)| *c == '.');
+            if let Some((i, _)) = dot {
+                *last = &last[..i];
+            }
         }
     }
     let mut out = String::with_capacity(decoded.len() + 1);
@@ -406,8 +623,101 @@ mod tests {
             "/webhooks/./github",
             "/x/../webhooks/github",
         ] {
-            assert_eq!(find(p), Err(Miss::NoRoute), "{p}");
+            assert_eq!(find(p), Err(Miss::Ambiguous), "{p}");
         }
+    }
+
+    /// Each reading the review found, alone: the canonical reading lands on the catch-all,
+    /// the named server reading on a verifying route.
+    #[test]
+    fn every_reading_of_a_verifying_path_is_refused() {
+        for p in [
+            // A leading `//` is an authority to Node's URL, Python's urlparse, PHP's parse_url.
+            "//evil.example/webhooks/github",
+            "//x:1/webhooks/github",
+            "//x@y/webhooks/github",
+            "//x/./webhooks/github",
+            "///webhooks/github",
+            "/\\evil.example/webhooks/github",
+            "//evil.example/hooks/sw/x",
+            // Format suffixes (Rails `(.:format)`, Spring suffix patterns).
+            "/webhooks/github.json",
+            "/webhooks/github.xml",
+            "/webhooks/github.",
+            "/webhooks/github%2ejson",
+            "/hooks/sw.json",
+            // NUL and trailing whitespace.
+            "/webhooks/github%00",
+            "/webhooks/github%00.html",
+            "/webhooks/github%20",
+            "/webhooks/github%09",
+            "/webhooks/github%0a",
+            // `%3B` read as `;`.
+            "/webhooks/github%3Bx",
+            "/webhooks/github%3bx=1",
+            // Front controllers: routing by the query, PATH_INFO after the script.
+            "/?/webhooks/github",
+            "/index.php?/webhooks/github",
+            "/index.php?/webhooks/github&x=1",
+            "/index.php?%2Fwebhooks%2Fgithub",
+            "/index.php/webhooks/github",
+            // Unicode compatibility folding.
+            "/webhooks%EF%BC%8Fgithub",
+            "/webhooks\u{ff0f}github",
+            "/webhooks/\u{ff47}\u{ff49}\u{ff54}\u{ff48}\u{ff55}\u{ff42}",
+            "/webhooks/%EF%BD%87ithub",
+            "/hoo\u{212a}s/sw/x",
+            "/hooks/sw\u{2024}json",
+        ] {
+            assert_eq!(find(p), Err(Miss::Ambiguous), "{p}");
+        }
+        // The upstream sees no difference either way: the same readings on a path of the
+        // catch-all that no verifying route could read as its own are fine.
+        for p in [
+            "/app/file.json",
+            "/app/file.",
+            "/app/a%2Fb;v=1",
+            "//cdn.example/app/x",
+            "/app/x%20",
+            "/app/x%00",
+            "/index.php?/app/x",
+            "/index.php/app/x",
+            "/?a=/webhooks/github",
+            "/app/\u{ff47}ithub",
+            "/app/caf%C3%A9",
+        ] {
+            assert_eq!(find(p), Ok("app"), "{p}");
+        }
+        // A verifying prefix route keeps its own paths, and a query that is not a path.
+        for p in [
+            "/hooks/sw/a.json",
+            "/hooks/sw/x%20",
+            "/hooks/sw/%EF%BC%8F",
+            "/hooks/sw/x?/hooks/sw/y",
+        ] {
+            assert_eq!(find(p), Ok("sw"), "{p}");
+        }
+        assert_eq!(find("/webhooks/github?tenant=acme.com&x=/y"), Ok("github"));
+    }
+
+    /// Every reading in play is checked, at most 256 of them, and a target too long for that
+    /// is refused rather than read in part.
+    #[test]
+    fn readings_are_bounded() {
+        let all = Axes::of("/\u{ff0f}", Some("/x"));
+        assert_eq!(all.count(), 256);
+        assert_eq!(all.readings().count(), 255);
+        let dots = Axes::of("/a.json", None);
+        assert_eq!(dots.count(), 8, "dots × format × script");
+        assert_eq!(Axes::of("/plain/path", Some("a=1")).count(), 1);
+        // A long plain-ASCII path with a dot: 8 readings fit.
+        let long = format!("/app/{}.json", "a".repeat(100_000));
+        assert_eq!(find(&long), Ok("app"));
+        // Every reading in play: 4 KiB fits, more does not.
+        let fits = format!("/app/\u{ff41}{}", "a".repeat(4096 - 8));
+        assert_eq!(fits.len(), 4096);
+        assert_eq!(find(&fits), Ok("app"));
+        assert_eq!(find(&format!("{fits}a")), Err(Miss::Ambiguous));
     }
 
     #[test]
@@ -421,7 +731,8 @@ mod tests {
                 Reading {
                     dots: false,
                     slashes: true,
-                    params: true
+                    params: true,
+                    ..CANONICAL
                 }
             ),
             "/a/b/.."

@@ -1,13 +1,17 @@
 //! Route matching on arbitrary request paths, against a table with exact paths, prefixes with
 //! and without a trailing slash and a catch-all. Oracle: `normalize_path` agrees with the naive
 //! reference of `tests/integration/reference.rs`, is idempotent and yields a canonical path;
-//! `RouteTable::find` picks the route the reference picks, for each of three methods.
+//! `RouteTable::find` on the input as a request target (`path?query`) picks the route the
+//! reference picks (under all its readings: authority, format, trim, Unicode, front
+//! controllers…), for each of three methods. Past the work budget (`READ_BUDGET`: a target
+//! over 4 KiB with every reading in play) `find` may refuse as `Ambiguous` where the reference,
+//! which has no budget, answers: that refusal is fail-closed, and the only difference allowed.
 
 #![no_main]
 
 use std::sync::OnceLock;
 
-use hookseal::route::{normalize_path, normalize_prefix, PathMatch, RouteTable};
+use hookseal::route::{normalize_path, normalize_prefix, Miss, PathMatch, RouteTable};
 use hookseal_fuzz::reference::{self, RefPattern};
 use http::Method;
 use libfuzzer_sys::fuzz_target;
@@ -59,6 +63,7 @@ fuzz_target!(|data: &[u8]| {
         let got = t.find(&method, path).copied();
         let want = reference::find(refs, &method, path);
         match (got, want) {
+            (Err(Miss::Ambiguous), _) if path.len() > 4096 => {}
             (Ok(a), Ok(b)) => assert_eq!(a, b, "{method} {path:?}"),
             (Err(a), Err(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}").replace("Ref", "")),
             (a, b) => panic!("{method} {path:?}: table {a:?}, reference {b:?}"),

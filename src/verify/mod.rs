@@ -62,6 +62,7 @@ mod tests;
 #[cfg(test)]
 mod vectors;
 
+pub use public_url::pins_path;
 pub use sign::sign;
 
 /// The request as the verifier sees it.

@@ -2,8 +2,9 @@
 //! HMAC-SHA256 over `notification_url ‖ body`, keyed with the signature key's UTF-8 bytes.
 //!
 //! * The notification URL is formed from the route's `public_url` and the request as described
-//!   in `public_url.rs` (public scheme/host/port/path as configured, the request's query).
-//!   No port variants (the Square SDK uses the URL as given).
+//!   in `public_url.rs` (public scheme/host/port as configured, the request's path and query
+//!   as received; a path in `public_url` must be the request's). No port variants (the Square
+//!   SDK uses the URL as given).
 //! * Empty body → bad signature (the SDK returns False before computing).
 //! * The legacy SHA-1 `x-square-signature` is not accepted. No id, no timestamp.
 
@@ -43,10 +44,11 @@ impl Square {
 
     pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
-        if input.body.is_empty() {
+        let pq = path_and_query(input.uri);
+        if input.body.is_empty() || !self.url.allows(pq) {
             return Err(VerifyError::BadSignature);
         }
-        let url = self.url.url(path_and_query(input.uri));
+        let url = self.url.url(pq);
         let key_index = match_encoded(
             &self.keys,
             &[url.as_bytes()],
@@ -79,23 +81,26 @@ mod tests {
     use crate::verify::SchemeName;
 
     #[test]
-    fn url_from_public_url_and_request_query() {
+    fn url_from_public_url_and_request_path_and_query() {
         let o = SchemeOptions {
-            public_url: Some("https://hooks.example.com/square".into()),
+            public_url: Some("https://hooks.example.com".into()),
             ..SchemeOptions::default()
         };
         let s = scheme(SchemeName::Square, &o, &["k"]);
         let sig = sign_value(b"k", "https://hooks.example.com/square?a=1", b"{}");
         let h = [(SIG_HEADER, sig.as_str())];
-        // the internal path does not matter, the query does
         assert!(s
-            .verify(&req_full("POST", "/internal?a=1", &h, b"{}").input(), 0)
+            .verify(&req_full("POST", "/square?a=1", &h, b"{}").input(), 0)
             .is_ok());
-        assert_eq!(
-            s.verify(&req_full("POST", "/internal?a=2", &h, b"{}").input(), 0)
-                .unwrap_err(),
-            VerifyError::BadSignature
-        );
+        // the query and the path are signed
+        for other in ["/square?a=2", "/internal?a=1", "/Square?a=1"] {
+            assert_eq!(
+                s.verify(&req_full("POST", other, &h, b"{}").input(), 0)
+                    .unwrap_err(),
+                VerifyError::BadSignature,
+                "{other}"
+            );
+        }
         let empty = sign_value(b"k", "https://hooks.example.com/square", b"");
         let h = [(SIG_HEADER, empty.as_str())];
         assert_eq!(
@@ -103,5 +108,33 @@ mod tests {
                 .unwrap_err(),
             VerifyError::BadSignature
         );
+    }
+
+    /// Issue 17, finding 3: a genuine notification for `/square/payments` replayed to another
+    /// path of the same prefix route is refused, with or without a path in `public_url`.
+    #[test]
+    fn a_delivery_replayed_to_another_path_is_refused() {
+        let body = br#"{"type":"payment.updated"}"#;
+        let sig = sign_value(b"k", "https://hooks.example.com/square/payments", body);
+        let h = [(SIG_HEADER, sig.as_str())];
+        for public in [
+            "https://hooks.example.com",
+            "https://hooks.example.com/square/payments",
+        ] {
+            let o = SchemeOptions {
+                public_url: Some(public.into()),
+                ..SchemeOptions::default()
+            };
+            let s = scheme(SchemeName::Square, &o, &["k"]);
+            assert!(s
+                .verify(&req_full("POST", "/square/payments", &h, body).input(), 0)
+                .is_ok());
+            assert_eq!(
+                s.verify(&req_full("POST", "/square/admin", &h, body).input(), 0)
+                    .unwrap_err(),
+                VerifyError::BadSignature,
+                "{public}"
+            );
+        }
     }
 }

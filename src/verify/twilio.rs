@@ -4,9 +4,10 @@
 //! `url ‖ concat(name ‖ value for the sorted POST form parameters)`.
 //!
 //! * `url` is formed from the route's `public_url` and the request as documented in
-//!   `public_url.rs` (public scheme/host/path, the request's query as received). Like the SDK,
-//!   both the URL without any port and the URL with the port (explicit or the default 443/80)
-//!   are tried.
+//!   `public_url.rs` (public scheme/host/port, the request's path and query as received; a
+//!   path in `public_url` must be the request's, else bad signature). Like the SDK, both the
+//!   URL without any port and the URL with the port (explicit or the default 443/80) are
+//!   tried.
 //! * If the request query has a `bodySHA256` parameter (JSON bodies), the body is not parsed:
 //!   `bodySHA256` must equal the lowercase hex SHA-256 of the body, and only the URL is signed.
 //!   Otherwise the body is decoded as `application/x-www-form-urlencoded` whatever the
@@ -54,6 +55,9 @@ impl Twilio {
         let sig = required(input.headers, SIG_HEADER)?;
         let alg = algorithm(input)?;
         let pq = path_and_query(input.uri);
+        if !self.url.allows(pq) {
+            return Err(VerifyError::BadSignature);
+        }
         let urls = self.url.twilio_variants(pq);
         let payload = match signed_params(input.uri.query(), &input.body.joined()) {
             Payload::BodyHash(ok) => {
@@ -147,8 +151,8 @@ pub(crate) fn form_decode(input: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `X-Twilio-Signature` (HMAC-SHA1) for the URL formed from `public_url` and
-/// `path_and_query` (as written in `public_url`, no port added) and the body.
+/// `X-Twilio-Signature` (HMAC-SHA1) for the URL formed from `public_url` (scheme and
+/// authority as written, no port added) and `path_and_query`, and the body.
 pub(crate) fn sign_value(
     secret: &[u8],
     options: &SchemeOptions,
@@ -254,5 +258,39 @@ mod tests {
                 .unwrap_err(),
             VerifyError::BadSignature
         );
+    }
+
+    /// Issue 17, finding 3: a genuine delivery for `/twilio/sms` replayed to another path of a
+    /// `path_prefix = "/twilio/"` route is refused, with or without a path in `public_url`.
+    #[test]
+    fn a_delivery_replayed_to_another_path_is_refused() {
+        let body = b"From=%2B1555&Body=hi";
+        let sms = SchemeOptions {
+            public_url: Some("https://sms.example.com/twilio/sms".into()),
+            ..SchemeOptions::default()
+        };
+        let sig = sign_value(b"tok", &sms, "/twilio/sms?x=1", body).unwrap();
+        let h = [(SIG_HEADER, sig.as_str())];
+        for public in [
+            "https://sms.example.com",
+            "https://sms.example.com/twilio/sms",
+        ] {
+            let o = SchemeOptions {
+                public_url: Some(public.into()),
+                ..SchemeOptions::default()
+            };
+            let s = scheme(SchemeName::Twilio, &o, &["tok"]);
+            assert!(s
+                .verify(&req_full("POST", "/twilio/sms?x=1", &h, body).input(), 0)
+                .is_ok());
+            for other in ["/twilio/admin/delete-all?x=1", "/twilio/SMS?x=1"] {
+                assert_eq!(
+                    s.verify(&req_full("POST", other, &h, body).input(), 0)
+                        .unwrap_err(),
+                    VerifyError::BadSignature,
+                    "{public} {other}"
+                );
+            }
+        }
     }
 }

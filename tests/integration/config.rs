@@ -572,3 +572,81 @@ fn check_prints_config_words() {
         assert!(!stdout.contains(debug), "{debug} in\n{stdout}");
     }
 }
+
+/// Issue 17: `check` warns (exit 0, on stderr) when a `none` prefix route covers verifying
+/// routes' exact paths, and when `public_url` has a path on a prefix route; the example config
+/// is written the safe way and gets no warning.
+#[test]
+fn check_warns_about_a_catch_all_beside_exact_verifying_paths() {
+    let run = |text: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookseal.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = hookseal()
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(stdout.contains("route app"), "{stdout}");
+        stderr
+    };
+    let base = "[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+                [[route]]\nname = \"github\"\npath = \"/webhooks/github\"\nscheme = \"github\"\n\
+                secrets = [{ value = \"s\" }]\n\
+                [[route]]\nname = \"gh2\"\npath_prefix = \"/webhooks/gh2/\"\nscheme = \"github\"\n\
+                secrets = [{ value = \"s\" }]\n";
+    let catch_all =
+        format!("{base}[[route]]\nname = \"app\"\npath_prefix = \"/\"\nscheme = \"none\"\n");
+    let stderr = run(&catch_all);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    let w = warnings[0];
+    assert!(w.contains("route app") && w.contains("(github)"), "{w}");
+    assert!(
+        w.contains("ambiguous_path") && w.contains("path_prefix = \"/app/\""),
+        "{w}"
+    );
+    // A catch-all under /webhooks/ covers the exact path too.
+    let under = format!(
+        "{base}[[route]]\nname = \"app\"\npath_prefix = \"/webhooks/\"\nscheme = \"none\"\n"
+    );
+    assert!(run(&under).contains("warning: route app"));
+    // Narrowed to the app's own paths, or beside prefix verifying routes only: no warning.
+    let narrow =
+        format!("{base}[[route]]\nname = \"app\"\npath_prefix = \"/app/\"\nscheme = \"none\"\n");
+    assert!(!run(&narrow).contains("warning"), "narrow");
+    let prefixed = "[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+                    [[route]]\nname = \"github\"\npath_prefix = \"/webhooks/github/\"\n\
+                    scheme = \"github\"\nsecrets = [{ value = \"s\" }]\n\
+                    [[route]]\nname = \"app\"\npath_prefix = \"/\"\nscheme = \"none\"\n";
+    assert!(!run(prefixed).contains("warning"), "prefixed");
+    // public_url with a path on a prefix route.
+    let pinned = format!(
+        "{base}[[route]]\nname = \"tw\"\npath_prefix = \"/twilio/\"\nscheme = \"twilio\"\n\
+         secrets = [{{ value = \"t\" }}]\npublic_url = \"https://h.example.com/twilio/sms\"\n\
+         [[route]]\nname = \"app\"\npath_prefix = \"/app/\"\nscheme = \"none\"\n"
+    );
+    let stderr = run(&pinned);
+    assert!(
+        stderr.contains("warning: route tw: public_url has a path on a path_prefix route"),
+        "{stderr}"
+    );
+    let open = pinned.replace("https://h.example.com/twilio/sms", "https://h.example.com");
+    assert!(!run(&open).contains("warning"), "public_url without a path");
+
+    // The example config is written the safe way.
+    let out = hookseal()
+        .args(["check", "--config"])
+        .arg(repo_root().join("config.example.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("warning"), "{stderr}");
+}

@@ -28,7 +28,7 @@ use hookseal::verify::{
     SecretMaterial, Verified, VerifyError,
 };
 
-use crate::reference::{self, RefMiss, RefPattern};
+use crate::reference::{self, RefPattern};
 
 const ALL: [SchemeName; 12] = [
     SchemeName::StandardWebhooks,
@@ -453,7 +453,7 @@ proptest! {
 // Routing
 // ------------------------------------------------------------------------------------------
 
-const SEGMENTS: [&str; 20] = [
+const SEGMENTS: [&str; 33] = [
     "hooks",
     "a",
     "B",
@@ -474,6 +474,32 @@ const SEGMENTS: [&str; 20] = [
     "\\",
     "%",
     "a%%36%31",
+    // The readings added for issue 17: authority (a leading `//` comes from "" first),
+    // format suffixes, NUL and whitespace, `%3B`, PHP scripts, Unicode look-alikes.
+    "hooks.json",
+    "a.",
+    "%2ejson",
+    "hooks%00",
+    "a%20",
+    "%09",
+    "hooks%3Bv",
+    "index.php",
+    "%EF%BC%8F",
+    "\u{ff48}ooks",
+    "\u{212a}",
+    "ho\u{2024}oks",
+    "x:1@y",
+];
+
+/// Query strings for the route property: none, plain ones, and front-controller routes.
+const QUERIES: [&str; 7] = [
+    "",
+    "?a=1",
+    "?/hooks",
+    "?/a&x=1",
+    "?%2Fhooks%2Fa",
+    "?/x/../hooks",
+    "?\\a",
 ];
 
 fn path_from(parts: &[usize], lead: bool, trail: bool) -> String {
@@ -551,6 +577,8 @@ proptest! {
         parts in prop::collection::vec(0usize..SEGMENTS.len(), 0..6),
         lead in any::<bool>(),
         trail in any::<bool>(),
+        query in prop::sample::select(QUERIES.to_vec()),
+        noise in "[/\\\\%.;?&=a-fA-F0-9 hoksx\u{ff0f}\u{212a}\u{ff48}]{0,24}",
         method in prop::sample::select(vec![Method::GET, Method::POST, Method::PUT, Method::DELETE]),
     ) {
         let entries = table
@@ -565,17 +593,19 @@ proptest! {
             })
             .collect();
         let real = RouteTable::new(entries);
-        let path = path_from(&parts, lead, trail);
-        let got = real.find(&method, &path).copied();
-        let want = reference::find(&table, &method, &path);
-        match (got, want) {
-            (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{} {:?} in {:?}", method, path, table),
-            (Err(a), Err(b)) => prop_assert_eq!(
-                matches!(a, hookseal::route::Miss::NoRoute),
-                b == RefMiss::NoRoute,
-                "{} {:?}", method, path
-            ),
-            (a, b) => prop_assert!(false, "{} {:?} in {:?}: real {:?}, reference {:?}", method, path, table, a, b),
+        let built = format!("{}{query}", path_from(&parts, lead, trail));
+        for path in [built, noise] {
+            let got = real.find(&method, &path).copied();
+            let want = reference::find(&table, &method, &path);
+            match (got, want) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{} {:?} in {:?}", method, path, table),
+                (Err(a), Err(b)) => prop_assert_eq!(
+                    format!("{a:?}"),
+                    format!("{b:?}").replace("Ref", ""),
+                    "{} {:?}", method, path
+                ),
+                (a, b) => prop_assert!(false, "{} {:?} in {:?}: real {:?}, reference {:?}", method, path, table, a, b),
+            }
         }
     }
 }

@@ -807,33 +807,170 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(up.count(), 1);
 }
 
-/// A path that app servers read as the verifying route's (WSGI decodes `%2F`, Spring strips
-/// `;params`, some servers take `\` for `/`) must not reach the app through the catch-all
-/// `none` route unverified: it is refused, while the catch-all still serves plain paths.
-#[tokio::test]
-async fn ambiguous_spellings_of_a_verifying_path_are_not_forwarded_unverified() {
-    let up = Upstream::start().await;
-    let sc = sw_sidecar(
-        &up,
+/// The `sw` route and a catch-all `none` route, as `config.example.toml` has them.
+async fn catch_all_sidecar(up: &Upstream) -> Sidecar {
+    sw_sidecar(
+        up,
         "[[route]]\nname = \"app\"\npath_prefix = \"/\"\nmethods = [\"POST\"]\nscheme = \"none\"\n",
     )
-    .await;
-    for path in [
-        "/hooks%2Fsw",
-        "/hooks%2fsw",
-        "/hooks\\sw",
-        "/hooks/sw;x=1",
-        "/x/../hooks/sw",
-    ] {
-        let req = crate::netkit::request_bytes("POST", path, &[], BODY);
+    .await
+}
+
+/// Sends each target as an unsigned POST over HTTP/1.1 and over HTTP/2 (`:path`), and checks
+/// both are refused 400 `ambiguous_path` and the app saw nothing; then that the catch-all
+/// still forwards a plain path of its own.
+async fn assert_ambiguous(targets: &[&str]) {
+    use crate::netkit::{h2_status, within, END_STREAM, H2, H2_DATA, H2_HEADERS};
+    let up = Upstream::start().await;
+    let sc = catch_all_sidecar(&up).await;
+    for target in targets {
+        let req = crate::netkit::request_bytes("POST", target, &[], BODY);
         let resp = crate::netkit::exchange_from("127.0.0.1", sc.addr, req).await;
-        assert_eq!(resp.status, 404, "{path}");
-        assert_eq!(resp.error(), "no_route", "{path}");
+        assert_eq!(
+            (resp.status, resp.error().as_str()),
+            (400, "ambiguous_path"),
+            "HTTP/1.1 {target}"
+        );
+        let mut h2 = H2::connect(sc.addr).await;
+        h2.post(1, target, &[], BODY).await;
+        let (mut status, mut body) = (None, Vec::new());
+        within(Duration::from_secs(30), async {
+            while let Some(f) = h2.next().await {
+                if f.stream != 1 {
+                    continue;
+                }
+                if f.kind == H2_HEADERS {
+                    status = h2_status(&f.payload);
+                } else if f.kind == H2_DATA {
+                    body.extend_from_slice(&f.payload);
+                }
+                if f.flags & END_STREAM != 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("h2 JSON body");
+        assert_eq!(status, Some(400), "HTTP/2 {target}");
+        assert_eq!(body["error"], "ambiguous_path", "HTTP/2 {target}");
+        assert!(body["route"].is_null(), "HTTP/2 {target}");
     }
     assert_eq!(up.count(), 0, "nothing reached the app unverified");
     let ok = post(&sc.url("/app/a%2Fb"), &[], BODY).await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(up.last().uri, "/app/a%2Fb");
+}
+
+/// A path that app servers read as the verifying route's (WSGI decodes `%2F`, Spring strips
+/// `;params`, some servers take `\` for `/`, some leave dot segments) must not reach the app
+/// through the catch-all `none` route unverified.
+#[tokio::test]
+async fn ambiguous_spellings_of_a_verifying_path_are_not_forwarded_unverified() {
+    assert_ambiguous(&[
+        "/hooks%2Fsw",
+        "/hooks%2fsw",
+        "/hooks\\sw",
+        "/hooks/sw;x=1",
+        "/x/../hooks/sw",
+    ])
+    .await;
+}
+
+/// Issue 17, finding 1: Node's `new URL(req.url, base)`, Python's `urlparse` and PHP's
+/// `parse_url` take a leading `//` as an authority and read the rest as the path.
+#[tokio::test]
+async fn a_leading_double_slash_authority_is_not_forwarded_unverified() {
+    assert_ambiguous(&[
+        "//evil.example/hooks/sw",
+        "//x:1/hooks/sw",
+        "//x@y/hooks/sw",
+        "//x/./hooks/sw",
+        "//x:1@y:2/hooks/sw",
+        "/\\evil.example/hooks/sw",
+    ])
+    .await;
+}
+
+/// Issue 17, finding 2: Rails appends `(.:format)` to every route, Spring matched suffixes.
+#[tokio::test]
+async fn a_format_suffix_is_not_forwarded_unverified() {
+    assert_ambiguous(&[
+        "/hooks/sw.json",
+        "/hooks/sw.xml",
+        "/hooks/sw.",
+        "/hooks/sw%2ejson",
+    ])
+    .await;
+}
+
+/// Issue 17, finding 2: C-string handling cuts at NUL, `strip()` drops trailing whitespace.
+#[tokio::test]
+async fn a_trailing_nul_or_whitespace_is_not_forwarded_unverified() {
+    assert_ambiguous(&[
+        "/hooks/sw%00",
+        "/hooks/sw%00.png",
+        "/hooks/sw%20",
+        "/hooks/sw%09",
+    ])
+    .await;
+}
+
+/// Issue 17, finding 2: servers that decode `%3B` before splitting off `;params`.
+#[tokio::test]
+async fn an_encoded_semicolon_is_not_forwarded_unverified() {
+    assert_ambiguous(&["/hooks/sw%3Bx", "/hooks/sw%3bx=1"]).await;
+}
+
+/// Issue 17, finding 2: PHP front controllers route by the query (`index.php?/route`) or by
+/// PATH_INFO after the script name.
+#[tokio::test]
+async fn front_controller_routes_are_not_forwarded_unverified() {
+    assert_ambiguous(&[
+        "/?/hooks/sw",
+        "/index.php?/hooks/sw",
+        "/index.php?/hooks/sw&a=1",
+        "/index.php?%2Fhooks%2Fsw",
+        "/index.php/hooks/sw",
+    ])
+    .await;
+}
+
+/// Issue 17, finding 2: frameworks that fold Unicode compatibility characters (NFKC) read a
+/// fullwidth solidus as `/`, fullwidth letters and the Kelvin sign as ASCII.
+#[tokio::test]
+async fn unicode_look_alikes_are_not_forwarded_unverified() {
+    assert_ambiguous(&[
+        "/hooks%EF%BC%8Fsw",
+        "/hooks/%EF%BD%93w",
+        "/hoo%E2%84%AAs/sw",
+        "/hooks/sw%EF%BC%8Ejson",
+    ])
+    .await;
+}
+
+/// The catch-all keeps serving its own paths that use the same spellings, when no verifying
+/// route could read them as its own.
+#[tokio::test]
+async fn the_catch_all_still_forwards_its_own_paths() {
+    let up = Upstream::start().await;
+    let sc = catch_all_sidecar(&up).await;
+    let paths = [
+        "/app/file.json",
+        "//cdn.example/app/x",
+        "/app/x%20",
+        "/index.php?/app/x",
+        "/index.php/app/x",
+        "/app/%EF%BD%93w",
+        "/?a=/hooks/sw",
+    ];
+    for path in paths {
+        let req = crate::netkit::request_bytes("POST", path, &[], BODY);
+        let resp = crate::netkit::exchange_from("127.0.0.1", sc.addr, req).await;
+        assert_eq!(resp.status, 200, "{path}");
+        assert_eq!(up.last().uri, path, "forwarded as received");
+        assert_eq!(up.last().headers["x-hookseal-route"], "app");
+    }
+    assert_eq!(up.count(), paths.len());
 }
 
 /// A method the verifying route does not list is 405 there, even when the catch-all `none`
@@ -860,4 +997,81 @@ async fn a_method_the_verifying_route_refuses_never_falls_through_to_the_catch_a
     let resp = crate::netkit::exchange_from("127.0.0.1", sc.addr, req).await;
     assert_eq!(resp.status, 200);
     assert_eq!(up.count(), 1);
+}
+
+/// Issue 17, finding 3: Twilio and Square sign the URL but no timestamp. A genuine delivery
+/// for `/twilio/sms` replayed to another path of the same `path_prefix` route must be refused,
+/// whether `public_url` names the path (the issue's config) or only the host.
+#[tokio::test]
+async fn a_url_signed_delivery_replayed_to_another_path_is_refused() {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let up = Upstream::start().await;
+    let cases = [
+        // (route, prefix, scheme, public_url)
+        (
+            "tw",
+            "/twilio/",
+            "twilio",
+            "https://hooks.example.com/twilio/sms",
+        ),
+        ("twb", "/twb/", "twilio", "https://hooks.example.com"),
+        (
+            "sq",
+            "/square/",
+            "square",
+            "https://hooks.example.com/square/sms",
+        ),
+        ("sqb", "/sqb/", "square", "https://hooks.example.com"),
+    ];
+    let mut routes = String::new();
+    for (name, prefix, scheme, public) in cases {
+        routes.push_str(&format!(
+            "[[route]]\nname = \"{name}\"\npath_prefix = \"{prefix}\"\nscheme = \"{scheme}\"\n\
+             secrets = [{{ value = \"k-{name}\" }}]\npublic_url = \"{public}\"\n"
+        ));
+    }
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let form = b"To=%2B15550001&From=%2B15550002&Body=delete+everything";
+    let json = br#"{"type":"payment.updated","data":{"id":"p_1"}}"#;
+    for (i, (name, prefix, scheme, _)) in cases.iter().enumerate() {
+        // What the provider signs: the URL it called, https://hooks.example.com/<prefix>sms.
+        let url = format!("https://hooks.example.com{prefix}sms");
+        let key = format!("k-{name}");
+        let (headers, body): (Vec<(&str, String)>, &[u8]) = if *scheme == "twilio" {
+            let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(format!("{url}Bodydelete everythingFrom+15550002To+15550001").as_bytes());
+            let sig = b64(&mac.finalize().into_bytes());
+            (vec![("x-twilio-signature", sig)], form)
+        } else {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+            mac.update(url.as_bytes());
+            mac.update(json);
+            let sig = b64(&mac.finalize().into_bytes());
+            (vec![("x-square-hmacsha256-signature", sig)], json)
+        };
+        let genuine = post(&sc.url(&format!("{prefix}sms")), &headers, body.to_vec()).await;
+        assert_eq!(
+            genuine.status,
+            StatusCode::OK,
+            "{name}: the genuine delivery"
+        );
+        assert_eq!(up.count(), i + 1);
+        assert_eq!(up.last().headers["x-hookseal-verified"], "true");
+        for other in ["admin/delete-all", "SMS", "sms/x"] {
+            let replay = post(
+                &sc.url(&format!("{prefix}{other}")),
+                &headers,
+                body.to_vec(),
+            )
+            .await;
+            assert_eq!(
+                (replay.status, replay.error().as_str()),
+                (StatusCode::UNAUTHORIZED, "bad_signature"),
+                "{name}: replayed to {prefix}{other}"
+            );
+        }
+        assert_eq!(up.count(), i + 1, "{name}: a replay reached the app");
+    }
 }
