@@ -22,6 +22,8 @@ pub struct App {
     pub proxy: Arc<Proxy>,
     /// The process's metrics.
     pub metrics: Arc<Metrics>,
+    /// The replay store the pipeline dedupes with (its size is reported as a gauge).
+    replay: Arc<ReplayStore>,
     /// `/readyz`.
     pub ready: Readiness,
     /// The TLS listener's certificate in force (`None`: plain HTTP); reload swaps it.
@@ -64,10 +66,12 @@ impl App {
         }
         metrics.config_applied();
         let baseline = crate::reload::Baseline::new(&config);
-        let proxy = Arc::new(Proxy::new(config, Arc::clone(&metrics), Arc::new(replay)));
+        let replay = Arc::new(replay);
+        let proxy = Arc::new(Proxy::new(config, Arc::clone(&metrics), Arc::clone(&replay)));
         Ok(App {
             proxy,
             metrics,
+            replay,
             ready: Readiness::default(),
             tls,
             reload: Arc::new(Notify::new()),
@@ -120,15 +124,20 @@ impl App {
             crate::reload::Watcher::new(self.clone(), self.baseline.clone())
                 .run(Arc::clone(&self.reload), std::future::pending()),
         );
-        // Lines held back by the rejection-log rate limit, reported once a second.
+        // Once a second: lines held back by the rejection-log rate limit, and the replay
+        // store's size.
         let reporter = tokio::spawn({
             let proxy = Arc::clone(&self.proxy);
+            let (replay, metrics) = (Arc::clone(&self.replay), Arc::clone(&self.metrics));
             async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
                     proxy.report_suppressed_logs();
+                    if let Some(n) = replay.entries() {
+                        metrics.replay_entries.set(i64::try_from(n).unwrap_or(i64::MAX));
+                    }
                 }
             }
         });

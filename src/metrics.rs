@@ -149,6 +149,8 @@ pub struct Metrics {
     pub buffered_bytes: IntGauge,
     /// `hookseal_upstream_connections`: open connections to the app.
     pub upstream_connections: IntGauge,
+    /// `hookseal_replay_entries`: ids held by the memory replay store, all routes together.
+    pub replay_entries: IntGauge,
     /// `hookseal_responses_abandoned_total`: connections dropped by `limits.write_timeout`.
     pub responses_abandoned: IntCounter,
     /// `hookseal_tls_handshake_errors_total`
@@ -306,6 +308,10 @@ impl Metrics {
             "hookseal_upstream_connections",
             "Open connections to the app, busy and idle.",
         )?;
+        let replay_entries = IntGauge::new(
+            "hookseal_replay_entries",
+            "Message ids held by the memory replay store, all routes together (updated every second; 0 with Redis).",
+        )?;
         let responses_abandoned = IntCounter::new(
             "hookseal_responses_abandoned_total",
             "Client connections dropped because a response was not read within limits.write_timeout.",
@@ -368,6 +374,7 @@ impl Metrics {
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(buffered_bytes.clone()))?;
         registry.register(Box::new(upstream_connections.clone()))?;
+        registry.register(Box::new(replay_entries.clone()))?;
         registry.register(Box::new(responses_abandoned.clone()))?;
         registry.register(Box::new(tls_handshake_errors.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
@@ -399,6 +406,7 @@ impl Metrics {
             connections,
             buffered_bytes,
             upstream_connections,
+            replay_entries,
             responses_abandoned,
             tls_handshake_errors,
             reloads,

@@ -154,6 +154,19 @@ impl MemoryStore {
             .sum()
     }
 
+    /// Keys held by this store and every partition made from it.
+    pub fn total_len(&self) -> usize {
+        let parts: Vec<MemoryStore> = self
+            .inner
+            .partitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        self.len() + parts.iter().map(MemoryStore::len).sum::<usize>()
+    }
+
     /// Whether the store holds no key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -649,6 +662,18 @@ mod tests {
             assert!(s.lock(0).queues.len() <= MAX_QUEUES);
         }
         assert!(ev.get() < 1000);
+    }
+
+    #[test]
+    fn total_len_counts_every_partition() {
+        let store = MemoryStore::new(100, prometheus::IntCounter::new("e", "e").unwrap());
+        let (a, b) = (store.partition("a", 10), store.partition("b", 10));
+        a.begin(&Key::new("a", b"1"), Duration::from_secs(60));
+        b.begin(&Key::new("b", b"1"), Duration::from_secs(60));
+        b.begin(&Key::new("b", b"2"), Duration::from_secs(60));
+        assert_eq!(store.total_len(), 3);
+        store.retain_partitions(&["b"]);
+        assert_eq!(store.total_len(), 2);
     }
 
     #[test]

@@ -173,6 +173,15 @@ impl ReplayStore {
         }
     }
 
+    /// Keys the memory store holds, partitions included (the `hookseal_replay_entries`
+    /// gauge); `None` for Redis, whose size is Redis's to report.
+    pub fn entries(&self) -> Option<usize> {
+        match self {
+            ReplayStore::Memory(m) => Some(m.total_len()),
+            ReplayStore::Redis(_) => None,
+        }
+    }
+
     /// `"memory"` or `"redis"`: the `store` label of `hookseal_replay_store_errors_total`.
     pub fn kind(&self) -> &'static str {
         match self {

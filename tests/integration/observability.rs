@@ -369,6 +369,9 @@ async fn scripted_traffic_yields_exactly_the_expected_series() {
         // one's was closed on its timeout.
         ("hookseal_upstream_connections", &[], 2.0),
         ("hookseal_config_last_reload_successful", &[], 1.0),
+        // Ids kept by the memory store: sw's two deliveries and obs's verified one (failed
+        // deliveries free theirs).
+        ("hookseal_replay_entries", &[], 3.0),
         // sw
         (
             rt,
@@ -805,7 +808,7 @@ async fn every_spec_family_is_exported_with_its_labels() {
     let up = Upstream::start().await;
     let sc = Sidecar::start(up.addr, "", &sw_route("")).await;
     let text = sc.metrics().await;
-    let spec: [(&str, &str, &[&str]); 23] = [
+    let spec: [(&str, &str, &[&str]); 24] = [
         (
             "hookseal_requests_total",
             "counter",
@@ -835,6 +838,7 @@ async fn every_spec_family_is_exported_with_its_labels() {
         ("hookseal_connections", "gauge", &[]),
         ("hookseal_buffered_bytes", "gauge", &[]),
         ("hookseal_upstream_connections", "gauge", &[]),
+        ("hookseal_replay_entries", "gauge", &[]),
         ("hookseal_responses_abandoned_total", "counter", &[]),
         ("hookseal_tls_handshake_errors_total", "counter", &[]),
         ("hookseal_config_reloads_total", "counter", &["result"]),
