@@ -67,7 +67,11 @@ impl App {
         metrics.config_applied();
         let baseline = crate::reload::Baseline::new(&config);
         let replay = Arc::new(replay);
-        let proxy = Arc::new(Proxy::new(config, Arc::clone(&metrics), Arc::clone(&replay)));
+        let proxy = Arc::new(Proxy::new(
+            config,
+            Arc::clone(&metrics),
+            Arc::clone(&replay),
+        ));
         Ok(App {
             proxy,
             metrics,
@@ -136,7 +140,9 @@ impl App {
                     tick.tick().await;
                     proxy.report_suppressed_logs();
                     if let Some(n) = replay.entries() {
-                        metrics.replay_entries.set(i64::try_from(n).unwrap_or(i64::MAX));
+                        metrics
+                            .replay_entries
+                            .set(i64::try_from(n).unwrap_or(i64::MAX));
                     }
                 }
             }
