@@ -763,8 +763,8 @@ fn answer(
 
 /// The one line of a request: warn when hookseal refused it, the app could not be reached,
 /// or observe mode let through what enforce mode would refuse; else debug. Rejection lines
-/// (and observe mode's would-be rejections) within `gate`'s budget per reason; the rest are
-/// counted and reported once a second.
+/// (and observe mode's would-be rejections) only within `gate`'s budget per reason; the rest
+/// are counted and reported once a second.
 fn log_line(
     name: &str,
     gate: &LogGate,
@@ -776,70 +776,54 @@ fn log_line(
         return;
     };
     let elapsed_ms = rec.start.elapsed().as_millis() as u64;
-    match (outcome, reason) {
-        (Outcome::Rejected | Outcome::Observed, reason)
-            if !matches!(
-                reason,
-                Reason::Ok | Reason::UpstreamUnavailable | Reason::UpstreamTimeout
-            ) && !gate.admit(reason) => {}
-        (Outcome::Rejected, reason) => match rec.detail.or(rec.store_error.as_deref()) {
-            None => in_request_span(request_id, || {
-                tracing::warn!(
-                    route = %name,
-                    reason = %reason.as_str(),
-                    status,
-                    peer = %conn.peer,
-                    "request rejected"
-                )
-            }),
-            Some(error) => in_request_span(request_id, || {
-                tracing::warn!(
-                    route = %name,
-                    reason = %reason.as_str(),
-                    status,
-                    peer = %conn.peer,
-                    error = %error,
-                    "request rejected"
-                )
-            }),
-        },
-        (_, reason @ (Reason::UpstreamUnavailable | Reason::UpstreamTimeout)) => {
-            in_request_span(request_id, || {
-                tracing::warn!(
-                    route = %name,
-                    reason = %reason.as_str(),
-                    status,
-                    peer = %conn.peer,
-                    elapsed_ms,
-                    "upstream failed"
-                )
-            });
+    let upstream_failed = matches!(
+        reason,
+        Reason::UpstreamUnavailable | Reason::UpstreamTimeout
+    );
+    let message = match outcome {
+        _ if upstream_failed => "upstream failed",
+        Outcome::Rejected | Outcome::Observed if reason != Reason::Ok && !gate.admit(reason) => {
+            return
         }
-        (Outcome::Observed, reason) if reason != Reason::Ok => {
-            in_request_span(request_id, || {
-                tracing::warn!(
-                    route = %name,
-                    reason = %reason.as_str(),
-                    status,
-                    peer = %conn.peer,
-                    "request would be rejected; forwarded (observe mode)"
-                )
-            });
+        Outcome::Rejected => "request rejected",
+        Outcome::Observed if reason != Reason::Ok => {
+            "request would be rejected; forwarded (observe mode)"
         }
-        (Outcome::Duplicate, _) => {
+        Outcome::Duplicate => {
             tracing::debug!(route = %name, peer = %conn.peer, "duplicate delivery answered");
+            return;
         }
-        (outcome, reason) => tracing::debug!(
+        _ => {
+            tracing::debug!(
+                route = %name,
+                result = %outcome.as_str(),
+                reason = %reason.as_str(),
+                status,
+                peer = %conn.peer,
+                elapsed_ms,
+                "request forwarded"
+            );
+            return;
+        }
+    };
+    // Why, beyond the reason (a store's error, a saturated limit); absent when there is none.
+    let error = match outcome {
+        Outcome::Rejected => rec.detail.or(rec.store_error.as_deref()),
+        _ => None,
+    };
+    in_request_span(request_id, || {
+        tracing::warn!(
             route = %name,
-            result = %outcome.as_str(),
             reason = %reason.as_str(),
             status,
             peer = %conn.peer,
-            elapsed_ms,
-            "request forwarded"
-        ),
-    }
+            error = error.map(tracing::field::display),
+            elapsed_ms = upstream_failed.then_some(elapsed_ms),
+            "{message}"
+        )
+    });
 }
+
 /// The span every log line of a request is in. At ERROR level so that it is enabled whenever
 /// any event of this module is: an INFO span would vanish from warn lines under
 /// HOOKSEAL_LOG=warn.
@@ -958,6 +942,96 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Runs `log` under a subscriber writing JSON (or text) lines; returns them.
+    fn captured(json: bool, log: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let builder = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false);
+        if json {
+            tracing::subscriber::with_default(builder.json().finish(), log);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), log);
+        }
+        let bytes = buf.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_request_line_has_its_message_and_only_the_fields_that_apply() {
+        let metrics = Metrics::new();
+        let errors = IntCounter::new("e", "e").unwrap();
+        let conn = ConnInfo {
+            peer: "127.0.0.1:9".parse().unwrap(),
+            tls: false,
+        };
+        let id = HeaderValue::from_static("rid-1");
+        let gate = LogGate::new();
+        let line = |json: bool, outcome: Outcome, reason: Reason, store_error: Option<&str>| {
+            let mut rec = Record::new(&metrics.unmatched, &errors, Instant::now());
+            rec.answer = Some((outcome, reason, 401));
+            rec.store_error = store_error.map(str::to_owned);
+            captured(json, || log_line("gh", &gate, &conn, &id, &rec))
+        };
+        let fields = |l: String| -> serde_json::Value {
+            let v: serde_json::Value = serde_json::from_str(l.trim()).expect(&l);
+            assert_eq!(v["level"], "WARN");
+            assert_eq!(v["fields"]["peer"], "127.0.0.1:9");
+            assert_eq!(v["fields"]["status"], 401);
+            v["fields"].clone()
+        };
+        let rejected = Outcome::Rejected;
+        let f = fields(line(true, rejected, Reason::BadSignature, None));
+        assert_eq!(f["message"], "request rejected");
+        assert_eq!(f["reason"], "bad_signature");
+        assert!(
+            f.get("error").is_none() && f.get("elapsed_ms").is_none(),
+            "{f}"
+        );
+        let store = Reason::ReplayStoreUnavailable;
+        let f = fields(line(true, rejected, store, Some("refused")));
+        assert_eq!(f["error"], "refused");
+        let f = fields(line(
+            true,
+            Outcome::Forwarded,
+            Reason::UpstreamTimeout,
+            None,
+        ));
+        assert_eq!(f["message"], "upstream failed");
+        assert!(f["elapsed_ms"].is_u64() && f.get("error").is_none(), "{f}");
+        let f = fields(line(true, Outcome::Observed, store, Some("refused")));
+        assert_eq!(
+            f["message"],
+            "request would be rejected; forwarded (observe mode)"
+        );
+        assert!(
+            f.get("error").is_none() && f.get("elapsed_ms").is_none(),
+            "{f}"
+        );
+        // Text lines show the error as it is (Display), as before.
+        let text = line(false, rejected, store, Some("conn refused"));
+        assert!(text.contains("error=conn refused"), "{text}");
+        // Forwarded and answered: a debug line, not shown at the default level.
+        let ok = captured(true, || {
+            let mut rec = Record::new(&metrics.unmatched, &errors, Instant::now());
+            rec.answer = Some((Outcome::Forwarded, Reason::Ok, 200));
+            log_line("gh", &gate, &conn, &id, &rec);
+        });
+        assert!(!ok.contains("WARN"), "{ok}");
     }
 
     #[test]
