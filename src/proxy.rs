@@ -220,6 +220,7 @@ fn decide(mode: Mode, on_store_error: OnStoreError, failure: Option<Rejection>) 
 fn route_verifies(cfg: &RouteConfig) -> bool {
     cfg.scheme.name() != SchemeName::None
 }
+
 impl Proxy {
     /// Builds the pipeline for `config`.
     pub fn new(config: Config, metrics: Arc<Metrics>, replay: Arc<ReplayStore>) -> Proxy {
@@ -340,6 +341,7 @@ impl Proxy {
         let result = self.pipeline(&cx, &mut parts, body, &mut rec).await;
         let observe = cfg.mode == Mode::Observe;
         let response = answer(result, Some(&cfg.name), observe, &request_id, &mut rec);
+        // The record: the request's line now, its metrics when `rec` drops on return.
         log_line(&cfg.name, &route.log_gate, &conn, &request_id, &rec);
         response
     }
@@ -942,6 +944,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_record_writes_its_metrics_once_when_dropped_and_counts_only_an_answer() {
+        let metrics = Metrics::new();
+        let m = &metrics.unmatched;
+        let errors = IntCounter::new("e", "e").unwrap();
+        {
+            // The sender left after its body was read: the body counts, the request does not.
+            let mut rec = Record::new(m, &errors, Instant::now());
+            rec.body_bytes = Some(10);
+            rec.upstream_time = Some(Duration::from_millis(1));
+        }
+        assert_eq!(m.body_bytes.get_sample_count(), 1);
+        assert_eq!(m.upstream_duration.get_sample_count(), 1);
+        assert_eq!(m.request_duration.get_sample_count(), 0);
+        {
+            let mut rec = Record::new(m, &errors, Instant::now());
+            rec.answer = Some((Outcome::Rejected, Reason::ReplayStoreUnavailable, 503));
+            rec.store_error = Some("refused".into());
+            assert_eq!(errors.get(), 0, "nothing is written before the end");
+        }
+        assert_eq!(m.request_duration.get_sample_count(), 1);
+        assert_eq!(m.body_bytes.get_sample_count(), 1);
+        assert_eq!(errors.get(), 1);
     }
 
     /// Runs `log` under a subscriber writing JSON (or text) lines; returns them.
