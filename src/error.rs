@@ -1,9 +1,4 @@
-//! Reasons: every outcome code of SPEC.md, its status and its JSON body, decided in one place.
-
-use bytes::Bytes;
-use http::StatusCode;
-
-use crate::verify::VerifyError;
+//! Reasons: every outcome code of SPEC.md (its status and body: [`crate::outcome::Rejection`]).
 
 /// The `reason` of a request's outcome: a rejection code, `ok` or `duplicate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,63 +85,9 @@ impl Reason {
         }
     }
 
-    /// The status hookseal answers with when it answers for this reason itself.
-    pub fn status(self) -> StatusCode {
-        match self {
-            Reason::Ok | Reason::Duplicate => StatusCode::OK,
-            Reason::NoRoute => StatusCode::NOT_FOUND,
-            Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Reason::IpNotAllowed => StatusCode::FORBIDDEN,
-            Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Reason::AmbiguousPath
-            | Reason::BodyIncomplete
-            | Reason::MissingSignature
-            | Reason::MalformedSignature => StatusCode::BAD_REQUEST,
-            Reason::StaleTimestamp | Reason::FutureTimestamp | Reason::BadSignature => {
-                StatusCode::UNAUTHORIZED
-            }
-            Reason::InFlight => StatusCode::CONFLICT,
-            Reason::ReplayStoreUnavailable | Reason::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
-            Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Reason::BadHost => StatusCode::BAD_REQUEST,
-            Reason::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
-        }
-    }
-
     /// Position in [`Reason::ALL`].
     pub fn index(self) -> usize {
         Reason::ALL.iter().position(|r| *r == self).unwrap_or(0)
-    }
-
-    /// The JSON body of a rejection: `{"error":"<reason>","route":"<name>"|null}`.
-    /// Never contains a signature, a secret or an expected value.
-    pub fn body(self, route: Option<&str>) -> Bytes {
-        if self == Reason::Duplicate {
-            return Bytes::from_static(b"{\"status\":\"duplicate\"}");
-        }
-        let route = match route {
-            // Route names are restricted to [A-Za-z0-9._-] by config validation: no escaping.
-            Some(r) => format!("\"{r}\""),
-            None => "null".to_owned(),
-        };
-        Bytes::from(format!(
-            "{{\"error\":\"{}\",\"route\":{route}}}",
-            self.as_str()
-        ))
-    }
-}
-
-impl From<VerifyError> for Reason {
-    fn from(e: VerifyError) -> Reason {
-        match e {
-            VerifyError::MissingSignature(_) => Reason::MissingSignature,
-            VerifyError::MalformedSignature(_) => Reason::MalformedSignature,
-            VerifyError::StaleTimestamp { .. } => Reason::StaleTimestamp,
-            VerifyError::FutureTimestamp { .. } => Reason::FutureTimestamp,
-            VerifyError::BadSignature => Reason::BadSignature,
-        }
     }
 }
 
@@ -159,15 +100,5 @@ mod tests {
         for (i, r) in Reason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i);
         }
-    }
-
-    #[test]
-    fn body_is_json() {
-        let b = Reason::BadSignature.body(Some("gh"));
-        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!(v["error"], "bad_signature");
-        assert_eq!(v["route"], "gh");
-        let v: serde_json::Value = serde_json::from_slice(&Reason::NoRoute.body(None)).unwrap();
-        assert!(v["route"].is_null());
     }
 }

@@ -19,6 +19,7 @@ pub mod headers;
 pub mod hex;
 pub mod loglimit;
 pub mod metrics;
+pub mod outcome;
 pub mod proxy;
 pub mod queue;
 pub mod reload;

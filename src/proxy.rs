@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::request::Parts;
 use http::uri::{Authority, PathAndQuery};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use prometheus::IntCounter;
@@ -24,10 +25,11 @@ use crate::error::Reason;
 use crate::headers;
 use crate::loglimit::LogGate;
 use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
+use crate::outcome::{Rejection, ReplayRefusal, RequestError};
 use crate::replay::{Begin, Key, ReplayStore};
-use crate::route::{Miss, RouteTable};
+use crate::route::RouteTable;
 use crate::upstream::{UpstreamBody, UpstreamClient, UpstreamError};
-use crate::verify::{Input, SchemeName, Verified};
+use crate::verify::{Input, SchemeName, Verified, VerifyError};
 
 /// The response body: the upstream's stream, or a small body hookseal wrote.
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -84,42 +86,109 @@ struct Route {
     signed_timestamp: bool,
 }
 
-/// How far a request got, for the single metrics/log record at the end.
-struct Done {
-    response: Response<ProxyBody>,
-    outcome: Outcome,
-    reason: Reason,
-    /// Why, beyond the reason code, for the log line (a replay store error); never request data.
-    detail: Option<String>,
+/// What the stages of one request share.
+struct Ctx<'a> {
+    snap: &'a Snapshot,
+    route: &'a Route,
+    conn: ConnInfo,
+    request_id: &'a HeaderValue,
+    start: Instant,
+}
+
+/// The one record of a request: what the stages found on the way, and the answer. Its
+/// metrics are written once, when it is dropped at the end of the request (also when the
+/// sender left before the answer: then without a result, as the request was never answered).
+/// Plain data on the stack; the only allocation is a replay store's error.
+struct Record<'a> {
+    metrics: &'a RouteMetrics,
+    replay_errors: &'a IntCounter,
+    start: Instant,
+    /// Result, reason and status, once the request has its answer.
+    answer: Option<(Outcome, Reason, u16)>,
+    /// Why, beyond the reason, for the log line of a rejection; never request data.
+    detail: Option<&'static str>,
+    body_bytes: Option<u64>,
+    verify_time: Option<Duration>,
+    /// |sender clock - ours| of a verified, signed timestamp.
+    skew: Option<u64>,
+    /// Which of the route's secrets verified the signature.
+    key_index: Option<usize>,
+    upstream_time: Option<Duration>,
+    upstream_class: Option<UpstreamClass>,
+    /// The replay store's error, for the log lines only.
+    store_error: Option<String>,
+}
+
+impl<'a> Record<'a> {
+    fn new(metrics: &'a RouteMetrics, replay_errors: &'a IntCounter, start: Instant) -> Self {
+        Record {
+            metrics,
+            replay_errors,
+            start,
+            answer: None,
+            detail: None,
+            body_bytes: None,
+            verify_time: None,
+            skew: None,
+            key_index: None,
+            upstream_time: None,
+            upstream_class: None,
+            store_error: None,
+        }
+    }
+}
+
+impl Drop for Record<'_> {
+    fn drop(&mut self) {
+        let m = self.metrics;
+        if let Some((outcome, reason, _)) = self.answer {
+            m.count(outcome, reason);
+            m.request_duration
+                .observe(self.start.elapsed().as_secs_f64());
+        }
+        if let Some(n) = self.body_bytes {
+            m.body_bytes.observe(n as f64);
+        }
+        if let (Some(h), Some(t)) = (&m.verify_duration, self.verify_time) {
+            h.observe(t.as_secs_f64());
+        }
+        if let Some(s) = self.skew {
+            m.skew.observe(s as f64);
+        }
+        if let Some(c) = self.key_index.and_then(|i| m.signature_key.get(i)) {
+            c.inc();
+        }
+        if let Some(t) = self.upstream_time {
+            m.upstream_duration.observe(t.as_secs_f64());
+        }
+        if let Some(class) = self.upstream_class {
+            m.upstream(class);
+        }
+        if self.store_error.is_some() {
+            self.replay_errors.inc();
+        }
+    }
 }
 
 /// What verification and the replay store found (SPEC steps 3-4), before the route's mode
 /// is applied.
 #[derive(Default)]
 struct Verdict {
-    /// What the signature established; `None` on a `none` route or a failed verification.
+    /// What the signature established; `None` on a route without a scheme or a failed
+    /// verification.
     verified: Option<Verified>,
     /// The in-flight mark this request holds, settled after forwarding.
     mark: Option<Key>,
     /// Why the request would be refused; `None` when it passed.
-    failure: Option<Failure>,
+    failure: Option<Rejection>,
 }
 
-impl Verdict {
-    fn failed(verified: Option<Verified>, reason: Reason, detail: Option<String>) -> Verdict {
-        Verdict {
-            verified,
-            mark: None,
-            failure: Some(Failure { reason, detail }),
-        }
-    }
-}
-
-/// A failed check: the reason, and for the log line only, the store's error.
-#[derive(Debug, PartialEq, Eq)]
-struct Failure {
-    reason: Reason,
-    detail: Option<String>,
+/// What a forwarded request carries from the checks.
+struct Pass {
+    verified: Option<Verified>,
+    mark: Option<Key>,
+    /// The failure observe mode lets through (`x-hookseal-verified: false`).
+    observed: Option<Reason>,
 }
 
 /// What the route does with a verdict.
@@ -128,24 +197,28 @@ enum Decision {
     /// Forward; with `Some(reason)` as an observed failure (`x-hookseal-verified: false`).
     Forward(Option<Reason>),
     /// Answer the failure without forwarding.
-    Refuse(Failure),
+    Refuse(Rejection),
 }
 
 /// Observe mode and `on_store_error`, decided in one place: an enforcing route refuses every
 /// failure except an unreachable store under `on_store_error = "allow"` (forwarded as
 /// verified: the signature was); an observing route forwards every failure as observed.
-fn decide(mode: Mode, on_store_error: OnStoreError, failure: Option<Failure>) -> Decision {
+fn decide(mode: Mode, on_store_error: OnStoreError, failure: Option<Rejection>) -> Decision {
     match failure {
         None => Decision::Forward(None),
-        Some(f) if mode == Mode::Observe => Decision::Forward(Some(f.reason)),
-        Some(f)
-            if f.reason == Reason::ReplayStoreUnavailable
-                && on_store_error == OnStoreError::Allow =>
+        Some(f) if mode == Mode::Observe => Decision::Forward(Some(f.answer().reason)),
+        Some(Rejection::Replay(ReplayRefusal::StoreUnavailable))
+            if on_store_error == OnStoreError::Allow =>
         {
             Decision::Forward(None)
         }
         Some(f) => Decision::Refuse(f),
     }
+}
+
+/// Whether the route checks signatures (a scheme other than `none`).
+fn route_verifies(cfg: &RouteConfig) -> bool {
+    cfg.scheme.name() != SchemeName::None
 }
 
 impl Proxy {
@@ -242,159 +315,54 @@ impl Proxy {
         let route = match snap.routes.find(&parts.method, target) {
             Ok(r) => Arc::clone(r),
             Err(miss) => {
-                let reason = match miss {
-                    Miss::NoRoute => Reason::NoRoute,
-                    Miss::Ambiguous => Reason::AmbiguousPath,
-                    Miss::MethodNotAllowed => Reason::MethodNotAllowed,
-                };
-                let m = &self.metrics.unmatched;
-                m.count(Outcome::Rejected, reason);
-                m.request_duration.observe(start.elapsed().as_secs_f64());
-                if self.unmatched_log.admit(reason) {
-                    log_rejection(crate::config::UNMATCHED_ROUTE, reason, &conn, &request_id);
-                }
-                return reject(reason, None, &request_id);
+                let unmatched = &self.metrics.unmatched;
+                let mut rec = Record::new(unmatched, &self.replay_errors, start);
+                let response = answer(
+                    Err(Rejection::Route(miss)),
+                    None,
+                    false,
+                    &request_id,
+                    &mut rec,
+                );
+                let name = crate::config::UNMATCHED_ROUTE;
+                log_line(name, &self.unmatched_log, &conn, &request_id, &rec);
+                return response;
             }
         };
-        let done = self
-            .route(&snap, &route, &mut parts, body, &conn, &request_id, start)
-            .await;
-        route.metrics.count(done.outcome, done.reason);
-        route
-            .metrics
-            .request_duration
-            .observe(start.elapsed().as_secs_f64());
-        let name = route.cfg.name.as_str();
-        let status = done.response.status().as_u16();
-        let elapsed_ms = start.elapsed().as_millis() as u64;
-        // Exactly one line per request: warn when hookseal refused it, the app could not be
-        // reached, or observe mode let through what enforce mode would refuse; else debug.
-        match (done.outcome, done.reason) {
-            // Rejection lines (and observe mode's would-be rejections) within the route's
-            // budget per reason; the rest are counted and reported once a second.
-            (Outcome::Rejected | Outcome::Observed, reason)
-                if !matches!(
-                    reason,
-                    Reason::Ok | Reason::UpstreamUnavailable | Reason::UpstreamTimeout
-                ) && !route.log_gate.admit(reason) => {}
-            (Outcome::Rejected, reason) => match &done.detail {
-                None => log_rejection(name, reason, &conn, &request_id),
-                Some(error) => in_request_span(&request_id, || {
-                    tracing::warn!(
-                        route = %name,
-                        reason = %reason.as_str(),
-                        status,
-                        peer = %conn.peer,
-                        error = %error,
-                        "request rejected"
-                    )
-                }),
-            },
-            (_, reason @ (Reason::UpstreamUnavailable | Reason::UpstreamTimeout)) => {
-                in_request_span(&request_id, || {
-                    tracing::warn!(
-                        route = %name,
-                        reason = %reason.as_str(),
-                        status,
-                        peer = %conn.peer,
-                        elapsed_ms,
-                        "upstream failed"
-                    )
-                });
-            }
-            (Outcome::Observed, reason) if reason != Reason::Ok => {
-                in_request_span(&request_id, || {
-                    tracing::warn!(
-                        route = %name,
-                        reason = %reason.as_str(),
-                        status,
-                        peer = %conn.peer,
-                        "request would be rejected; forwarded (observe mode)"
-                    )
-                });
-            }
-            (Outcome::Duplicate, _) => {
-                tracing::debug!(route = %name, peer = %conn.peer, "duplicate delivery answered");
-            }
-            (outcome, reason) => tracing::debug!(
-                route = %name,
-                result = %outcome.as_str(),
-                reason = %reason.as_str(),
-                status,
-                peer = %conn.peer,
-                elapsed_ms,
-                "request forwarded"
-            ),
-        }
-        done.response
+        let cx = Ctx {
+            snap: &snap,
+            route: &route,
+            conn,
+            request_id: &request_id,
+            start,
+        };
+        let cfg = &route.cfg;
+        let mut rec = Record::new(&route.metrics, &self.replay_errors, start);
+        let result = self.pipeline(&cx, &mut parts, body, &mut rec).await;
+        let observe = cfg.mode == Mode::Observe;
+        let response = answer(result, Some(&cfg.name), observe, &request_id, &mut rec);
+        // The record: the request's line now, its metrics when `rec` drops on return.
+        log_line(&cfg.name, &route.log_gate, &conn, &request_id, &rec);
+        response
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn route(
+    /// Steps 1b to 7 of one request, top to bottom: the checks, [`decide`], forwarding. Gives
+    /// the app's response and the failure observe mode let through, or what stopped the
+    /// request; what the stages found on the way goes into `rec`.
+    async fn pipeline(
         &self,
-        snap: &Snapshot,
-        route: &Arc<Route>,
-        parts: &mut http::request::Parts,
+        cx: &Ctx<'_>,
+        parts: &mut Parts,
         body: Incoming,
-        conn: &ConnInfo,
-        request_id: &HeaderValue,
-        start: Instant,
-    ) -> Done {
-        let cfg = &route.cfg;
-        let name = Some(cfg.name.as_str());
-        let rejected = |reason: Reason| Done {
-            response: reject(reason, name, request_id),
-            outcome: Outcome::Rejected,
-            reason,
-            detail: None,
-        };
-
-        // Step 1b: a request whose Host or framing hookseal cannot pass on as the app would
-        // read it is refused, whatever the mode.
-        if !headers::host_ok(&parts.headers, parts.uri.authority()) {
-            return rejected(Reason::BadHost);
-        }
-        if !headers::transfer_coding_ok(&parts.headers) {
-            return rejected(Reason::UnsupportedTransferCoding);
-        }
-
-        if !cfg.allow_from.is_empty() {
-            let client = headers::client_ip(
-                conn.peer.ip(),
-                &parts.headers,
-                &snap.config.listen.trusted_proxies,
-            );
-            if !client.is_some_and(|ip| cfg.allow_from.iter().any(|n| n.contains(ip))) {
-                return rejected(Reason::IpNotAllowed);
-            }
-        }
-
-        // Step 2: the body, bounded before and while reading.
-        let declared = match declared_length(&parts.headers) {
-            Ok(d) => d,
-            Err(()) => return rejected(Reason::BodyIncomplete),
-        };
-        if declared.is_some_and(|n| n > cfg.max_body_bytes) {
-            return rejected(Reason::BodyTooLarge);
-        }
-        let deadline = start + snap.config.limits.body_timeout;
-        let read = self
-            .budget
-            .read(body, declared, cfg.max_body_bytes, deadline);
-        let body = match read.await {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => return rejected(Reason::BodyTooLarge),
-            Err(BodyError::Timeout) => return rejected(Reason::BodyTimeout),
-            Err(BodyError::Incomplete) => return rejected(Reason::BodyIncomplete),
-            Err(BodyError::Overloaded) => {
-                let detail = Some("limits.max_buffered_bytes exhausted".into());
-                return Done {
-                    detail,
-                    ..rejected(Reason::Overloaded)
-                };
-            }
-        };
-        route.metrics.body_bytes.observe(body.len() as f64);
+        rec: &mut Record<'_>,
+    ) -> Result<(Response<UpstreamBody>, Option<Reason>), Rejection> {
+        let cfg = &cx.route.cfg;
+        check_request(cx, parts).map_err(Rejection::Request)?;
+        let body = self
+            .read_body(cx, &parts.headers, body)
+            .await
+            .map_err(Rejection::Body)?;
+        rec.body_bytes = Some(body.len());
 
         // Hop-by-hop headers go before verification, so the verifier reads exactly the headers
         // the app gets: a `Connection` header that names a signature, timestamp or id header
@@ -402,137 +370,63 @@ impl Proxy {
         headers::strip_hop_by_hop(&mut parts.headers);
 
         // Steps 3-4: the verdict, then what the route's mode makes of it.
-        let verdict = self.verdict(snap, route, parts, &body, request_id).await;
-        let failure = match decide(cfg.mode, snap.config.replay.on_store_error, verdict.failure) {
-            Decision::Forward(failure) => failure,
-            Decision::Refuse(f) => {
-                let mut done = Done {
-                    detail: f.detail,
-                    ..rejected(f.reason)
-                };
-                if f.reason == Reason::Duplicate {
-                    done.outcome = Outcome::Duplicate;
-                    done.response
-                        .headers_mut()
-                        .insert(headers::DUPLICATE, HeaderValue::from_static("true"));
-                }
-                return done;
-            }
+        let verdict = verdict(cx, parts, &body, rec).await;
+        let on_store_error = cx.snap.config.replay.on_store_error;
+        let observed = match decide(cfg.mode, on_store_error, verdict.failure) {
+            Decision::Forward(observed) => observed,
+            Decision::Refuse(rejection) => return Err(rejection),
         };
+        if let Some(error) = &rec.store_error {
+            in_request_span(
+                cx.request_id,
+                || tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %error, "replay store unavailable; forwarding unchecked for duplicates"),
+            );
+        }
 
         // Steps 5-7: forward, answer, settle the mark.
-        self.forward(
-            snap,
-            route,
-            parts,
-            body,
-            conn,
-            request_id,
-            verdict.verified.as_ref(),
-            failure,
-            verdict.mark,
-        )
-        .await
+        let pass = Pass {
+            verified: verdict.verified,
+            mark: verdict.mark,
+            observed,
+        };
+        let response = self.forward(cx, parts, body, pass, rec).await?;
+        Ok((response, observed))
     }
 
-    /// Steps 3 and 4: verifies the signature, then claims the message id in the replay store.
-    /// Says what failed, whatever the route's mode: [`decide`] turns that into an answer.
-    async fn verdict(
+    /// Step 2: the body, bounded before and while reading.
+    async fn read_body(
         &self,
-        snap: &Snapshot,
-        route: &Route,
-        parts: &http::request::Parts,
-        body: &RawBody,
-        request_id: &HeaderValue,
-    ) -> Verdict {
-        let cfg = &route.cfg;
-        if cfg.scheme.name() == SchemeName::None {
-            return Verdict::default();
+        cx: &Ctx<'_>,
+        headers: &http::HeaderMap,
+        body: Incoming,
+    ) -> Result<RawBody, BodyError> {
+        let limit = cx.route.cfg.max_body_bytes;
+        let declared = declared_length(headers).map_err(|()| BodyError::Incomplete)?;
+        if declared.is_some_and(|n| n > limit) {
+            return Err(BodyError::TooLarge);
         }
-        let input = Input {
-            method: &parts.method,
-            uri: &parts.uri,
-            headers: &parts.headers,
-            body: body.as_verify(),
-        };
-        let t = std::time::Instant::now();
-        let now = unix_now();
-        let result = cfg.scheme.verify(&input, now);
-        if let Some(h) = &route.metrics.verify_duration {
-            h.observe(t.elapsed().as_secs_f64());
-        }
-        let verified = match result {
-            Ok(v) => {
-                // Skew only from a verified request: a stale/future error comes before the MAC
-                // is checked, so its timestamp may be made up. Absolute, so `_sum` never drops.
-                if let Some(ts) = v.timestamp.filter(|_| route.signed_timestamp) {
-                    route.metrics.skew.observe(ts.abs_diff(now) as f64);
-                }
-                if let Some(c) = route.metrics.signature_key.get(v.key_index) {
-                    c.inc();
-                }
-                v
-            }
-            Err(e) => return Verdict::failed(None, Reason::from(e), None),
-        };
-
-        // Step 4: dedupe on the verified message id.
-        let Some(id) = verified.id.as_ref().filter(|_| cfg.dedupe) else {
-            return Verdict {
-                verified: Some(verified),
-                ..Verdict::default()
-            };
-        };
-        let key = Key::new(&cfg.name, id.as_bytes());
-        let inflight_ttl = snap.config.upstream.timeout + INFLIGHT_MARGIN;
-        let reason = match route.replay.begin(&key, inflight_ttl).await {
-            Ok(Begin::Fresh) => {
-                return Verdict {
-                    verified: Some(verified),
-                    mark: Some(key),
-                    failure: None,
-                }
-            }
-            Ok(Begin::Duplicate) => Reason::Duplicate,
-            Ok(Begin::InFlight) => Reason::InFlight,
-            Err(e) => {
-                self.replay_errors.inc();
-                let error = e.to_string();
-                if cfg.mode == Mode::Observe
-                    || snap.config.replay.on_store_error == OnStoreError::Allow
-                {
-                    // Forwarded anyway (see `decide`); a refusal logs the error on its one line.
-                    in_request_span(
-                        request_id,
-                        || tracing::warn!(route = %cfg.name, store = self.replay.kind(), error = %error, "replay store unavailable; forwarding unchecked for duplicates"),
-                    );
-                }
-                return Verdict::failed(
-                    Some(verified),
-                    Reason::ReplayStoreUnavailable,
-                    Some(error),
-                );
-            }
-        };
-        Verdict::failed(Some(verified), reason, None)
+        let deadline = cx.start + cx.snap.config.limits.body_timeout;
+        self.budget.read(body, declared, limit, deadline).await
     }
 
-    /// Forwards the request; `failure` is the observe-mode reason when a check failed.
-    #[allow(clippy::too_many_arguments)]
+    /// Steps 5-7: forwards the request, settles its mark; the app's response, or why there
+    /// is none. The upstream's time and class go into `rec`.
     async fn forward(
         &self,
-        snap: &Snapshot,
-        route: &Arc<Route>,
-        parts: &mut http::request::Parts,
+        cx: &Ctx<'_>,
+        parts: &mut Parts,
         body: RawBody,
-        conn: &ConnInfo,
-        request_id: &HeaderValue,
-        verified: Option<&Verified>,
-        failure: Option<Reason>,
-        mark: Option<Key>,
-    ) -> Done {
+        pass: Pass,
+        rec: &mut Record<'_>,
+    ) -> Result<Response<UpstreamBody>, Rejection> {
+        let Ctx {
+            snap,
+            route,
+            conn,
+            request_id,
+            ..
+        } = *cx;
         let cfg = &route.cfg;
-        let observe = cfg.mode == Mode::Observe;
         let client = headers::client_ip(
             conn.peer.ip(),
             &parts.headers,
@@ -556,17 +450,17 @@ impl Proxy {
         headers::apply_policy(h, &snap.config.forwarding.keep, client);
         h.insert(headers::REQUEST_ID, request_id.clone());
         h.insert(headers::ROUTE, route.name_value.clone());
-        if cfg.scheme.name() != SchemeName::None {
+        if route_verifies(cfg) {
             h.insert(headers::SCHEME, route.scheme_value.clone());
         }
         // True only when the signature verified and nothing after it failed (SPEC: `false`
         // on any failure).
-        let passed = verified.is_some() && failure.is_none();
+        let passed = pass.verified.is_some() && pass.observed.is_none();
         h.insert(
             headers::VERIFIED,
             HeaderValue::from_static(if passed { "true" } else { "false" }),
         );
-        if let Some(v) = verified {
+        if let Some(v) = &pass.verified {
             if let Some(k) = route.key_values.get(v.key_index) {
                 h.insert(headers::KEY, k.clone());
             }
@@ -577,7 +471,7 @@ impl Proxy {
                 h.insert(headers::TIMESTAMP, HeaderValue::from(ts));
             }
         }
-        if let Some(reason) = failure {
+        if let Some(reason) = pass.observed {
             h.insert(headers::REASON, HeaderValue::from_static(reason.as_str()));
             if reason == Reason::Duplicate {
                 h.insert(headers::DUPLICATE, HeaderValue::from_static("true"));
@@ -605,7 +499,7 @@ impl Proxy {
 
         let timeout = snap.config.upstream.timeout;
         let t = Instant::now();
-        let result = match mark {
+        let result = match pass.mark {
             None => self.client.send(req, &route.upstream, timeout).await,
             Some(key) => {
                 // The send and the settling of the mark run in their own task, so that a
@@ -635,63 +529,22 @@ impl Proxy {
                 task.await.unwrap_or(Err(UpstreamError::Unavailable))
             }
         };
-        route
-            .metrics
-            .upstream_duration
-            .observe(t.elapsed().as_secs_f64());
-        let mut resp = match result {
-            Ok(r) => r,
-            Err(e) => return self.upstream_failed(route, e, request_id, observe),
-        };
-        route.metrics.upstream(UpstreamClass::of(resp.status()));
+        rec.upstream_time = Some(t.elapsed());
+        let mut resp = result.map_err(|e| {
+            rec.upstream_class = match e {
+                UpstreamError::Busy => None,
+                UpstreamError::Unavailable => Some(UpstreamClass::Error),
+                UpstreamError::Timeout => Some(UpstreamClass::Timeout),
+            };
+            Rejection::Upstream(e)
+        })?;
+        rec.upstream_class = Some(UpstreamClass::of(resp.status()));
         headers::strip_hop_by_hop(resp.headers_mut());
         if !resp.headers().contains_key(headers::REQUEST_ID) {
             resp.headers_mut()
                 .insert(headers::REQUEST_ID, request_id.clone());
         }
-        let (outcome, reason) = match failure {
-            Some(r) => (Outcome::Observed, r),
-            None if observe => (Outcome::Observed, Reason::Ok),
-            None => (Outcome::Forwarded, Reason::Ok),
-        };
-        Done {
-            response: resp.map(Either::Left),
-            outcome,
-            reason,
-            detail: None,
-        }
-    }
-
-    fn upstream_failed(
-        &self,
-        route: &Route,
-        e: UpstreamError,
-        request_id: &HeaderValue,
-        observe: bool,
-    ) -> Done {
-        let (class, reason) = match e {
-            UpstreamError::Busy => {
-                return Done {
-                    response: reject(Reason::Overloaded, Some(&route.cfg.name), request_id),
-                    outcome: Outcome::Rejected,
-                    reason: Reason::Overloaded,
-                    detail: Some("no app connection free within upstream.timeout".into()),
-                }
-            }
-            UpstreamError::Unavailable => (UpstreamClass::Error, Reason::UpstreamUnavailable),
-            UpstreamError::Timeout => (UpstreamClass::Timeout, Reason::UpstreamTimeout),
-        };
-        route.metrics.upstream(class);
-        Done {
-            response: reject(reason, Some(&route.cfg.name), request_id),
-            outcome: if observe {
-                Outcome::Observed
-            } else {
-                Outcome::Forwarded
-            },
-            reason,
-            detail: None,
-        }
+        Ok(resp)
     }
 
     /// The sender's `x-request-id` when it is sane (1 to 128 characters of `[A-Za-z0-9]` and
@@ -720,8 +573,7 @@ impl Snapshot {
         let default_upstream = config.upstream.url.authority().cloned();
         let mut entries = Vec::new();
         for cfg in &config.routes {
-            let scheme =
-                (cfg.scheme.name() != SchemeName::None).then(|| cfg.scheme.name().as_str());
+            let scheme = route_verifies(cfg).then(|| cfg.scheme.name().as_str());
             let upstream = cfg
                 .upstream
                 .as_ref()
@@ -773,41 +625,203 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("invalid"))
 }
 
-/// A response hookseal writes itself.
-fn reject(reason: Reason, route: Option<&str>, request_id: &HeaderValue) -> Response<ProxyBody> {
-    let mut resp = Response::new(Either::Right(Full::new(reason.body(route))));
-    *resp.status_mut() = reason.status();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(headers::REQUEST_ID, request_id.clone());
-    if reason.status() == StatusCode::PAYLOAD_TOO_LARGE
-        || reason == Reason::BodyIncomplete
-        || reason == Reason::BodyTimeout
-        || reason == Reason::BadHost
-        || reason == Reason::UnsupportedTransferCoding
-        || reason == Reason::Overloaded
-    {
-        // The rest of the body was not read: the connection cannot carry another request.
-        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+/// Step 1b: a request whose Host or framing hookseal cannot pass on as the app would read it
+/// is refused, whatever the mode; so is a client outside the route's `allow_from`.
+fn check_request(cx: &Ctx<'_>, parts: &Parts) -> Result<(), RequestError> {
+    if !headers::host_ok(&parts.headers, parts.uri.authority()) {
+        return Err(RequestError::BadHost);
     }
-    if reason == Reason::Overloaded {
-        h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    if !headers::transfer_coding_ok(&parts.headers) {
+        return Err(RequestError::UnsupportedTransferCoding);
     }
-    resp
+    let allow_from = &cx.route.cfg.allow_from;
+    if !allow_from.is_empty() {
+        let client = headers::client_ip(
+            cx.conn.peer.ip(),
+            &parts.headers,
+            &cx.snap.config.listen.trusted_proxies,
+        );
+        if !client.is_some_and(|ip| allow_from.iter().any(|n| n.contains(ip))) {
+            return Err(RequestError::IpNotAllowed);
+        }
+    }
+    Ok(())
 }
 
-/// The one warn line of a rejected request (the request id comes from the span).
-fn log_rejection(route: &str, reason: Reason, conn: &ConnInfo, request_id: &HeaderValue) {
+/// Steps 3 and 4: verifies the signature, then claims the message id in the replay store.
+/// Says what failed, whatever the route's mode: [`decide`] turns that into an answer.
+async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'_>) -> Verdict {
+    if !route_verifies(&cx.route.cfg) {
+        return Verdict::default();
+    }
+    let verified = match verify(cx.route, parts, body, rec) {
+        Ok(v) => v,
+        Err(e) => {
+            return Verdict {
+                failure: Some(Rejection::Verify(e)),
+                ..Verdict::default()
+            }
+        }
+    };
+    match claim(cx, &verified, rec).await {
+        Ok(mark) => Verdict {
+            verified: Some(verified),
+            mark,
+            failure: None,
+        },
+        Err(refusal) => Verdict {
+            verified: Some(verified),
+            mark: None,
+            failure: Some(Rejection::Replay(refusal)),
+        },
+    }
+}
+
+/// Step 3: the signature. Its time, and a verified request's key and skew, go into `rec`.
+fn verify(
+    route: &Route,
+    parts: &Parts,
+    body: &RawBody,
+    rec: &mut Record<'_>,
+) -> Result<Verified, VerifyError> {
+    let input = Input {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        body: body.as_verify(),
+    };
+    let t = std::time::Instant::now();
+    let now = unix_now();
+    let result = route.cfg.scheme.verify(&input, now);
+    rec.verify_time = Some(t.elapsed());
+    let verified = result?;
+    // Skew only from a verified request: a stale/future error comes before the MAC is
+    // checked, so its timestamp may be made up. Absolute, so `_sum` never drops.
+    rec.skew = verified
+        .timestamp
+        .filter(|_| route.signed_timestamp)
+        .map(|ts| ts.abs_diff(now));
+    rec.key_index = Some(verified.key_index);
+    Ok(verified)
+}
+
+/// Step 4: dedupe on the verified message id. `Ok(Some(mark))`: this request holds the id in
+/// flight. A store's error goes into `rec`.
+async fn claim(
+    cx: &Ctx<'_>,
+    verified: &Verified,
+    rec: &mut Record<'_>,
+) -> Result<Option<Key>, ReplayRefusal> {
+    let cfg = &cx.route.cfg;
+    let Some(id) = verified.id.as_ref().filter(|_| cfg.dedupe) else {
+        return Ok(None);
+    };
+    let key = Key::new(&cfg.name, id.as_bytes());
+    let inflight_ttl = cx.snap.config.upstream.timeout + INFLIGHT_MARGIN;
+    match cx.route.replay.begin(&key, inflight_ttl).await {
+        Ok(Begin::Fresh) => Ok(Some(key)),
+        Ok(Begin::Duplicate) => Err(ReplayRefusal::Duplicate),
+        Ok(Begin::InFlight) => Err(ReplayRefusal::InFlight),
+        Err(e) => {
+            rec.store_error = Some(e.to_string());
+            Err(ReplayRefusal::StoreUnavailable)
+        }
+    }
+}
+
+/// The response to a request: the app's, or hookseal's own for a rejection. Sets the
+/// record's result: an observe route counts what it forwarded as `observed`, also when the
+/// app could not be reached.
+fn answer(
+    result: Result<(Response<UpstreamBody>, Option<Reason>), Rejection>,
+    route: Option<&str>,
+    observe: bool,
+    request_id: &HeaderValue,
+    rec: &mut Record<'_>,
+) -> Response<ProxyBody> {
+    let forwarded = if observe {
+        Outcome::Observed
+    } else {
+        Outcome::Forwarded
+    };
+    match result {
+        Ok((response, observed)) => {
+            let reason = observed.unwrap_or(Reason::Ok);
+            rec.answer = Some((forwarded, reason, response.status().as_u16()));
+            response.map(Either::Left)
+        }
+        Err(rejection) => {
+            let a = rejection.answer();
+            let outcome = match a.outcome {
+                Outcome::Forwarded => forwarded,
+                o => o,
+            };
+            rec.answer = Some((outcome, a.reason, a.status.as_u16()));
+            rec.detail = a.detail;
+            rejection.response(route, request_id).map(Either::Right)
+        }
+    }
+}
+
+/// The one line of a request: warn when hookseal refused it, the app could not be reached,
+/// or observe mode let through what enforce mode would refuse; else debug. Rejection lines
+/// (and observe mode's would-be rejections) only within `gate`'s budget per reason; the rest
+/// are counted and reported once a second.
+fn log_line(
+    name: &str,
+    gate: &LogGate,
+    conn: &ConnInfo,
+    request_id: &HeaderValue,
+    rec: &Record<'_>,
+) {
+    let Some((outcome, reason, status)) = rec.answer else {
+        return;
+    };
+    let elapsed_ms = rec.start.elapsed().as_millis() as u64;
+    let upstream_failed = matches!(
+        reason,
+        Reason::UpstreamUnavailable | Reason::UpstreamTimeout
+    );
+    let message = match outcome {
+        _ if upstream_failed => "upstream failed",
+        Outcome::Rejected | Outcome::Observed if reason != Reason::Ok && !gate.admit(reason) => {
+            return
+        }
+        Outcome::Rejected => "request rejected",
+        Outcome::Observed if reason != Reason::Ok => {
+            "request would be rejected; forwarded (observe mode)"
+        }
+        Outcome::Duplicate => {
+            tracing::debug!(route = %name, peer = %conn.peer, "duplicate delivery answered");
+            return;
+        }
+        _ => {
+            tracing::debug!(
+                route = %name,
+                result = %outcome.as_str(),
+                reason = %reason.as_str(),
+                status,
+                peer = %conn.peer,
+                elapsed_ms,
+                "request forwarded"
+            );
+            return;
+        }
+    };
+    // Why, beyond the reason (a store's error, a saturated limit); absent when there is none.
+    let error = match outcome {
+        Outcome::Rejected => rec.detail.or(rec.store_error.as_deref()),
+        _ => None,
+    };
     in_request_span(request_id, || {
         tracing::warn!(
-            route = %route,
+            route = %name,
             reason = %reason.as_str(),
-            status = reason.status().as_u16(),
+            status,
             peer = %conn.peer,
-            "request rejected"
+            error = error.map(tracing::field::display),
+            elapsed_ms = upstream_failed.then_some(elapsed_ms),
+            "{message}"
         )
     });
 }
@@ -889,38 +903,162 @@ mod tests {
 
     #[test]
     fn decide_applies_observe_mode_and_on_store_error_in_one_place() {
-        let fail = |reason| {
-            Some(Failure {
-                reason,
-                detail: None,
-            })
-        };
         for on_store_error in [OnStoreError::Reject, OnStoreError::Allow] {
             for mode in [Mode::Enforce, Mode::Observe] {
                 assert_eq!(decide(mode, on_store_error, None), Decision::Forward(None));
             }
-            for reason in [
-                Reason::BadSignature,
-                Reason::MissingSignature,
-                Reason::StaleTimestamp,
-                Reason::Duplicate,
-                Reason::InFlight,
-                Reason::ReplayStoreUnavailable,
+            for (failure, reason) in [
+                (
+                    Rejection::Verify(VerifyError::BadSignature),
+                    Reason::BadSignature,
+                ),
+                (
+                    Rejection::Verify(VerifyError::MissingSignature("x")),
+                    Reason::MissingSignature,
+                ),
+                (
+                    Rejection::Verify(VerifyError::StaleTimestamp { skew: -600 }),
+                    Reason::StaleTimestamp,
+                ),
+                (
+                    Rejection::Replay(ReplayRefusal::Duplicate),
+                    Reason::Duplicate,
+                ),
+                (Rejection::Replay(ReplayRefusal::InFlight), Reason::InFlight),
+                (
+                    Rejection::Replay(ReplayRefusal::StoreUnavailable),
+                    Reason::ReplayStoreUnavailable,
+                ),
             ] {
                 // Observe: every failure forwarded with its reason (so verified: false).
                 assert_eq!(
-                    decide(Mode::Observe, on_store_error, fail(reason)),
+                    decide(Mode::Observe, on_store_error, Some(failure)),
                     Decision::Forward(Some(reason))
                 );
-                let enforced = decide(Mode::Enforce, on_store_error, fail(reason));
+                let enforced = decide(Mode::Enforce, on_store_error, Some(failure));
                 if reason == Reason::ReplayStoreUnavailable && on_store_error == OnStoreError::Allow
                 {
                     assert_eq!(enforced, Decision::Forward(None));
                 } else {
-                    assert_eq!(enforced, Decision::Refuse(fail(reason).unwrap()));
+                    assert_eq!(enforced, Decision::Refuse(failure));
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_record_writes_its_metrics_once_when_dropped_and_counts_only_an_answer() {
+        let metrics = Metrics::new();
+        let m = &metrics.unmatched;
+        let errors = IntCounter::new("e", "e").unwrap();
+        {
+            // The sender left after its body was read: the body counts, the request does not.
+            let mut rec = Record::new(m, &errors, Instant::now());
+            rec.body_bytes = Some(10);
+            rec.upstream_time = Some(Duration::from_millis(1));
+        }
+        assert_eq!(m.body_bytes.get_sample_count(), 1);
+        assert_eq!(m.upstream_duration.get_sample_count(), 1);
+        assert_eq!(m.request_duration.get_sample_count(), 0);
+        {
+            let mut rec = Record::new(m, &errors, Instant::now());
+            rec.answer = Some((Outcome::Rejected, Reason::ReplayStoreUnavailable, 503));
+            rec.store_error = Some("refused".into());
+            assert_eq!(errors.get(), 0, "nothing is written before the end");
+        }
+        assert_eq!(m.request_duration.get_sample_count(), 1);
+        assert_eq!(m.body_bytes.get_sample_count(), 1);
+        assert_eq!(errors.get(), 1);
+    }
+
+    /// Runs `log` under a subscriber writing JSON (or text) lines; returns them.
+    fn captured(json: bool, log: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let builder = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false);
+        if json {
+            tracing::subscriber::with_default(builder.json().finish(), log);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), log);
+        }
+        let bytes = buf.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn a_request_line_has_its_message_and_only_the_fields_that_apply() {
+        let metrics = Metrics::new();
+        let errors = IntCounter::new("e", "e").unwrap();
+        let conn = ConnInfo {
+            peer: "127.0.0.1:9".parse().unwrap(),
+            tls: false,
+        };
+        let id = HeaderValue::from_static("rid-1");
+        let gate = LogGate::new();
+        let line = |json: bool, outcome: Outcome, reason: Reason, store_error: Option<&str>| {
+            let mut rec = Record::new(&metrics.unmatched, &errors, Instant::now());
+            rec.answer = Some((outcome, reason, 401));
+            rec.store_error = store_error.map(str::to_owned);
+            captured(json, || log_line("gh", &gate, &conn, &id, &rec))
+        };
+        let fields = |l: String| -> serde_json::Value {
+            let v: serde_json::Value = serde_json::from_str(l.trim()).expect(&l);
+            assert_eq!(v["level"], "WARN");
+            assert_eq!(v["fields"]["peer"], "127.0.0.1:9");
+            assert_eq!(v["fields"]["status"], 401);
+            v["fields"].clone()
+        };
+        let rejected = Outcome::Rejected;
+        let f = fields(line(true, rejected, Reason::BadSignature, None));
+        assert_eq!(f["message"], "request rejected");
+        assert_eq!(f["reason"], "bad_signature");
+        assert!(
+            f.get("error").is_none() && f.get("elapsed_ms").is_none(),
+            "{f}"
+        );
+        let store = Reason::ReplayStoreUnavailable;
+        let f = fields(line(true, rejected, store, Some("refused")));
+        assert_eq!(f["error"], "refused");
+        let f = fields(line(
+            true,
+            Outcome::Forwarded,
+            Reason::UpstreamTimeout,
+            None,
+        ));
+        assert_eq!(f["message"], "upstream failed");
+        assert!(f["elapsed_ms"].is_u64() && f.get("error").is_none(), "{f}");
+        let f = fields(line(true, Outcome::Observed, store, Some("refused")));
+        assert_eq!(
+            f["message"],
+            "request would be rejected; forwarded (observe mode)"
+        );
+        assert!(
+            f.get("error").is_none() && f.get("elapsed_ms").is_none(),
+            "{f}"
+        );
+        // Text lines show the error as it is (Display), as before.
+        let text = line(false, rejected, store, Some("conn refused"));
+        assert!(text.contains("error=conn refused"), "{text}");
+        // Forwarded and answered: a debug line, not shown at the default level.
+        let ok = captured(true, || {
+            let mut rec = Record::new(&metrics.unmatched, &errors, Instant::now());
+            rec.answer = Some((Outcome::Forwarded, Reason::Ok, 200));
+            log_line("gh", &gate, &conn, &id, &rec);
+        });
+        assert!(!ok.contains("WARN"), "{ok}");
     }
 
     #[test]
