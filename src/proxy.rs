@@ -27,7 +27,7 @@ use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::{Miss, RouteTable};
 use crate::upstream::{UpstreamBody, UpstreamClient, UpstreamError};
-use crate::verify::{Input, SchemeName, Verified};
+use crate::verify::{Input, Scheme, Verified, NO_SCHEME};
 
 /// The response body: the upstream's stream, or a small body hookseal wrote.
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -446,9 +446,9 @@ impl Proxy {
         request_id: &HeaderValue,
     ) -> Verdict {
         let cfg = &route.cfg;
-        if cfg.scheme.name() == SchemeName::None {
+        let Some(scheme) = &cfg.scheme else {
             return Verdict::default();
-        }
+        };
         let input = Input {
             method: &parts.method,
             uri: &parts.uri,
@@ -457,7 +457,7 @@ impl Proxy {
         };
         let t = std::time::Instant::now();
         let now = unix_now();
-        let result = cfg.scheme.verify(&input, now);
+        let result = scheme.verify(&input, now);
         if let Some(h) = &route.metrics.verify_duration {
             h.observe(t.elapsed().as_secs_f64());
         }
@@ -540,7 +540,9 @@ impl Proxy {
         );
         let h = &mut parts.headers;
         headers::strip_hookseal(h);
-        cfg.scheme.strip_unread(h);
+        if let Some(scheme) = &cfg.scheme {
+            scheme.strip_unread(h);
+        }
         let host = h.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -556,7 +558,7 @@ impl Proxy {
         headers::apply_policy(h, &snap.config.forwarding.keep, client);
         h.insert(headers::REQUEST_ID, request_id.clone());
         h.insert(headers::ROUTE, route.name_value.clone());
-        if cfg.scheme.name() != SchemeName::None {
+        if cfg.scheme.is_some() {
             h.insert(headers::SCHEME, route.scheme_value.clone());
         }
         // True only when the signature verified and nothing after it failed (SPEC: `false`
@@ -720,8 +722,7 @@ impl Snapshot {
         let default_upstream = config.upstream.url.authority().cloned();
         let mut entries = Vec::new();
         for cfg in &config.routes {
-            let scheme =
-                (cfg.scheme.name() != SchemeName::None).then(|| cfg.scheme.name().as_str());
+            let scheme = cfg.scheme.as_ref().map(|s| s.name().as_str());
             let upstream = cfg
                 .upstream
                 .as_ref()
@@ -738,16 +739,11 @@ impl Snapshot {
                 ),
                 upstream,
                 name_value: header_value(&cfg.name),
-                scheme_value: HeaderValue::from_static(cfg.scheme.name().as_str()),
+                scheme_value: HeaderValue::from_static(scheme.unwrap_or(NO_SCHEME)),
                 key_values: cfg.secret_ids.iter().map(|k| header_value(k)).collect(),
                 replay: replay.partition(&cfg.name, config.replay_capacity(cfg)),
                 log_gate: LogGate::new(),
-                signed_timestamp: cfg.scheme.name() != SchemeName::Hmac
-                    || cfg
-                        .options
-                        .hmac
-                        .as_ref()
-                        .is_some_and(|h| h.signed_payload.contains("{timestamp}")),
+                signed_timestamp: cfg.scheme.as_ref().is_none_or(Scheme::timestamp_is_signed),
                 cfg: cfg.clone(),
             };
             entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));

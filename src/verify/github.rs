@@ -12,14 +12,41 @@
 
 use super::{
     hex_lower, mac_keys, match_encoded, optional_id, required, HmacAlgorithm, Input, MacKey,
-    SchemeError, SecretMaterial, Verified, VerifyError,
+    MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier,
+    VerifyError, DEFAULT_TOLERANCE,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Hub-Signature-256";
 pub(crate) const ID_HEADER: &str = "X-GitHub-Delivery";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "github",
+    aliases: &[],
+    default_tolerance: DEFAULT_TOLERANCE,
+    message_id: MessageId::Headers(&[ID_HEADER]),
+    headers: &[SIG_HEADER, ID_HEADER],
+    options: &[],
+    build: |_, secrets| Ok(std::sync::Arc::new(Github::new(secrets)?)),
+    sign: |r| {
+        let sig = SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body));
+        Ok(std::iter::once(sig).chain(r.id_header(ID_HEADER)).collect())
+    },
+    strip_unread: None,
+};
+
+impl Verifier for Github {
+    fn verify(
+        &self,
+        input: &Input<'_>,
+        _now: i64,
+        _tol: std::time::Duration,
+    ) -> Result<Verified, VerifyError> {
+        self.check(input)
+    }
+}
+
 #[derive(Debug, Clone)]
-pub(crate) struct Github {
+struct Github {
     keys: Vec<MacKey>,
 }
 
@@ -30,7 +57,7 @@ impl Github {
         })
     }
 
-    pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+    fn check(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let hex = sig
             .strip_prefix("sha256=")
@@ -54,8 +81,8 @@ pub(crate) fn sign_value(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn published_vector() {
@@ -68,7 +95,7 @@ mod tests {
     #[test]
     fn rotation_reports_first_matching_secret_and_id_optional() {
         let s = scheme(
-            SchemeName::Github,
+            sn("github"),
             &SchemeOptions::default(),
             &["old", "new", "new"],
         );

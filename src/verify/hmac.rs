@@ -28,8 +28,8 @@ use subtle::Choice;
 use super::public_url::path_and_query;
 use super::{
     b64_std, check_window, ct_eq, first_match, hex_lower, intern, mac_keys, optional_id,
-    parse_unix, required, Body, Encoding, HmacOptions, Input, MacKey, SchemeError, SchemeOptions,
-    SecretMaterial, Verified, VerifyError,
+    parse_unix, required, Body, Encoding, HmacOptions, Input, MacKey, MessageId, SchemeDef,
+    SchemeError, SchemeOptions, SecretMaterial, Verified, Verifier, VerifyError, DEFAULT_TOLERANCE,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +40,47 @@ enum Seg {
     Id,
     Method,
     Path,
+}
+
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "hmac",
+    aliases: &[],
+    default_tolerance: DEFAULT_TOLERANCE,
+    message_id: MessageId::Configured,
+    headers: &[],
+    options: &["hmac"],
+    build: |options, secrets| Ok(std::sync::Arc::new(Generic::new(options, secrets)?)),
+    sign: |r| {
+        sign_headers(
+            r.options,
+            r.secret,
+            r.id,
+            r.timestamp,
+            r.method,
+            r.path_and_query,
+            r.body,
+        )
+    },
+    strip_unread: None,
+};
+
+impl Verifier for Generic {
+    fn verify(
+        &self,
+        input: &Input<'_>,
+        now: i64,
+        tol: std::time::Duration,
+    ) -> Result<Verified, VerifyError> {
+        self.check(input, now, tol)
+    }
+
+    fn configured_id(&self) -> bool {
+        self.id_header.is_some()
+    }
+
+    fn timestamp_is_signed(&self) -> bool {
+        self.template.contains(&Seg::Timestamp)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -151,11 +192,7 @@ impl Generic {
         })
     }
 
-    pub(crate) fn has_id(&self) -> bool {
-        self.id_header.is_some()
-    }
-
-    pub(crate) fn verify(
+    fn check(
         &self,
         input: &Input<'_>,
         now: i64,
@@ -303,8 +340,8 @@ pub(crate) fn sign_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req_full, scheme};
-    use crate::verify::{HmacAlgorithm, SchemeName};
+    use crate::verify::tests::{req_full, scheme, sn};
+    use crate::verify::HmacAlgorithm;
 
     fn opts(payload: &str, enc: Encoding, prefix: &str) -> SchemeOptions {
         SchemeOptions {
@@ -323,7 +360,7 @@ mod tests {
 
     #[test]
     fn option_validation() {
-        let ok = |p: &str| Scheme::new(SchemeName::Hmac, &opts(p, Encoding::Hex, ""), &[sec()]);
+        let ok = |p: &str| Scheme::new(sn("hmac"), &opts(p, Encoding::Hex, ""), &[sec()]);
         assert!(ok("{timestamp}.{id}.{method} {path}\n{body}").is_ok());
         assert!(ok("{bodyx}").is_err());
         assert!(ok("{body").is_err());
@@ -331,11 +368,11 @@ mod tests {
         assert!(ok("{timestamp}").is_err()); // no {body}
         let mut o = opts("{timestamp}.{body}", Encoding::Hex, "");
         o.hmac.as_mut().unwrap().timestamp_header = None;
-        assert!(Scheme::new(SchemeName::Hmac, &o, &[sec()]).is_err());
+        assert!(Scheme::new(sn("hmac"), &o, &[sec()]).is_err());
         let mut o = opts("{id}.{body}", Encoding::Hex, "");
         o.hmac.as_mut().unwrap().id_header = None;
-        assert!(Scheme::new(SchemeName::Hmac, &o, &[sec()]).is_err());
-        assert!(Scheme::new(SchemeName::Hmac, &SchemeOptions::default(), &[sec()]).is_err());
+        assert!(Scheme::new(sn("hmac"), &o, &[sec()]).is_err());
+        assert!(Scheme::new(sn("hmac"), &SchemeOptions::default(), &[sec()]).is_err());
     }
 
     use crate::verify::Scheme;
@@ -347,7 +384,7 @@ mod tests {
     fn round_trip_every_encoding_and_lists() {
         for enc in [Encoding::Hex, Encoding::Base64, Encoding::Base64Url] {
             let o = opts("{method} {path} {id}.{timestamp}.{body}", enc, "v1=");
-            let s = scheme(SchemeName::Hmac, &o, &["old", "k"]);
+            let s = scheme(sn("hmac"), &o, &["old", "k"]);
             let hs = sign_headers(&o, b"k", Some("m1"), 500, "POST", "/p?q=1", b"b").unwrap();
             let sig = hs[0].1.clone();
             let other = sign_headers(&o, b"old", Some("m2"), 500, "POST", "/p?q=1", b"b").unwrap();

@@ -8,14 +8,43 @@
 //! * No id, no timestamp (hotglue signs neither): `has_message_id()` is false.
 
 use super::{
-    hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeError,
-    SecretMaterial, Verified, VerifyError,
+    hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, MessageId,
+    SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
+    DEFAULT_TOLERANCE,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Hub-Signature";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "hotglue",
+    aliases: &[],
+    default_tolerance: DEFAULT_TOLERANCE,
+    message_id: MessageId::None,
+    headers: &[SIG_HEADER],
+    options: &[],
+    build: |_, secrets| Ok(std::sync::Arc::new(Hotglue::new(secrets)?)),
+    sign: |r| {
+        Ok(vec![SignRequest::header(
+            SIG_HEADER,
+            sign_value(r.secret, r.body),
+        )])
+    },
+    strip_unread: None,
+};
+
+impl Verifier for Hotglue {
+    fn verify(
+        &self,
+        input: &Input<'_>,
+        _now: i64,
+        _tol: std::time::Duration,
+    ) -> Result<Verified, VerifyError> {
+        self.check(input)
+    }
+}
+
 #[derive(Debug, Clone)]
-pub(crate) struct Hotglue {
+struct Hotglue {
     keys: Vec<MacKey>,
 }
 
@@ -26,7 +55,7 @@ impl Hotglue {
         })
     }
 
-    pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+    fn check(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let hex = sig.strip_prefix("sha1=").unwrap_or(sig);
         let key_index = match_encoded(&self.keys, &[], input.body, &[hex.as_bytes()], hex_lower)
@@ -51,12 +80,12 @@ pub(crate) fn sign_value(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn bare_and_prefixed_hex() {
-        let s = scheme(SchemeName::Hotglue, &SchemeOptions::default(), &["k"]);
+        let s = scheme(sn("hotglue"), &SchemeOptions::default(), &["k"]);
         let sig = sign_value(b"k", b"{}");
         assert_eq!(sig.len(), 40);
         assert!(s

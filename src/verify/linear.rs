@@ -18,15 +18,42 @@ use subtle::Choice;
 
 use super::{
     ct_eq, first_match, hex_decode_into, hex_lower, mac_keys, optional_id, required, HmacAlgorithm,
-    Input, MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
+    Input, MacKey, MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified,
+    Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "Linear-Signature";
 pub(crate) const ID_HEADER: &str = "Linear-Delivery";
 const TS_FIELD: &str = "webhookTimestamp";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "linear",
+    aliases: &[],
+    default_tolerance: std::time::Duration::from_secs(60),
+    message_id: MessageId::Headers(&[ID_HEADER]),
+    headers: &[SIG_HEADER, ID_HEADER],
+    options: &[],
+    build: |_, secrets| Ok(std::sync::Arc::new(Linear::new(secrets)?)),
+    sign: |r| {
+        let sig = SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body));
+        Ok(std::iter::once(sig).chain(r.id_header(ID_HEADER)).collect())
+    },
+    strip_unread: None,
+};
+
+impl Verifier for Linear {
+    fn verify(
+        &self,
+        input: &Input<'_>,
+        now: i64,
+        tol: std::time::Duration,
+    ) -> Result<Verified, VerifyError> {
+        self.check(input, now, tol)
+    }
+}
+
 #[derive(Debug, Clone)]
-pub(crate) struct Linear {
+struct Linear {
     keys: Vec<MacKey>,
 }
 
@@ -43,7 +70,7 @@ impl Linear {
         })
     }
 
-    pub(crate) fn verify(
+    fn check(
         &self,
         input: &Input<'_>,
         now: i64,
@@ -107,12 +134,12 @@ pub(crate) fn sign_value(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn timestamp_from_body_in_ms() {
-        let s = scheme(SchemeName::Linear, &SchemeOptions::default(), &["lin"]);
+        let s = scheme(sn("linear"), &SchemeOptions::default(), &["lin"]);
         let run = |body: &str| {
             let sig = sign_value(b"lin", body.as_bytes());
             s.verify(&req(&[(SIG_HEADER, &sig)], body.as_bytes()).input(), 1000)
@@ -144,7 +171,7 @@ mod tests {
     fn hex_case_as_the_sdk() {
         // @linear/sdk compares the header text with `digest("hex")` (lowercase): the same MAC
         // in uppercase (or mixed case) is refused; not 64 hex digits is malformed.
-        let s = scheme(SchemeName::Linear, &SchemeOptions::default(), &["lin"]);
+        let s = scheme(sn("linear"), &SchemeOptions::default(), &["lin"]);
         let body = br#"{"webhookTimestamp":1000000}"#;
         let run = |sig: &str| s.verify(&req(&[(SIG_HEADER, sig)], body).input(), 1000);
         let lower = sign_value(b"lin", body);

@@ -10,14 +10,44 @@
 
 use super::public_url::{path_and_query, PublicUrl};
 use super::{
-    b64_std, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeError,
-    SchemeOptions, SecretMaterial, Verified, VerifyError,
+    b64_std, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, MessageId, SchemeDef,
+    SchemeError, SchemeOptions, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
+    DEFAULT_TOLERANCE,
 };
 
 pub(crate) const SIG_HEADER: &str = "x-square-hmacsha256-signature";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "square",
+    aliases: &[],
+    default_tolerance: DEFAULT_TOLERANCE,
+    message_id: MessageId::None,
+    headers: &[SIG_HEADER],
+    options: &["public_url"],
+    build: |options, secrets| Ok(std::sync::Arc::new(Square::new(options, secrets)?)),
+    sign: |r| {
+        let url = public_url(r.options, "square")?.url(r.path_and_query);
+        Ok(vec![SignRequest::header(
+            SIG_HEADER,
+            sign_value(r.secret, &url, r.body),
+        )])
+    },
+    strip_unread: None,
+};
+
+impl Verifier for Square {
+    fn verify(
+        &self,
+        input: &Input<'_>,
+        _now: i64,
+        _tol: std::time::Duration,
+    ) -> Result<Verified, VerifyError> {
+        self.check(input)
+    }
+}
+
 #[derive(Debug, Clone)]
-pub(crate) struct Square {
+struct Square {
     keys: Vec<MacKey>,
     url: PublicUrl,
 }
@@ -42,7 +72,7 @@ impl Square {
         })
     }
 
-    pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+    fn check(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let pq = path_and_query(input.uri);
         if input.body.is_empty() || !self.url.allows(pq) {
@@ -77,8 +107,7 @@ pub(crate) fn sign_value(secret: &[u8], url: &str, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req_full, scheme};
-    use crate::verify::SchemeName;
+    use crate::verify::tests::{req_full, scheme, sn};
 
     #[test]
     fn url_from_public_url_and_request_path_and_query() {
@@ -86,7 +115,7 @@ mod tests {
             public_url: Some("https://hooks.example.com".into()),
             ..SchemeOptions::default()
         };
-        let s = scheme(SchemeName::Square, &o, &["k"]);
+        let s = scheme(sn("square"), &o, &["k"]);
         let sig = sign_value(b"k", "https://hooks.example.com/square?a=1", b"{}");
         let h = [(SIG_HEADER, sig.as_str())];
         assert!(s
@@ -125,7 +154,7 @@ mod tests {
                 public_url: Some(public.into()),
                 ..SchemeOptions::default()
             };
-            let s = scheme(SchemeName::Square, &o, &["k"]);
+            let s = scheme(sn("square"), &o, &["k"]);
             assert!(s
                 .verify(&req_full("POST", "/square/payments", &h, body).input(), 0)
                 .is_ok());
