@@ -40,6 +40,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         ])
     },
     strip_unread: None,
+    body_signed: true,
 };
 
 impl Verifier for Discord {

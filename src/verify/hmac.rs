@@ -62,6 +62,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         )
     },
     strip_unread: None,
+    body_signed: true,
 };
 
 impl Verifier for Generic {

@@ -39,6 +39,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         Ok(std::iter::once(sig).chain(r.id_header(ID_HEADER)).collect())
     },
     strip_unread: None,
+    body_signed: true,
 };
 
 impl Verifier for Linear {

@@ -35,6 +35,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         )])
     },
     strip_unread: None,
+    body_signed: true,
 };
 
 #[derive(Debug, Clone)]

@@ -68,6 +68,9 @@ pub struct SchemeDef {
     /// Removes request headers of the scheme's own family that the verifier did not read
     /// (Standard Webhooks' `webhook-*` twin of a `svix-*` header), if the scheme has any.
     pub strip_unread: Option<fn(&mut http::HeaderMap)>,
+    /// Whether a verified request's body is authenticated. `false` for token schemes (a shared
+    /// secret sent as is, no MAC): the token proves the sender, not the content.
+    pub body_signed: bool,
 }
 
 impl std::fmt::Debug for SchemeDef {

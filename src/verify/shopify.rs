@@ -36,6 +36,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         Ok(std::iter::once(sig).chain(r.id_header(ID_HEADER)).collect())
     },
     strip_unread: None,
+    body_signed: true,
 };
 
 impl Verifier for Shopify {

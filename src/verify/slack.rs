@@ -37,6 +37,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         ])
     },
     strip_unread: None,
+    body_signed: true,
 };
 
 #[derive(Debug, Clone)]

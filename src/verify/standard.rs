@@ -54,6 +54,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     build: |_, secrets| Ok(std::sync::Arc::new(Standard::new(secrets)?)),
     sign: sign_headers,
     strip_unread: Some(strip_unread),
+    body_signed: true,
 };
 
 impl Verifier for Standard {

@@ -43,6 +43,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         )])
     },
     strip_unread: None,
+    body_signed: true,
 };
 
 #[derive(Debug, Clone)]

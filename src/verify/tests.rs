@@ -297,7 +297,9 @@ fn every_single_bit_flip_is_rejected() {
                 }
             }
         }
-        for byte in 0..body.len() {
+        // A token scheme does not authenticate the body: nothing to flip there.
+        let body_bytes = if n.def().body_signed { body.len() } else { 0 };
+        for byte in 0..body_bytes {
             for bit in 0..8 {
                 let mut b = body.clone();
                 b[byte] ^= 1 << bit;

@@ -267,13 +267,16 @@ proptest! {
         }
     }
 
-    /// One flipped bit anywhere in the body or in a signed header value is a rejection.
+    /// One flipped bit anywhere in the body (where the scheme authenticates it) or in a signed
+    /// header value is a rejection.
     #[test]
     fn any_single_bit_flip_is_rejected(s in signed(), at in any::<Index>(), bit in 0u8..8) {
         let scheme = s.scheme();
         // The bit positions: every body bit, then every bit of every signed header value.
-        let mut targets: Vec<Option<usize>> = vec![None; s.body.len()];
-        let mut offsets: Vec<usize> = (0..s.body.len()).collect();
+        // (A token scheme does not authenticate the body: no body bits then.)
+        let body_bits = if s.name.def().body_signed { s.body.len() } else { 0 };
+        let mut targets: Vec<Option<usize>> = vec![None; body_bits];
+        let mut offsets: Vec<usize> = (0..body_bits).collect();
         for (i, (n, v)) in s.headers.iter().enumerate() {
             if UNSIGNED_ID_HEADERS.contains(&n.as_str()) {
                 continue;
