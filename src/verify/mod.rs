@@ -43,6 +43,7 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 mod discord;
 mod github;
+mod gitlab;
 mod hmac;
 mod hotglue;
 pub mod jwt;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    discord, github, hmac, hotglue, linear, paddle, shopify, slack, square, standard, stripe,
-    twilio, Input, SchemeError, SchemeOptions, SecretMaterial, Verified, VerifyError,
+    discord, github, gitlab, hmac, hotglue, linear, paddle, shopify, slack, square, standard,
+    stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial, Verified, VerifyError,
 };
 
 /// Every scheme, in the order the CLI and error messages list them. One line per scheme.
@@ -30,6 +30,7 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &paddle::DEF,
     &linear::DEF,
     &discord::DEF,
+    &gitlab::DEF,
 ];
 
 /// The config word for "no verification" (`scheme = "none"`): the route has no scheme.

@@ -274,6 +274,7 @@ fn every_single_bit_flip_is_rejected() {
                     | "X-Shopify-Webhook-Id"
                     | "Linear-Delivery"
                     | "I-Twilio-Idempotency-Token"
+                    | "Idempotency-Key"
             );
             if unsigned_id {
                 continue;

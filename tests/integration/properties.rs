@@ -42,11 +42,12 @@ fn sn(name: &str) -> SchemeName {
 
 /// Id headers that no scheme signs: a changed id there is a different delivery of the same
 /// authentic message, not a forgery (dedupe keys on it; see SECURITY.md).
-const UNSIGNED_ID_HEADERS: [&str; 4] = [
+const UNSIGNED_ID_HEADERS: [&str; 5] = [
     "X-GitHub-Delivery",
     "X-Shopify-Webhook-Id",
     "Linear-Delivery",
     "I-Twilio-Idempotency-Token",
+    "Idempotency-Key",
 ];
 
 // ------------------------------------------------------------------------------------------
@@ -138,6 +139,8 @@ fn secret_pair(name: SchemeName, raw: &[u8], seed: [u8; 32], ed: bool) -> (Vec<u
             let (s, p) = ed25519_pair(seed);
             (hex(&s).into_bytes(), hex(&p).into_bytes())
         }
+        // A token travels as a header value: visible ASCII.
+        "gitlab" => (hex(raw).into_bytes(), hex(raw).into_bytes()),
         _ => (raw.to_vec(), raw.to_vec()),
     }
 }
