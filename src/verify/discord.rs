@@ -11,13 +11,14 @@
 //!   takes its `also_acceptable` invalid.
 //! * No message id (the interaction id is inside the body).
 
+use std::time::Duration;
+
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use subtle::Choice;
 
 use super::{
-    check_window, first_match, hex_decode_into, hex_lower, parse_unix, required, Input, MessageId,
-    SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
-    DEFAULT_TOLERANCE,
+    check_window, first_match, hex_decode_into, hex_lower, parse_unix, required, Input, SchemeDef,
+    SchemeError, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Signature-Ed25519";
@@ -25,11 +26,7 @@ pub(crate) const TS_HEADER: &str = "X-Signature-Timestamp";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "discord",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
-    message_id: MessageId::None,
     headers: &[SIG_HEADER, TS_HEADER],
-    options: &[],
     build: |_, secrets| Ok(std::sync::Arc::new(Discord::new(secrets)?)),
     sign: |r| {
         let ts = r.timestamp.to_string();
@@ -39,20 +36,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             SignRequest::header(TS_HEADER, ts),
         ])
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
-
-impl Verifier for Discord {
-    fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
-        self.check(input, now, tol)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Discord {
@@ -79,13 +64,10 @@ impl Discord {
         }
         Ok(Discord { keys })
     }
+}
 
-    fn check(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Discord {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let sig_hex = required(input.headers, SIG_HEADER)?;
         let ts_text = required(input.headers, TS_HEADER)?;
         let mut raw = [0u8; 64];

@@ -10,10 +10,12 @@
 //!   `quirk_empty_body`: valid).
 //! * Id: `X-GitHub-Delivery` when present (optional). No timestamp.
 
+use std::time::Duration;
+
 use super::{
     hex_lower, mac_keys, match_encoded, optional_id, required, HmacAlgorithm, Input, MacKey,
     MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier,
-    VerifyError, DEFAULT_TOLERANCE,
+    VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Hub-Signature-256";
@@ -21,30 +23,17 @@ pub(crate) const ID_HEADER: &str = "X-GitHub-Delivery";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "github",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
     message_id: MessageId::Headers(&[ID_HEADER]),
     headers: &[SIG_HEADER, ID_HEADER],
-    options: &[],
     build: |_, secrets| Ok(std::sync::Arc::new(Github::new(secrets)?)),
     sign: |r| {
-        let sig = SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body));
-        Ok(std::iter::once(sig).chain(r.id_header(ID_HEADER)).collect())
+        Ok(r.with_id(
+            SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body)),
+            ID_HEADER,
+        ))
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
-
-impl Verifier for Github {
-    fn verify(
-        &self,
-        input: &Input<'_>,
-        _now: i64,
-        _tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
-        self.check(input)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Github {
@@ -57,8 +46,10 @@ impl Github {
             keys: mac_keys(HmacAlgorithm::Sha256, secrets),
         })
     }
+}
 
-    fn check(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Github {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let hex = sig
             .strip_prefix("sha256=")

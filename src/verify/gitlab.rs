@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     ct_eq, first_match, optional_id, required, Input, MessageId, SchemeDef, SchemeError,
-    SecretMaterial, SignRequest, Verified, Verifier, VerifyError, DEFAULT_TOLERANCE,
+    SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
 };
 
 pub(crate) const TOKEN_HEADER: &str = "X-Gitlab-Token";
@@ -25,21 +25,15 @@ pub(crate) const ID_HEADER: &str = "Idempotency-Key";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "gitlab",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
     message_id: MessageId::Headers(&[ID_HEADER]),
     headers: &[TOKEN_HEADER, ID_HEADER],
-    options: &[],
     build: |_, secrets| Ok(std::sync::Arc::new(Gitlab::new(secrets)?)),
     sign: |r| {
         let token = String::from_utf8_lossy(r.secret).into_owned();
-        let token = SignRequest::header(TOKEN_HEADER, token);
-        Ok(std::iter::once(token)
-            .chain(r.id_header(ID_HEADER))
-            .collect())
+        Ok(r.with_id(SignRequest::header(TOKEN_HEADER, token), ID_HEADER))
     },
-    strip_unread: None,
     body_signed: false,
+    ..SchemeDef::BASE
 };
 
 #[derive(Clone)]

@@ -22,6 +22,8 @@
 //!   `{timestamp}` without `timestamp_header`, `{id}` without `id_header` and a payload without
 //!   `{body}` (the body would be forwarded unauthenticated) are configuration errors.
 
+use std::time::Duration;
+
 use http::HeaderName;
 use subtle::Choice;
 
@@ -29,7 +31,7 @@ use super::public_url::path_and_query;
 use super::{
     b64_std, check_window, ct_eq, first_match, hex_lower, intern, mac_keys, optional_id,
     parse_unix, required, Body, Encoding, HmacOptions, Input, MacKey, MessageId, SchemeDef,
-    SchemeError, SchemeOptions, SecretMaterial, Verified, Verifier, VerifyError, DEFAULT_TOLERANCE,
+    SchemeError, SchemeOptions, SecretMaterial, Verified, Verifier, VerifyError,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +46,6 @@ enum Seg {
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "hmac",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
     message_id: MessageId::Configured,
     headers: &[],
     options: &["hmac"],
@@ -61,28 +61,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             r.body,
         )
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
-
-impl Verifier for Generic {
-    fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
-        self.check(input, now, tol)
-    }
-
-    fn configured_id(&self) -> bool {
-        self.id_header.is_some()
-    }
-
-    fn timestamp_is_signed(&self) -> bool {
-        self.template.contains(&Seg::Timestamp)
-    }
-}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Generic {
@@ -193,12 +173,31 @@ impl Generic {
         })
     }
 
-    fn check(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+    fn parts<'a>(
+        &'a self,
+        method: &'a str,
+        path: &'a str,
+        ts: &'a str,
+        id: &'a str,
+        body: Body<'a>,
+    ) -> Vec<&'a [u8]> {
+        let mut parts = Vec::with_capacity(self.template.len() + 4);
+        for s in &self.template {
+            match s {
+                Seg::Lit(l) => parts.push(l.as_slice()),
+                Seg::Body => parts.extend(body.pieces()),
+                Seg::Timestamp => parts.push(ts.as_bytes()),
+                Seg::Id => parts.push(id.as_bytes()),
+                Seg::Method => parts.push(method.as_bytes()),
+                Seg::Path => parts.push(path.as_bytes()),
+            }
+        }
+        parts
+    }
+}
+
+impl Verifier for Generic {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let h = input.headers;
         let sig = required(h, self.header)?;
         let ts_text = self.ts_header.map(|n| required(h, n)).transpose()?;
@@ -252,26 +251,12 @@ impl Generic {
         })
     }
 
-    fn parts<'a>(
-        &'a self,
-        method: &'a str,
-        path: &'a str,
-        ts: &'a str,
-        id: &'a str,
-        body: Body<'a>,
-    ) -> Vec<&'a [u8]> {
-        let mut parts = Vec::with_capacity(self.template.len() + 4);
-        for s in &self.template {
-            match s {
-                Seg::Lit(l) => parts.push(l.as_slice()),
-                Seg::Body => parts.extend(body.pieces()),
-                Seg::Timestamp => parts.push(ts.as_bytes()),
-                Seg::Id => parts.push(id.as_bytes()),
-                Seg::Method => parts.push(method.as_bytes()),
-                Seg::Path => parts.push(path.as_bytes()),
-            }
-        }
-        parts
+    fn configured_id(&self) -> bool {
+        self.id_header.is_some()
+    }
+
+    fn timestamp_is_signed(&self) -> bool {
+        self.template.contains(&Seg::Timestamp)
     }
 }
 

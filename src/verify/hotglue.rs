@@ -7,21 +7,18 @@
 //! * Lowercase hex only, compared constant-time as text (uppercase → bad signature).
 //! * No id, no timestamp (hotglue signs neither): `has_message_id()` is false.
 
+use std::time::Duration;
+
 use super::{
-    hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, MessageId,
-    SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
-    DEFAULT_TOLERANCE,
+    hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeDef,
+    SchemeError, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Hub-Signature";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "hotglue",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
-    message_id: MessageId::None,
     headers: &[SIG_HEADER],
-    options: &[],
     build: |_, secrets| Ok(std::sync::Arc::new(Hotglue::new(secrets)?)),
     sign: |r| {
         Ok(vec![SignRequest::header(
@@ -29,20 +26,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             sign_value(r.secret, r.body),
         )])
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
-
-impl Verifier for Hotglue {
-    fn verify(
-        &self,
-        input: &Input<'_>,
-        _now: i64,
-        _tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
-        self.check(input)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Hotglue {
@@ -55,8 +40,10 @@ impl Hotglue {
             keys: mac_keys(HmacAlgorithm::Sha1, secrets),
         })
     }
+}
 
-    fn check(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Hotglue {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let hex = sig.strip_prefix("sha1=").unwrap_or(sig);
         let key_index = match_encoded(&self.keys, &[], input.body, &[hex.as_bytes()], hex_lower)

@@ -14,6 +14,8 @@
 //!   stale); `Verified::timestamp` is the value in whole seconds (floor).
 //! * Id: `Linear-Delivery` when present.
 
+use std::time::Duration;
+
 use subtle::Choice;
 
 use super::{
@@ -28,30 +30,18 @@ const TS_FIELD: &str = "webhookTimestamp";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "linear",
-    aliases: &[],
     default_tolerance: std::time::Duration::from_secs(60),
     message_id: MessageId::Headers(&[ID_HEADER]),
     headers: &[SIG_HEADER, ID_HEADER],
-    options: &[],
     build: |_, secrets| Ok(std::sync::Arc::new(Linear::new(secrets)?)),
     sign: |r| {
-        let sig = SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body));
-        Ok(std::iter::once(sig).chain(r.id_header(ID_HEADER)).collect())
+        Ok(r.with_id(
+            SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body)),
+            ID_HEADER,
+        ))
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
-
-impl Verifier for Linear {
-    fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
-        self.check(input, now, tol)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Linear {
@@ -70,13 +60,10 @@ impl Linear {
             keys: mac_keys(HmacAlgorithm::Sha256, secrets),
         })
     }
+}
 
-    fn check(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Linear {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let mut presented = [0u8; 32];
         if !hex_decode_into(sig.as_bytes(), &mut presented) {

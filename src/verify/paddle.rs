@@ -16,17 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::timestamped::{parse_list, sign_hex, TimestampedHmac};
-use super::{required, Input, MessageId, SchemeDef, SignRequest, Verified, Verifier, VerifyError};
+use super::{required, Input, SchemeDef, SignRequest, Verified, Verifier, VerifyError};
 
 pub(crate) const SIG_HEADER: &str = "Paddle-Signature";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "paddle",
-    aliases: &[],
     default_tolerance: Duration::from_secs(5),
-    message_id: MessageId::None,
     headers: &[SIG_HEADER],
-    options: &[],
     build: |_, secrets| Ok(Arc::new(Paddle(TimestampedHmac::new(secrets)))),
     sign: |r| {
         Ok(vec![SignRequest::header(
@@ -34,8 +31,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             sign_value(r.secret, r.timestamp, r.body),
         )])
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
 
 #[derive(Debug, Clone)]

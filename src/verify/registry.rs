@@ -74,6 +74,24 @@ pub struct SchemeDef {
     pub body_signed: bool,
 }
 
+impl SchemeDef {
+    /// What a scheme's `DEF` leaves out (`..SchemeDef::BASE`): no alias, the 5-minute window, no
+    /// message id, no options, nothing to strip, the body signed. `name`, `headers`, `build`
+    /// and `sign` are always given (the registry tests build and sign every scheme).
+    pub const BASE: SchemeDef = SchemeDef {
+        name: "",
+        aliases: &[],
+        default_tolerance: DEFAULT_TOLERANCE,
+        message_id: MessageId::None,
+        headers: &[],
+        options: &[],
+        build: |_, _| Err(SchemeError::config("scheme without a verifier")),
+        sign: |_| Err(SchemeError::config("scheme without a signer")),
+        strip_unread: None,
+        body_signed: true,
+    };
+}
+
 impl std::fmt::Debug for SchemeDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name)
@@ -136,9 +154,11 @@ impl SignRequest<'_> {
         (name.to_owned(), value.into())
     }
 
-    /// `(name, id)` when an id was given.
-    pub(crate) fn id_header(&self, name: &str) -> Option<(String, String)> {
-        self.id.map(|id| Self::header(name, id))
+    /// `first`, then `(id_name, id)` when an id was given.
+    pub(crate) fn with_id(&self, first: (String, String), id_name: &str) -> Vec<(String, String)> {
+        std::iter::once(first)
+            .chain(self.id.map(|id| Self::header(id_name, id)))
+            .collect()
     }
 }
 

@@ -12,10 +12,12 @@
 //!   `also_acceptable` valid).
 //! * Id: `X-Shopify-Webhook-Id`, else `shopify-webhook-id`, when present. No timestamp.
 
+use std::time::Duration;
+
 use super::{
     b64_std, mac_keys, match_encoded, optional_id, required, HmacAlgorithm, Input, MacKey,
     MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier,
-    VerifyError, DEFAULT_TOLERANCE,
+    VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Shopify-Hmac-Sha256";
@@ -25,30 +27,17 @@ const ID_HEADER_NEW: &str = "shopify-webhook-id";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "shopify",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
     message_id: MessageId::Headers(&[ID_HEADER, ID_HEADER_NEW]),
     headers: &[SIG_HEADER, SIG_HEADER_NEW, ID_HEADER, ID_HEADER_NEW],
-    options: &[],
     build: |_, secrets| Ok(std::sync::Arc::new(Shopify::new(secrets)?)),
     sign: |r| {
-        let sig = SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body));
-        Ok(std::iter::once(sig).chain(r.id_header(ID_HEADER)).collect())
+        Ok(r.with_id(
+            SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body)),
+            ID_HEADER,
+        ))
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
-
-impl Verifier for Shopify {
-    fn verify(
-        &self,
-        input: &Input<'_>,
-        _now: i64,
-        _tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
-        self.check(input)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Shopify {
@@ -61,8 +50,10 @@ impl Shopify {
             keys: mac_keys(HmacAlgorithm::Sha256, secrets),
         })
     }
+}
 
-    fn check(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Shopify {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let h = input.headers;
         let name = if h.contains_key(SIG_HEADER) || !h.contains_key(SIG_HEADER_NEW) {
             SIG_HEADER

@@ -12,21 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::timestamped::{sign_hex, TimestampedHmac};
-use super::{
-    parse_unix, required, Input, MessageId, SchemeDef, SignRequest, Verified, Verifier,
-    VerifyError, DEFAULT_TOLERANCE,
-};
+use super::{parse_unix, required, Input, SchemeDef, SignRequest, Verified, Verifier, VerifyError};
 
 pub(crate) const SIG_HEADER: &str = "X-Slack-Signature";
 pub(crate) const TS_HEADER: &str = "X-Slack-Request-Timestamp";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "slack",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
-    message_id: MessageId::None,
     headers: &[SIG_HEADER, TS_HEADER],
-    options: &[],
     build: |_, secrets| Ok(Arc::new(Slack(TimestampedHmac::new(secrets)))),
     sign: |r| {
         let ts = r.timestamp.to_string();
@@ -36,8 +29,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             SignRequest::header(SIG_HEADER, sig),
         ])
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
 
 #[derive(Debug, Clone)]

@@ -8,20 +8,18 @@
 //! * Empty body → bad signature (the SDK returns False before computing).
 //! * The legacy SHA-1 `x-square-signature` is not accepted. No id, no timestamp.
 
+use std::time::Duration;
+
 use super::public_url::{path_and_query, PublicUrl};
 use super::{
-    b64_std, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, MessageId, SchemeDef,
+    b64_std, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeDef,
     SchemeError, SchemeOptions, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
-    DEFAULT_TOLERANCE,
 };
 
 pub(crate) const SIG_HEADER: &str = "x-square-hmacsha256-signature";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "square",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
-    message_id: MessageId::None,
     headers: &[SIG_HEADER],
     options: &["public_url"],
     build: |options, secrets| Ok(std::sync::Arc::new(Square::new(options, secrets)?)),
@@ -32,20 +30,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             sign_value(r.secret, &url, r.body),
         )])
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
-
-impl Verifier for Square {
-    fn verify(
-        &self,
-        input: &Input<'_>,
-        _now: i64,
-        _tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
-        self.check(input)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Square {
@@ -72,8 +58,10 @@ impl Square {
             url: public_url(options, "square")?,
         })
     }
+}
 
-    fn check(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Square {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let pq = path_and_query(input.uri);
         if input.body.is_empty() || !self.url.allows(pq) {

@@ -16,6 +16,8 @@
 //!   each costs a verification per key); other versions are ignored. No entry containing a `,` → malformed; entries but no match → bad signature.
 //! * Window: 300 s default, symmetric, inclusive.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -23,7 +25,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use super::{
     b64_decode_lenient, b64_std, check_window, ct_eq, first_match, parse_unix, Input, MacKey,
     MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier,
-    VerifyError, DEFAULT_TOLERANCE,
+    VerifyError,
 };
 use crate::verify::HmacAlgorithm;
 
@@ -40,7 +42,6 @@ enum Key {
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "standard-webhooks",
     aliases: &["svix"],
-    default_tolerance: DEFAULT_TOLERANCE,
     message_id: MessageId::Headers(&["svix-id", "webhook-id"]),
     headers: &[
         "svix-signature",
@@ -50,23 +51,11 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         "svix-id",
         "webhook-id",
     ],
-    options: &[],
     build: |_, secrets| Ok(std::sync::Arc::new(Standard::new(secrets)?)),
     sign: sign_headers,
     strip_unread: Some(strip_unread),
-    body_signed: true,
+    ..SchemeDef::BASE
 };
-
-impl Verifier for Standard {
-    fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
-        self.check(input, now, tol)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Standard {
@@ -128,13 +117,10 @@ impl Standard {
         }
         Ok(Standard { keys })
     }
+}
 
-    fn check(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Standard {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let h = input.headers;
         let id = pick(h, &NAMES[0]);
         let ts = pick(h, &NAMES[1]);

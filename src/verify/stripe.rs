@@ -21,20 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::timestamped::{parse_list, sign_hex, TimestampedHmac};
-use super::{
-    required, Input, MessageId, SchemeDef, SignRequest, Verified, Verifier, VerifyError,
-    DEFAULT_TOLERANCE,
-};
+use super::{required, Input, SchemeDef, SignRequest, Verified, Verifier, VerifyError};
 
 pub(crate) const SIG_HEADER: &str = "Stripe-Signature";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "stripe",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
-    message_id: MessageId::None,
     headers: &[SIG_HEADER],
-    options: &[],
     build: |_, secrets| Ok(Arc::new(Stripe(TimestampedHmac::new(secrets)))),
     sign: |r| {
         Ok(vec![SignRequest::header(
@@ -42,8 +35,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             sign_value(r.secret, r.timestamp, r.body),
         )])
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
 
 #[derive(Debug, Clone)]

@@ -19,6 +19,8 @@
 //! * No timestamp. Id: `I-Twilio-Idempotency-Token` when present (Twilio's per-delivery token,
 //!   unsigned, the same on retries).
 
+use std::time::Duration;
+
 use sha2::Digest as _;
 
 use super::public_url::{path_and_query, PublicUrl};
@@ -26,7 +28,7 @@ use super::square::public_url;
 use super::{
     b64_std, ct_eq, hex_lower, mac_keys, match_encoded, optional_id, required, Body, HmacAlgorithm,
     Input, MacKey, MessageId, SchemeDef, SchemeError, SchemeOptions, SecretMaterial, SignRequest,
-    Verified, Verifier, VerifyError, DEFAULT_TOLERANCE,
+    Verified, Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Twilio-Signature";
@@ -35,31 +37,16 @@ pub(crate) const ID_HEADER: &str = "I-Twilio-Idempotency-Token";
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "twilio",
-    aliases: &[],
-    default_tolerance: DEFAULT_TOLERANCE,
     message_id: MessageId::Headers(&[ID_HEADER]),
     headers: &[SIG_HEADER, SETTINGS_HEADER, ID_HEADER],
     options: &["public_url"],
     build: |options, secrets| Ok(std::sync::Arc::new(Twilio::new(options, secrets)?)),
     sign: |r| {
         let sig = sign_value(r.secret, r.options, r.path_and_query, r.body)?;
-        let sig = SignRequest::header(SIG_HEADER, sig);
-        Ok(std::iter::once(sig).chain(r.id_header(ID_HEADER)).collect())
+        Ok(r.with_id(SignRequest::header(SIG_HEADER, sig), ID_HEADER))
     },
-    strip_unread: None,
-    body_signed: true,
+    ..SchemeDef::BASE
 };
-
-impl Verifier for Twilio {
-    fn verify(
-        &self,
-        input: &Input<'_>,
-        _now: i64,
-        _tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
-        self.check(input)
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Twilio {
@@ -79,8 +66,10 @@ impl Twilio {
             url: public_url(options, "twilio")?,
         })
     }
+}
 
-    fn check(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Twilio {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let alg = algorithm(input)?;
         let pq = path_and_query(input.uri);
