@@ -211,7 +211,7 @@ fn signed_headers(id: &str, body: &[u8]) -> HeaderMap {
         .as_secs() as i64;
     let mut h = HeaderMap::new();
     for (k, v) in sign(
-        SchemeName::StandardWebhooks,
+        SchemeName::parse("standard-webhooks").expect("registered"),
         &SchemeOptions::default(),
         SECRET.as_bytes(),
         Some(id),

@@ -17,6 +17,7 @@ use toml::Spanned;
 use crate::route::{normalize_path, normalize_prefix, PathMatch};
 use crate::verify::{
     Encoding, HmacAlgorithm, HmacOptions, Scheme, SchemeName, SchemeOptions, SecretMaterial,
+    DEFAULT_TOLERANCE, NO_SCHEME,
 };
 
 /// The validated configuration. Secrets are resolved and every scheme is ready to verify.
@@ -158,7 +159,8 @@ pub struct RouteConfig {
     pub name: String,
     pub path: PathMatch,
     pub methods: Vec<Method>,
-    pub scheme: Scheme,
+    /// The route's verifier; `None` for `scheme = "none"` (forwarded unverified).
+    pub scheme: Option<Scheme>,
     /// What the scheme was built from besides the secrets (`hookseal sign --route` uses it).
     pub options: SchemeOptions,
     /// Secret ids in config order (`x-hookseal-key`, metric label).
@@ -1040,8 +1042,9 @@ impl<'a> Cx<'a> {
             *ident = Some((off, n.clone(), pm.clone(), ms.clone()));
         }
         let scheme_name = match self.opt_str(t, "scheme") {
+            Some((off, s)) if s == NO_SCHEME => Some((off, None)),
             Some((off, s)) => match SchemeName::parse(&s) {
-                Some(n) => Some((off, n)),
+                Some(n) => Some((off, Some(n))),
                 None => {
                     self.err(
                         off,
@@ -1112,15 +1115,17 @@ impl<'a> Cx<'a> {
 
         let (scheme_off, scheme_name) = scheme_name?;
         let hmac = hmac?;
-        if scheme_name == SchemeName::Hmac && hmac.is_none() {
+        // The `[route.hmac]` table: required by, and only allowed with, a scheme that reads it.
+        let takes_hmac = scheme_name.is_some_and(|n| n.def().options.contains(&"hmac"));
+        if let (true, None, Some(n)) = (takes_hmac, &hmac, scheme_name) {
             self.err(
                 scheme_off,
                 &format!("{p}.hmac"),
-                "scheme \"hmac\" needs a [route.hmac] table",
+                format!("scheme \"{}\" needs a [route.hmac] table", n.as_str()),
             );
             return None;
         }
-        if scheme_name != SchemeName::Hmac && hmac.is_some() {
+        if !takes_hmac && hmac.is_some() {
             self.err(
                 scheme_off,
                 &format!("{p}.hmac"),
@@ -1134,11 +1139,12 @@ impl<'a> Cx<'a> {
             tolerance: tolerance?,
             public_url,
         };
-        let scheme = match Scheme::new(scheme_name, &options, &secrets.material) {
-            Ok(s) => s,
+        let scheme = match scheme_name.map(|n| Scheme::new(n, &options, &secrets.material)) {
+            None => None,
+            Some(Ok(s)) => Some(s),
             // --syntax-only: a secret that was not read cannot be judged (the route's name,
             // path and methods were checked already).
-            Err(e)
+            Some(Err(e))
                 if self.syntax_only
                     && e.secret_index
                         .and_then(|i| secrets.material.get(i))
@@ -1146,7 +1152,7 @@ impl<'a> Cx<'a> {
             {
                 return None;
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 let (off, key) = match e.secret_index.and_then(|i| secrets.offsets.get(i)) {
                     Some(&off) => (off, format!("{p}.secrets[{}]", e.secret_index.unwrap_or(0))),
                     None => (scheme_off, format!("{p}.scheme")),
@@ -1155,20 +1161,21 @@ impl<'a> Cx<'a> {
                 return None;
             }
         };
+        let has_message_id = scheme.as_ref().is_some_and(Scheme::has_message_id);
         let dedupe = match dedupe? {
-            Some((off, true)) if !scheme.has_message_id() => {
+            Some((off, true)) if !has_message_id => {
                 self.err(
                     off,
                     &format!("{p}.dedupe"),
                     format!(
                         "scheme {:?} carries no message id to dedupe on",
-                        scheme_name.as_str()
+                        scheme_name.map_or(NO_SCHEME, SchemeName::as_str)
                     ),
                 );
                 return None;
             }
             Some((_, d)) => d,
-            None => scheme.has_message_id(),
+            None => has_message_id,
         };
         let replay_capacity = match replay_capacity? {
             Some((off, _)) if !dedupe => {
@@ -1181,7 +1188,10 @@ impl<'a> Cx<'a> {
             }
             r => r.map(|(_, n)| n),
         };
-        let tolerance = scheme.tolerance();
+        let tolerance = scheme.as_ref().map_or(
+            options.tolerance.unwrap_or(DEFAULT_TOLERANCE),
+            Scheme::tolerance,
+        );
         Some(RouteConfig {
             name: name?,
             path: path?,
@@ -1356,10 +1366,15 @@ impl<'a> Cx<'a> {
         }))
     }
 
-    fn secrets(&mut self, t: &Table<'_, '_>, scheme: Option<SchemeName>) -> Option<Secrets> {
+    /// `scheme`: `None` when the route's scheme is unknown, `Some(None)` for `"none"`.
+    fn secrets(
+        &mut self,
+        t: &Table<'_, '_>,
+        scheme: Option<Option<SchemeName>>,
+    ) -> Option<Secrets> {
         let p = &t.path;
         let Some((key, item)) = self.entry(t, "secrets") else {
-            if scheme.is_some_and(|s| s != SchemeName::None) {
+            if scheme.is_some_and(|s| s.is_some()) {
                 self.err(
                     t.span_start,
                     &format!("{p}.secrets"),
@@ -1372,7 +1387,7 @@ impl<'a> Cx<'a> {
                 offsets: Vec::new(),
             });
         };
-        if scheme == Some(SchemeName::None) {
+        if scheme == Some(None) {
             self.err(item.span().start, &key, "scheme \"none\" takes no secrets");
             return None;
         }

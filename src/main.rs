@@ -220,7 +220,9 @@ fn check(path: &Path) -> ExitCode {
             r.name,
             path,
             methods.join(","),
-            r.scheme.name().as_str(),
+            r.scheme
+                .as_ref()
+                .map_or(hookseal::verify::NO_SCHEME, |s| s.name().as_str()),
             r.secret_ids.join(","),
             fmt_duration(r.tolerance),
             r.dedupe,
@@ -258,19 +260,18 @@ fn write_out(text: &str) -> Result<(), String> {
 /// Configs that load but leave a gap `check` should name (README "Routing").
 fn route_warnings(config: &hookseal::config::Config) -> Vec<String> {
     use hookseal::route::PathMatch;
-    use hookseal::verify::SchemeName;
     let mut out = Vec::new();
     for open in &config.routes {
         let PathMatch::Prefix(prefix) = &open.path else {
             continue;
         };
-        if open.scheme.name() != SchemeName::None {
+        if open.scheme.is_some() {
             continue;
         }
         let beside: Vec<&str> = config
             .routes
             .iter()
-            .filter(|r| r.scheme.name() != SchemeName::None)
+            .filter(|r| r.scheme.is_some())
             .filter(|r| matches!(&r.path, PathMatch::Exact(p) if open.path.matches(p)))
             .map(|r| r.name.as_str())
             .collect();
@@ -437,8 +438,15 @@ mod sign {
             .scheme
             .as_deref()
             .ok_or_else(|| format!("--scheme is required; one of: {}", schemes()))?;
-        let name = SchemeName::parse(scheme)
-            .ok_or_else(|| format!("unknown scheme {scheme:?}; one of: {}", schemes()))?;
+        // `None`: "none", no verification, which has nothing to sign with (said below, after
+        // the other arguments were checked).
+        let name = match scheme {
+            hookseal::verify::NO_SCHEME => None,
+            s => Some(
+                SchemeName::parse(s)
+                    .ok_or_else(|| format!("unknown scheme {scheme:?}; one of: {}", schemes()))?,
+            ),
+        };
         let mut options = match &args.route {
             None => SchemeOptions::default(),
             Some(route) => {
@@ -481,6 +489,7 @@ mod sign {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64)
         });
+        let name = name.ok_or("scheme none does not sign requests")?;
         let headers = hookseal::verify::sign(
             name,
             &options,

@@ -29,7 +29,7 @@ use crate::outcome::{Rejection, ReplayRefusal, RequestError};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::RouteTable;
 use crate::upstream::{UpstreamBody, UpstreamClient, UpstreamError};
-use crate::verify::{Input, SchemeName, Verified, VerifyError};
+use crate::verify::{Input, Scheme, Verified, VerifyError, NO_SCHEME};
 
 /// The response body: the upstream's stream, or a small body hookseal wrote.
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -214,11 +214,6 @@ fn decide(mode: Mode, on_store_error: OnStoreError, failure: Option<Rejection>) 
         }
         Some(f) => Decision::Refuse(f),
     }
-}
-
-/// Whether the route checks signatures (a scheme other than `none`).
-fn route_verifies(cfg: &RouteConfig) -> bool {
-    cfg.scheme.name() != SchemeName::None
 }
 
 impl Proxy {
@@ -434,7 +429,9 @@ impl Proxy {
         );
         let h = &mut parts.headers;
         headers::strip_hookseal(h);
-        cfg.scheme.strip_unread(h);
+        if let Some(scheme) = &cfg.scheme {
+            scheme.strip_unread(h);
+        }
         let host = h.get(header::HOST).cloned().or_else(|| {
             parts
                 .uri
@@ -450,7 +447,7 @@ impl Proxy {
         headers::apply_policy(h, &snap.config.forwarding.keep, client);
         h.insert(headers::REQUEST_ID, request_id.clone());
         h.insert(headers::ROUTE, route.name_value.clone());
-        if route_verifies(cfg) {
+        if cfg.scheme.is_some() {
             h.insert(headers::SCHEME, route.scheme_value.clone());
         }
         // True only when the signature verified and nothing after it failed (SPEC: `false`
@@ -573,7 +570,7 @@ impl Snapshot {
         let default_upstream = config.upstream.url.authority().cloned();
         let mut entries = Vec::new();
         for cfg in &config.routes {
-            let scheme = route_verifies(cfg).then(|| cfg.scheme.name().as_str());
+            let scheme = cfg.scheme.as_ref().map(|s| s.name().as_str());
             let upstream = cfg
                 .upstream
                 .as_ref()
@@ -590,16 +587,11 @@ impl Snapshot {
                 ),
                 upstream,
                 name_value: header_value(&cfg.name),
-                scheme_value: HeaderValue::from_static(cfg.scheme.name().as_str()),
+                scheme_value: HeaderValue::from_static(scheme.unwrap_or(NO_SCHEME)),
                 key_values: cfg.secret_ids.iter().map(|k| header_value(k)).collect(),
                 replay: replay.partition(&cfg.name, config.replay_capacity(cfg)),
                 log_gate: LogGate::new(),
-                signed_timestamp: cfg.scheme.name() != SchemeName::Hmac
-                    || cfg
-                        .options
-                        .hmac
-                        .as_ref()
-                        .is_some_and(|h| h.signed_payload.contains("{timestamp}")),
+                signed_timestamp: cfg.scheme.as_ref().is_none_or(Scheme::timestamp_is_signed),
                 cfg: cfg.clone(),
             };
             entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));
@@ -651,10 +643,10 @@ fn check_request(cx: &Ctx<'_>, parts: &Parts) -> Result<(), RequestError> {
 /// Steps 3 and 4: verifies the signature, then claims the message id in the replay store.
 /// Says what failed, whatever the route's mode: [`decide`] turns that into an answer.
 async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'_>) -> Verdict {
-    if !route_verifies(&cx.route.cfg) {
+    let Some(scheme) = &cx.route.cfg.scheme else {
         return Verdict::default();
-    }
-    let verified = match verify(cx.route, parts, body, rec) {
+    };
+    let verified = match verify(cx.route, scheme, parts, body, rec) {
         Ok(v) => v,
         Err(e) => {
             return Verdict {
@@ -680,6 +672,7 @@ async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'
 /// Step 3: the signature. Its time, and a verified request's key and skew, go into `rec`.
 fn verify(
     route: &Route,
+    scheme: &Scheme,
     parts: &Parts,
     body: &RawBody,
     rec: &mut Record<'_>,
@@ -692,7 +685,7 @@ fn verify(
     };
     let t = std::time::Instant::now();
     let now = unix_now();
-    let result = route.cfg.scheme.verify(&input, now);
+    let result = scheme.verify(&input, now);
     rec.verify_time = Some(t.elapsed());
     let verified = result?;
     // Skew only from a verified request: a stale/future error comes before the MAC is

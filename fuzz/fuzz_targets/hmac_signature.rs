@@ -56,12 +56,14 @@ fn routes() -> &'static Vec<Route> {
                         bytes: s.as_bytes().to_vec(),
                     })
                     .collect();
-                let scheme = Scheme::new(SchemeName::Hmac, &o, &secrets).expect("scheme");
+                let scheme =
+                    Scheme::new(SchemeName::parse("hmac").expect("registered"), &o, &secrets)
+                        .expect("scheme");
                 let accepted = SECRETS
                     .iter()
                     .map(|s| {
                         let hs = sign(
-                            SchemeName::Hmac,
+                            SchemeName::parse("hmac").expect("registered"),
                             &o,
                             s.as_bytes(),
                             None,

@@ -36,7 +36,7 @@ fn fixture() -> &'static Fixture {
         let o = SchemeOptions::default();
         let sig = |secret: &str| {
             let hs = sign(
-                SchemeName::StandardWebhooks,
+                SchemeName::parse("standard-webhooks").expect("registered"),
                 &o,
                 secret.as_bytes(),
                 Some(ID),
@@ -67,7 +67,12 @@ fn fixture() -> &'static Fixture {
                 bytes: format!("whpk_{vk}").into_bytes(),
             },
         ];
-        let scheme = Scheme::new(SchemeName::StandardWebhooks, &o, &secrets).expect("scheme");
+        let scheme = Scheme::new(
+            SchemeName::parse("standard-webhooks").expect("registered"),
+            &o,
+            &secrets,
+        )
+        .expect("scheme");
         Fixture { scheme, v1, v1a }
     })
 }

@@ -18,7 +18,7 @@ const NAME: &str = "Stripe-Signature";
 
 fn expected_v1(ts: i64) -> String {
     let hs = sign(
-        SchemeName::Stripe,
+        SchemeName::parse("stripe").expect("registered"),
         &SchemeOptions::default(),
         SECRET.as_bytes(),
         None,
@@ -37,8 +37,12 @@ fuzz_target!(|data: &[u8]| {
         id: "0".into(),
         bytes: SECRET.as_bytes().to_vec(),
     }];
-    let scheme =
-        Scheme::new(SchemeName::Stripe, &SchemeOptions::default(), &secrets).expect("scheme");
+    let scheme = Scheme::new(
+        SchemeName::parse("stripe").expect("registered"),
+        &SchemeOptions::default(),
+        &secrets,
+    )
+    .expect("scheme");
     let req = Request::new(Method::POST, "/", &[(b"stripe-signature", data)], BODY);
     if !req.headers.contains_key(NAME) {
         return;

@@ -11,19 +11,36 @@
 //!   takes its `also_acceptable` invalid.
 //! * No message id (the interaction id is inside the body).
 
+use std::time::Duration;
+
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use subtle::Choice;
 
 use super::{
-    check_window, first_match, hex_decode_into, hex_lower, parse_unix, required, Input,
-    SchemeError, SecretMaterial, Verified, VerifyError,
+    check_window, first_match, hex_decode_into, hex_lower, parse_unix, required, Input, SchemeDef,
+    SchemeError, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Signature-Ed25519";
 pub(crate) const TS_HEADER: &str = "X-Signature-Timestamp";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "discord",
+    headers: &[SIG_HEADER, TS_HEADER],
+    build: |_, secrets| Ok(std::sync::Arc::new(Discord::new(secrets)?)),
+    sign: |r| {
+        let ts = r.timestamp.to_string();
+        let sig = sign_value(r.secret, &ts, r.body)?;
+        Ok(vec![
+            SignRequest::header(SIG_HEADER, sig),
+            SignRequest::header(TS_HEADER, ts),
+        ])
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Discord {
+struct Discord {
     keys: Vec<VerifyingKey>,
 }
 
@@ -47,13 +64,10 @@ impl Discord {
         }
         Ok(Discord { keys })
     }
+}
 
-    pub(crate) fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Discord {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let sig_hex = required(input.headers, SIG_HEADER)?;
         let ts_text = required(input.headers, TS_HEADER)?;
         let mut raw = [0u8; 64];
@@ -93,8 +107,8 @@ pub(crate) fn sign_value(seed_hex: &[u8], ts: &str, body: &[u8]) -> Result<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     /// RFC 8032 §7.1 test 1 (empty message): the Ed25519 primitive underneath.
     #[test]
@@ -110,7 +124,7 @@ mod tests {
     fn timestamp_and_hex_rules() {
         let pk = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
         let seed = b"9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
-        let s = scheme(SchemeName::Discord, &SchemeOptions::default(), &[pk]);
+        let s = scheme(sn("discord"), &SchemeOptions::default(), &[pk]);
         let sig = sign_value(seed, "1000", b"{}").unwrap();
         let run = |sig: &str, ts: &str, now: i64| {
             s.verify(
@@ -133,7 +147,7 @@ mod tests {
             VerifyError::MalformedSignature(TS_HEADER)
         );
         assert!(Scheme::new(
-            SchemeName::Discord,
+            sn("discord"),
             &SchemeOptions::default(),
             &[crate::verify::tests::secret("zz")]
         )

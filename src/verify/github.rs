@@ -10,16 +10,33 @@
 //!   `quirk_empty_body`: valid).
 //! * Id: `X-GitHub-Delivery` when present (optional). No timestamp.
 
+use std::time::Duration;
+
 use super::{
     hex_lower, mac_keys, match_encoded, optional_id, required, HmacAlgorithm, Input, MacKey,
-    SchemeError, SecretMaterial, Verified, VerifyError,
+    MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier,
+    VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Hub-Signature-256";
 pub(crate) const ID_HEADER: &str = "X-GitHub-Delivery";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "github",
+    message_id: MessageId::Headers(&[ID_HEADER]),
+    headers: &[SIG_HEADER, ID_HEADER],
+    build: |_, secrets| Ok(std::sync::Arc::new(Github::new(secrets)?)),
+    sign: |r| {
+        Ok(r.with_id(
+            SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body)),
+            ID_HEADER,
+        ))
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Github {
+struct Github {
     keys: Vec<MacKey>,
 }
 
@@ -29,8 +46,10 @@ impl Github {
             keys: mac_keys(HmacAlgorithm::Sha256, secrets),
         })
     }
+}
 
-    pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Github {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let hex = sig
             .strip_prefix("sha256=")
@@ -54,8 +73,8 @@ pub(crate) fn sign_value(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn published_vector() {
@@ -68,7 +87,7 @@ mod tests {
     #[test]
     fn rotation_reports_first_matching_secret_and_id_optional() {
         let s = scheme(
-            SchemeName::Github,
+            sn("github"),
             &SchemeOptions::default(),
             &["old", "new", "new"],
         );

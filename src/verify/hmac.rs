@@ -22,14 +22,16 @@
 //!   `{timestamp}` without `timestamp_header`, `{id}` without `id_header` and a payload without
 //!   `{body}` (the body would be forwarded unauthenticated) are configuration errors.
 
+use std::time::Duration;
+
 use http::HeaderName;
 use subtle::Choice;
 
 use super::public_url::path_and_query;
 use super::{
     b64_std, check_window, ct_eq, first_match, hex_lower, intern, mac_keys, optional_id,
-    parse_unix, required, Body, Encoding, HmacOptions, Input, MacKey, SchemeError, SchemeOptions,
-    SecretMaterial, Verified, VerifyError,
+    parse_unix, required, Body, Encoding, HmacOptions, Input, MacKey, MessageId, SchemeDef,
+    SchemeError, SchemeOptions, SecretMaterial, Verified, Verifier, VerifyError,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,26 @@ enum Seg {
     Method,
     Path,
 }
+
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "hmac",
+    message_id: MessageId::Configured,
+    headers: &[],
+    options: &["hmac"],
+    build: |options, secrets| Ok(std::sync::Arc::new(Generic::new(options, secrets)?)),
+    sign: |r| {
+        sign_headers(
+            r.options,
+            r.secret,
+            r.id,
+            r.timestamp,
+            r.method,
+            r.path_and_query,
+            r.body,
+        )
+    },
+    ..SchemeDef::BASE
+};
 
 #[derive(Debug, Clone)]
 pub(crate) struct Generic {
@@ -151,16 +173,31 @@ impl Generic {
         })
     }
 
-    pub(crate) fn has_id(&self) -> bool {
-        self.id_header.is_some()
+    fn parts<'a>(
+        &'a self,
+        method: &'a str,
+        path: &'a str,
+        ts: &'a str,
+        id: &'a str,
+        body: Body<'a>,
+    ) -> Vec<&'a [u8]> {
+        let mut parts = Vec::with_capacity(self.template.len() + 4);
+        for s in &self.template {
+            match s {
+                Seg::Lit(l) => parts.push(l.as_slice()),
+                Seg::Body => parts.extend(body.pieces()),
+                Seg::Timestamp => parts.push(ts.as_bytes()),
+                Seg::Id => parts.push(id.as_bytes()),
+                Seg::Method => parts.push(method.as_bytes()),
+                Seg::Path => parts.push(path.as_bytes()),
+            }
+        }
+        parts
     }
+}
 
-    pub(crate) fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Generic {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let h = input.headers;
         let sig = required(h, self.header)?;
         let ts_text = self.ts_header.map(|n| required(h, n)).transpose()?;
@@ -214,26 +251,12 @@ impl Generic {
         })
     }
 
-    fn parts<'a>(
-        &'a self,
-        method: &'a str,
-        path: &'a str,
-        ts: &'a str,
-        id: &'a str,
-        body: Body<'a>,
-    ) -> Vec<&'a [u8]> {
-        let mut parts = Vec::with_capacity(self.template.len() + 4);
-        for s in &self.template {
-            match s {
-                Seg::Lit(l) => parts.push(l.as_slice()),
-                Seg::Body => parts.extend(body.pieces()),
-                Seg::Timestamp => parts.push(ts.as_bytes()),
-                Seg::Id => parts.push(id.as_bytes()),
-                Seg::Method => parts.push(method.as_bytes()),
-                Seg::Path => parts.push(path.as_bytes()),
-            }
-        }
-        parts
+    fn configured_id(&self) -> bool {
+        self.id_header.is_some()
+    }
+
+    fn timestamp_is_signed(&self) -> bool {
+        self.template.contains(&Seg::Timestamp)
     }
 }
 
@@ -303,8 +326,8 @@ pub(crate) fn sign_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req_full, scheme};
-    use crate::verify::{HmacAlgorithm, SchemeName};
+    use crate::verify::tests::{req_full, scheme, sn};
+    use crate::verify::HmacAlgorithm;
 
     fn opts(payload: &str, enc: Encoding, prefix: &str) -> SchemeOptions {
         SchemeOptions {
@@ -323,7 +346,7 @@ mod tests {
 
     #[test]
     fn option_validation() {
-        let ok = |p: &str| Scheme::new(SchemeName::Hmac, &opts(p, Encoding::Hex, ""), &[sec()]);
+        let ok = |p: &str| Scheme::new(sn("hmac"), &opts(p, Encoding::Hex, ""), &[sec()]);
         assert!(ok("{timestamp}.{id}.{method} {path}\n{body}").is_ok());
         assert!(ok("{bodyx}").is_err());
         assert!(ok("{body").is_err());
@@ -331,11 +354,11 @@ mod tests {
         assert!(ok("{timestamp}").is_err()); // no {body}
         let mut o = opts("{timestamp}.{body}", Encoding::Hex, "");
         o.hmac.as_mut().unwrap().timestamp_header = None;
-        assert!(Scheme::new(SchemeName::Hmac, &o, &[sec()]).is_err());
+        assert!(Scheme::new(sn("hmac"), &o, &[sec()]).is_err());
         let mut o = opts("{id}.{body}", Encoding::Hex, "");
         o.hmac.as_mut().unwrap().id_header = None;
-        assert!(Scheme::new(SchemeName::Hmac, &o, &[sec()]).is_err());
-        assert!(Scheme::new(SchemeName::Hmac, &SchemeOptions::default(), &[sec()]).is_err());
+        assert!(Scheme::new(sn("hmac"), &o, &[sec()]).is_err());
+        assert!(Scheme::new(sn("hmac"), &SchemeOptions::default(), &[sec()]).is_err());
     }
 
     use crate::verify::Scheme;
@@ -347,7 +370,7 @@ mod tests {
     fn round_trip_every_encoding_and_lists() {
         for enc in [Encoding::Hex, Encoding::Base64, Encoding::Base64Url] {
             let o = opts("{method} {path} {id}.{timestamp}.{body}", enc, "v1=");
-            let s = scheme(SchemeName::Hmac, &o, &["old", "k"]);
+            let s = scheme(sn("hmac"), &o, &["old", "k"]);
             let hs = sign_headers(&o, b"k", Some("m1"), 500, "POST", "/p?q=1", b"b").unwrap();
             let sig = hs[0].1.clone();
             let other = sign_headers(&o, b"old", Some("m2"), 500, "POST", "/p?q=1", b"b").unwrap();

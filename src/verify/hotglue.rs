@@ -7,15 +7,30 @@
 //! * Lowercase hex only, compared constant-time as text (uppercase → bad signature).
 //! * No id, no timestamp (hotglue signs neither): `has_message_id()` is false.
 
+use std::time::Duration;
+
 use super::{
-    hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeError,
-    SecretMaterial, Verified, VerifyError,
+    hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeDef,
+    SchemeError, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Hub-Signature";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "hotglue",
+    headers: &[SIG_HEADER],
+    build: |_, secrets| Ok(std::sync::Arc::new(Hotglue::new(secrets)?)),
+    sign: |r| {
+        Ok(vec![SignRequest::header(
+            SIG_HEADER,
+            sign_value(r.secret, r.body),
+        )])
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Hotglue {
+struct Hotglue {
     keys: Vec<MacKey>,
 }
 
@@ -25,8 +40,10 @@ impl Hotglue {
             keys: mac_keys(HmacAlgorithm::Sha1, secrets),
         })
     }
+}
 
-    pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Hotglue {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let hex = sig.strip_prefix("sha1=").unwrap_or(sig);
         let key_index = match_encoded(&self.keys, &[], input.body, &[hex.as_bytes()], hex_lower)
@@ -51,12 +68,12 @@ pub(crate) fn sign_value(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn bare_and_prefixed_hex() {
-        let s = scheme(SchemeName::Hotglue, &SchemeOptions::default(), &["k"]);
+        let s = scheme(sn("hotglue"), &SchemeOptions::default(), &["k"]);
         let sig = sign_value(b"k", b"{}");
         assert_eq!(sig.len(), 40);
         assert!(s

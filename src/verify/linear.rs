@@ -14,19 +14,37 @@
 //!   stale); `Verified::timestamp` is the value in whole seconds (floor).
 //! * Id: `Linear-Delivery` when present.
 
+use std::time::Duration;
+
 use subtle::Choice;
 
 use super::{
     ct_eq, first_match, hex_decode_into, hex_lower, mac_keys, optional_id, required, HmacAlgorithm,
-    Input, MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
+    Input, MacKey, MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified,
+    Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "Linear-Signature";
 pub(crate) const ID_HEADER: &str = "Linear-Delivery";
 const TS_FIELD: &str = "webhookTimestamp";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "linear",
+    default_tolerance: std::time::Duration::from_secs(60),
+    message_id: MessageId::Headers(&[ID_HEADER]),
+    headers: &[SIG_HEADER, ID_HEADER],
+    build: |_, secrets| Ok(std::sync::Arc::new(Linear::new(secrets)?)),
+    sign: |r| {
+        Ok(r.with_id(
+            SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body)),
+            ID_HEADER,
+        ))
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Linear {
+struct Linear {
     keys: Vec<MacKey>,
 }
 
@@ -42,13 +60,10 @@ impl Linear {
             keys: mac_keys(HmacAlgorithm::Sha256, secrets),
         })
     }
+}
 
-    pub(crate) fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Linear {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let mut presented = [0u8; 32];
         if !hex_decode_into(sig.as_bytes(), &mut presented) {
@@ -107,12 +122,12 @@ pub(crate) fn sign_value(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn timestamp_from_body_in_ms() {
-        let s = scheme(SchemeName::Linear, &SchemeOptions::default(), &["lin"]);
+        let s = scheme(sn("linear"), &SchemeOptions::default(), &["lin"]);
         let run = |body: &str| {
             let sig = sign_value(b"lin", body.as_bytes());
             s.verify(&req(&[(SIG_HEADER, &sig)], body.as_bytes()).input(), 1000)
@@ -144,7 +159,7 @@ mod tests {
     fn hex_case_as_the_sdk() {
         // @linear/sdk compares the header text with `digest("hex")` (lowercase): the same MAC
         // in uppercase (or mixed case) is refused; not 64 hex digits is malformed.
-        let s = scheme(SchemeName::Linear, &SchemeOptions::default(), &["lin"]);
+        let s = scheme(sn("linear"), &SchemeOptions::default(), &["lin"]);
         let body = br#"{"webhookTimestamp":1000000}"#;
         let run = |sig: &str| s.verify(&req(&[(SIG_HEADER, sig)], body).input(), 1000);
         let lower = sign_value(b"lin", body);

@@ -1,4 +1,5 @@
-//! Signature verification: one file per scheme, dispatched by `match` on an internal enum.
+//! Signature verification: one file per scheme, each a [`SchemeDef`] listed once in the
+//! registry (`registry.rs`); a route's [`Scheme`] holds the verifier its definition built.
 //!
 //! This module knows nothing about HTTP serving: it sees a request's method, URI, headers and
 //! raw body, and answers [`Verified`] or a [`VerifyError`]. The proxy maps errors to statuses.
@@ -31,7 +32,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ::hmac::{Hmac, Mac};
@@ -42,12 +43,14 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 mod discord;
 mod github;
+mod gitlab;
 mod hmac;
 mod hotglue;
 pub mod jwt;
 mod linear;
 mod paddle;
 mod public_url;
+pub mod registry;
 mod shopify;
 pub mod sign;
 mod slack;
@@ -55,6 +58,7 @@ pub mod sns;
 mod square;
 mod standard;
 mod stripe;
+mod timestamped;
 mod twilio;
 
 #[cfg(test)]
@@ -63,6 +67,8 @@ mod tests;
 mod vectors;
 
 pub use public_url::pins_path;
+use registry::SCHEMES;
+pub use registry::{MessageId, SchemeDef, SignRequest, Verifier, DEFAULT_TOLERANCE, NO_SCHEME};
 pub use sign::sign;
 
 /// The request as the verifier sees it.
@@ -188,36 +194,10 @@ pub enum VerifyError {
     BadSignature,
 }
 
-/// Scheme names as written in the config (`scheme = "..."`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SchemeName {
-    /// `standard-webhooks` (alias `svix`): see `standard.rs`.
-    StandardWebhooks,
-    /// `github`: `X-Hub-Signature-256`.
-    Github,
-    /// `hotglue`: `X-Hub-Signature`, bare hex HMAC-SHA1.
-    Hotglue,
-    /// `hmac`: generic, configured by [`HmacOptions`].
-    Hmac,
-    /// `none`: forwarded unverified.
-    None,
-    /// `stripe`: `Stripe-Signature: t=..,v1=..`.
-    Stripe,
-    /// `slack`: `X-Slack-Signature: v0=..`.
-    Slack,
-    /// `shopify`: `X-Shopify-Hmac-Sha256`.
-    Shopify,
-    /// `twilio`: `X-Twilio-Signature` over the public URL (needs `public_url`).
-    Twilio,
-    /// `square`: `x-square-hmacsha256-signature` over the public URL (needs `public_url`).
-    Square,
-    /// `paddle`: `Paddle-Signature: ts=..;h1=..`.
-    Paddle,
-    /// `linear`: `Linear-Signature`, timestamp from the body.
-    Linear,
-    /// `discord`: Ed25519 interactions signature.
-    Discord,
-}
+/// A scheme, as named in the config (`scheme = "..."`): a handle on its [`SchemeDef`] in the
+/// registry. Compared by canonical name.
+#[derive(Clone, Copy)]
+pub struct SchemeName(&'static SchemeDef);
 
 /// Options for the generic `hmac` scheme (`[route.hmac]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,157 +282,110 @@ impl SchemeError {
     }
 }
 
-/// A ready-to-use verifier for one route.
-#[derive(Debug, Clone)]
-pub struct Scheme {
-    name: SchemeName,
-    tolerance: Duration,
-    inner: Inner,
+impl PartialEq for SchemeName {
+    fn eq(&self, other: &SchemeName) -> bool {
+        self.0.name == other.0.name
+    }
 }
 
-#[derive(Debug, Clone)]
-enum Inner {
-    Standard(standard::Standard),
-    Github(github::Github),
-    Hotglue(hotglue::Hotglue),
-    Hmac(hmac::Generic),
-    None,
-    Stripe(stripe::Stripe),
-    Slack(slack::Slack),
-    Shopify(shopify::Shopify),
-    Twilio(twilio::Twilio),
-    Square(square::Square),
-    Paddle(paddle::Paddle),
-    Linear(linear::Linear),
-    Discord(discord::Discord),
+impl Eq for SchemeName {}
+
+impl std::hash::Hash for SchemeName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
+    }
 }
 
-const NAMES: &[(&str, SchemeName)] = &[
-    ("standard-webhooks", SchemeName::StandardWebhooks),
-    ("svix", SchemeName::StandardWebhooks),
-    ("github", SchemeName::Github),
-    ("hotglue", SchemeName::Hotglue),
-    ("hmac", SchemeName::Hmac),
-    ("none", SchemeName::None),
-    ("stripe", SchemeName::Stripe),
-    ("slack", SchemeName::Slack),
-    ("shopify", SchemeName::Shopify),
-    ("twilio", SchemeName::Twilio),
-    ("square", SchemeName::Square),
-    ("paddle", SchemeName::Paddle),
-    ("linear", SchemeName::Linear),
-    ("discord", SchemeName::Discord),
-];
-
-const ALL_NAMES: &[&str] = &[
-    "standard-webhooks",
-    "svix",
-    "github",
-    "hotglue",
-    "hmac",
-    "none",
-    "stripe",
-    "slack",
-    "shopify",
-    "twilio",
-    "square",
-    "paddle",
-    "linear",
-    "discord",
-];
+impl std::fmt::Debug for SchemeName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
 
 impl SchemeName {
     /// Parses a config name (`"standard-webhooks"`, `"svix"`, `"github"`, ...). Exact,
-    /// case-sensitive.
+    /// case-sensitive. `"none"` ([`NO_SCHEME`]) is not a scheme: the caller handles it.
     pub fn parse(s: &str) -> Option<SchemeName> {
-        NAMES.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
+        registry::lookup(s).map(SchemeName)
     }
 
     /// The canonical name (metric label, `x-hookseal-scheme`). `svix` maps to
     /// `standard-webhooks`.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SchemeName::StandardWebhooks => "standard-webhooks",
-            SchemeName::Github => "github",
-            SchemeName::Hotglue => "hotglue",
-            SchemeName::Hmac => "hmac",
-            SchemeName::None => "none",
-            SchemeName::Stripe => "stripe",
-            SchemeName::Slack => "slack",
-            SchemeName::Shopify => "shopify",
-            SchemeName::Twilio => "twilio",
-            SchemeName::Square => "square",
-            SchemeName::Paddle => "paddle",
-            SchemeName::Linear => "linear",
-            SchemeName::Discord => "discord",
-        }
+        self.0.name
     }
 
-    /// Every config name accepted by [`SchemeName::parse`], for error messages.
+    /// The scheme's facts.
+    pub fn def(self) -> &'static SchemeDef {
+        self.0
+    }
+
+    /// Every scheme in the registry.
+    pub fn all() -> impl Iterator<Item = SchemeName> {
+        SCHEMES.iter().map(|d| SchemeName(d))
+    }
+
+    /// Every name a route's `scheme` accepts, aliases after their scheme, then `"none"`: for
+    /// error messages and `sign --scheme`.
     pub fn all_names() -> &'static [&'static str] {
-        ALL_NAMES
+        static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+        NAMES.get_or_init(|| {
+            SCHEMES
+                .iter()
+                .flat_map(|d| std::iter::once(d.name).chain(d.aliases.iter().copied()))
+                .chain([NO_SCHEME])
+                .collect()
+        })
     }
 
     /// The default timestamp window (also the dedupe window for schemes without a timestamp).
     pub fn default_tolerance(self) -> Duration {
-        match self {
-            SchemeName::Paddle => Duration::from_secs(5),
-            SchemeName::Linear => Duration::from_secs(60),
-            _ => Duration::from_secs(300),
-        }
+        self.0.default_tolerance
     }
+}
+
+/// A ready-to-use verifier for one route.
+#[derive(Debug, Clone)]
+pub struct Scheme {
+    name: SchemeName,
+    tolerance: Duration,
+    verifier: Arc<dyn Verifier>,
 }
 
 impl Scheme {
     /// Builds the verifier, decoding every secret once.
     ///
     /// # Errors
-    /// A secret the scheme cannot use (empty, undecodable), no secret at all (except for
-    /// `none`), or missing/invalid options (`hmac` without `[route.hmac]`, bad placeholders,
+    /// A secret the scheme cannot use (empty, undecodable), no secret at all, or
+    /// missing/invalid options (`hmac` without `[route.hmac]`, bad placeholders,
     /// `twilio`/`square` without `public_url`).
     pub fn new(
         name: SchemeName,
         options: &SchemeOptions,
         secrets: &[SecretMaterial],
     ) -> Result<Scheme, SchemeError> {
-        if name != SchemeName::None {
-            if secrets.is_empty() {
-                return Err(SchemeError::config(format!(
-                    "scheme {} needs at least one secret",
-                    name.as_str()
-                )));
-            }
-            if let Some(i) = secrets.iter().position(|s| s.bytes.is_empty()) {
-                return Err(SchemeError::secret(i, "secret is empty"));
-            }
+        if secrets.is_empty() {
+            return Err(SchemeError::config(format!(
+                "scheme {} needs at least one secret",
+                name.as_str()
+            )));
+        }
+        if let Some(i) = secrets.iter().position(|s| s.bytes.is_empty()) {
+            return Err(SchemeError::secret(i, "secret is empty"));
         }
         if let Some(t) = options.tolerance {
             if t.is_zero() {
                 return Err(SchemeError::config("tolerance must be > 0"));
             }
         }
-        let inner = match name {
-            SchemeName::StandardWebhooks => Inner::Standard(standard::Standard::new(secrets)?),
-            SchemeName::Github => Inner::Github(github::Github::new(secrets)?),
-            SchemeName::Hotglue => Inner::Hotglue(hotglue::Hotglue::new(secrets)?),
-            SchemeName::Hmac => Inner::Hmac(hmac::Generic::new(options, secrets)?),
-            SchemeName::None => Inner::None,
-            SchemeName::Stripe => Inner::Stripe(stripe::Stripe::new(secrets)?),
-            SchemeName::Slack => Inner::Slack(slack::Slack::new(secrets)?),
-            SchemeName::Shopify => Inner::Shopify(shopify::Shopify::new(secrets)?),
-            SchemeName::Twilio => Inner::Twilio(twilio::Twilio::new(options, secrets)?),
-            SchemeName::Square => Inner::Square(square::Square::new(options, secrets)?),
-            SchemeName::Paddle => Inner::Paddle(paddle::Paddle::new(secrets)?),
-            SchemeName::Linear => Inner::Linear(linear::Linear::new(secrets)?),
-            SchemeName::Discord => Inner::Discord(discord::Discord::new(secrets)?),
-        };
+        let verifier = (name.0.build)(options, secrets)?;
         let tolerance = options
             .tolerance
             .unwrap_or_else(|| name.default_tolerance());
         Ok(Scheme {
             name,
             tolerance,
-            inner,
+            verifier,
         })
     }
 
@@ -461,37 +394,30 @@ impl Scheme {
         self.name
     }
 
-    /// Whether verified requests carry a message id (dedupe defaults on).
-    ///
-    /// Id headers: standard-webhooks `webhook-id`/`svix-id`, github `X-GitHub-Delivery`,
-    /// shopify `X-Shopify-Webhook-Id`/`shopify-webhook-id`, linear `Linear-Delivery`, twilio
-    /// `I-Twilio-Idempotency-Token`, hmac its `id_header` (when configured). The others carry
-    /// none. Where the id header is optional (github, shopify, twilio, hmac without `{id}`), a
-    /// request without it still verifies, with `id = None`.
+    /// Whether verified requests carry a message id (dedupe defaults on): see
+    /// [`SchemeDef::message_id`]. Where the id header is optional (github, shopify, twilio,
+    /// hmac without `{id}`), a request without it still verifies, with `id = None`.
     pub fn has_message_id(&self) -> bool {
-        match &self.inner {
-            Inner::Standard(_)
-            | Inner::Github(_)
-            | Inner::Shopify(_)
-            | Inner::Linear(_)
-            | Inner::Twilio(_) => true,
-            Inner::Hmac(g) => g.has_id(),
-            Inner::Hotglue(_)
-            | Inner::None
-            | Inner::Stripe(_)
-            | Inner::Slack(_)
-            | Inner::Square(_)
-            | Inner::Paddle(_)
-            | Inner::Discord(_) => false,
+        match self.name.0.message_id {
+            MessageId::None => false,
+            MessageId::Headers(_) => true,
+            MessageId::Configured => self.verifier.configured_id(),
         }
+    }
+
+    /// Whether a verified timestamp is covered by the signature (the skew metric observes
+    /// only those): every scheme with a timestamp, except an `hmac` route whose payload leaves
+    /// `{timestamp}` out.
+    pub fn timestamp_is_signed(&self) -> bool {
+        self.verifier.timestamp_is_signed()
     }
 
     /// Removes request headers of the scheme's own family that the verifier did not read, so
     /// that the app sees only the ones that were verified: for Standard Webhooks, the
     /// `webhook-*` twin of each `svix-*` header present. Other schemes read one name each.
     pub fn strip_unread(&self, headers: &mut HeaderMap) {
-        if let Inner::Standard(_) = &self.inner {
-            standard::strip_unread(headers);
+        if let Some(strip) = self.name.0.strip_unread {
+            strip(headers);
         }
     }
 
@@ -505,26 +431,7 @@ impl Scheme {
     /// # Errors
     /// See [`VerifyError`].
     pub fn verify(&self, input: &Input<'_>, now: i64) -> Result<Verified, VerifyError> {
-        let tol = self.tolerance;
-        match &self.inner {
-            Inner::Standard(s) => s.verify(input, now, tol),
-            Inner::Github(s) => s.verify(input),
-            Inner::Hotglue(s) => s.verify(input),
-            Inner::Hmac(s) => s.verify(input, now, tol),
-            Inner::None => Ok(Verified {
-                key_index: 0,
-                id: None,
-                timestamp: None,
-            }),
-            Inner::Stripe(s) => s.verify(input, now, tol),
-            Inner::Slack(s) => s.verify(input, now, tol),
-            Inner::Shopify(s) => s.verify(input),
-            Inner::Twilio(s) => s.verify(input),
-            Inner::Square(s) => s.verify(input),
-            Inner::Paddle(s) => s.verify(input, now, tol),
-            Inner::Linear(s) => s.verify(input, now, tol),
-            Inner::Discord(s) => s.verify(input, now, tol),
-        }
+        self.verifier.verify(input, now, self.tolerance)
     }
 }
 

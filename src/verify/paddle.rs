@@ -12,67 +12,57 @@
 //! * Window: 5 s default (the SDK's `maximum_variance`), symmetric, inclusive. No message id
 //!   (the notification id is in the body).
 
-use super::{
-    check_window, hex_lower, mac_keys, match_encoded, parse_unix, required, ts_and_signatures,
-    HmacAlgorithm, Input, MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
-};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::timestamped::{parse_list, sign_hex, TimestampedHmac};
+use super::{required, Input, SchemeDef, SignRequest, Verified, Verifier, VerifyError};
 
 pub(crate) const SIG_HEADER: &str = "Paddle-Signature";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "paddle",
+    default_tolerance: Duration::from_secs(5),
+    headers: &[SIG_HEADER],
+    build: |_, secrets| Ok(Arc::new(Paddle(TimestampedHmac::new(secrets)))),
+    sign: |r| {
+        Ok(vec![SignRequest::header(
+            SIG_HEADER,
+            sign_value(r.secret, r.timestamp, r.body),
+        )])
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Paddle {
-    keys: Vec<MacKey>,
-}
+struct Paddle(TimestampedHmac);
 
-impl Paddle {
-    pub(crate) fn new(secrets: &[SecretMaterial]) -> Result<Paddle, SchemeError> {
-        Ok(Paddle {
-            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
-        })
-    }
-
-    pub(crate) fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Paddle {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let header = required(input.headers, SIG_HEADER)?;
-        let (ts_text, h1) = ts_and_signatures(header, ';', "ts", "h1");
-        let ts_text = ts_text.ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-        let ts = parse_unix(ts_text).ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-        check_window(ts, now, tol)?;
+        let (ts_text, ts, h1) = parse_list(SIG_HEADER, header, ';', "ts", "h1")?;
+        // Signed as the raw header text, as the Python SDK builds it.
         let prefix: [&[u8]; 2] = [ts_text.as_bytes(), b":"];
-        let key_index = match_encoded(&self.keys, &prefix, input.body, &h1, hex_lower)
-            .ok_or(VerifyError::BadSignature)?;
-        Ok(Verified {
-            key_index,
-            id: None,
-            timestamp: Some(ts),
-        })
+        self.0.check(input, ts, now, tol, &prefix, &h1)
     }
 }
 
 /// `ts=<ts>;h1=<hex>`
 pub(crate) fn sign_value(secret: &[u8], ts: i64, body: &[u8]) -> String {
     let ts_str = ts.to_string();
-    let mac = MacKey::new(HmacAlgorithm::Sha256, secret).compute(&[ts_str.as_bytes(), b":", body]);
-    format!("ts={ts};h1={}", hex_lower(mac.as_bytes()))
+    let mac = sign_hex(secret, &[ts_str.as_bytes(), b":", body]);
+    format!("ts={ts};h1={mac}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn parse_rules_and_window() {
-        let s = scheme(
-            SchemeName::Paddle,
-            &SchemeOptions::default(),
-            &["old", "pdl"],
-        );
+        let s = scheme(sn("paddle"), &SchemeOptions::default(), &["old", "pdl"]);
         let good = sign_value(b"pdl", 1000, b"{}");
         let h1 = good.split_once(";h1=").unwrap().1;
         let run = |h: &str, now: i64| s.verify(&req(&[(SIG_HEADER, h)], b"{}").input(), now);

@@ -12,9 +12,12 @@
 //!   `also_acceptable` valid).
 //! * Id: `X-Shopify-Webhook-Id`, else `shopify-webhook-id`, when present. No timestamp.
 
+use std::time::Duration;
+
 use super::{
     b64_std, mac_keys, match_encoded, optional_id, required, HmacAlgorithm, Input, MacKey,
-    SchemeError, SecretMaterial, Verified, VerifyError,
+    MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier,
+    VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Shopify-Hmac-Sha256";
@@ -22,8 +25,22 @@ const SIG_HEADER_NEW: &str = "shopify-hmac-sha256";
 pub(crate) const ID_HEADER: &str = "X-Shopify-Webhook-Id";
 const ID_HEADER_NEW: &str = "shopify-webhook-id";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "shopify",
+    message_id: MessageId::Headers(&[ID_HEADER, ID_HEADER_NEW]),
+    headers: &[SIG_HEADER, SIG_HEADER_NEW, ID_HEADER, ID_HEADER_NEW],
+    build: |_, secrets| Ok(std::sync::Arc::new(Shopify::new(secrets)?)),
+    sign: |r| {
+        Ok(r.with_id(
+            SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body)),
+            ID_HEADER,
+        ))
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Shopify {
+struct Shopify {
     keys: Vec<MacKey>,
 }
 
@@ -33,8 +50,10 @@ impl Shopify {
             keys: mac_keys(HmacAlgorithm::Sha256, secrets),
         })
     }
+}
 
-    pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Shopify {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let h = input.headers;
         let name = if h.contains_key(SIG_HEADER) || !h.contains_key(SIG_HEADER_NEW) {
             SIG_HEADER
@@ -68,12 +87,12 @@ pub(crate) fn sign_value(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn unprefixed_headers_and_empty_body() {
-        let s = scheme(SchemeName::Shopify, &SchemeOptions::default(), &["shpss_x"]);
+        let s = scheme(sn("shopify"), &SchemeOptions::default(), &["shpss_x"]);
         let sig = sign_value(b"shpss_x", b"{}");
         let v = s
             .verify(

@@ -8,60 +8,55 @@
 //!   after `v0=` is compared (so `v0=a,v0=b` → bad signature); rotation = several secrets.
 //! * Window: 300 s default, symmetric, inclusive. No message id.
 
-use super::{
-    check_window, hex_lower, mac_keys, match_encoded, parse_unix, required, HmacAlgorithm, Input,
-    MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
-};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::timestamped::{sign_hex, TimestampedHmac};
+use super::{parse_unix, required, Input, SchemeDef, SignRequest, Verified, Verifier, VerifyError};
 
 pub(crate) const SIG_HEADER: &str = "X-Slack-Signature";
 pub(crate) const TS_HEADER: &str = "X-Slack-Request-Timestamp";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "slack",
+    headers: &[SIG_HEADER, TS_HEADER],
+    build: |_, secrets| Ok(Arc::new(Slack(TimestampedHmac::new(secrets)))),
+    sign: |r| {
+        let ts = r.timestamp.to_string();
+        let sig = sign_value(r.secret, &ts, r.body);
+        Ok(vec![
+            SignRequest::header(TS_HEADER, ts),
+            SignRequest::header(SIG_HEADER, sig),
+        ])
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Slack {
-    keys: Vec<MacKey>,
-}
+struct Slack(TimestampedHmac);
 
-impl Slack {
-    pub(crate) fn new(secrets: &[SecretMaterial]) -> Result<Slack, SchemeError> {
-        Ok(Slack {
-            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
-        })
-    }
-
-    pub(crate) fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Slack {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let ts_text = required(input.headers, TS_HEADER)?;
         let sig = required(input.headers, SIG_HEADER)?;
         let ts = parse_unix(ts_text).ok_or(VerifyError::MalformedSignature(TS_HEADER))?;
         let (version, mac) = sig
             .split_once('=')
             .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-        check_window(ts, now, tol)?;
-        let candidates: Vec<&[u8]> = if version == "v0" {
-            vec![mac.as_bytes()]
-        } else {
-            Vec::new()
-        };
+        // Only `v0` is accepted; another version matches nothing (bad signature).
+        let v0: [&[u8]; 1] = [mac.as_bytes()];
+        let candidates: &[&[u8]] = if version == "v0" { &v0 } else { &[] };
         let prefix: [&[u8]; 3] = [b"v0:", ts_text.as_bytes(), b":"];
-        let key_index = match_encoded(&self.keys, &prefix, input.body, &candidates, hex_lower)
-            .ok_or(VerifyError::BadSignature)?;
-        Ok(Verified {
-            key_index,
-            id: None,
-            timestamp: Some(ts),
-        })
+        self.0.check(input, ts, now, tol, &prefix, candidates)
     }
 }
 
 /// `v0=<hex>` for the timestamp text `ts`.
 pub(crate) fn sign_value(secret: &[u8], ts: &str, body: &[u8]) -> String {
-    let mac =
-        MacKey::new(HmacAlgorithm::Sha256, secret).compute(&[b"v0:", ts.as_bytes(), b":", body]);
-    format!("v0={}", hex_lower(mac.as_bytes()))
+    format!(
+        "v0={}",
+        sign_hex(secret, &[b"v0:", ts.as_bytes(), b":", body])
+    )
 }
 
 #[cfg(test)]

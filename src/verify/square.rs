@@ -8,16 +8,33 @@
 //! * Empty body → bad signature (the SDK returns False before computing).
 //! * The legacy SHA-1 `x-square-signature` is not accepted. No id, no timestamp.
 
+use std::time::Duration;
+
 use super::public_url::{path_and_query, PublicUrl};
 use super::{
-    b64_std, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeError,
-    SchemeOptions, SecretMaterial, Verified, VerifyError,
+    b64_std, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeDef,
+    SchemeError, SchemeOptions, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "x-square-hmacsha256-signature";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "square",
+    headers: &[SIG_HEADER],
+    options: &["public_url"],
+    build: |options, secrets| Ok(std::sync::Arc::new(Square::new(options, secrets)?)),
+    sign: |r| {
+        let url = public_url(r.options, "square")?.url(r.path_and_query);
+        Ok(vec![SignRequest::header(
+            SIG_HEADER,
+            sign_value(r.secret, &url, r.body),
+        )])
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Square {
+struct Square {
     keys: Vec<MacKey>,
     url: PublicUrl,
 }
@@ -41,8 +58,10 @@ impl Square {
             url: public_url(options, "square")?,
         })
     }
+}
 
-    pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Square {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let pq = path_and_query(input.uri);
         if input.body.is_empty() || !self.url.allows(pq) {
@@ -77,8 +96,7 @@ pub(crate) fn sign_value(secret: &[u8], url: &str, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req_full, scheme};
-    use crate::verify::SchemeName;
+    use crate::verify::tests::{req_full, scheme, sn};
 
     #[test]
     fn url_from_public_url_and_request_path_and_query() {
@@ -86,7 +104,7 @@ mod tests {
             public_url: Some("https://hooks.example.com".into()),
             ..SchemeOptions::default()
         };
-        let s = scheme(SchemeName::Square, &o, &["k"]);
+        let s = scheme(sn("square"), &o, &["k"]);
         let sig = sign_value(b"k", "https://hooks.example.com/square?a=1", b"{}");
         let h = [(SIG_HEADER, sig.as_str())];
         assert!(s
@@ -125,7 +143,7 @@ mod tests {
                 public_url: Some(public.into()),
                 ..SchemeOptions::default()
             };
-            let s = scheme(SchemeName::Square, &o, &["k"]);
+            let s = scheme(sn("square"), &o, &["k"]);
             assert!(s
                 .verify(&req_full("POST", "/square/payments", &h, body).input(), 0)
                 .is_ok());

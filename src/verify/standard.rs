@@ -16,13 +16,16 @@
 //!   each costs a verification per key); other versions are ignored. No entry containing a `,` → malformed; entries but no match → bad signature.
 //! * Window: 300 s default, symmetric, inclusive.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{
     b64_decode_lenient, b64_std, check_window, ct_eq, first_match, parse_unix, Input, MacKey,
-    SchemeError, SecretMaterial, Verified, VerifyError,
+    MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier,
+    VerifyError,
 };
 use crate::verify::HmacAlgorithm;
 
@@ -36,8 +39,26 @@ enum Key {
     Ed(VerifyingKey),
 }
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "standard-webhooks",
+    aliases: &["svix"],
+    message_id: MessageId::Headers(&["svix-id", "webhook-id"]),
+    headers: &[
+        "svix-signature",
+        "webhook-signature",
+        "svix-timestamp",
+        "webhook-timestamp",
+        "svix-id",
+        "webhook-id",
+    ],
+    build: |_, secrets| Ok(std::sync::Arc::new(Standard::new(secrets)?)),
+    sign: sign_headers,
+    strip_unread: Some(strip_unread),
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Standard {
+struct Standard {
     keys: Vec<Key>,
 }
 
@@ -96,13 +117,10 @@ impl Standard {
         }
         Ok(Standard { keys })
     }
+}
 
-    pub(crate) fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Standard {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let h = input.headers;
         let id = pick(h, &NAMES[0]);
         let ts = pick(h, &NAMES[1]);
@@ -275,6 +293,30 @@ fn decode_ed_sig(s: &str) -> Option<Signature> {
     Some(Signature::from_bytes(&arr))
 }
 
+/// `webhook-id`, `webhook-timestamp`, `webhook-signature`. Standard Webhooks requires an id:
+/// without one, `msg_<24 hex of SHA-256(timestamp.body)>` is used (deterministic).
+fn sign_headers(r: &SignRequest<'_>) -> Result<Vec<(String, String)>, SchemeError> {
+    use sha2::Digest as _;
+    let ts = r.timestamp.to_string();
+    let id = match r.id {
+        Some(i) => i.to_owned(),
+        None => {
+            let d = sha2::Sha256::new()
+                .chain_update(ts.as_bytes())
+                .chain_update(b".")
+                .chain_update(r.body)
+                .finalize();
+            format!("msg_{}", &super::hex_lower(&d)[..24])
+        }
+    };
+    let sig = sign_value(r.secret, &id, r.timestamp, r.body)?;
+    Ok(vec![
+        SignRequest::header("webhook-id", id),
+        SignRequest::header("webhook-timestamp", ts),
+        SignRequest::header("webhook-signature", sig),
+    ])
+}
+
 /// `webhook-signature` value for one secret: `v1,<base64>` for `whsec_`, `v1a,<base64>` for a
 /// `whsk_` private key.
 pub(crate) fn sign_value(
@@ -310,8 +352,8 @@ pub(crate) fn sign_value(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn strip_unread_keeps_only_the_family_each_header_was_read_from() {
@@ -380,7 +422,7 @@ mod tests {
         let whpk = format!("whpk_{}", b64_std(sk.verifying_key().as_bytes()));
         let hmac_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let s = scheme(
-            SchemeName::StandardWebhooks,
+            sn("standard-webhooks"),
             &SchemeOptions::default(),
             &[hmac_secret, whpk.as_str()],
         );
@@ -413,7 +455,7 @@ mod tests {
         );
         // private keys are refused in the verifier
         assert!(Scheme::new(
-            SchemeName::StandardWebhooks,
+            sn("standard-webhooks"),
             &SchemeOptions::default(),
             &[crate::verify::tests::secret(&whsk)]
         )
@@ -430,7 +472,7 @@ mod tests {
         let whsk = format!("whsk_{}", b64_std(&seed));
         let whpk = format!("whpk_{}", b64_std(sk.verifying_key().as_bytes()));
         let s = scheme(
-            SchemeName::StandardWebhooks,
+            sn("standard-webhooks"),
             &SchemeOptions::default(),
             &[whpk.as_str()],
         );
@@ -461,7 +503,7 @@ mod tests {
     fn timestamp_text_quirks() {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let s = scheme(
-            SchemeName::StandardWebhooks,
+            sn("standard-webhooks"),
             &SchemeOptions::default(),
             &[secret],
         );
@@ -494,7 +536,7 @@ mod tests {
     fn parse_errors_and_aliases() {
         let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
         let s = scheme(
-            SchemeName::StandardWebhooks,
+            sn("standard-webhooks"),
             &SchemeOptions::default(),
             &[secret],
         );

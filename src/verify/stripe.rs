@@ -17,68 +17,57 @@
 //! * Empty body: verified like any other (stripe-python behaviour; `quirk_empty_body`: valid).
 //! * No message id (the event id is inside the body).
 
-use super::{
-    check_window, hex_lower, mac_keys, match_encoded, parse_unix, required, ts_and_signatures,
-    HmacAlgorithm, Input, MacKey, SchemeError, SecretMaterial, Verified, VerifyError,
-};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::timestamped::{parse_list, sign_hex, TimestampedHmac};
+use super::{required, Input, SchemeDef, SignRequest, Verified, Verifier, VerifyError};
 
 pub(crate) const SIG_HEADER: &str = "Stripe-Signature";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "stripe",
+    headers: &[SIG_HEADER],
+    build: |_, secrets| Ok(Arc::new(Stripe(TimestampedHmac::new(secrets)))),
+    sign: |r| {
+        Ok(vec![SignRequest::header(
+            SIG_HEADER,
+            sign_value(r.secret, r.timestamp, r.body),
+        )])
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Stripe {
-    keys: Vec<MacKey>,
-}
+struct Stripe(TimestampedHmac);
 
-impl Stripe {
-    pub(crate) fn new(secrets: &[SecretMaterial]) -> Result<Stripe, SchemeError> {
-        Ok(Stripe {
-            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
-        })
-    }
-
-    pub(crate) fn verify(
-        &self,
-        input: &Input<'_>,
-        now: i64,
-        tol: std::time::Duration,
-    ) -> Result<Verified, VerifyError> {
+impl Verifier for Stripe {
+    fn verify(&self, input: &Input<'_>, now: i64, tol: Duration) -> Result<Verified, VerifyError> {
         let header = required(input.headers, SIG_HEADER)?;
-        let (t, v1) = ts_and_signatures(header, ',', "t", "v1");
-        let t = t.ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-        let ts = parse_unix(t).ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-        check_window(ts, now, tol)?;
+        let (_, ts, v1) = parse_list(SIG_HEADER, header, ',', "t", "v1")?;
+        // Signed as re-serialized, not as sent (leading zeros dropped), as both SDKs do.
         let ts_str = ts.to_string();
         let prefix: [&[u8]; 2] = [ts_str.as_bytes(), b"."];
-        let key_index = match_encoded(&self.keys, &prefix, input.body, &v1, hex_lower)
-            .ok_or(VerifyError::BadSignature)?;
-        Ok(Verified {
-            key_index,
-            id: None,
-            timestamp: Some(ts),
-        })
+        self.0.check(input, ts, now, tol, &prefix, &v1)
     }
 }
 
 /// `t=<ts>,v1=<hex>`
 pub(crate) fn sign_value(secret: &[u8], ts: i64, body: &[u8]) -> String {
     let ts_str = ts.to_string();
-    let mac = MacKey::new(HmacAlgorithm::Sha256, secret).compute(&[ts_str.as_bytes(), b".", body]);
-    format!("t={ts},v1={}", hex_lower(mac.as_bytes()))
+    let mac = sign_hex(secret, &[ts_str.as_bytes(), b".", body]);
+    format!("t={ts},v1={mac}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req, scheme};
-    use crate::verify::{SchemeName, SchemeOptions};
+    use crate::verify::tests::{req, scheme, sn};
+    use crate::verify::SchemeOptions;
 
     #[test]
     fn parse_rules() {
-        let s = scheme(
-            SchemeName::Stripe,
-            &SchemeOptions::default(),
-            &["whsec_abc"],
-        );
+        let s = scheme(sn("stripe"), &SchemeOptions::default(), &["whsec_abc"]);
         let good = sign_value(b"whsec_abc", 1000, b"{}");
         let sig = good.split_once(",v1=").unwrap().1;
         let run = |h: &str| s.verify(&req(&[(SIG_HEADER, h)], b"{}").input(), 1000);

@@ -19,21 +19,37 @@
 //! * No timestamp. Id: `I-Twilio-Idempotency-Token` when present (Twilio's per-delivery token,
 //!   unsigned, the same on retries).
 
+use std::time::Duration;
+
 use sha2::Digest as _;
 
 use super::public_url::{path_and_query, PublicUrl};
 use super::square::public_url;
 use super::{
     b64_std, ct_eq, hex_lower, mac_keys, match_encoded, optional_id, required, Body, HmacAlgorithm,
-    Input, MacKey, SchemeError, SchemeOptions, SecretMaterial, Verified, VerifyError,
+    Input, MacKey, MessageId, SchemeDef, SchemeError, SchemeOptions, SecretMaterial, SignRequest,
+    Verified, Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Twilio-Signature";
 pub(crate) const SETTINGS_HEADER: &str = "X-Twilio-Webhooks-Signature-Settings";
 pub(crate) const ID_HEADER: &str = "I-Twilio-Idempotency-Token";
 
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "twilio",
+    message_id: MessageId::Headers(&[ID_HEADER]),
+    headers: &[SIG_HEADER, SETTINGS_HEADER, ID_HEADER],
+    options: &["public_url"],
+    build: |options, secrets| Ok(std::sync::Arc::new(Twilio::new(options, secrets)?)),
+    sign: |r| {
+        let sig = sign_value(r.secret, r.options, r.path_and_query, r.body)?;
+        Ok(r.with_id(SignRequest::header(SIG_HEADER, sig), ID_HEADER))
+    },
+    ..SchemeDef::BASE
+};
+
 #[derive(Debug, Clone)]
-pub(crate) struct Twilio {
+struct Twilio {
     sha1: Vec<MacKey>,
     sha256: Vec<MacKey>,
     url: PublicUrl,
@@ -50,8 +66,10 @@ impl Twilio {
             url: public_url(options, "twilio")?,
         })
     }
+}
 
-    pub(crate) fn verify(&self, input: &Input<'_>) -> Result<Verified, VerifyError> {
+impl Verifier for Twilio {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         let sig = required(input.headers, SIG_HEADER)?;
         let alg = algorithm(input)?;
         let pq = path_and_query(input.uri);
@@ -194,8 +212,8 @@ mod tests {
         assert_eq!(form_decode(b"x=%FF")[0].1, "\u{fffd}");
     }
 
-    use crate::verify::tests::{req_full, scheme};
-    use crate::verify::{SchemeName, VerifyError};
+    use crate::verify::tests::{req_full, scheme, sn};
+    use crate::verify::VerifyError;
 
     fn opts() -> SchemeOptions {
         SchemeOptions {
@@ -206,7 +224,7 @@ mod tests {
 
     #[test]
     fn ports_json_bodies_and_sha256() {
-        let s = scheme(SchemeName::Twilio, &opts(), &["tok"]);
+        let s = scheme(sn("twilio"), &opts(), &["tok"]);
         let body = b"To=%2B1&From=%2B2&Body=hi";
         // sorted params: Body, From, To
         let expected_payload = "https://sms.example.com:443/twilio?x=1BodyhiFrom+2To+1";
@@ -279,7 +297,7 @@ mod tests {
                 public_url: Some(public.into()),
                 ..SchemeOptions::default()
             };
-            let s = scheme(SchemeName::Twilio, &o, &["tok"]);
+            let s = scheme(sn("twilio"), &o, &["tok"]);
             assert!(s
                 .verify(&req_full("POST", "/twilio/sms?x=1", &h, body).input(), 0)
                 .is_ok());

@@ -472,6 +472,20 @@ fn sign_lists_the_schemes_when_the_name_is_missing_or_wrong() {
     );
 }
 
+/// `scheme = "none"` is no verification, so there is nothing to sign with: `sign` refuses it
+/// and says why (it is still a listed `--scheme` value, as it is a config value).
+#[test]
+fn sign_refuses_scheme_none() {
+    let (code, stdout, stderr) =
+        run(hookseal().args(["sign", "--scheme", "none", "--secret", "x"]));
+    assert_ne!(code, Some(0), "{stdout}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("scheme none does not sign requests"),
+        "{stderr}"
+    );
+}
+
 /// `check --syntax-only` validates a config in CI without its secrets: env and file secrets,
 /// `replay.url` from env, and TLS files are not read; mistakes in the file are still found.
 #[test]

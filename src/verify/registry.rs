@@ -1,0 +1,171 @@
+//! The scheme registry: every scheme hookseal knows, one line each.
+//!
+//! A scheme's facts (its names, default window, message id, the headers it reads, the route
+//! options it takes, how to build its verifier and how to sign like its sender) are written once,
+//! as a [`SchemeDef`] in the scheme's own file. The config, the CLI (`sign --scheme`, `check`),
+//! the metrics labels and the tests enumerate [`SCHEMES`]; nothing else lists schemes.
+//!
+//! "No verification" (`scheme = "none"`) is not a scheme: a route without one has
+//! `Option<Scheme>::None`. [`NO_SCHEME`] is only the word the config spells it with.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    discord, github, gitlab, hmac, hotglue, linear, paddle, shopify, slack, square, standard,
+    stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial, Verified, VerifyError,
+};
+
+/// Every scheme, in the order the CLI and error messages list them. One line per scheme.
+pub(crate) static SCHEMES: &[&SchemeDef] = &[
+    &standard::DEF,
+    &github::DEF,
+    &hotglue::DEF,
+    &hmac::DEF,
+    &stripe::DEF,
+    &slack::DEF,
+    &shopify::DEF,
+    &twilio::DEF,
+    &square::DEF,
+    &paddle::DEF,
+    &linear::DEF,
+    &discord::DEF,
+    &gitlab::DEF,
+];
+
+/// The config word for "no verification" (`scheme = "none"`): the route has no scheme.
+pub const NO_SCHEME: &str = "none";
+
+/// The default timestamp window of most schemes, and the window of a route without a scheme.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// Builds a route's verifier from its options and secrets.
+pub type BuildFn = fn(&SchemeOptions, &[SecretMaterial]) -> Result<Arc<dyn Verifier>, SchemeError>;
+
+/// The headers a sender would send: `(name, value)` pairs.
+pub type SignFn = fn(&SignRequest<'_>) -> Result<Vec<(String, String)>, SchemeError>;
+
+/// One scheme's facts, written once in the scheme's file.
+pub struct SchemeDef {
+    /// The canonical name (config, metric label, `x-hookseal-scheme`).
+    pub name: &'static str,
+    /// Other config names for the same scheme (`svix`).
+    pub aliases: &'static [&'static str],
+    /// The timestamp window when the route sets no `tolerance` (also the dedupe window of
+    /// schemes without a timestamp).
+    pub default_tolerance: Duration,
+    /// Where the sender's message id comes from.
+    pub message_id: MessageId,
+    /// The request headers the verifier reads, signature first.
+    pub headers: &'static [&'static str],
+    /// The route keys the scheme reads besides `secrets` and `tolerance` (`hmac`,
+    /// `public_url`); a scheme without `hmac` here refuses a `[route.hmac]` table.
+    pub options: &'static [&'static str],
+    /// Builds the verifier for one route, decoding every secret once. Called with at least
+    /// one secret, none of them empty.
+    pub build: BuildFn,
+    /// The headers a sender of this scheme would send (`hookseal sign`), signature first.
+    pub sign: SignFn,
+    /// Removes request headers of the scheme's own family that the verifier did not read
+    /// (Standard Webhooks' `webhook-*` twin of a `svix-*` header), if the scheme has any.
+    pub strip_unread: Option<fn(&mut http::HeaderMap)>,
+    /// Whether a verified request's body is authenticated. `false` for token schemes (a shared
+    /// secret sent as is, no MAC): the token proves the sender, not the content.
+    pub body_signed: bool,
+}
+
+impl SchemeDef {
+    /// What a scheme's `DEF` leaves out (`..SchemeDef::BASE`): no alias, the 5-minute window, no
+    /// message id, no options, nothing to strip, the body signed. `name`, `headers`, `build`
+    /// and `sign` are always given (the registry tests build and sign every scheme).
+    pub const BASE: SchemeDef = SchemeDef {
+        name: "",
+        aliases: &[],
+        default_tolerance: DEFAULT_TOLERANCE,
+        message_id: MessageId::None,
+        headers: &[],
+        options: &[],
+        build: |_, _| Err(SchemeError::config("scheme without a verifier")),
+        sign: |_| Err(SchemeError::config("scheme without a signer")),
+        strip_unread: None,
+        body_signed: true,
+    };
+}
+
+impl std::fmt::Debug for SchemeDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// Where a scheme's message id (dedupe key, `x-hookseal-id`) comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageId {
+    /// The scheme carries none.
+    None,
+    /// These headers (the first present wins); where the header is optional, a request
+    /// without it still verifies, with no id.
+    Headers(&'static [&'static str]),
+    /// The route's options say ([`Verifier::configured_id`]): the generic `hmac` scheme.
+    Configured,
+}
+
+/// A built verifier for one route: the only per-request dynamic call.
+pub trait Verifier: std::fmt::Debug + Send + Sync {
+    /// Verifies one request at clock `now` (unix seconds) with window `tolerance`.
+    ///
+    /// # Errors
+    /// See [`VerifyError`].
+    fn verify(
+        &self,
+        input: &Input<'_>,
+        now: i64,
+        tolerance: Duration,
+    ) -> Result<Verified, VerifyError>;
+
+    /// For [`MessageId::Configured`] schemes: whether this route's options name an id.
+    fn configured_id(&self) -> bool {
+        false
+    }
+
+    /// Whether a verified timestamp was covered by the signature (not for an `hmac` route
+    /// whose payload leaves `{timestamp}` out).
+    fn timestamp_is_signed(&self) -> bool {
+        true
+    }
+}
+
+/// What `hookseal sign` asks a scheme to sign. See [`super::sign`].
+#[derive(Debug, Clone, Copy)]
+pub struct SignRequest<'a> {
+    pub options: &'a SchemeOptions,
+    /// What the sender holds (non-empty).
+    pub secret: &'a [u8],
+    pub id: Option<&'a str>,
+    pub timestamp: i64,
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub body: &'a [u8],
+}
+
+impl SignRequest<'_> {
+    /// `(name, value)` for one header.
+    pub(crate) fn header(name: &str, value: impl Into<String>) -> (String, String) {
+        (name.to_owned(), value.into())
+    }
+
+    /// `first`, then `(id_name, id)` when an id was given.
+    pub(crate) fn with_id(&self, first: (String, String), id_name: &str) -> Vec<(String, String)> {
+        std::iter::once(first)
+            .chain(self.id.map(|id| Self::header(id_name, id)))
+            .collect()
+    }
+}
+
+/// The scheme a config name names (canonical or alias). Exact, case-sensitive.
+pub(crate) fn lookup(name: &str) -> Option<&'static SchemeDef> {
+    SCHEMES
+        .iter()
+        .copied()
+        .find(|d| d.name == name || d.aliases.contains(&name))
+}
