@@ -553,16 +553,7 @@ fn protocol() -> QueueError {
 }
 
 fn unavailable(e: redis::RedisError) -> QueueError {
-    // RedisError text names the failure (refused, reset, WRONGPASS, …), never the password.
-    let mut msg = e.to_string();
-    if msg.len() > 160 {
-        let mut cut = 160;
-        while !msg.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        msg.truncate(cut);
-    }
-    QueueError::Unavailable(msg)
+    QueueError::Unavailable(crate::replay::redis::error_text(&e))
 }
 
 #[cfg(test)]

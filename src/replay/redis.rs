@@ -185,7 +185,12 @@ fn ttl_ms(ttl: Duration) -> u64 {
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
-    // RedisError text names the failure (refused, reset, WRONGPASS, …), never the password.
+    StoreError::Unavailable(error_text(&e))
+}
+
+/// A Redis error as log text, cut to 160 bytes: it names the failure (refused, reset,
+/// WRONGPASS, …), never the password. Shared with the queue's Redis store.
+pub(crate) fn error_text(e: &redis::RedisError) -> String {
     let mut msg = e.to_string();
     if msg.len() > 160 {
         let mut cut = 160;
@@ -194,7 +199,7 @@ fn unavailable(e: redis::RedisError) -> StoreError {
         }
         msg.truncate(cut);
     }
-    StoreError::Unavailable(msg)
+    msg
 }
 
 #[cfg(test)]
