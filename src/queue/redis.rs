@@ -23,7 +23,7 @@
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{Client, ConnectionAddr, Script, Value};
 
 use super::{Claimed, DeadInfo, Entry, Failure, Lease, Limits, QueueError, RouteStats};
@@ -475,15 +475,11 @@ impl RedisSpool {
         if let Some(m) = self.inner.manager.get() {
             return Ok(m.clone());
         }
-        let t = self.inner.command_timeout;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(t))
-            .set_response_timeout(Some(t))
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(100))
-            .set_number_of_retries(1);
-        let m = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
-            .map_err(unavailable)?;
+        let m = crate::replay::redis::connection_manager(
+            &self.inner.client,
+            self.inner.command_timeout,
+        )
+        .map_err(unavailable)?;
         Ok(self.inner.manager.get_or_init(|| m).clone())
     }
 

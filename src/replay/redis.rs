@@ -141,19 +141,7 @@ impl RedisStore {
         if let Some(m) = self.inner.manager.get() {
             return Ok(m.clone());
         }
-        let t = self.inner.command_timeout;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(t))
-            .set_response_timeout(Some(t))
-            // One quick retry inside a connect attempt, no more: a failed attempt makes the
-            // next request start a fresh one (recovery after Redis returns takes well under a
-            // second), and more retries with backoff would outlast the command timeout, so a
-            // refused connection or a bad certificate would only ever be reported as "timed
-            // out" instead of its cause.
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(100))
-            .set_number_of_retries(1);
-        let m = ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
+        let m = connection_manager(&self.inner.client, self.inner.command_timeout)
             .map_err(unavailable)?;
         // Two first calls may race: one manager wins, the other is dropped unused.
         Ok(self.inner.manager.get_or_init(|| m).clone())
@@ -182,6 +170,26 @@ pub fn redis_key(key: &Key) -> String {
 
 fn ttl_ms(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// A lazy connection manager for `client` whose connects and commands are bounded by
+/// `command_timeout`. Shared with the queue's Redis store.
+pub(crate) fn connection_manager(
+    client: &redis::Client,
+    command_timeout: Duration,
+) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(command_timeout))
+        .set_response_timeout(Some(command_timeout))
+        // One quick retry inside a connect attempt, no more: a failed attempt makes the next
+        // request start a fresh one (recovery after Redis returns takes well under a second),
+        // and more retries with backoff would outlast the command timeout, so a refused
+        // connection or a bad certificate would only ever be reported as "timed out" instead
+        // of its cause.
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(100))
+        .set_number_of_retries(1);
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
