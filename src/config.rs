@@ -15,6 +15,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::route::{normalize_path, normalize_prefix, PathMatch};
+
+mod events;
 use crate::verify::{
     Encoding, HmacAlgorithm, HmacOptions, Scheme, SchemeName, SchemeOptions, SecretMaterial,
     DEFAULT_TOLERANCE, NO_SCHEME,
@@ -167,6 +169,8 @@ pub struct RouteConfig {
     pub secret_ids: Vec<String>,
     pub tolerance: Duration,
     pub dedupe: bool,
+    /// `event`, `events`, `dedupe_key`, `dedupe_window` (src/config/events.rs).
+    pub events: crate::events::RouteEvents,
     /// `replay_capacity`: this route's memory replay partition, when set.
     pub replay_capacity: Option<usize>,
     pub max_body_bytes: u64,
@@ -987,6 +991,10 @@ impl<'a> Cx<'a> {
                 "hmac",
                 "public_url",
                 "allow_from",
+                "event",
+                "events",
+                "dedupe_key",
+                "dedupe_window",
             ],
         );
         let p = &t.path;
@@ -1082,6 +1090,7 @@ impl<'a> Cx<'a> {
             },
         };
         let dedupe = self.opt_bool(t, "dedupe");
+        let event_keys = self.event_keys(t);
         let replay_capacity = match self.entry(t, "replay_capacity") {
             None => Some(None),
             Some((_, item)) => self
@@ -1162,8 +1171,10 @@ impl<'a> Cx<'a> {
             }
         };
         let has_message_id = scheme.as_ref().is_some_and(Scheme::has_message_id);
+        let event_keys = event_keys?;
+        let keyed = event_keys.keyed() && scheme.is_some();
         let dedupe = match dedupe? {
-            Some((off, true)) if !has_message_id => {
+            Some((off, true)) if !has_message_id && !keyed => {
                 self.err(
                     off,
                     &format!("{p}.dedupe"),
@@ -1175,8 +1186,9 @@ impl<'a> Cx<'a> {
                 return None;
             }
             Some((_, d)) => d,
-            None => has_message_id,
+            None => has_message_id || keyed,
         };
+        let events = self.route_events(p, event_keys, scheme.as_ref(), dedupe)?;
         let replay_capacity = match replay_capacity? {
             Some((off, _)) if !dedupe => {
                 self.err(
@@ -1201,6 +1213,7 @@ impl<'a> Cx<'a> {
             options,
             tolerance,
             dedupe,
+            events,
             replay_capacity,
             max_body_bytes: max_body_bytes?,
             upstream: upstream?,

@@ -20,6 +20,8 @@ pub const ID: HeaderName = HeaderName::from_static("x-hookseal-id");
 pub const TIMESTAMP: HeaderName = HeaderName::from_static("x-hookseal-timestamp");
 /// `x-hookseal-reason` (observe mode)
 pub const REASON: HeaderName = HeaderName::from_static("x-hookseal-reason");
+/// `x-hookseal-event`: the verified request's event type (README "Events and filters").
+pub const EVENT: HeaderName = HeaderName::from_static("x-hookseal-event");
 /// `x-hookseal-duplicate`
 pub const DUPLICATE: HeaderName = HeaderName::from_static("x-hookseal-duplicate");
 /// `x-request-id`

@@ -14,6 +14,7 @@ pub mod app;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod fetch;
 pub mod headers;
 pub mod hex;

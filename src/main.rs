@@ -216,7 +216,7 @@ fn check(path: &Path) -> ExitCode {
         let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
         let _ = writeln!(
             out,
-            "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={} dedupe={} mode={}",
+            "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={} dedupe={} mode={}{}",
             r.name,
             path,
             methods.join(","),
@@ -227,6 +227,7 @@ fn check(path: &Path) -> ExitCode {
             fmt_duration(r.tolerance),
             r.dedupe,
             r.mode.as_str(),
+            r.events.describe(),
         );
     }
     for w in route_warnings(&config) {

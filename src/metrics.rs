@@ -20,14 +20,17 @@ pub enum Outcome {
     Rejected,
     Duplicate,
     Observed,
+    /// A verified request of a type the route's `events` list leaves out: answered 200.
+    Filtered,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 5] = [
         Outcome::Forwarded,
         Outcome::Rejected,
         Outcome::Duplicate,
         Outcome::Observed,
+        Outcome::Filtered,
     ];
 
     /// The label value.
@@ -37,6 +40,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Duplicate => "duplicate",
             Outcome::Observed => "observed",
+            Outcome::Filtered => "filtered",
         }
     }
 
@@ -100,6 +104,7 @@ enum Family {
     SignatureKey,
     Skew,
     Tolerance,
+    Events,
 }
 
 /// One label set of a route-labelled family.
@@ -138,6 +143,7 @@ pub struct Metrics {
     signature_key: IntCounterVec,
     skew: HistogramVec,
     tolerance: GaugeVec,
+    events: IntCounterVec,
     replay_errors: IntCounterVec,
     /// Unexpired replay entries evicted because the memory store was full.
     pub replay_evictions: IntCounter,
@@ -187,6 +193,8 @@ pub struct RouteMetrics {
     pub signature_key: Vec<IntCounter>,
     /// `hookseal_timestamp_skew_seconds{route}`
     pub skew: Histogram,
+    /// `hookseal_events_total{route,event}` ([`Metrics::route_events`]).
+    pub events: EventCounters,
     /// Every label set these handles belong to.
     series: Vec<Series>,
 }
@@ -284,6 +292,14 @@ impl Metrics {
             ),
             &["route"],
         )?;
+        let events = IntCounterVec::new(
+            Opts::new(
+                "hookseal_events_total",
+                "Verified requests by route and event type (a listed type or _other), \
+                 filtered ones included.",
+            ),
+            &["route", "event"],
+        )?;
         let replay_errors = IntCounterVec::new(
             Opts::new(
                 "hookseal_replay_store_errors_total",
@@ -368,6 +384,7 @@ impl Metrics {
         registry.register(Box::new(signature_key.clone()))?;
         registry.register(Box::new(skew.clone()))?;
         registry.register(Box::new(tolerance.clone()))?;
+        registry.register(Box::new(events.clone()))?;
         registry.register(Box::new(replay_errors.clone()))?;
         registry.register(Box::new(replay_evictions.clone()))?;
         registry.register(Box::new(inflight.clone()))?;
@@ -400,6 +417,7 @@ impl Metrics {
             signature_key,
             skew,
             tolerance,
+            events,
             replay_errors,
             replay_evictions,
             inflight,
@@ -507,8 +525,55 @@ impl Metrics {
             } else {
                 detached_histogram()
             },
+            events: EventCounters::default(),
             series,
         }
+    }
+
+    /// The event handles of route `name` that reads event types: `events_total` for each type
+    /// of `listed` and `_other` (with a list), or for the first
+    /// [`crate::events::DISCOVERED_LABELS`] types seen (without one); and, with a list outside
+    /// observe mode, the `result="filtered"` series.
+    pub fn route_events(
+        &self,
+        r: &mut RouteMetrics,
+        name: &str,
+        listed: Option<&[String]>,
+        observe: bool,
+    ) {
+        let mut fixed = Vec::new();
+        let mut add = |label: &str| {
+            fixed.push((
+                label.to_owned(),
+                self.events.with_label_values(&[name, label]),
+            ));
+        };
+        if let Some(list) = listed {
+            list.iter().for_each(|t| add(t));
+            if !observe {
+                let values = [name, Outcome::Filtered.as_str(), Reason::Ok.as_str()];
+                r.series.push((
+                    Family::Requests,
+                    values.iter().map(|v| (*v).to_owned()).collect(),
+                ));
+                let i = Outcome::Filtered.index() * Reason::ALL.len() + Reason::Ok.index();
+                if let Some(slot) = r.requests.get_mut(i) {
+                    *slot = Some(self.requests.with_label_values(&values));
+                }
+            }
+        }
+        add(crate::events::OTHER);
+        r.events = EventCounters {
+            route: name.to_owned(),
+            fixed,
+            discover: listed.is_none().then(|| {
+                Arc::new(Discovered {
+                    family: self.events.clone(),
+                    live: Arc::clone(&self.live),
+                    seen: Mutex::new(Vec::new()),
+                })
+            }),
+        };
     }
 
     /// Makes the route-labelled series exactly those of `routes` (plus `_unmatched`): called
@@ -519,6 +584,7 @@ impl Metrics {
         let mut keep: HashSet<Series> = self.unmatched.series.iter().cloned().collect();
         for r in routes {
             keep.extend(r.series.iter().cloned());
+            keep.extend(r.events.series());
         }
         let mut live = match self.live.lock() {
             Ok(l) => l,
@@ -537,6 +603,7 @@ impl Metrics {
                 Family::SignatureKey => self.signature_key.remove_label_values(&values),
                 Family::Skew => self.skew.remove_label_values(&values),
                 Family::Tolerance => self.tolerance.remove_label_values(&values),
+                Family::Events => self.events.remove_label_values(&values),
             };
         }
         *live = keep;
@@ -616,6 +683,78 @@ fn detached_histogram() -> Histogram {
     Histogram::with_opts(HistogramOpts::new("detached", "not exported")).expect("valid histogram")
 }
 
+/// One route's `hookseal_events_total` handles: fixed labels (the `events` list and
+/// `_other`), and for a route without a list the types seen so far, up to a cap.
+#[derive(Debug, Default)]
+pub struct EventCounters {
+    route: String,
+    fixed: Vec<(String, IntCounter)>,
+    discover: Option<Arc<Discovered>>,
+}
+
+#[derive(Debug)]
+struct Discovered {
+    family: IntCounterVec,
+    live: Arc<Mutex<HashSet<Series>>>,
+    seen: Mutex<Vec<(String, IntCounter)>>,
+}
+
+impl EventCounters {
+    /// The counter of event type `event` (`None`: the request had none, counted `_other`).
+    /// Empty handles (a route that reads no type) count nothing.
+    pub fn counter(&self, event: Option<&[u8]>) -> Option<IntCounter> {
+        let other = || {
+            self.fixed
+                .iter()
+                .find(|(l, _)| l == crate::events::OTHER)
+                .map(|(_, c)| c.clone())
+        };
+        let Some(event) = event else {
+            return other();
+        };
+        if let Some((_, c)) = self.fixed.iter().find(|(l, _)| l.as_bytes() == event) {
+            return Some(c.clone());
+        }
+        let Some(d) = &self.discover else {
+            return other();
+        };
+        let Ok(label) = std::str::from_utf8(event) else {
+            return other();
+        };
+        let mut seen = d.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, c)) = seen.iter().find(|(l, _)| l == label) {
+            return Some(c.clone());
+        }
+        if seen.len() >= crate::events::DISCOVERED_LABELS {
+            return other();
+        }
+        let c = d.family.with_label_values(&[&self.route, label]);
+        d.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((Family::Events, vec![self.route.clone(), label.to_owned()]));
+        seen.push((label.to_owned(), c.clone()));
+        Some(c)
+    }
+
+    /// Every label set of these handles.
+    fn series(&self) -> Vec<Series> {
+        let mut out: Vec<Series> = self
+            .fixed
+            .iter()
+            .map(|(l, _)| (Family::Events, vec![self.route.clone(), l.clone()]))
+            .collect();
+        if let Some(d) = &self.discover {
+            let seen = d.seen.lock().unwrap_or_else(|p| p.into_inner());
+            out.extend(
+                seen.iter()
+                    .map(|(l, _)| (Family::Events, vec![self.route.clone(), l.clone()])),
+            );
+        }
+        out
+    }
+}
+
 impl RouteMetrics {
     fn placeholder() -> RouteMetrics {
         let h = detached_histogram;
@@ -628,6 +767,7 @@ impl RouteMetrics {
             body_bytes: h(),
             signature_key: Vec::new(),
             skew: h(),
+            events: EventCounters::default(),
             series: Vec::new(),
         }
     }
@@ -688,6 +828,8 @@ fn meaningful(
                 && (!verdict || (verifies && !observe))
         }
         Outcome::Observed => observe && (reason == R::Ok || upstream || (verifies && verdict)),
+        // Made by [`Metrics::route_events`] for a route with an `events` list only.
+        Outcome::Filtered => false,
     }
 }
 

@@ -46,6 +46,9 @@ pub enum Rejection {
     Verify(VerifyError),
     Replay(ReplayRefusal),
     Upstream(UpstreamError),
+    /// Step 3b: verified, of a type the route's `events` list leaves out (not a failure:
+    /// answered `200 {"status":"filtered"}`, reason `ok`).
+    Filtered,
 }
 
 /// Everything a [`Rejection`] means for the answer and the request's record.
@@ -142,6 +145,7 @@ impl Rejection {
                 Outcome::Forwarded,
                 false,
             ),
+            Rejection::Filtered => (Reason::Ok, S::OK, Outcome::Filtered, false),
         };
         let detail = match self {
             Rejection::Body(BodyError::Overloaded) => Some("limits.max_buffered_bytes exhausted"),
@@ -165,7 +169,12 @@ impl Rejection {
     pub fn response(self, route: Option<&str>, request_id: &HeaderValue) -> Response<Full<Bytes>> {
         let a = self.answer();
         let duplicate = a.reason == Reason::Duplicate;
-        let mut resp = Response::new(Full::new(body(a.reason, route)));
+        let body = if a.outcome == Outcome::Filtered {
+            Bytes::from_static(b"{\"status\":\"filtered\"}")
+        } else {
+            body(a.reason, route)
+        };
+        let mut resp = Response::new(Full::new(body));
         *resp.status_mut() = a.status;
         let h = resp.headers_mut();
         h.insert(
@@ -220,7 +229,7 @@ mod tests {
     }
 
     /// One of each stage error.
-    const ALL: [Rejection; 21] = [
+    const ALL: [Rejection; 22] = [
         Rejection::Route(Miss::NoRoute),
         Rejection::Route(Miss::Ambiguous),
         Rejection::Route(Miss::MethodNotAllowed),
@@ -242,12 +251,15 @@ mod tests {
         Rejection::Upstream(UpstreamError::Busy),
         Rejection::Upstream(UpstreamError::Unavailable),
         Rejection::Upstream(UpstreamError::Timeout),
+        Rejection::Filtered,
     ];
 
     #[test]
     fn every_reason_but_ok_is_some_stage_error() {
         for reason in Reason::ALL {
-            let found = ALL.iter().any(|r| r.answer().reason == reason);
+            let found = ALL
+                .iter()
+                .any(|r| r.answer().reason == reason && *r != Rejection::Filtered);
             assert_eq!(found, reason != Reason::Ok, "{}", reason.as_str());
         }
     }
@@ -274,6 +286,12 @@ mod tests {
         assert_eq!(over.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(over.headers()[header::RETRY_AFTER], "1");
         assert_eq!(over.headers()[header::CONNECTION], "close");
+        // A filtered request is answered 200 with its own body, reason ok.
+        let filtered = Rejection::Filtered.response(Some("gh"), &id);
+        assert_eq!(filtered.status(), StatusCode::OK);
+        assert!(!filtered.headers().contains_key(headers::DUPLICATE));
+        let a = Rejection::Filtered.answer();
+        assert_eq!((a.reason, a.outcome), (Reason::Ok, Outcome::Filtered));
         let dup = Rejection::Replay(ReplayRefusal::Duplicate).answer();
         assert_eq!(
             (dup.status, dup.outcome),

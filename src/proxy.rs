@@ -117,6 +117,8 @@ struct Record<'a> {
     upstream_class: Option<UpstreamClass>,
     /// The replay store's error, for the log lines only.
     store_error: Option<String>,
+    /// `hookseal_events_total` of the verified request's event type.
+    event: Option<IntCounter>,
 }
 
 impl<'a> Record<'a> {
@@ -134,6 +136,7 @@ impl<'a> Record<'a> {
             upstream_time: None,
             upstream_class: None,
             store_error: None,
+            event: None,
         }
     }
 }
@@ -167,6 +170,9 @@ impl Drop for Record<'_> {
         if self.store_error.is_some() {
             self.replay_errors.inc();
         }
+        if let Some(c) = &self.event {
+            c.inc();
+        }
     }
 }
 
@@ -181,6 +187,8 @@ struct Verdict {
     mark: Option<Key>,
     /// Why the request would be refused; `None` when it passed.
     failure: Option<Rejection>,
+    /// The verified request's event type (`x-hookseal-event`).
+    event: Option<HeaderValue>,
 }
 
 /// What a forwarded request carries from the checks.
@@ -189,6 +197,7 @@ struct Pass {
     mark: Option<Key>,
     /// The failure observe mode lets through (`x-hookseal-verified: false`).
     observed: Option<Reason>,
+    event: Option<HeaderValue>,
 }
 
 /// What the route does with a verdict.
@@ -206,6 +215,8 @@ enum Decision {
 fn decide(mode: Mode, on_store_error: OnStoreError, failure: Option<Rejection>) -> Decision {
     match failure {
         None => Decision::Forward(None),
+        // Observe mode forwards every type: the filter is not a verdict.
+        Some(Rejection::Filtered) if mode == Mode::Observe => Decision::Forward(None),
         Some(f) if mode == Mode::Observe => Decision::Forward(Some(f.answer().reason)),
         Some(Rejection::Replay(ReplayRefusal::StoreUnavailable))
             if on_store_error == OnStoreError::Allow =>
@@ -383,6 +394,7 @@ impl Proxy {
             verified: verdict.verified,
             mark: verdict.mark,
             observed,
+            event: verdict.event,
         };
         let response = self.forward(cx, parts, body, pass, rec).await?;
         Ok((response, observed))
@@ -422,6 +434,12 @@ impl Proxy {
             ..
         } = *cx;
         let cfg = &route.cfg;
+        let signed_ts = route.signed_timestamp
+            && pass
+                .verified
+                .as_ref()
+                .is_some_and(|v| v.timestamp.is_some());
+        let done_ttl = cfg.events.done_ttl(cfg.tolerance, signed_ts);
         let client = headers::client_ip(
             conn.peer.ip(),
             &parts.headers,
@@ -468,6 +486,9 @@ impl Proxy {
                 h.insert(headers::TIMESTAMP, HeaderValue::from(ts));
             }
         }
+        if let Some(event) = pass.event {
+            h.insert(headers::EVENT, event);
+        }
         if let Some(reason) = pass.observed {
             h.insert(headers::REASON, HeaderValue::from_static(reason.as_str()));
             if reason == Reason::Duplicate {
@@ -505,7 +526,6 @@ impl Proxy {
                 let client = self.client.clone();
                 let replay = route.replay.clone();
                 let errors = self.replay_errors.clone();
-                let done_ttl = cfg.tolerance * 2;
                 let route_name = cfg.name.clone();
                 let request_id = request_id.clone();
                 let upstream = route.upstream.clone();
@@ -577,14 +597,20 @@ impl Snapshot {
                 .and_then(|u| u.authority().cloned())
                 .or_else(|| default_upstream.clone())
                 .unwrap_or_else(|| Authority::from_static("127.0.0.1:8080"));
+            let mut route_metrics = metrics.route(
+                &cfg.name,
+                scheme,
+                &cfg.secret_ids,
+                cfg.mode == Mode::Observe,
+                Some(cfg.tolerance),
+            );
+            if cfg.events.source.is_some() {
+                let observe = cfg.mode == Mode::Observe;
+                let allow = cfg.events.allow.as_deref();
+                metrics.route_events(&mut route_metrics, &cfg.name, allow, observe);
+            }
             let route = Route {
-                metrics: metrics.route(
-                    &cfg.name,
-                    scheme,
-                    &cfg.secret_ids,
-                    cfg.mode == Mode::Observe,
-                    Some(cfg.tolerance),
-                ),
+                metrics: route_metrics,
                 upstream,
                 name_value: header_value(&cfg.name),
                 scheme_value: HeaderValue::from_static(scheme.unwrap_or(NO_SCHEME)),
@@ -655,18 +681,48 @@ async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'
             }
         }
     };
-    match claim(cx, &verified, rec).await {
+    // Step 3b: the verified request's event type, and the route's filter (before the replay
+    // store: a filtered request claims no key).
+    let event = event_type(cx.route, parts, body, rec);
+    if !cx.route.cfg.events.allows(event.as_ref()) {
+        return Verdict {
+            verified: Some(verified),
+            mark: None,
+            failure: Some(Rejection::Filtered),
+            event,
+        };
+    }
+    match claim(cx, scheme, &verified, parts, body, rec).await {
         Ok(mark) => Verdict {
             verified: Some(verified),
             mark,
             failure: None,
+            event,
         },
         Err(refusal) => Verdict {
             verified: Some(verified),
             mark: None,
             failure: Some(Rejection::Replay(refusal)),
+            event,
         },
     }
+}
+
+/// Step 3b: the event type of a verified request, where the route reads one; counted in
+/// `rec` (a listed type or `_other`).
+fn event_type(
+    route: &Route,
+    parts: &Parts,
+    body: &RawBody,
+    rec: &mut Record<'_>,
+) -> Option<HeaderValue> {
+    let source = route.cfg.events.source.as_ref()?;
+    let event = source.read(&parts.headers, body.as_verify());
+    rec.event = route
+        .metrics
+        .events
+        .counter(event.as_ref().map(HeaderValue::as_bytes));
+    event
 }
 
 /// Step 3: the signature. Its time, and a verified request's key and skew, go into `rec`.
@@ -698,18 +754,30 @@ fn verify(
     Ok(verified)
 }
 
-/// Step 4: dedupe on the verified message id. `Ok(Some(mark))`: this request holds the id in
-/// flight. A store's error goes into `rec`.
+/// Step 4: dedupe on the route's `dedupe_key` of the verified request (src/events.rs).
+/// `Ok(Some(mark))`: this request holds the key in flight. A store's error goes into `rec`.
 async fn claim(
     cx: &Ctx<'_>,
+    scheme: &Scheme,
     verified: &Verified,
+    parts: &Parts,
+    body: &RawBody,
     rec: &mut Record<'_>,
 ) -> Result<Option<Key>, ReplayRefusal> {
     let cfg = &cx.route.cfg;
-    let Some(id) = verified.id.as_ref().filter(|_| cfg.dedupe) else {
+    if !cfg.dedupe {
+        return Ok(None);
+    }
+    let input = crate::events::KeyInput {
+        verified,
+        content: scheme.signed_content(),
+        timestamp_signed: cx.route.signed_timestamp,
+        headers: &parts.headers,
+        body: body.as_verify(),
+    };
+    let Some(key) = crate::events::dedupe_key(&cfg.name, &cfg.events.dedupe_key, &input) else {
         return Ok(None);
     };
-    let key = Key::new(&cfg.name, id.as_bytes());
     let inflight_ttl = cx.snap.config.upstream.timeout + INFLIGHT_MARGIN;
     match cx.route.replay.begin(&key, inflight_ttl).await {
         Ok(Begin::Fresh) => Ok(Some(key)),
@@ -786,6 +854,10 @@ fn log_line(
         }
         Outcome::Duplicate => {
             tracing::debug!(route = %name, peer = %conn.peer, "duplicate delivery answered");
+            return;
+        }
+        Outcome::Filtered => {
+            tracing::debug!(route = %name, peer = %conn.peer, "event type filtered");
             return;
         }
         _ => {
@@ -900,6 +972,15 @@ mod tests {
             for mode in [Mode::Enforce, Mode::Observe] {
                 assert_eq!(decide(mode, on_store_error, None), Decision::Forward(None));
             }
+            // A filtered type: answered by hookseal when enforcing, forwarded when observing.
+            assert_eq!(
+                decide(Mode::Enforce, on_store_error, Some(Rejection::Filtered)),
+                Decision::Refuse(Rejection::Filtered)
+            );
+            assert_eq!(
+                decide(Mode::Observe, on_store_error, Some(Rejection::Filtered)),
+                Decision::Forward(None)
+            );
             for (failure, reason) in [
                 (
                     Rejection::Verify(VerifyError::BadSignature),

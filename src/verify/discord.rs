@@ -36,6 +36,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             SignRequest::header(TS_HEADER, ts),
         ])
     },
+    signed_content: super::SignedContent::Body { id: false },
+    event: crate::events::DefaultEvent::Json("/type"),
     ..SchemeDef::BASE
 };
 

@@ -32,6 +32,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             ID_HEADER,
         ))
     },
+    signed_content: super::SignedContent::Body { id: false },
+    event: crate::events::DefaultEvent::Header("X-GitHub-Event"),
     ..SchemeDef::BASE
 };
 

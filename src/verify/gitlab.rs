@@ -33,6 +33,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         Ok(r.with_id(SignRequest::header(TOKEN_HEADER, token), ID_HEADER))
     },
     body_signed: false,
+    event: crate::events::DefaultEvent::Header("X-Gitlab-Event"),
     ..SchemeDef::BASE
 };
 

@@ -258,6 +258,12 @@ impl Verifier for Generic {
     fn timestamp_is_signed(&self) -> bool {
         self.template.contains(&Seg::Timestamp)
     }
+
+    /// The body is always signed (a payload without `{body}` is refused); the id where
+    /// `{id}` is in the payload.
+    fn signed_content(&self) -> Option<super::SignedContent> {
+        Some(super::SignedContent::Body { id: self.id_signed })
+    }
 }
 
 /// Entries of a signature header: split on spaces and commas (only spaces when the prefix

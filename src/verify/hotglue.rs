@@ -26,6 +26,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             sign_value(r.secret, r.body),
         )])
     },
+    signed_content: super::SignedContent::Body { id: false },
+    event: crate::events::DefaultEvent::Json("/status"),
     ..SchemeDef::BASE
 };
 

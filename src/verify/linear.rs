@@ -40,6 +40,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             ID_HEADER,
         ))
     },
+    signed_content: super::SignedContent::Body { id: false },
+    event: crate::events::DefaultEvent::Header("Linear-Event"),
     ..SchemeDef::BASE
 };
 

@@ -68,7 +68,9 @@ mod vectors;
 
 pub use public_url::pins_path;
 use registry::SCHEMES;
-pub use registry::{MessageId, SchemeDef, SignRequest, Verifier, DEFAULT_TOLERANCE, NO_SCHEME};
+pub use registry::{
+    MessageId, SchemeDef, SignRequest, SignedContent, Verifier, DEFAULT_TOLERANCE, NO_SCHEME,
+};
 pub use sign::sign;
 
 /// The request as the verifier sees it.
@@ -410,6 +412,18 @@ impl Scheme {
     /// `{timestamp}` out.
     pub fn timestamp_is_signed(&self) -> bool {
         self.verifier.timestamp_is_signed()
+    }
+
+    /// What `dedupe_key = "signature"` digests on this route.
+    pub fn signed_content(&self) -> SignedContent {
+        self.verifier
+            .signed_content()
+            .unwrap_or(self.name.0.signed_content)
+    }
+
+    /// Where the scheme's provider puts the event type.
+    pub fn default_event(&self) -> crate::events::DefaultEvent {
+        self.name.0.event
     }
 
     /// Removes request headers of the scheme's own family that the verifier did not read, so

@@ -72,6 +72,26 @@ pub struct SchemeDef {
     /// Whether a verified request's body is authenticated. `false` for token schemes (a shared
     /// secret sent as is, no MAC): the token proves the sender, not the content.
     pub body_signed: bool,
+    /// What identifies a delivery's signed content for `dedupe_key = "signature"`
+    /// ([`SignedContent::Unsupported`]: the key is refused by `check`).
+    pub signed_content: SignedContent,
+    /// Where the provider puts the event type, for a route that reads one without `event`.
+    pub event: crate::events::DefaultEvent,
+}
+
+/// What `dedupe_key = "signature"` digests: only content an attacker cannot vary without the
+/// signature failing, so that one delivery always has one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedContent {
+    /// No such content: a token scheme (the "signature" is a constant), or a scheme whose
+    /// signed text is not the raw bytes (not yet described).
+    Unsupported,
+    /// The raw body is signed byte for byte, with the timestamp when it is signed and, with
+    /// `id: true`, the message id.
+    Body { id: bool },
+    /// The signed text is rebuilt from parsed parts (Twilio's sorted form fields: the raw body
+    /// may vary), but this header carries the one canonical signature value.
+    Header(&'static str),
 }
 
 impl SchemeDef {
@@ -89,6 +109,8 @@ impl SchemeDef {
         sign: |_| Err(SchemeError::config("scheme without a signer")),
         strip_unread: None,
         body_signed: true,
+        signed_content: SignedContent::Unsupported,
+        event: crate::events::DefaultEvent::None,
     };
 }
 
@@ -132,6 +154,12 @@ pub trait Verifier: std::fmt::Debug + Send + Sync {
     /// whose payload leaves `{timestamp}` out).
     fn timestamp_is_signed(&self) -> bool {
         true
+    }
+
+    /// For a scheme whose signed content depends on the route's options (`hmac`): what
+    /// `dedupe_key = "signature"` digests; `None`: [`SchemeDef::signed_content`].
+    fn signed_content(&self) -> Option<SignedContent> {
+        None
     }
 }
 

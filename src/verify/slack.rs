@@ -29,6 +29,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             SignRequest::header(SIG_HEADER, sig),
         ])
     },
+    signed_content: super::SignedContent::Body { id: false },
+    event: crate::events::DefaultEvent::Json("/event/type"),
     ..SchemeDef::BASE
 };
 

@@ -30,6 +30,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             sign_value(r.secret, &url, r.body),
         )])
     },
+    signed_content: super::SignedContent::Body { id: false },
+    event: crate::events::DefaultEvent::Json("/type"),
     ..SchemeDef::BASE
 };
 

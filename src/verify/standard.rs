@@ -54,6 +54,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     build: |_, secrets| Ok(std::sync::Arc::new(Standard::new(secrets)?)),
     sign: sign_headers,
     strip_unread: Some(strip_unread),
+    signed_content: super::SignedContent::Body { id: true },
+    event: crate::events::DefaultEvent::Json("/type"),
     ..SchemeDef::BASE
 };
 

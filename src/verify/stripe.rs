@@ -35,6 +35,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             sign_value(r.secret, r.timestamp, r.body),
         )])
     },
+    signed_content: super::SignedContent::Body { id: false },
+    event: crate::events::DefaultEvent::Json("/type"),
     ..SchemeDef::BASE
 };
 

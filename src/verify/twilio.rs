@@ -45,6 +45,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         let sig = sign_value(r.secret, r.options, r.path_and_query, r.body)?;
         Ok(r.with_id(SignRequest::header(SIG_HEADER, sig), ID_HEADER))
     },
+    signed_content: super::SignedContent::Header(SIG_HEADER),
     ..SchemeDef::BASE
 };
 

@@ -4,6 +4,7 @@ mod netkit;
 mod support;
 
 mod config;
+mod events;
 mod faults;
 mod hardening;
 mod limits;

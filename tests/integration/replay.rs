@@ -515,3 +515,54 @@ fn replay_url_from_env_or_file() {
     assert_eq!(e, ["replay.url: must start with redis:// or rediss://"]);
     assert!(!e[0].contains("s3cret"));
 }
+
+/// `dedupe_key = "signature"` on the Redis store: a GitHub delivery replayed to another
+/// replica with a fresh `X-GitHub-Delivery` is a duplicate; its key is kept for the
+/// `dedupe_window` (GitHub signs no timestamp); a failed delivery's key is freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_keys_are_shared_through_redis_for_the_dedupe_window() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let up = Upstream::start().await;
+    let route = "[[route]]\nname = \"gh\"\npath = \"/hooks/gh\"\nscheme = \"github\"\n\
+                 secrets = [{ value = \"gh-redis\" }]\ndedupe_key = \"signature\"\n\
+                 dedupe_window = \"3d\"\n";
+    let a = Replica::start(up.addr, &redis.url(), route).await;
+    let b = Replica::start(up.addr, &redis.url(), route).await;
+    let body = br#"{"action":"created","id":42}"#;
+    let gh = |delivery: &str| {
+        vec![
+            ("x-hub-signature-256", sign_github("gh-redis", body)),
+            ("x-github-delivery", delivery.to_owned()),
+        ]
+    };
+    let url = |r: &Replica| format!("http://{}/hooks/gh", r.addr);
+
+    // A failed delivery frees the key, for the sender's retry at the other replica.
+    up.set(|b| b.status = StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        post(&url(&a), &gh("d-1"), &body[..]).await.status,
+        StatusCode::BAD_GATEWAY
+    );
+    up.set(|b| b.status = StatusCode::OK);
+    let r = post(&url(&b), &gh("d-2"), &body[..]).await;
+    assert_eq!(r.body, Bytes::from_static(b"upstream-ok"), "{}", b.logs());
+    // Replayed verbatim with a fresh delivery id, to either replica: a duplicate.
+    for (replica, id) in [(&a, "d-3"), (&b, "d-4")] {
+        let r = post(&url(replica), &gh(id), &body[..]).await;
+        assert_eq!(r.json()["status"], "duplicate");
+    }
+    assert_eq!(up.count(), 2);
+
+    // The one key in Redis lives for the window (3 days), not twice a tolerance.
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let pttl: i64 = redis::cmd("PTTL").arg(&keys[0]).query(&mut con).unwrap();
+    let window = 3 * 86_400 * 1000;
+    assert!(pttl > window - 60_000 && pttl <= window, "{pttl}");
+}

@@ -1,0 +1,36 @@
+//! JSON pointer extraction (`events::Pointer::extract`, the event type and `{ json }` dedupe
+//! key of a verified body) on arbitrary bytes. Input: the pointer on the first line, the body
+//! after it. Oracle: no panic; a value found is the one `serde_json`'s own document and
+//! pointer lookup find (a string as it is, an integer in decimal), in a document without a
+//! duplicate key along the way; and the same input always gives the same answer.
+
+#![no_main]
+
+use hookseal::events::Pointer;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let (line, body) = match data.iter().position(|b| *b == b'\n') {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(text) = std::str::from_utf8(line) else {
+        return;
+    };
+    let Ok(pointer) = Pointer::parse(text) else {
+        return;
+    };
+    let found = pointer.extract(body);
+    assert_eq!(found, pointer.extract(body), "deterministic");
+    if let Some(found) = found {
+        let doc: serde_json::Value =
+            serde_json::from_slice(body).expect("a value was found in something not JSON");
+        let at = doc.pointer(text).expect("serde_json finds no value there");
+        let expected = match at {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+            other => panic!("found {found:?} where serde_json has {other}"),
+        };
+        assert_eq!(found, expected);
+    }
+});
