@@ -15,7 +15,7 @@ one line here, one in values.yaml and one in values.schema.json (helm/tests/conf
 lists every key; the tests fail until all three agree with hookseal's config reference).
 Keys the chart owns (listen and admin addresses, TLS and secret file paths, the upstream URL in
 the application chart) and keys with a shape of their own (replay.url, route secrets, paths,
-[route.hmac]) are written by hookseal.configToml below. A new section is one more block here: it is rendered
+[route.hmac], event, dedupeKey) are written by hookseal.configToml below. A new section is one more block here: it is rendered
 as [<section in snake_case>] from proxy.<section>.
 */}}
 {{- define "hookseal.configKeys" -}}
@@ -51,6 +51,8 @@ route:
   - publicUrl str
   - allowFrom list
   - replayCapacity int
+  - events list
+  - dedupeWindow str
 forwarding:
   - keep list
 {{- end -}}
@@ -143,6 +145,13 @@ secrets = [
 ]
 {{- end }}
 {{- include "hookseal.configLines" (dict "values" $r "keys" $keys.route) }}
+{{- /* event = { header | json }, dedupe_key = "id" | "signature" | { json } (README "Events and filters"). */}}
+{{- with $r.event }}
+event = { {{ if .header }}header = {{ .header | toJson }}{{ else }}json = {{ .json | toJson }}{{ end }} }
+{{- end }}
+{{- with $r.dedupeKey }}
+dedupe_key = {{ if kindIs "string" . }}{{ toJson . }}{{ else }}{ json = {{ .json | toJson }} }{{ end }}
+{{- end }}
 {{- with $r.hmac }}
 [route.hmac]
 {{- range $k := list "header" "algorithm" "encoding" "prefix" "timestampHeader" "idHeader" "signedPayload" }}
