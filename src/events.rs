@@ -103,12 +103,58 @@ impl Pointer {
     /// The scalar at this pointer in `body`: a string as it is, an integer in decimal. `None`
     /// for anything else (see the module docs); never panics, whatever the bytes.
     pub fn extract(&self, body: &[u8]) -> Option<String> {
-        let mut de = serde_json::Deserializer::from_slice(body);
+        self.run(serde_json::Deserializer::from_slice(body))
+    }
+
+    /// As [`Pointer::extract`], on a body as the frames it arrived in: read in place, never
+    /// joined into one copy.
+    pub fn extract_body(&self, body: Body<'_>) -> Option<String> {
+        let mut pieces = body.pieces();
+        match (pieces.next(), pieces.next()) {
+            (None, _) => self.extract(&[]),
+            (Some(one), None) => self.extract(one),
+            (Some(first), Some(second)) => {
+                let reader = Pieces {
+                    current: first,
+                    rest: std::iter::once(second).chain(pieces),
+                };
+                self.run(serde_json::Deserializer::from_reader(reader))
+            }
+        }
+    }
+
+    fn run<'de, R: serde_json::de::Read<'de>>(
+        &self,
+        mut de: serde_json::Deserializer<R>,
+    ) -> Option<String> {
         let hit = Seek { path: &self.tokens }.deserialize(&mut de).ok()?;
         de.end().ok()?;
         match hit {
             Hit::One(s) => Some(s),
             Hit::None | Hit::Unusable => None,
+        }
+    }
+}
+
+/// The frames of a body as one reader, in order.
+struct Pieces<'a, I> {
+    current: &'a [u8],
+    rest: I,
+}
+
+impl<'a, I: Iterator<Item = &'a [u8]>> std::io::Read for Pieces<'a, I> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if !self.current.is_empty() {
+                let n = self.current.len().min(buf.len());
+                buf[..n].copy_from_slice(&self.current[..n]);
+                self.current = &self.current[n..];
+                return Ok(n);
+            }
+            match self.rest.next() {
+                Some(next) => self.current = next,
+                None => return Ok(0),
+            }
         }
     }
 }
@@ -304,7 +350,7 @@ impl EventSource {
                 }
                 v.to_str().ok()?.to_owned()
             }
-            EventSource::Json(p) => p.extract(&body.joined())?,
+            EventSource::Json(p) => p.extract_body(body)?,
         };
         let ok = !text.is_empty()
             && text.len() <= MAX_EVENT_LEN
@@ -421,7 +467,7 @@ pub fn dedupe_key(route: &str, key: &DedupeKey, input: &KeyInput<'_>) -> Option<
             .as_ref()
             .map(|id| Key::new(route, id.as_bytes())),
         DedupeKey::Signature => signed_key(route, input),
-        DedupeKey::Json(p) => match p.extract(&input.body.joined()) {
+        DedupeKey::Json(p) => match p.extract_body(input.body) {
             Some(id) => {
                 let mut m = Vec::with_capacity(6 + id.len());
                 m.extend_from_slice(b"\0json\0");

@@ -265,6 +265,31 @@ mod props {
             }
         }
 
+        /// A body in frames reads as the same body joined.
+        #[test]
+        fn extract_over_frames_agrees_with_one_slice(
+            ty in "[ -~]{0,20}",
+            cuts in proptest::collection::vec(any::<proptest::sample::Index>(), 0..4),
+            junk in any::<bool>(),
+        ) {
+            let mut body = serde_json::to_vec(&serde_json::json!({"a": [1, {"b": 2}], "type": ty})).unwrap();
+            if junk {
+                body.extend_from_slice(b" x");
+            }
+            let mut at: Vec<usize> = cuts.iter().map(|i| i.index(body.len() + 1)).collect();
+            at.sort_unstable();
+            let mut frames = Vec::new();
+            let mut last = 0;
+            for c in at.into_iter().chain([body.len()]) {
+                frames.push(bytes::Bytes::copy_from_slice(&body[last..c]));
+                last = c;
+            }
+            let p = ptr("/type");
+            let joined = p.extract(&body);
+            prop_assert_eq!(p.extract_body(Body::chunked(&frames)), joined.clone());
+            prop_assert_eq!(joined.is_some(), !junk);
+        }
+
         /// JSON-shaped documents: extraction agrees with serde_json's own pointer lookup
         /// (strings and integers), and finds nothing where serde_json finds no scalar.
         #[test]
