@@ -682,9 +682,11 @@ async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'
         }
     };
     // Step 3b: the verified request's event type, and the route's filter (before the replay
-    // store: a filtered request claims no key).
+    // store: a filtered request claims no key). Observe mode filters nothing ([`decide`]), so
+    // there the request goes on to the replay check like any other.
     let event = event_type(cx.route, parts, body, rec);
-    if !cx.route.cfg.events.allows(event.as_ref()) {
+    let observe = cx.route.cfg.mode == Mode::Observe;
+    if !observe && !cx.route.cfg.events.allows(event.as_ref()) {
         return Verdict {
             verified: Some(verified),
             mark: None,

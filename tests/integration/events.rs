@@ -199,10 +199,17 @@ async fn observe_mode_forwards_every_type() {
     assert_eq!(seen.headers["x-hookseal-event"], "issues");
     assert_eq!(seen.headers["x-hookseal-verified"], "true");
     assert!(!seen.headers.contains_key("x-hookseal-reason"));
+    // An unlisted type still gets the replay check: its repeat is marked a duplicate.
+    let h = gh_headers("issues", "o-1", body);
+    let r = post(&sc.url("/hooks/gh"), &h, &body[..]).await;
+    assert_eq!(r.body, Bytes::from_static(b"upstream-ok"));
+    let seen = up.last();
+    assert_eq!(seen.headers["x-hookseal-reason"], "duplicate");
+    assert_eq!(seen.headers["x-hookseal-verified"], "false");
     let m = sc.metrics().await;
     assert_eq!(
         metric(&m, "hookseal_events_total{event=\"_other\",route=\"gh\"}"),
-        1.0
+        2.0
     );
     assert!(!m.contains("result=\"filtered\""), "{m}");
 }
