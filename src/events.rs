@@ -103,6 +103,9 @@ impl Pointer {
     /// The scalar at this pointer in `body`: a string as it is, an integer in decimal. `None`
     /// for anything else (see the module docs); never panics, whatever the bytes.
     pub fn extract(&self, body: &[u8]) -> Option<String> {
+        // serde_json skips a string it is told to ignore without checking its UTF-8: a body
+        // that is not UTF-8 is not JSON (RFC 8259 §8.1), whatever part of it is skipped.
+        std::str::from_utf8(body).ok()?;
         self.run(serde_json::Deserializer::from_slice(body))
     }
 
@@ -114,6 +117,9 @@ impl Pointer {
             (None, _) => self.extract(&[]),
             (Some(one), None) => self.extract(one),
             (Some(first), Some(second)) => {
+                if !utf8(body) {
+                    return None;
+                }
                 let reader = Pieces {
                     current: first,
                     rest: std::iter::once(second).chain(pieces),
@@ -134,6 +140,36 @@ impl Pointer {
             Hit::None | Hit::Unusable => None,
         }
     }
+}
+
+/// Whether a body in frames is UTF-8, a character split between frames included.
+fn utf8(body: Body<'_>) -> bool {
+    // The start of a character cut off at the end of the last frame (at most 3 bytes).
+    let mut carry: Vec<u8> = Vec::new();
+    for piece in body.pieces() {
+        let mut p = piece;
+        while !carry.is_empty() {
+            let Some((&b, rest)) = p.split_first() else {
+                break;
+            };
+            carry.push(b);
+            p = rest;
+            match std::str::from_utf8(&carry) {
+                Ok(_) => carry.clear(),
+                Err(e) if e.error_len().is_some() || carry.len() >= 4 => return false,
+                Err(_) => {}
+            }
+        }
+        if !carry.is_empty() {
+            continue;
+        }
+        match std::str::from_utf8(p) {
+            Ok(_) => {}
+            Err(e) if e.error_len().is_none() => carry.extend_from_slice(&p[e.valid_up_to()..]),
+            Err(_) => return false,
+        }
+    }
+    carry.is_empty()
 }
 
 /// The frames of a body as one reader, in order.

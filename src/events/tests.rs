@@ -59,6 +59,33 @@ fn extract_fails_safe_on_what_is_not_one_clean_value() {
     ] {
         assert_eq!(p.extract(body), None, "{}", String::from_utf8_lossy(body));
     }
+    // Not UTF-8 inside a skipped value (fuzz target json_pointer, first run): not JSON.
+    let crash = b"{\"type\":\"sync.complete\",\"data\":{\"Fi\xffd\":\"evt_1\"}}";
+    assert_eq!(p.extract(crash), None);
+    let frames = [
+        bytes::Bytes::from_static(&crash[..20]),
+        bytes::Bytes::from_static(&crash[20..]),
+    ];
+    assert_eq!(p.extract_body(Body::chunked(&frames)), None);
+    // A character split between frames is still one character.
+    let split = "{\"type\":\"ok\",\"x\":\"caf\u{e9}\u{1f600}\"}".as_bytes();
+    for cut in 0..split.len() {
+        let frames = [
+            bytes::Bytes::copy_from_slice(&split[..cut]),
+            bytes::Bytes::copy_from_slice(&split[cut..]),
+        ];
+        assert_eq!(
+            p.extract_body(Body::chunked(&frames)).as_deref(),
+            Some("ok"),
+            "cut at {cut}"
+        );
+        assert!(utf8(Body::chunked(&frames)));
+    }
+    let bad = [
+        bytes::Bytes::from_static(b"{\"a\":\"\xf0\x9f"),
+        bytes::Bytes::from_static(b"\x98\""),
+    ];
+    assert!(!utf8(Body::chunked(&bad)), "a 4-byte character cut short");
     // An escaped key is the key the app's parser reads.
     assert_eq!(p.extract(br#"{"t\u0079pe":"x"}"#).as_deref(), Some("x"));
     // Deep nesting: past serde_json's limit along the path, or anywhere in what is skipped.
