@@ -2,7 +2,9 @@
 //! key of a verified body) on arbitrary bytes. Input: the pointer on the first line, the body
 //! after it. Oracle: no panic; a value found is the one `serde_json`'s own document and
 //! pointer lookup find (a string as it is, an integer in decimal), in a document without a
-//! duplicate key along the way; and the same input always gives the same answer.
+//! duplicate key along the way, unless `serde_json` refuses the document only for what a
+//! skipping pass does not check (surrogate escapes, depth inside skipped values); the same
+//! input always gives the same answer, in one slice or in two frames.
 
 #![no_main]
 
@@ -31,8 +33,21 @@ fuzz_target!(|data: &[u8]| {
     let framed = pointer.extract_body(hookseal::verify::Body::chunked(&frames));
     assert_eq!(found, framed);
     if let Some(found) = found {
-        let doc: serde_json::Value =
-            serde_json::from_slice(body).expect("a value was found in something not JSON");
+        let doc: serde_json::Value = match serde_json::from_slice(body) {
+            Ok(doc) => doc,
+            // What a pass that skips values does not check (README "Events and filters"): the
+            // pairing of `\u` surrogate escapes and the nesting depth inside skipped values.
+            // UTF-8 and syntax are checked: any other error is a finding.
+            Err(e) => {
+                let m = e.to_string();
+                let lenient = ["escape", "surrogate", "unicode code point", "recursion limit"];
+                assert!(
+                    lenient.iter().any(|l| m.contains(l)),
+                    "a value was found in something not JSON: {m}"
+                );
+                return;
+            }
+        };
         let at = doc.pointer(text).expect("serde_json finds no value there");
         let expected = match at {
             serde_json::Value::String(s) => s.clone(),
