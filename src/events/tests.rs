@@ -74,6 +74,11 @@ fn extract_fails_safe_on_what_is_not_one_clean_value() {
         Some("a")
     );
     assert_eq!(p.extract(br#"{"type":"\udada!"}"#), None);
+    // So is a number out of f64's range (JavaScript reads Infinity).
+    assert_eq!(
+        p.extract(br#"{"x":1e999,"type":"a"}"#).as_deref(),
+        Some("a")
+    );
     // A character split between frames is still one character.
     let split = "{\"type\":\"ok\",\"x\":\"caf\u{e9}\u{1f600}\"}".as_bytes();
     for cut in 0..split.len() {
