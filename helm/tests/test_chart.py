@@ -650,11 +650,14 @@ def tls_files(tmp_path_factory):
 
 
 def secret_for(scheme):
-    if scheme in ("standard-webhooks", "svix"):
+    if scheme in ("standard-webhooks", "svix", "clerk", "resend", "brex", "replicate"):
         return "whsec_" + base64.b64encode(b"chart-test-secret-0123456789abcd").decode()
     if scheme == "discord":
         # an Ed25519 public key (RFC 8032 test 1), as Discord's portal shows it: 64 hex
         return "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    if scheme == "microsoft-teams":
+        # Teams shows a base64 security token
+        return base64.b64encode(b"chart-test-secret").decode()
     return "chart-test-secret"
 
 
@@ -684,7 +687,7 @@ def every_scheme_values(tmp_path):
         r = {"name": f"r-{scheme}", "path": f"/hooks/{scheme}", "scheme": scheme}
         if scheme != "none":
             r["secrets"] = [{"secretName": f"{scheme}-webhook", "key": "secret"}, {"id": "previous", "env": f"S_{i}"}]
-        if scheme in ("twilio", "square"):
+        if scheme in ("twilio", "square", "hubspot"):
             r["publicUrl"] = f"https://hooks.example.com/hooks/{scheme}"
         if scheme == "hmac":
             r["hmac"] = {"header": "X-Sig", "algorithm": "sha512", "encoding": "base64", "prefix": "v1=",

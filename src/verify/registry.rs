@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    discord, github, gitlab, hmac, hotglue, linear, paddle, shopify, slack, square, standard,
-    stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial, Verified, VerifyError,
+    discord, github, gitlab, hmac, hotglue, linear, paddle, presets, shopify, slack, square,
+    standard, stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial, Verified,
+    VerifyError,
 };
 
 /// Every scheme, in the order the CLI and error messages list them. One line per scheme.
@@ -31,6 +32,49 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &linear::DEF,
     &discord::DEF,
     &gitlab::DEF,
+    &standard::CLERK,
+    &standard::RESEND,
+    &standard::BREX,
+    &standard::REPLICATE,
+    &presets::BITBUCKET,
+    &presets::GITEA,
+    &presets::FORGEJO,
+    &presets::INTERCOM,
+    &presets::TYPEFORM,
+    &presets::PAGERDUTY,
+    &presets::ZENDESK,
+    &presets::HUBSPOT,
+    &presets::TWITCH,
+    &presets::SEGMENT,
+    &presets::SENTRY,
+    &presets::VERCEL,
+    &presets::TERRAFORM_CLOUD,
+    &presets::CALENDLY,
+    &presets::RAZORPAY,
+    &presets::MOLLIE,
+    &presets::XERO,
+    &presets::DOCUSIGN,
+    &presets::BOX,
+    &presets::FRAME_IO,
+    &presets::LAUNCHDARKLY,
+    &presets::CIRCLECI,
+    &presets::BUILDKITE,
+    &presets::MUX,
+    &presets::CASTLE,
+    &presets::PERSONA,
+    &presets::LOB,
+    &presets::MODERN_TREASURY,
+    &presets::COINBASE,
+    &presets::WOOCOMMERCE,
+    &presets::TIKTOK,
+    &presets::WEBEX,
+    &presets::PUSHER,
+    &presets::MICROSOFT_TEAMS,
+    &presets::AUTODESK,
+    &presets::CAL_COM,
+    &presets::LEMON_SQUEEZY,
+    &presets::NOTION,
+    &presets::CLEARBIT,
 ];
 
 /// The config word for "no verification" (`scheme = "none"`): the route has no scheme.
@@ -72,6 +116,9 @@ pub struct SchemeDef {
     /// Whether a verified request's body is authenticated. `false` for token schemes (a shared
     /// secret sent as is, no MAC): the token proves the sender, not the content.
     pub body_signed: bool,
+    /// Whether the message id header is covered by the signature (Standard Webhooks, Twitch):
+    /// a changed id is then a forgery, not another delivery of the same message.
+    pub id_signed: bool,
 }
 
 impl SchemeDef {
@@ -89,6 +136,7 @@ impl SchemeDef {
         sign: |_| Err(SchemeError::config("scheme without a signer")),
         strip_unread: None,
         body_signed: true,
+        id_signed: false,
     };
 }
 

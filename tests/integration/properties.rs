@@ -24,8 +24,8 @@ use hookseal::config::{Config, IpNet};
 use hookseal::headers::client_ip;
 use hookseal::route::{normalize_path, normalize_prefix, PathMatch, RouteTable};
 use hookseal::verify::{
-    sign, Encoding, HmacAlgorithm, HmacOptions, Input, Scheme, SchemeName, SchemeOptions,
-    SecretMaterial, Verified, VerifyError,
+    sign, Encoding, HmacAlgorithm, HmacOptions, Input, MessageId, Scheme, SchemeName,
+    SchemeOptions, SecretMaterial, Verified, VerifyError,
 };
 
 use crate::reference::{self, RefPattern};
@@ -40,15 +40,21 @@ fn sn(name: &str) -> SchemeName {
     SchemeName::parse(name).unwrap_or_else(|| panic!("no scheme {name:?}"))
 }
 
-/// Id headers that no scheme signs: a changed id there is a different delivery of the same
-/// authentic message, not a forgery (dedupe keys on it; see SECURITY.md).
-const UNSIGNED_ID_HEADERS: [&str; 5] = [
-    "X-GitHub-Delivery",
-    "X-Shopify-Webhook-Id",
-    "Linear-Delivery",
-    "I-Twilio-Idempotency-Token",
-    "Idempotency-Key",
-];
+/// An id header the scheme reads but does not sign: a changed id there is a different delivery
+/// of the same authentic message, not a forgery (dedupe keys on it; see SECURITY.md).
+fn unsigned_id_header(name: SchemeName, header: &str) -> bool {
+    match name.def().message_id {
+        MessageId::Headers(hs) => {
+            !name.def().id_signed && hs.iter().any(|h| h.eq_ignore_ascii_case(header))
+        }
+        _ => false,
+    }
+}
+
+/// Standard Webhooks and the presets that sign exactly like it (clerk, resend, ...).
+fn standard_family(name: SchemeName) -> bool {
+    name.def().headers.first() == Some(&"svix-signature")
+}
 
 // ------------------------------------------------------------------------------------------
 // A signed request, generated
@@ -124,14 +130,14 @@ fn b64(b: &[u8]) -> String {
 /// (signing secret, verifying secret) for a scheme, from random material.
 fn secret_pair(name: SchemeName, raw: &[u8], seed: [u8; 32], ed: bool) -> (Vec<u8>, Vec<u8>) {
     match name.as_str() {
-        "standard-webhooks" if ed => {
+        _ if standard_family(name) && ed => {
             let (s, p) = ed25519_pair(seed);
             (
                 format!("whsk_{}", b64(&s)).into_bytes(),
                 format!("whpk_{}", b64(&p)).into_bytes(),
             )
         }
-        "standard-webhooks" => {
+        _ if standard_family(name) => {
             let s = format!("whsec_{}", b64(raw)).into_bytes();
             (s.clone(), s)
         }
@@ -141,6 +147,8 @@ fn secret_pair(name: SchemeName, raw: &[u8], seed: [u8; 32], ed: bool) -> (Vec<u
         }
         // A token travels as a header value: visible ASCII.
         "gitlab" => (hex(raw).into_bytes(), hex(raw).into_bytes()),
+        // Teams' security token is base64; the key is its decoding.
+        "microsoft-teams" => (b64(raw).into_bytes(), b64(raw).into_bytes()),
         _ => (raw.to_vec(), raw.to_vec()),
     }
 }
@@ -241,10 +249,27 @@ prop_compose! {
 }
 
 fn carries_timestamp(name: SchemeName) -> bool {
-    matches!(
-        name.as_str(),
-        "standard-webhooks" | "hmac" | "stripe" | "slack" | "paddle" | "linear" | "discord"
-    )
+    standard_family(name)
+        || matches!(
+            name.as_str(),
+            "hmac"
+                | "stripe"
+                | "slack"
+                | "paddle"
+                | "linear"
+                | "discord"
+                | "zendesk"
+                | "hubspot"
+                | "twitch"
+                | "calendly"
+                | "box"
+                | "frame-io"
+                | "buildkite"
+                | "mux"
+                | "persona"
+                | "lob"
+                | "tiktok"
+        )
 }
 
 proptest! {
@@ -281,7 +306,7 @@ proptest! {
         let mut targets: Vec<Option<usize>> = vec![None; body_bits];
         let mut offsets: Vec<usize> = (0..body_bits).collect();
         for (i, (n, v)) in s.headers.iter().enumerate() {
-            if UNSIGNED_ID_HEADERS.contains(&n.as_str()) {
+            if unsigned_id_header(s.name, n) {
                 continue;
             }
             targets.extend(std::iter::repeat_n(Some(i), v.len()));
