@@ -127,6 +127,10 @@ pub(crate) struct Spec {
     pub(crate) payload: &'static [Part],
     pub(crate) key: Key,
     pub(crate) tolerance: Duration,
+    /// Headers that must carry exactly this value (Box's signature version and algorithm, as
+    /// its SDK requires): absent → missing, another value → bad signature (a scheme hookseal
+    /// cannot check).
+    pub(crate) fixed: &'static [(&'static str, &'static str)],
 }
 
 impl Spec {
@@ -210,6 +214,7 @@ const fn body_mac(
         payload: BODY,
         key: Key::Text,
         tolerance: MIN5,
+        fixed: &[],
     }
 }
 
@@ -298,6 +303,7 @@ static PAGERDUTY_SPEC: Spec = Spec {
     payload: BODY,
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static PAGERDUTY: SchemeDef = preset!(PAGERDUTY_SPEC);
 
@@ -322,6 +328,7 @@ static ZENDESK_SPEC: Spec = Spec {
     payload: &[Part::Ts, Part::Body],
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static ZENDESK: SchemeDef = preset!(ZENDESK_SPEC);
 
@@ -343,6 +350,7 @@ static HUBSPOT_SPEC: Spec = Spec {
     payload: &[Part::Method, Part::Url, Part::Body, Part::Ts],
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static HUBSPOT: SchemeDef = preset!(HUBSPOT_SPEC);
 
@@ -369,6 +377,7 @@ static TWITCH_SPEC: Spec = Spec {
     payload: &[Part::Id, Part::Ts, Part::Body],
     key: Key::Text,
     tolerance: Duration::from_secs(600),
+    fixed: &[],
 };
 pub(crate) static TWITCH: SchemeDef = preset!(TWITCH_SPEC);
 
@@ -431,6 +440,7 @@ static CALENDLY_SPEC: Spec = Spec {
     payload: &[Part::Ts, Part::Lit("."), Part::Body],
     key: Key::Text,
     tolerance: Duration::from_secs(180),
+    fixed: &[],
 };
 pub(crate) static CALENDLY: SchemeDef = preset!(CALENDLY_SPEC);
 
@@ -483,12 +493,14 @@ static DOCUSIGN_SPEC: Spec = Spec {
     payload: BODY,
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static DOCUSIGN: SchemeDef = preset!(DOCUSIGN_SPEC);
 
 /// Box: `box-signature-primary` (and `box-signature-secondary` during rotation) =
 /// base64 HMAC-SHA256(body + `box-delivery-timestamp`), the timestamp RFC 3339, 10-minute
-/// window; id `box-delivery-id`. Each configured key may match either header (Box pairs the
+/// window; id `box-delivery-id`; `box-signature-version: 1` and `box-signature-algorithm:
+/// HmacSHA256` required, as `box-node-sdk`'s `validateMessage` requires them. Each configured key may match either header (Box pairs the
 /// primary key with the primary header; the SDK tries both keys). Source: Box "Signatures —
 /// Verify webhook signatures" (developer.box.com/guides/webhooks/v2/signatures-v2).
 static BOX_SPEC: Spec = Spec {
@@ -498,6 +510,8 @@ static BOX_SPEC: Spec = Spec {
         "box-signature-secondary",
         "box-delivery-timestamp",
         "box-delivery-id",
+        "box-signature-version",
+        "box-signature-algorithm",
     ],
     sig: "box-signature-primary",
     alt: &["box-signature-secondary"],
@@ -509,6 +523,10 @@ static BOX_SPEC: Spec = Spec {
     payload: &[Part::Body, Part::Ts],
     key: Key::Text,
     tolerance: Duration::from_secs(600),
+    fixed: &[
+        ("box-signature-version", "1"),
+        ("box-signature-algorithm", "HmacSHA256"),
+    ],
 };
 pub(crate) static BOX: SchemeDef = preset!(BOX_SPEC);
 
@@ -528,6 +546,7 @@ static FRAME_IO_SPEC: Spec = Spec {
     payload: &[Part::Lit("v0:"), Part::Ts, Part::Lit(":"), Part::Body],
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static FRAME_IO: SchemeDef = preset!(FRAME_IO_SPEC);
 
@@ -563,6 +582,7 @@ static CIRCLECI_SPEC: Spec = Spec {
     payload: BODY,
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static CIRCLECI: SchemeDef = preset!(CIRCLECI_SPEC);
 
@@ -587,6 +607,7 @@ static BUILDKITE_SPEC: Spec = Spec {
     payload: &[Part::Ts, Part::Lit("."), Part::Body],
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static BUILDKITE: SchemeDef = preset!(BUILDKITE_SPEC);
 
@@ -610,6 +631,7 @@ static MUX_SPEC: Spec = Spec {
     payload: &[Part::Ts, Part::Lit("."), Part::Body],
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static MUX: SchemeDef = preset!(MUX_SPEC);
 
@@ -645,6 +667,7 @@ static PERSONA_SPEC: Spec = Spec {
     payload: &[Part::Ts, Part::Lit("."), Part::Body],
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static PERSONA: SchemeDef = preset!(PERSONA_SPEC);
 
@@ -664,6 +687,7 @@ static LOB_SPEC: Spec = Spec {
     payload: &[Part::Ts, Part::Lit("."), Part::Body],
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static LOB: SchemeDef = preset!(LOB_SPEC);
 
@@ -726,6 +750,7 @@ static TIKTOK_SPEC: Spec = Spec {
     payload: &[Part::Ts, Part::Lit("."), Part::Body],
     key: Key::Text,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static TIKTOK: SchemeDef = preset!(TIKTOK_SPEC);
 
@@ -756,6 +781,7 @@ static MICROSOFT_TEAMS_SPEC: Spec = Spec {
     payload: BODY,
     key: Key::Base64,
     tolerance: MIN5,
+    fixed: &[],
 };
 pub(crate) static MICROSOFT_TEAMS: SchemeDef = preset!(MICROSOFT_TEAMS_SPEC);
 
@@ -999,6 +1025,11 @@ impl Verifier for Template {
                 candidates(spec, alt, v, &mut cands)?;
             }
         }
+        for (name, want) in spec.fixed {
+            if required(h, name)? != *want {
+                return Err(VerifyError::BadSignature);
+            }
+        }
         let ts = match spec.ts {
             Ts::None => None,
             Ts::Header(name, fmt) => {
@@ -1118,6 +1149,7 @@ fn sign(spec: &'static Spec, r: &SignRequest<'_>) -> Result<Vec<(String, String)
     if let (Some(n), Some(id)) = (id_header, r.id) {
         out.push(SignRequest::header(n, id));
     }
+    out.extend(spec.fixed.iter().map(|(n, v)| SignRequest::header(n, *v)));
     Ok(out)
 }
 

@@ -148,6 +148,21 @@ const QUIRKS: &[(&str, Decision, &str)] = &[
         "t parsed and re-serialized",
     ),
     (
+        "mux/quirk_future_timestamp_1h",
+        Decision::AlsoAcceptable,
+        "team: symmetric window (the SDK bounds only the age)",
+    ),
+    (
+        "hubspot/quirk_future_timestamp_1h",
+        Decision::AlsoAcceptable,
+        "team: symmetric window (the SDK bounds only the age)",
+    ),
+    (
+        "box/quirk_future_timestamp_60s",
+        Decision::AlsoAcceptable,
+        "team: symmetric window (the SDK refuses any future timestamp)",
+    ),
+    (
         "stripe/quirk_duplicate_t_first_wins_python",
         Decision::Expect,
         "first t wins (python)",
@@ -401,21 +416,23 @@ fn sign_reproduces_sdk_signatures() {
                     .find(|(k, _)| k.eq_ignore_ascii_case(n))
                     .map(|(_, v)| v.as_str())
             };
+            // Standard Webhooks and its presets (clerk, resend, ...) sign as `webhook-*`.
+            let standard = name.def().headers.first() == Some(&"svix-signature");
             let sig_name = match name.as_str() {
-                "standard-webhooks" => "webhook-signature",
+                _ if standard => "webhook-signature",
                 "hmac" => "X-Hub-Signature",
                 "discord" => continue,
                 // The registry lists each scheme's signature header first.
                 _ => name.def().headers[0],
             };
             let theirs = match name.as_str() {
-                "standard-webhooks" => get("svix-signature").or(get("webhook-signature")),
+                _ if standard => get("svix-signature").or(get("webhook-signature")),
                 _ => get(sig_name),
             };
             let Some(theirs) = theirs else { continue };
             let id = get("svix-id").or(get("webhook-id"));
             let ts: i64 = match name.as_str() {
-                "standard-webhooks" => get("svix-timestamp")
+                _ if standard => get("svix-timestamp")
                     .or(get("webhook-timestamp"))
                     .and_then(parse_unix),
                 "slack" => get("X-Slack-Request-Timestamp").and_then(parse_unix),

@@ -558,3 +558,38 @@ fn base64_keys_are_checked_and_nothing_leaks_in_debug() {
         assert!(!d.contains(secret_of(spec)), "{d}");
     }
 }
+
+#[test]
+fn box_requires_its_version_and_algorithm_headers() {
+    let t = build(&BOX_SPEC, &["box-key"]);
+    let hs = sign(
+        &BOX_SPEC,
+        &SignRequest {
+            options: &options(),
+            secret: b"box-key",
+            id: None,
+            timestamp: NOW,
+            method: "POST",
+            path_and_query: "/",
+            body: BODY_TEXT,
+        },
+    )
+    .unwrap();
+    assert!(run(&t, &hs, BODY_TEXT, NOW).is_ok());
+    for (name, other) in [
+        ("box-signature-version", "2"),
+        ("box-signature-algorithm", "HmacSHA512"),
+    ] {
+        assert_eq!(
+            run(&t, &with(&hs, name, other), BODY_TEXT, NOW).unwrap_err(),
+            VerifyError::BadSignature,
+            "{name}"
+        );
+        let gone: Vec<_> = hs.iter().filter(|(n, _)| n != name).cloned().collect();
+        let e = run(&t, &gone, BODY_TEXT, NOW).unwrap_err();
+        assert!(
+            matches!(e, VerifyError::MissingSignature(n) if n == name),
+            "{e:?}"
+        );
+    }
+}

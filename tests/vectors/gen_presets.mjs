@@ -1,0 +1,242 @@
+// Makes tests/vectors/<preset>.json for the presets whose provider publishes an SDK that
+// verifies signatures. Run in a scratch directory (node_modules is not committed):
+//
+//   npm install razorpay@2.9.8 coinbase-commerce-node@1.0.4 @mux/mux-node@15.3.0 \
+//     @hubspot/api-client@13.5.0 box-node-sdk@10.12.0 svix@1.99.1 standardwebhooks@1.3.0
+//   node /path/to/tests/vectors/gen_presets.mjs /path/to/tests/vectors
+//
+// Every case is signed with node:crypto (or the SDK's own signer where it has one: svix,
+// standardwebhooks) following the provider's documentation, then handed to the SDK's
+// verifier, whose answer is recorded in `sdk_verdict`. A core case's `expect` is the SDK's
+// answer; a quirk case is one where hookseal's answer differs, with both written down
+// (`also_acceptable` is hookseal's) and the decision in QUIRKS of src/verify/vectors.rs.
+import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+
+const require = createRequire(path.join(process.cwd(), "x.js"));
+const out = process.argv[2] ?? ".";
+const NOW = 1735689600;
+const BODY = '{"event":"payment.captured","id":"evt_01J9Z","amount":4200,"note":"caf\u00e9 \u2713"}';
+
+/** Runs `fn` with Date.now() pinned to `now` (unix seconds). */
+async function at(now, fn) {
+  const real = Date.now;
+  Date.now = () => now * 1000;
+  try {
+    return await fn();
+  } finally {
+    Date.now = real;
+  }
+}
+
+async function verdict(fn) {
+  try {
+    return (await fn()) === false ? "invalid" : "valid";
+  } catch {
+    return "invalid";
+  }
+}
+
+const hmac = (alg, key, data, enc) => crypto.createHmac(alg, key).update(data, "utf8").digest(enc);
+const lower = (h) => Object.fromEntries(h.map(([k, v]) => [k.toLowerCase(), v]));
+
+function write(scheme, meta, cases) {
+  const doc = {
+    scheme,
+    spec: meta.spec,
+    generated_by: ["gen_presets.mjs"],
+    signer: meta.signer,
+    tolerance_s: meta.tolerance_s,
+    headers_format: "list of [name, value] pairs exactly as received",
+    cases: cases.map((c) => ({
+      name: `${scheme}/${c.name}`,
+      scheme,
+      category: c.quirk ? "quirk" : "core",
+      secret: c.secret,
+      ...(c.additional_secrets ? { additional_secrets: c.additional_secrets } : {}),
+      method: "POST",
+      path: c.path ?? "/webhooks/in",
+      ...(c.public_url ? { public_url: c.public_url } : {}),
+      headers: c.headers,
+      body: c.body,
+      now: c.now,
+      expect: c.sdk,
+      ...(c.quirk ? { also_acceptable: c.ours } : {}),
+      reason: c.reason,
+      sdk_verdict: { [meta.sdk]: c.sdk },
+    })),
+  };
+  for (const c of cases) {
+    if (!c.quirk && c.want && c.want !== c.sdk) {
+      throw new Error(`${scheme}/${c.name}: SDK says ${c.sdk}, the case was built as ${c.want}`);
+    }
+  }
+  fs.writeFileSync(path.join(out, `${scheme}.json`), JSON.stringify(doc, null, 1) + "\n");
+  console.log(`${scheme}: ${cases.length} cases`);
+}
+
+/** Cases for an HMAC-of-the-body preset, checked by `check(body, headerValue, secret)`. */
+async function bodyPreset(scheme, meta, header, sign, check, extra = []) {
+  const secret = meta.secret;
+  const cases = [];
+  const add = async (name, value, body, sec, want, reason, more = {}) => {
+    const sdk = await verdict(() => check(body, value, sec));
+    cases.push({ name, secret, headers: [[header, value], ["Content-Type", "application/json"]], body, now: NOW, sdk, want, reason, ...more });
+  };
+  const good = sign(BODY, secret);
+  await add("valid_basic", good, BODY, secret, "valid", "HMAC of the raw body with the secret");
+  await add("invalid_tampered_body", good, BODY.replace("4200", "4201"), secret, "invalid", "body changed after signing");
+  await add("invalid_wrong_secret", sign(BODY, secret + "x"), BODY, secret, "invalid", "signed with another secret");
+  await add("valid_empty_body", sign("", secret), "", secret, "valid", "an empty body is signed like any other");
+  for (const e of extra) await add(e.name, e.value(good), BODY, secret, e.want, e.reason, e.more ?? {});
+  write(scheme, meta, cases);
+}
+
+const upperHex = { name: "invalid_uppercase_hex", value: (g) => g.toUpperCase(), want: "invalid", reason: "the SDK compares lowercase hex text" };
+
+// --- razorpay: X-Razorpay-Signature = hex HMAC-SHA256(body)
+{
+  const { validateWebhookSignature } = require("razorpay/dist/utils/razorpay-utils");
+  await bodyPreset(
+    "razorpay",
+    { spec: "https://razorpay.com/docs/webhooks/validate-test/", signer: "node:crypto HMAC-SHA256 hex; verified by node:razorpay@2.9.8 validateWebhookSignature", sdk: "node:razorpay@2.9.8", secret: "rzp_wh_secret_9QpX2mR7tK", tolerance_s: null },
+    "X-Razorpay-Signature",
+    (b, s) => hmac("sha256", s, b, "hex"),
+    (b, v, s) => validateWebhookSignature(b, v, s),
+    [upperHex, { name: "invalid_trailing_space", value: (g) => g + " ", want: "invalid", reason: "compared exactly" }],
+  );
+}
+
+// --- coinbase (Commerce): X-CC-Webhook-Signature = hex HMAC-SHA256(body)
+{
+  const { Webhook } = require("coinbase-commerce-node");
+  await bodyPreset(
+    "coinbase",
+    { spec: "https://docs.cdp.coinbase.com/commerce/api-arcitecture/webhooks-security", signer: "node:crypto HMAC-SHA256 hex; verified by node:coinbase-commerce-node@1.0.4 Webhook.verifySigHeader", sdk: "node:coinbase-commerce-node@1.0.4", secret: "cc-shared-secret-5v9QpX2", tolerance_s: null },
+    "X-CC-Webhook-Signature",
+    (b, s) => hmac("sha256", s, b, "hex"),
+    (b, v, s) => Webhook.verifySigHeader(b, v, s),
+    [upperHex],
+  );
+}
+
+// --- mux: Mux-Signature: t=<unix>,v1=<hex HMAC-SHA256(t.body)>
+{
+  const Mux = require("@mux/mux-node").default ?? require("@mux/mux-node");
+  const mux = new Mux({ tokenId: "x", tokenSecret: "y" });
+  const secret = "mux-signing-secret-4bN8cJ1eF6hA";
+  const sign = (t, b, s = secret) => `t=${t},v1=${hmac("sha256", s, `${t}.${b}`, "hex")}`;
+  const check = (b, v, now) => at(now, () => mux.webhooks.verifySignature(b, { "mux-signature": v }, secret));
+  const cases = [];
+  const add = async (name, value, body, now, want, reason, more = {}) => {
+    const sdk = await verdict(() => check(body, value, now));
+    cases.push({ name, secret, headers: [["Mux-Signature", value], ["Content-Type", "application/json"]], body, now, sdk, want, reason, ...more });
+  };
+  await add("valid_basic", sign(NOW, BODY), BODY, NOW, "valid", "HMAC-SHA256 of t.body");
+  await add("invalid_tampered_body", sign(NOW, BODY), BODY + " ", NOW, "invalid", "body changed");
+  await add("invalid_wrong_secret", sign(NOW, BODY, secret + "x"), BODY, NOW, "invalid", "another secret");
+  await add("invalid_stale_301s", sign(NOW - 301, BODY), BODY, NOW, "invalid", "older than 300 s");
+  await add("valid_age_300s", sign(NOW - 300, BODY), BODY, NOW, "valid", "exactly 300 s old");
+  await add("valid_rotation_second_v1", `t=${NOW},v1=${"0".repeat(64)},v1=${sign(NOW, BODY).split("v1=")[1]}`, BODY, NOW, "valid", "any v1 may match");
+  await add("invalid_uppercase_hex", sign(NOW, BODY).toUpperCase().replace("T=", "t=").replace("V1=", "v1="), BODY, NOW, "invalid", "hex compared as lowercase text");
+  await add("quirk_future_timestamp_1h", sign(NOW + 3600, BODY), BODY, NOW, null, "the SDK bounds only the age; hookseal's window is symmetric", { quirk: true, ours: "invalid" });
+  write("mux", { spec: "https://docs.mux.com/core/verify-webhook-signatures", signer: "node:crypto HMAC-SHA256 hex; verified by node:@mux/mux-node@15.3.0 webhooks.verifySignature (Date.now pinned)", sdk: "node:@mux/mux-node@15.3.0", tolerance_s: 300 }, cases);
+}
+
+// --- hubspot: X-HubSpot-Signature-v3 = base64 HMAC-SHA256(method + url + body + timestamp_ms)
+{
+  const { Signature } = require("@hubspot/api-client/lib/src/utils/signature");
+  const secret = "hubspot-client-secret-7c1e";
+  const publicUrl = "https://hooks.example.com";
+  const reqPath = "/webhooks/hubspot?portal=62515";
+  const url = publicUrl + reqPath;
+  const sign = (ms, b, s = secret) => hmac("sha256", s, `POST${url}${b}${ms}`, "base64");
+  const cases = [];
+  const add = async (name, sig, ms, body, now, want, reason, more = {}) => {
+    const sdk = await verdict(() =>
+      at(now, () => Signature.isValid({ signatureVersion: "v3", signature: sig, method: "POST", clientSecret: secret, requestBody: body, url, timestamp: Number(ms) })),
+    );
+    cases.push({
+      name, secret, path: reqPath, public_url: publicUrl,
+      headers: [["X-HubSpot-Signature-v3", sig], ["X-HubSpot-Request-Timestamp", String(ms)], ["Content-Type", "application/json"]],
+      body, now, sdk, want, reason, ...more,
+    });
+  };
+  const ms = NOW * 1000;
+  await add("valid_basic", sign(ms, BODY), ms, BODY, NOW, "valid", "method + URL + body + timestamp(ms)");
+  await add("invalid_tampered_body", sign(ms, BODY), ms, BODY + "x", NOW, "invalid", "body changed");
+  await add("invalid_wrong_secret", sign(ms, BODY, "other"), ms, BODY, NOW, "invalid", "another secret");
+  await add("invalid_stale_6min", sign(ms - 360000, BODY), ms - 360000, BODY, NOW, "invalid", "older than 5 minutes");
+  await add("valid_age_299s", sign(ms - 299000, BODY), ms - 299000, BODY, NOW, "valid", "inside 5 minutes");
+  await add("invalid_unpadded_base64", sign(ms, BODY).replace(/=+$/, ""), ms, BODY, NOW, "invalid", "base64 text compared exactly");
+  await add("quirk_future_timestamp_1h", sign(ms + 3600000, BODY), ms + 3600000, BODY, NOW, null, "the SDK bounds only the age; hookseal's window is symmetric", { quirk: true, ours: "invalid" });
+  write("hubspot", { spec: "https://developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/request-validation", signer: "node:crypto HMAC-SHA256 base64; verified by node:@hubspot/api-client@13.5.0 Signature.isValid v3 (Date.now pinned)", sdk: "node:@hubspot/api-client@13.5.0", tolerance_s: 300 }, cases);
+}
+
+// --- box: box-signature-primary = base64 HMAC-SHA256(body + box-delivery-timestamp)
+{
+  const { WebhooksManager } = require("box-node-sdk/lib/managers/webhooks");
+  const primary = "box-primary-key-SamPL3kEy1";
+  const secondary = "box-secondary-key-Z9x8W7";
+  const iso = (t) => new Date(t * 1000).toISOString().replace(".000Z", "Z");
+  const sign = (ts, b, k) => hmac("sha256", k, b + ts, "base64");
+  const cases = [];
+  const add = async (name, hs, body, now, want, reason, more = {}) => {
+    const sdk = await verdict(() => at(now, () => WebhooksManager.validateMessage(body, lower(hs), primary, { secondaryKey: secondary })));
+    cases.push({ name, secret: primary, additional_secrets: [secondary], headers: hs, body, now, sdk, want, reason, ...more });
+  };
+  const base = (ts, p, s) => [
+    ["box-delivery-id", "f96bb54b-ee16-4fc5-aa65-8c2d9e5b546f"],
+    ["box-delivery-timestamp", ts],
+    ["box-signature-algorithm", "HmacSHA256"],
+    ["box-signature-primary", p],
+    ["box-signature-secondary", s],
+    ["box-signature-version", "1"],
+    ["Content-Type", "application/json"],
+  ];
+  const t = iso(NOW);
+  await add("valid_basic", base(t, sign(t, BODY, primary), sign(t, BODY, secondary)), BODY, NOW, "valid", "body + timestamp, each key in its header");
+  await add("valid_secondary_only", base(t, "AAAA", sign(t, BODY, secondary)), BODY, NOW, "valid", "the secondary key matches");
+  await add("invalid_tampered_body", base(t, sign(t, BODY, primary), sign(t, BODY, secondary)), BODY + " ", NOW, "invalid", "body changed");
+  await add("invalid_wrong_keys", base(t, sign(t, BODY, "x"), sign(t, BODY, "y")), BODY, NOW, "invalid", "other keys");
+  const old = iso(NOW - 601);
+  await add("invalid_stale_601s", base(old, sign(old, BODY, primary), sign(old, BODY, secondary)), BODY, NOW, "invalid", "older than 10 minutes");
+  const tenMin = iso(NOW - 600);
+  await add("valid_age_600s", base(tenMin, sign(tenMin, BODY, primary), sign(tenMin, BODY, secondary)), BODY, NOW, "valid", "exactly 10 minutes old");
+  const v2 = base(t, sign(t, BODY, primary), sign(t, BODY, secondary)).map(([k, v]) => [k, k === "box-signature-version" ? "2" : v]);
+  await add("invalid_signature_version_2", v2, BODY, NOW, "invalid", "the SDK checks only version 1 (HmacSHA256)");
+  const fut = iso(NOW + 60);
+  await add("quirk_future_timestamp_60s", base(fut, sign(fut, BODY, primary), sign(fut, BODY, secondary)), BODY, NOW, null, "the SDK refuses any future timestamp; hookseal's window is symmetric (10 min)", { quirk: true, ours: "valid" });
+  write("box", { spec: "https://developer.box.com/guides/webhooks/v2/signatures-v2/", signer: "node:crypto HMAC-SHA256 base64; verified by node:box-node-sdk@10.12.0 WebhooksManager.validateMessage (Date.now pinned)", sdk: "node:box-node-sdk@10.12.0", tolerance_s: 600 }, cases);
+}
+
+// --- Svix / Standard Webhooks senders: signed by the SDK itself
+for (const [scheme, pkg, prefix, spec] of [
+  ["clerk", "svix", "svix", "https://clerk.com/docs/webhooks/sync-data"],
+  ["resend", "svix", "svix", "https://resend.com/docs/dashboard/webhooks/verify-webhooks-requests"],
+  ["brex", "standardwebhooks", "webhook", "https://developer.brex.com/docs/webhooks/"],
+  ["replicate", "standardwebhooks", "webhook", "https://replicate.com/docs/topics/webhooks/verify-webhook"],
+]) {
+  const { Webhook } = require(pkg);
+  const version = JSON.parse(fs.readFileSync(require.resolve(`${pkg}/package.json`))).version;
+  const secret = "whsec_" + Buffer.from(`${scheme}-endpoint-secret-0123456789`).toString("base64");
+  const wh = new Webhook(secret);
+  const id = "msg_2mR7tK4bN8cJ1eF6hA3dG0sL";
+  const hs = (ts, sig, i = id) => [[`${prefix}-id`, i], [`${prefix}-timestamp`, String(ts)], [`${prefix}-signature`, sig], ["Content-Type", "application/json"]];
+  const sign = (ts, b, w = wh, i = id) => w.sign(i, new Date(ts * 1000), b);
+  const cases = [];
+  const add = async (name, h, body, now, want, reason, more = {}) => {
+    const sdk = await verdict(() => at(now, () => wh.verify(body, Object.fromEntries(h))));
+    cases.push({ name, secret, headers: h, body, now, sdk, want, reason, ...more });
+  };
+  await add("valid_basic", hs(NOW, sign(NOW, BODY)), BODY, NOW, "valid", "v1 over id.timestamp.body, key = base64 after whsec_");
+  await add("invalid_tampered_body", hs(NOW, sign(NOW, BODY)), BODY.replace("4200", "4300"), NOW, "invalid", "body changed");
+  await add("invalid_changed_id", hs(NOW, sign(NOW, BODY), "msg_other"), BODY, NOW, "invalid", "the id is signed");
+  const other = new Webhook("whsec_" + Buffer.from("another-secret-value-000000").toString("base64"));
+  await add("invalid_wrong_secret", hs(NOW, sign(NOW, BODY, other)), BODY, NOW, "invalid", "another secret");
+  await add("invalid_stale_301s", hs(NOW - 301, sign(NOW - 301, BODY)), BODY, NOW, "invalid", "older than 5 minutes");
+  await add("valid_rotation_second_entry", hs(NOW, `${sign(NOW, BODY, other)} ${sign(NOW, BODY)}`), BODY, NOW, "valid", "space-separated list, any v1");
+  write(scheme, { spec, signer: `node:${pkg}@${version} Webhook.sign; verified by the same SDK (Date.now pinned)`, sdk: `node:${pkg}@${version}`, tolerance_s: 300 }, cases);
+}
