@@ -52,6 +52,7 @@ mod paddle;
 mod presets;
 mod public_url;
 pub mod registry;
+mod sendgrid;
 mod shopify;
 pub mod sign;
 mod slack;

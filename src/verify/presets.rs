@@ -1118,18 +1118,29 @@ fn sign(spec: &'static Spec, r: &SignRequest<'_>) -> Result<Vec<(String, String)
     };
     let ts = ts_text(fmt, r.timestamp)?;
     let id_header = spec.id.first().copied();
-    if spec.signs(Part::Id) && r.id.is_none() {
-        return Err(SchemeError::config(format!(
-            "{} signs its message id: an id is required",
-            spec.name
-        )));
-    }
+    // A scheme that signs its id always sends one: without `--id`, a deterministic one
+    // (`msg_` + 24 hex of SHA-256(timestamp.body)), as for standard-webhooks.
+    let made_id;
+    let id = match r.id {
+        Some(i) => Some(i),
+        None if spec.signs(Part::Id) => {
+            use sha2::Digest as _;
+            let d = sha2::Sha256::new()
+                .chain_update(ts.as_bytes())
+                .chain_update(b".")
+                .chain_update(r.body)
+                .finalize();
+            made_id = format!("msg_{}", &hex_lower(&d)[..24]);
+            Some(made_id.as_str())
+        }
+        None => None,
+    };
     let ps = parts(
         spec,
         r.method,
         &url,
         &ts,
-        r.id.unwrap_or(""),
+        id.unwrap_or(""),
         Body::new(r.body),
     );
     let sig = encode(spec.enc, mac.compute(&ps).as_bytes());
@@ -1146,7 +1157,7 @@ fn sign(spec: &'static Spec, r: &SignRequest<'_>) -> Result<Vec<(String, String)
     if let Ts::Header(name, _) = spec.ts {
         out.push(SignRequest::header(name, ts));
     }
-    if let (Some(n), Some(id)) = (id_header, r.id) {
+    if let (Some(n), Some(id)) = (id_header, id) {
         out.push(SignRequest::header(n, id));
     }
     out.extend(spec.fixed.iter().map(|(n, v)| SignRequest::header(n, *v)));

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    discord, github, gitlab, hmac, hotglue, linear, paddle, presets, shopify, slack, square,
-    standard, stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial, Verified,
+    discord, github, gitlab, hmac, hotglue, linear, paddle, presets, sendgrid, shopify, slack,
+    square, standard, stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial, Verified,
     VerifyError,
 };
 
@@ -75,6 +75,7 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &presets::LEMON_SQUEEZY,
     &presets::NOTION,
     &presets::CLEARBIT,
+    &sendgrid::DEF,
 ];
 
 /// The config word for "no verification" (`scheme = "none"`): the route has no scheme.

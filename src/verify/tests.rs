@@ -144,10 +144,15 @@ const SIGNING_SECRETS: &[(&str, &str)] = &[
 /// Not for the Standard Webhooks family (`whsec_`), Ed25519 keys, base64 keys.
 pub(crate) fn free_text_secret(n: SchemeName) -> bool {
     !(n.def().headers.first() == Some(&"svix-signature")
-        || matches!(n.as_str(), "discord" | "microsoft-teams"))
+        || matches!(n.as_str(), "discord" | "microsoft-teams" | "sendgrid"))
 }
 
 fn secret_for(n: SchemeName) -> &'static str {
+    if n == sn("sendgrid") {
+        // A P-256 private key (PKCS#8, base64), made once.
+        static KEY: OnceLock<String> = OnceLock::new();
+        return KEY.get_or_init(|| super::sendgrid::test_key_pair().0);
+    }
     if n.def().headers.first() == Some(&"svix-signature") {
         return SIGNING_SECRETS[0].1;
     }
@@ -160,6 +165,9 @@ fn secret_for(n: SchemeName) -> &'static str {
 
 /// The verifier-side secret matching a signing secret (Ed25519: the public key).
 fn verify_secret(n: SchemeName, signing: &str) -> String {
+    if n == sn("sendgrid") {
+        return super::sendgrid::public_key_of(signing.as_bytes()).expect("P-256 key");
+    }
     if n == sn("discord") {
         let mut seed = [0u8; 32];
         assert!(hex_decode_into(signing.as_bytes(), &mut seed));

@@ -147,10 +147,29 @@ fn secret_pair(name: SchemeName, raw: &[u8], seed: [u8; 32], ed: bool) -> (Vec<u
         }
         // A token travels as a header value: visible ASCII.
         "gitlab" => (hex(raw).into_bytes(), hex(raw).into_bytes()),
+        // A fresh P-256 pair (ring cannot derive one from a seed): the verifier holds the
+        // public key as SendGrid shows it, base64 SubjectPublicKeyInfo.
+        "sendgrid" => p256_pair(),
         // Teams' security token is base64; the key is its decoding.
         "microsoft-teams" => (b64(raw).into_bytes(), b64(raw).into_bytes()),
         _ => (raw.to_vec(), raw.to_vec()),
     }
+}
+
+fn p256_pair() -> (Vec<u8>, Vec<u8>) {
+    use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
+    const SPKI_P256_PREFIX: [u8; 26] = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("keygen");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        .expect("pkcs8");
+    let mut spki = SPKI_P256_PREFIX.to_vec();
+    spki.extend_from_slice(pair.public_key().as_ref());
+    (b64(pkcs8.as_ref()).into_bytes(), b64(&spki).into_bytes())
 }
 
 const PAYLOADS: [&str; 4] = [
@@ -269,6 +288,7 @@ fn carries_timestamp(name: SchemeName) -> bool {
                 | "persona"
                 | "lob"
                 | "tiktok"
+                | "sendgrid"
         )
 }
 

@@ -2,7 +2,8 @@
 // verifies signatures. Run in a scratch directory (node_modules is not committed):
 //
 //   npm install razorpay@2.9.8 coinbase-commerce-node@1.0.4 @mux/mux-node@15.3.0 \
-//     @hubspot/api-client@13.5.0 box-node-sdk@10.12.0 svix@1.99.1 standardwebhooks@1.3.0
+//     @hubspot/api-client@13.5.0 box-node-sdk@10.12.0 svix@1.99.1 standardwebhooks@1.3.0 \
+//     @sendgrid/eventwebhook@8.0.0
 //   node /path/to/tests/vectors/gen_presets.mjs /path/to/tests/vectors
 //
 // Every case is signed with node:crypto (or the SDK's own signer where it has one: svix,
@@ -239,4 +240,34 @@ for (const [scheme, pkg, prefix, spec] of [
   await add("invalid_stale_301s", hs(NOW - 301, sign(NOW - 301, BODY)), BODY, NOW, "invalid", "older than 5 minutes");
   await add("valid_rotation_second_entry", hs(NOW, `${sign(NOW, BODY, other)} ${sign(NOW, BODY)}`), BODY, NOW, "valid", "space-separated list, any v1");
   write(scheme, { spec, signer: `node:${pkg}@${version} Webhook.sign; verified by the same SDK (Date.now pinned)`, sdk: `node:${pkg}@${version}`, tolerance_s: 300 }, cases);
+}
+
+// --- sendgrid: base64 DER ECDSA P-256/SHA-256 over timestamp + body; the secret is the public
+// key as SendGrid shows it (base64 SubjectPublicKeyInfo). ECDSA is randomized: each run makes
+// other signatures (and another key), all verified by the SDK.
+{
+  const { EventWebhook } = require("@sendgrid/eventwebhook");
+  const version = JSON.parse(fs.readFileSync(require.resolve("@sendgrid/eventwebhook/package.json"))).version;
+  const ew = new EventWebhook();
+  const { privateKey, publicKey } = crypto.generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const other = crypto.generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const spki = publicKey.export({ type: "spki", format: "der" }).toString("base64");
+  const pem = `-----BEGIN PUBLIC KEY-----\n${spki}\n-----END PUBLIC KEY-----`;
+  const sign = (ts, b, k = privateKey) => crypto.sign("sha256", Buffer.from(`${ts}${b}`, "utf8"), { key: k, dsaEncoding: "der" }).toString("base64");
+  const body = '[{"email":"a@example.com","event":"delivered","sg_event_id":"ZGVsaXZlcmVk","timestamp":1735689600}]\r\n';
+  const cases = [];
+  const add = async (name, sig, ts, b, now, want, reason, more = {}) => {
+    const sdk = await verdict(() => ew.verifySignature(ew.convertPublicKeyToECDSA(pem), b, sig, ts));
+    cases.push({
+      name, secret: spki,
+      headers: [["X-Twilio-Email-Event-Webhook-Signature", sig], ["X-Twilio-Email-Event-Webhook-Timestamp", String(ts)], ["Content-Type", "application/json"]],
+      body: b, now, sdk, want, reason, ...more,
+    });
+  };
+  await add("valid_basic", sign(NOW, body), NOW, body, NOW, "valid", "ECDSA P-256 SHA-256 over timestamp + body, DER, base64");
+  await add("invalid_tampered_body", sign(NOW, body), NOW, body.replace("delivered", "bounce"), NOW, "invalid", "body changed");
+  await add("invalid_other_timestamp", sign(NOW, body), NOW + 1, body, NOW, "invalid", "the timestamp is signed");
+  await add("invalid_other_key", sign(NOW, body, other.privateKey), NOW, body, NOW, "invalid", "signed by another key");
+  await add("quirk_stale_timestamp_not_checked", sign(NOW - 3600, body), NOW - 3600, body, NOW, null, "the SDK checks no time; hookseal applies its 5-minute window", { quirk: true, ours: "invalid" });
+  write("sendgrid", { spec: "https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features", signer: "node:crypto ECDSA P-256 SHA-256 (DER, base64); verified by node:@sendgrid/eventwebhook@" + version + " verifySignature", sdk: `node:@sendgrid/eventwebhook@${version}`, tolerance_s: 300 }, cases);
 }
