@@ -49,6 +49,7 @@ mod hotglue;
 pub mod jwt;
 mod linear;
 mod paddle;
+mod postmark;
 mod presets;
 mod public_url;
 pub mod registry;

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    discord, github, gitlab, hmac, hotglue, linear, paddle, presets, sendgrid, shopify, slack,
-    square, standard, stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial, Verified,
-    VerifyError,
+    discord, github, gitlab, hmac, hotglue, linear, paddle, postmark, presets, sendgrid, shopify,
+    slack, square, standard, stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial,
+    Verified, VerifyError,
 };
 
 /// Every scheme, in the order the CLI and error messages list them. One line per scheme.
@@ -76,6 +76,7 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &presets::NOTION,
     &presets::CLEARBIT,
     &sendgrid::DEF,
+    &postmark::DEF,
 ];
 
 /// The config word for "no verification" (`scheme = "none"`): the route has no scheme.

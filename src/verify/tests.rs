@@ -136,6 +136,8 @@ const SIGNING_SECRETS: &[(&str, &str)] = &[
         "discord",
         "0707070707070707070707070707070707070707070707070707070707070707",
     ),
+    // Basic credentials: username:password.
+    ("postmark", "hooks:pm-pass"),
     // Teams shows a base64 security token; the key is its decoding.
     ("microsoft-teams", "c2VjcmV0LXRlYW1zLXRva2VuLWJ5dGVz"),
 ];
@@ -144,7 +146,10 @@ const SIGNING_SECRETS: &[(&str, &str)] = &[
 /// Not for the Standard Webhooks family (`whsec_`), Ed25519 keys, base64 keys.
 pub(crate) fn free_text_secret(n: SchemeName) -> bool {
     !(n.def().headers.first() == Some(&"svix-signature")
-        || matches!(n.as_str(), "discord" | "microsoft-teams" | "sendgrid"))
+        || matches!(
+            n.as_str(),
+            "discord" | "microsoft-teams" | "sendgrid" | "postmark"
+        ))
 }
 
 fn secret_for(n: SchemeName) -> &'static str {

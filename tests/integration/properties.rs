@@ -147,6 +147,11 @@ fn secret_pair(name: SchemeName, raw: &[u8], seed: [u8; 32], ed: bool) -> (Vec<u
         }
         // A token travels as a header value: visible ASCII.
         "gitlab" => (hex(raw).into_bytes(), hex(raw).into_bytes()),
+        // Basic credentials: visible ASCII username:password.
+        "postmark" => {
+            let c = format!("u:{}", hex(raw)).into_bytes();
+            (c.clone(), c)
+        }
         // A fresh P-256 pair (ring cannot derive one from a seed): the verifier holds the
         // public key as SendGrid shows it, base64 SubjectPublicKeyInfo.
         "sendgrid" => p256_pair(),
