@@ -817,8 +817,11 @@ static LEMON_SQUEEZY_SPEC: Spec =
 pub(crate) static LEMON_SQUEEZY: SchemeDef = preset!(LEMON_SQUEEZY_SPEC);
 
 /// Notion: `X-Notion-Signature: sha256=<hex HMAC-SHA256(body)>` keyed with the
-/// `verification_token` Notion sends once when the subscription is created. Source: Notion
-/// "Webhooks — Validating event payloads" (developers.notion.com/reference/webhooks).
+/// `verification_token` Notion sends once when the subscription is created. That first
+/// request is unsigned (it carries the token that becomes the key), so it is refused like any
+/// unsigned request: read the token from Notion's "Resend token" with the route briefly on
+/// `scheme = "none"` or from the app's logs, then configure it. Source: Notion "Webhooks —
+/// Validating event payloads" (developers.notion.com/reference/webhooks).
 static NOTION_SPEC: Spec = body_mac(
     "notion",
     &["X-Notion-Signature"],

@@ -163,6 +163,16 @@ const QUIRKS: &[(&str, Decision, &str)] = &[
         "team: 300 s replay window applied",
     ),
     (
+        "pusher/quirk_other_app_key",
+        Decision::AlsoAcceptable,
+        "the app key is not secret: the MAC proves the sender",
+    ),
+    (
+        "pusher/quirk_text_body",
+        Decision::AlsoAcceptable,
+        "any authentic body is forwarded; parsing is the app's",
+    ),
+    (
         "box/quirk_future_timestamp_60s",
         Decision::AlsoAcceptable,
         "team: symmetric window (the SDK refuses any future timestamp)",

@@ -3,7 +3,7 @@
 //
 //   npm install razorpay@2.9.8 coinbase-commerce-node@1.0.4 @mux/mux-node@15.3.0 \
 //     @hubspot/api-client@13.5.0 box-node-sdk@10.12.0 svix@1.99.1 standardwebhooks@1.3.0 \
-//     @sendgrid/eventwebhook@8.0.0
+//     @sendgrid/eventwebhook@8.0.0 pusher@5.3.4
 //   node /path/to/tests/vectors/gen_presets.mjs /path/to/tests/vectors
 //
 // Every case is signed with node:crypto (or the SDK's own signer where it has one: svix,
@@ -270,4 +270,29 @@ for (const [scheme, pkg, prefix, spec] of [
   await add("invalid_other_key", sign(NOW, body, other.privateKey), NOW, body, NOW, "invalid", "signed by another key");
   await add("quirk_stale_timestamp_not_checked", sign(NOW - 3600, body), NOW - 3600, body, NOW, null, "the SDK checks no time; hookseal applies its 5-minute window", { quirk: true, ours: "invalid" });
   write("sendgrid", { spec: "https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features", signer: "node:crypto ECDSA P-256 SHA-256 (DER, base64); verified by node:@sendgrid/eventwebhook@" + version + " verifySignature", sdk: `node:@sendgrid/eventwebhook@${version}`, tolerance_s: 300 }, cases);
+}
+
+// --- pusher: X-Pusher-Signature = hex HMAC-SHA256(body) with the app secret; the SDK also
+// wants X-Pusher-Key to be the app key and the body to be JSON with a JSON content type.
+{
+  const Pusher = require("pusher");
+  const version = JSON.parse(fs.readFileSync(require.resolve("pusher/package.json"))).version;
+  const appKey = "278d425bdf160c739803";
+  const secret = "7ad3773142a6692b25b8";
+  const pusher = new Pusher({ appId: "1", key: appKey, secret, cluster: "eu" });
+  const body = '{"time_ms":1735689600000,"events":[{"name":"channel_occupied","channel":"presence-room"}]}';
+  const sign = (b, s = secret) => hmac("sha256", s, b, "hex");
+  const cases = [];
+  const add = async (name, sig, b, key, want, reason, more = {}, ct = "application/json") => {
+    const headers = [["X-Pusher-Key", key], ["X-Pusher-Signature", sig], ["Content-Type", ct]];
+    const sdk = await verdict(() => pusher.webhook({ headers: lower(headers), rawBody: b }).isValid());
+    cases.push({ name, secret, headers, body: b, now: NOW, sdk, want, reason, ...more });
+  };
+  await add("valid_basic", sign(body), body, appKey, "valid", "HMAC-SHA256 of the body with the app secret");
+  await add("invalid_tampered_body", sign(body), body.replace("occupied", "vacated"), appKey, "invalid", "body changed");
+  await add("invalid_wrong_secret", sign(body, "another-secret"), body, appKey, "invalid", "another secret");
+  await add("invalid_uppercase_hex", sign(body).toUpperCase(), body, appKey, "invalid", "hex compared as lowercase text");
+  await add("quirk_other_app_key", sign(body), body, "0000000000other0key0", null, "the SDK also matches X-Pusher-Key; the key is not secret, hookseal checks the MAC only", { quirk: true, ours: "valid" });
+  await add("quirk_text_body", sign("not json"), "not json", appKey, null, "the SDK only accepts a JSON body; hookseal authenticates any body", { quirk: true, ours: "valid" }, "text/plain");
+  write("pusher", { spec: "https://pusher.com/docs/channels/server_api/webhooks/", signer: `node:crypto HMAC-SHA256 hex; verified by node:pusher@${version} webhook().isValid`, sdk: `node:pusher@${version}`, tolerance_s: null }, cases);
 }
