@@ -459,8 +459,11 @@ pub(crate) static RAZORPAY: SchemeDef = preset!(RAZORPAY_SPEC);
 
 /// Mollie (next-gen webhooks): `X-Mollie-Signature: sha256=<hex HMAC-SHA256(body)>`. Mollie's
 /// classic webhooks carry only a resource id and are not signed (the app fetches the
-/// resource): not covered. Source: Mollie "Webhooks — Verifying signatures"
-/// (docs.mollie.com/reference/webhooks-new).
+/// resource): not covered. Known limit: while a secret is rotated Mollie is reported to send
+/// the header twice for 24 hours (hookdeck's webhook-skills); hookseal refuses a repeated
+/// signature header (malformed, the common rule), so rotate with the old secret removed from
+/// Mollie first. Source: Mollie "Webhooks: Best practices — How to verify HMAC signature"
+/// (docs.mollie.com/reference/webhooks-best-practices).
 static MOLLIE_SPEC: Spec = body_mac(
     "mollie",
     &["X-Mollie-Signature"],

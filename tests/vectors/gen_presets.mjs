@@ -160,7 +160,9 @@ const upperHex = { name: "invalid_uppercase_hex", value: (g) => g.toUpperCase(),
       at(now, () => Signature.isValid({ signatureVersion: "v3", signature: sig, method: "POST", clientSecret: secret, requestBody: body, url, timestamp: Number(ms) })),
     );
     cases.push({
-      name, secret, path: reqPath, public_url: publicUrl,
+      // public_url as registered with HubSpot (its path pins the route; the query is the
+      // request's), so `hookseal sign --public-url` signs the same URL.
+      name, secret, path: reqPath, public_url: url,
       headers: [["X-HubSpot-Signature-v3", sig], ["X-HubSpot-Request-Timestamp", String(ms)], ["Content-Type", "application/json"]],
       body, now, sdk, want, reason, ...more,
     });
