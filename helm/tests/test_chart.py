@@ -655,6 +655,8 @@ def secret_for(scheme):
     if scheme == "discord":
         # an Ed25519 public key (RFC 8032 test 1), as Discord's portal shows it: 64 hex
         return "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    if scheme == "contentful":
+        return "chart-test-contentful-signing-secret-0123456789abcdef01234567890"
     if scheme == "postmark":
         return "hooks:chart-test-secret"
     if scheme == "sendgrid":

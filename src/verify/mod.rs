@@ -41,6 +41,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
+mod contentful;
 mod discord;
 mod github;
 mod gitlab;

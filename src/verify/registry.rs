@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    discord, github, gitlab, hmac, hotglue, linear, paddle, postmark, presets, sendgrid, shopify,
-    slack, square, standard, stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial,
-    Verified, VerifyError,
+    contentful, discord, github, gitlab, hmac, hotglue, linear, paddle, postmark, presets,
+    sendgrid, shopify, slack, square, standard, stripe, twilio, Input, SchemeError, SchemeOptions,
+    SecretMaterial, Verified, VerifyError,
 };
 
 /// Every scheme, in the order the CLI and error messages list them. One line per scheme.
@@ -77,6 +77,7 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &presets::CLEARBIT,
     &sendgrid::DEF,
     &postmark::DEF,
+    &contentful::DEF,
 ];
 
 /// The config word for "no verification" (`scheme = "none"`): the route has no scheme.

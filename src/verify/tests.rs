@@ -136,6 +136,11 @@ const SIGNING_SECRETS: &[(&str, &str)] = &[
         "discord",
         "0707070707070707070707070707070707070707070707070707070707070707",
     ),
+    // Contentful's signing secret is 64 characters.
+    (
+        "contentful",
+        "contentful-signing-secret-0123456789abcdef0123456789abcdef012345",
+    ),
     // Basic credentials: username:password.
     ("postmark", "hooks:pm-pass"),
     // Teams shows a base64 security token; the key is its decoding.
@@ -148,7 +153,7 @@ pub(crate) fn free_text_secret(n: SchemeName) -> bool {
     !(n.def().headers.first() == Some(&"svix-signature")
         || matches!(
             n.as_str(),
-            "discord" | "microsoft-teams" | "sendgrid" | "postmark"
+            "discord" | "microsoft-teams" | "sendgrid" | "postmark" | "contentful"
         ))
 }
 

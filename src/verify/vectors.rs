@@ -173,6 +173,11 @@ const QUIRKS: &[(&str, Decision, &str)] = &[
         "any authentic body is forwarded; parsing is the app's",
     ),
     (
+        "contentful/quirk_future_timestamp_1h",
+        Decision::AlsoAcceptable,
+        "team: symmetric window (the toolkit bounds only the age)",
+    ),
+    (
         "box/quirk_future_timestamp_60s",
         Decision::AlsoAcceptable,
         "team: symmetric window (the SDK refuses any future timestamp)",

@@ -147,6 +147,11 @@ fn secret_pair(name: SchemeName, raw: &[u8], seed: [u8; 32], ed: bool) -> (Vec<u
         }
         // A token travels as a header value: visible ASCII.
         "gitlab" => (hex(raw).into_bytes(), hex(raw).into_bytes()),
+        // Contentful's signing secret: 64 visible characters.
+        "contentful" => {
+            let c = format!("{:x<64}", hex(raw)).as_bytes()[..64].to_vec();
+            (c.clone(), c)
+        }
         // Basic credentials: visible ASCII username:password.
         "postmark" => {
             let c = format!("u:{}", hex(raw)).into_bytes();
@@ -294,6 +299,7 @@ fn carries_timestamp(name: SchemeName) -> bool {
                 | "lob"
                 | "tiktok"
                 | "sendgrid"
+                | "contentful"
         )
 }
 

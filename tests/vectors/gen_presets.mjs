@@ -3,7 +3,7 @@
 //
 //   npm install razorpay@2.9.8 coinbase-commerce-node@1.0.4 @mux/mux-node@15.3.0 \
 //     @hubspot/api-client@13.5.0 box-node-sdk@10.12.0 svix@1.99.1 standardwebhooks@1.3.0 \
-//     @sendgrid/eventwebhook@8.0.0 pusher@5.3.4
+//     @sendgrid/eventwebhook@8.0.0 pusher@5.3.4 @contentful/node-apps-toolkit@3.16.1
 //   node /path/to/tests/vectors/gen_presets.mjs /path/to/tests/vectors
 //
 // Every case is signed with node:crypto (or the SDK's own signer where it has one: svix,
@@ -297,4 +297,44 @@ for (const [scheme, pkg, prefix, spec] of [
   await add("quirk_other_app_key", sign(body), body, "0000000000other0key0", null, "the SDK also matches X-Pusher-Key; the key is not secret, hookseal checks the MAC only", { quirk: true, ours: "valid" });
   await add("quirk_text_body", sign("not json"), "not json", appKey, null, "the SDK only accepts a JSON body; hookseal authenticates any body", { quirk: true, ours: "valid" }, "text/plain");
   write("pusher", { spec: "https://pusher.com/docs/channels/server_api/webhooks/", signer: `node:crypto HMAC-SHA256 hex; verified by node:pusher@${version} webhook().isValid`, sdk: `node:pusher@${version}`, tolerance_s: null }, cases);
+}
+
+// --- contentful: the toolkit signs (signRequest) and verifies (verifyRequest, TTL 30 s).
+{
+  const { signRequest, verifyRequest } = require("@contentful/node-apps-toolkit");
+  const version = JSON.parse(fs.readFileSync(path.join(process.cwd(), "node_modules/@contentful/node-apps-toolkit/package.json"))).version;
+  const secret = "ctfl-signing-secret-5v9QpX2mR7tK4bN8cJ1eF6hA3dG0sL-0123456789abc";
+  if (secret.length !== 64) throw new Error("contentful secret length");
+  const body = '{"sys":{"type":"Entry","id":"5KsDBWseXY6QegucYAoacS"},"fields":{"title":{"en-US":"Caf\u00e9 \u2713"}}}';
+  const extra = { "Content-Type": "application/vnd.contentful.management.v1+json", "X-Contentful-Topic": "ContentManagement.Entry.publish" };
+  const sign = (path, ms, b = body, s = secret) => signRequest(s, { method: "POST", path, headers: extra, body: b }, ms);
+  const cases = [];
+  const add = async (name, path, signed, b, now, want, reason, more = {}) => {
+    const headers = [...Object.entries(extra), ...Object.entries(signed)];
+    const sdk = await verdict(() => at(now, () => verifyRequest(secret, { method: "POST", path, headers: Object.fromEntries(headers), body: b })));
+    cases.push({ name, secret, path, headers, body: b, now, sdk, want, reason, ...more });
+  };
+  const ms = NOW * 1000;
+  await add("valid_signed_topic_and_type", "/webhooks/contentful", sign("/webhooks/contentful", ms), body, NOW, "valid", "canonical request: method, path, signed headers, body");
+  await add("valid_query", "/webhooks/contentful?env=master&x=a%20b", sign("/webhooks/contentful?env=master&x=a%20b", ms), body, NOW, "valid", "the query escaped twice, as the toolkit signs it");
+  {
+    // Only the two headers every request signs: what `hookseal sign` emits.
+    const signed = signRequest(secret, { method: "POST", path: "/webhooks/contentful", body }, ms);
+    const headers = Object.entries(signed);
+    const sdk = await verdict(() => at(NOW, () => verifyRequest(secret, { method: "POST", path: "/webhooks/contentful", headers: signed, body })));
+    cases.push({ name: "valid_basic", secret, path: "/webhooks/contentful", headers, body, now: NOW, sdk, want: "valid", reason: "only x-contentful-signed-headers and x-contentful-timestamp signed" });
+  }
+  await add("valid_age_29s", "/webhooks/contentful", sign("/webhooks/contentful", ms - 29000), body, NOW, "valid", "inside the 30 s TTL");
+  await add("invalid_stale_31s", "/webhooks/contentful", sign("/webhooks/contentful", ms - 31000), body, NOW, "invalid", "older than the 30 s TTL");
+  await add("invalid_tampered_body", "/webhooks/contentful", sign("/webhooks/contentful", ms), body.replace("Entry", "Asset"), NOW, "invalid", "body changed");
+  await add("invalid_other_path", "/webhooks/other", sign("/webhooks/contentful", ms), body, NOW, "invalid", "the path is signed");
+  await add("invalid_wrong_secret", "/webhooks/contentful", sign("/webhooks/contentful", ms, body, "z".repeat(64)), body, NOW, "invalid", "another secret");
+  {
+    const signed = sign("/webhooks/contentful", ms);
+    const headers = [...Object.entries({ ...extra, "X-Contentful-Topic": "ContentManagement.Entry.delete" }), ...Object.entries(signed)];
+    const sdk = await verdict(() => verifyRequest(secret, { method: "POST", path: "/webhooks/contentful", headers: Object.fromEntries(headers), body }, 0));
+    cases.push({ name: "invalid_changed_signed_header", secret, path: "/webhooks/contentful", headers, body, now: NOW, sdk, want: "invalid", reason: "a listed header is signed" });
+  }
+  await add("quirk_future_timestamp_1h", "/webhooks/contentful", sign("/webhooks/contentful", ms + 3600000), body, NOW, null, "the toolkit bounds only the age; hookseal's window is symmetric", { quirk: true, ours: "invalid" });
+  write("contentful", { spec: "https://www.contentful.com/developers/docs/extensibility/app-framework/request-verification/", signer: `node:@contentful/node-apps-toolkit@${version} signRequest; verified by its verifyRequest (Date.now pinned)`, sdk: `node:@contentful/node-apps-toolkit@${version}`, tolerance_s: 30 }, cases);
 }
