@@ -178,6 +178,11 @@ const QUIRKS: &[(&str, Decision, &str)] = &[
         "team: symmetric window (the toolkit bounds only the age)",
     ),
     (
+        "castle/quirk_empty_body",
+        Decision::AlsoAcceptable,
+        "an authentic empty body is forwarded (the MAC holds)",
+    ),
+    (
         "box/quirk_future_timestamp_60s",
         Decision::AlsoAcceptable,
         "team: symmetric window (the SDK refuses any future timestamp)",

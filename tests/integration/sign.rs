@@ -93,6 +93,7 @@ fn scheme_of(file: &str) -> (&'static str, &'static str, Option<&'static str>) {
         "pusher" => ("pusher", "X-Pusher-Signature", None),
         "sendgrid" => ("sendgrid", "X-Twilio-Email-Event-Webhook-Signature", None),
         "contentful" => ("contentful", "x-contentful-signature", None),
+        "castle" => ("castle", "X-Castle-Signature", None),
         other => panic!("no scheme for vector file {other}"),
     }
 }
