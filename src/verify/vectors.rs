@@ -183,6 +183,11 @@ const QUIRKS: &[(&str, Decision, &str)] = &[
         "an authentic empty body is forwarded (the MAC holds)",
     ),
     (
+        "twitch/quirk_stale_timestamp_not_checked",
+        Decision::AlsoAcceptable,
+        "Twitch's docs: refuse messages older than 10 minutes (the SDK checks no time)",
+    ),
+    (
         "box/quirk_future_timestamp_60s",
         Decision::AlsoAcceptable,
         "team: symmetric window (the SDK refuses any future timestamp)",
@@ -456,12 +461,22 @@ fn sign_reproduces_sdk_signatures() {
                 _ => get(sig_name),
             };
             let Some(theirs) = theirs else { continue };
-            let id = get("svix-id").or(get("webhook-id"));
+            let id = get("svix-id")
+                .or(get("webhook-id"))
+                .or_else(|| match name.def().message_id {
+                    MessageId::Headers(hs) => hs.iter().find_map(|h| get(h)),
+                    _ => None,
+                });
             let ts: i64 = match name.as_str() {
                 _ if standard => get("svix-timestamp")
                     .or(get("webhook-timestamp"))
                     .and_then(parse_unix),
                 "slack" => get("X-Slack-Request-Timestamp").and_then(parse_unix),
+                "twitch" => get("Twitch-Eventsub-Message-Timestamp").and_then(|t| {
+                    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                        .map(time::OffsetDateTime::unix_timestamp)
+                }),
                 "stripe" | "paddle" => theirs
                     .split([',', ';'])
                     .find_map(|e| e.strip_prefix("t=").or(e.strip_prefix("ts=")))

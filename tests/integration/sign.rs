@@ -39,6 +39,10 @@ const NOT_REPRODUCIBLE: &[(&str, &str)] = &[
         "the toolkit also signed content-type and x-contentful-topic (see valid_signed_topic_and_type)",
     ),
     (
+        "twitch/valid_nanosecond_timestamp",
+        "Twitch sends nanoseconds; sign writes whole seconds (the text is signed as sent)",
+    ),
+    (
         "twilio/valid_sharedkey_hmac_sha256",
         "SharedKey (HMAC-SHA256, selected by a settings header) is verified, not emitted: sign \
          makes the default auth-token HMAC-SHA1 signature",
@@ -94,6 +98,11 @@ fn scheme_of(file: &str) -> (&'static str, &'static str, Option<&'static str>) {
         "sendgrid" => ("sendgrid", "X-Twilio-Email-Event-Webhook-Signature", None),
         "contentful" => ("contentful", "x-contentful-signature", None),
         "castle" => ("castle", "X-Castle-Signature", None),
+        "twitch" => (
+            "twitch",
+            "Twitch-Eventsub-Message-Signature",
+            Some("Twitch-Eventsub-Message-Id"),
+        ),
         other => panic!("no scheme for vector file {other}"),
     }
 }
@@ -108,6 +117,11 @@ fn timestamp_of(file: &str, c: &Value, sig: &str) -> i64 {
         "slack" => from(header(c, "X-Slack-Request-Timestamp")),
         "hubspot" => from(header(c, "X-HubSpot-Request-Timestamp")).map(|ms| ms / 1000),
         "contentful" => from(header(c, "x-contentful-timestamp")).map(|ms| ms / 1000),
+        "twitch" => header(c, "Twitch-Eventsub-Message-Timestamp").and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(time::OffsetDateTime::unix_timestamp)
+        }),
         "box" => header(c, "box-delivery-timestamp").and_then(|t| {
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
                 .ok()
