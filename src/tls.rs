@@ -11,7 +11,7 @@
 
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -24,8 +24,6 @@ use rustls::{InconsistentKeys, RootCertStore, ServerConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
-
-use crate::config::TlsFiles;
 
 /// The crypto provider compiled in (README "TLS": why ring by default).
 #[cfg(not(feature = "aws-lc-rs"))]
@@ -48,6 +46,14 @@ const MAX_PEM_BYTES: u64 = 1 << 20;
 
 /// ALPN protocols offered, in server preference order.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// The files of `[listen].tls` (paths, resolved against the config file's directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
 
 /// Which `[listen].tls` key a problem is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,8 @@ mod sections;
 mod units;
 mod walk;
 
+/// `[listen].tls`: the files, which [`crate::tls::load`] reads and checks.
+pub use crate::tls::TlsFiles;
 pub use error::{ConfigError, ConfigErrors};
 pub use units::{fmt_duration, parse_duration, parse_size};
 
@@ -64,14 +66,6 @@ pub struct Listen {
     pub server_tls: Option<crate::tls::ServerTls>,
     /// Peers whose `X-Forwarded-For` is believed (`[listen].trusted_proxies`).
     pub trusted_proxies: Vec<IpNet>,
-}
-
-/// `[listen].tls`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: Option<PathBuf>,
 }
 
 /// `[admin]`
