@@ -7,9 +7,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use crate::admin::{self, Readiness};
-use crate::config::{Config, StoreKind};
+use crate::config::{Config, ConfigErrors, StoreKind};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
+use crate::reload::{restart_only_changes, Target, Trigger};
 use crate::replay::{ReplayStore, StoreError};
 use crate::server::{Drained, Server};
 use crate::tls::TlsAcceptor;
@@ -125,7 +126,7 @@ impl App {
         .with_workers(self.workers.clone());
         // Reload: SIGHUP and changes to the config file or any file it names (README "Reload").
         let reloader = tokio::spawn(
-            crate::reload::Watcher::new(self.clone(), self.baseline.clone())
+            crate::reload::Watcher::new(Arc::new(self.clone()), self.baseline.clone())
                 .run(Arc::clone(&self.reload), std::future::pending()),
         );
         // Once a second: lines held back by the rejection-log rate limit, and the replay
@@ -167,5 +168,45 @@ impl App {
         let _ = stop_admin_tx.send(true);
         let _ = admin_task.await;
         drained
+    }
+}
+
+/// Reload's outcomes, applied to the running sidecar: the new config (and its TLS certificate)
+/// swapped in whole, counted in `hookseal_config_reloads_total{result}` and, when TLS is
+/// involved, `hookseal_tls_certificate_reloads_total{result}`.
+impl Target for App {
+    fn apply(&self, config: Config, trigger: Trigger) {
+        let old = self.proxy.snapshot();
+        let restart = restart_only_changes(&old.config, &config);
+        if !restart.is_empty() {
+            tracing::warn!(
+                keys = %restart.join(", "),
+                "changed keys take effect only on restart; the rest of the new config is in force"
+            );
+        }
+        let routes = config.routes.len();
+        let source = config.source.clone();
+        if let (Some(acceptor), Some(tls)) = (&self.tls, &config.listen.server_tls) {
+            acceptor.swap(tls.clone());
+            self.metrics.cert_reloads.with_label_values(&["ok"]).inc();
+            self.metrics.tls_in_force(tls);
+            tracing::info!(
+                not_after = %crate::tls::fmt_time(tls.not_after),
+                "TLS certificate loaded for new connections"
+            );
+        }
+        self.proxy.reload(config);
+        self.metrics.reload(true);
+        tracing::info!(config = %source.display(), trigger = trigger.as_str(), routes, "config reloaded");
+    }
+
+    fn refuse(&self, errors: &ConfigErrors) {
+        self.metrics.reload(false);
+        if self.tls.is_some() && errors.0.iter().any(|e| e.key.starts_with("listen.tls")) {
+            self.metrics
+                .cert_reloads
+                .with_label_values(&["error"])
+                .inc();
+        }
     }
 }
