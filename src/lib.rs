@@ -26,6 +26,7 @@ pub mod reload;
 pub mod replay;
 pub mod route;
 pub mod server;
+pub mod swap;
 pub mod tls;
 pub mod upstream;
 pub mod verify;

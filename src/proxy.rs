@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -28,6 +28,7 @@ use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
 use crate::outcome::{Rejection, ReplayRefusal, RequestError};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::RouteTable;
+use crate::swap::Swap;
 use crate::upstream::{UpstreamBody, UpstreamClient, UpstreamError};
 use crate::verify::{Input, Scheme, Verified, VerifyError, NO_SCHEME};
 
@@ -47,7 +48,7 @@ pub struct ConnInfo {
 /// flight keep the snapshot they started with.
 #[derive(Debug)]
 pub struct Proxy {
-    snapshot: RwLock<Arc<Snapshot>>,
+    snapshot: Swap<Snapshot>,
     replay: Arc<ReplayStore>,
     replay_errors: IntCounter,
     metrics: Arc<Metrics>,
@@ -232,7 +233,7 @@ impl Proxy {
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()).rotate_left(32);
         Proxy {
-            snapshot: RwLock::new(Arc::new(snapshot)),
+            snapshot: Swap::new(snapshot),
             replay,
             replay_errors,
             metrics,
@@ -246,7 +247,7 @@ impl Proxy {
 
     /// Swaps in a new config; requests already in flight finish under the old one.
     pub fn reload(&self, config: Config) {
-        let snapshot = Arc::new(Snapshot::new(config, &self.metrics, &self.replay));
+        let snapshot = Snapshot::new(config, &self.metrics, &self.replay);
         self.metrics
             .retain(snapshot.routes.values().map(|r| &r.metrics));
         let names: Vec<&str> = snapshot
@@ -256,10 +257,7 @@ impl Proxy {
             .map(|r| r.name.as_str())
             .collect();
         self.replay.retain_partitions(&names);
-        let old = match self.snapshot.write() {
-            Ok(mut s) => std::mem::replace(&mut *s, snapshot),
-            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), snapshot),
-        };
+        let old = self.snapshot.store(snapshot);
         report_suppressed(&old);
     }
 
@@ -272,10 +270,7 @@ impl Proxy {
 
     /// The config snapshot in force.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        match self.snapshot.read() {
-            Ok(s) => Arc::clone(&s),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.snapshot.load()
     }
 
     /// Handles one request from start to response head. Every log line of the request carries

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::crypto::CryptoProvider;
@@ -24,6 +24,8 @@ use rustls::{InconsistentKeys, RootCertStore, ServerConfig};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+use crate::swap::Swap;
 
 /// The crypto provider compiled in (README "TLS": why ring by default).
 #[cfg(not(feature = "aws-lc-rs"))]
@@ -374,31 +376,25 @@ connection: close\r\ncontent-length: 37\r\n\r\n{\"error\":\"tls_required\",\"rou
 /// [`TlsAcceptor::swap`] reaches every clone.
 #[derive(Debug, Clone)]
 pub struct TlsAcceptor {
-    current: Arc<RwLock<ServerTls>>,
+    current: Arc<Swap<ServerTls>>,
 }
 
 impl TlsAcceptor {
     /// An acceptor serving `tls`.
     pub fn new(tls: ServerTls) -> TlsAcceptor {
         TlsAcceptor {
-            current: Arc::new(RwLock::new(tls)),
+            current: Arc::new(Swap::new(tls)),
         }
     }
 
     /// New handshakes use `tls` from now on; open connections keep what they negotiated.
     pub fn swap(&self, tls: ServerTls) {
-        match self.current.write() {
-            Ok(mut c) => *c = tls,
-            Err(poisoned) => *poisoned.into_inner() = tls,
-        }
+        self.current.store(tls);
     }
 
     /// The setup in force.
     pub fn current(&self) -> ServerTls {
-        match self.current.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        ServerTls::clone(&self.current.load())
     }
 
     /// Performs the handshake (the caller bounds it with `limits.header_timeout`). A client
