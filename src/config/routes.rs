@@ -9,9 +9,7 @@ use toml::de::DeValue;
 use super::secrets::UNREAD;
 use super::*;
 use crate::route::{normalize_path, normalize_prefix};
-use crate::verify::{
-    Encoding, HmacAlgorithm, HmacOptions, SchemeName, DEFAULT_TOLERANCE, NO_SCHEME,
-};
+use crate::verify::{SchemeName, DEFAULT_TOLERANCE, NO_SCHEME};
 
 impl Cx<'_> {
     pub(crate) fn routes(
@@ -131,10 +129,19 @@ impl Cx<'_> {
                 "max_body_bytes",
                 "upstream",
                 "mode",
-                "hmac",
-                "public_url",
-                "allow_from",
-            ],
+            ]
+            .into_iter()
+            // The schemes' own keys (`hmac`, `public_url`), in registry order.
+            .chain(crate::verify::SchemeName::all().flat_map(|n| n.def().options.iter().copied()))
+            .fold(Vec::new(), |mut keys, k| {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+                keys
+            })
+            .into_iter()
+            .chain(["allow_from"])
+            .collect::<Vec<_>>(),
         );
         let p = &t.path;
         let name = match self.opt_str(t, "name") {
@@ -256,36 +263,27 @@ impl Cx<'_> {
             },
         };
         let allow_from = self.nets(t, "allow_from");
-        let hmac = self.hmac_options(t);
-        let public_url = self.opt_str(t, "public_url").map(|(_, s)| s);
+        // Each scheme's own options, read by the scheme's module on every route.
+        let mut options = SchemeOptions::default();
+        let mut options_ok = true;
+        for def in crate::verify::option_defs() {
+            let mut view = self.view(t);
+            options_ok &= (def.parse)(&mut view, &mut options);
+        }
         let secrets = self.secrets(t, scheme_name.map(|(_, n)| n));
 
         let (scheme_off, scheme_name) = scheme_name?;
-        let hmac = hmac?;
-        // The `[route.hmac]` table: required by, and only allowed with, a scheme that reads it.
-        let takes_hmac = scheme_name.is_some_and(|n| n.def().options.contains(&"hmac"));
-        if let (true, None, Some(n)) = (takes_hmac, &hmac, scheme_name) {
-            self.err(
-                scheme_off,
-                &format!("{p}.hmac"),
-                format!("scheme \"{}\" needs a [route.hmac] table", n.as_str()),
-            );
+        if !options_ok {
             return None;
         }
-        if !takes_hmac && hmac.is_some() {
-            self.err(
-                scheme_off,
-                &format!("{p}.hmac"),
-                "only allowed with scheme = \"hmac\"",
-            );
-            return None;
+        for def in crate::verify::option_defs() {
+            if let Err((key, message)) = (def.check)(&options, scheme_name) {
+                self.err(scheme_off, &format!("{p}.{key}"), message);
+                return None;
+            }
         }
         let secrets = secrets?;
-        let options = SchemeOptions {
-            hmac,
-            tolerance: tolerance?,
-            public_url,
-        };
+        options.tolerance = tolerance?;
         let scheme = match scheme_name.map(|n| Scheme::new(n, &options, &secrets.material)) {
             None => None,
             Some(Ok(s)) => Some(s),
@@ -423,99 +421,5 @@ impl Cx<'_> {
             ok = false;
         }
         ok.then_some(out)
-    }
-
-    pub(crate) fn hmac_options(&mut self, t: &Table<'_, '_>) -> Option<Option<HmacOptions>> {
-        let Some(h) = self.subtable(t, "hmac") else {
-            return Some(None);
-        };
-        self.check_keys(
-            &h,
-            &[
-                "header",
-                "algorithm",
-                "encoding",
-                "prefix",
-                "timestamp_header",
-                "id_header",
-                "signed_payload",
-            ],
-        );
-        let header = match self.opt_str(&h, "header") {
-            Some((off, s)) => {
-                if http::HeaderName::from_bytes(s.as_bytes()).is_err() {
-                    self.err(
-                        off,
-                        &format!("{}.header", h.path),
-                        "not a valid header name",
-                    );
-                    None
-                } else {
-                    Some(s)
-                }
-            }
-            None => {
-                self.err(h.span_start, &format!("{}.header", h.path), "missing");
-                None
-            }
-        };
-        let algorithm = match self.opt_str(&h, "algorithm") {
-            None => Some(HmacAlgorithm::Sha256),
-            Some((off, s)) => match s.as_str() {
-                "sha1" => Some(HmacAlgorithm::Sha1),
-                "sha256" => Some(HmacAlgorithm::Sha256),
-                "sha512" => Some(HmacAlgorithm::Sha512),
-                _ => {
-                    self.err(
-                        off,
-                        &format!("{}.algorithm", h.path),
-                        "sha1, sha256 or sha512",
-                    );
-                    None
-                }
-            },
-        };
-        let encoding = match self.opt_str(&h, "encoding") {
-            None => Some(Encoding::Hex),
-            Some((off, s)) => match s.as_str() {
-                "hex" => Some(Encoding::Hex),
-                "base64" => Some(Encoding::Base64),
-                "base64url" => Some(Encoding::Base64Url),
-                _ => {
-                    self.err(
-                        off,
-                        &format!("{}.encoding", h.path),
-                        "hex, base64 or base64url",
-                    );
-                    None
-                }
-            },
-        };
-        let header_opt = |cx: &mut Self, k: &str| {
-            cx.opt_str(&h, k).map(|(off, s)| {
-                if http::HeaderName::from_bytes(s.as_bytes()).is_err() {
-                    cx.err(off, &format!("{}.{k}", h.path), "not a valid header name");
-                }
-                s
-            })
-        };
-        let timestamp_header = header_opt(self, "timestamp_header");
-        let id_header = header_opt(self, "id_header");
-        let prefix = self
-            .opt_str(&h, "prefix")
-            .map(|(_, s)| s)
-            .unwrap_or_default();
-        let signed_payload = self
-            .opt_str(&h, "signed_payload")
-            .map_or_else(|| "{body}".to_owned(), |(_, s)| s);
-        Some(Some(HmacOptions {
-            header: header?,
-            algorithm: algorithm?,
-            encoding: encoding?,
-            prefix,
-            timestamp_header,
-            id_header,
-            signed_payload,
-        }))
     }
 }

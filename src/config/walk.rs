@@ -10,6 +10,8 @@ use http::Uri;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::verify::OptionTable;
+
 use super::{nearest, parse_duration, parse_size, ConfigError, EnvLookup, IpNet, MAX_SIZE};
 
 pub(crate) type Item<'i> = Spanned<DeValue<'i>>;
@@ -316,6 +318,57 @@ impl<'a> Cx<'a> {
                 None
             }
         }
+    }
+}
+
+/// A table with the context that reports its problems: what a scheme's option parser reads
+/// through ([`OptionTable`]).
+pub(crate) struct View<'c, 'a, 't, 'i> {
+    cx: &'c mut Cx<'a>,
+    t: Table<'t, 'i>,
+}
+
+impl<'a> Cx<'a> {
+    /// `t` as a scheme's option parser sees it.
+    pub(crate) fn view<'c, 't, 'i>(&'c mut self, t: &Table<'t, 'i>) -> View<'c, 'a, 't, 'i> {
+        View {
+            cx: self,
+            t: Table {
+                path: t.path.clone(),
+                span_start: t.span_start,
+                map: t.map,
+            },
+        }
+    }
+}
+
+impl OptionTable for View<'_, '_, '_, '_> {
+    fn path(&self) -> &str {
+        &self.t.path
+    }
+
+    fn start(&self) -> usize {
+        self.t.span_start
+    }
+
+    fn check_keys(&mut self, known: &[&str]) {
+        self.cx.check_keys(&self.t, known);
+    }
+
+    fn opt_str(&mut self, name: &str) -> Option<(usize, String)> {
+        self.cx.opt_str(&self.t, name)
+    }
+
+    fn subtable(&mut self, name: &str) -> Option<Box<dyn OptionTable + '_>> {
+        let t = self.cx.subtable(&self.t, name)?;
+        Some(Box::new(View {
+            cx: &mut *self.cx,
+            t,
+        }))
+    }
+
+    fn err(&mut self, offset: usize, key: &str, message: String) {
+        self.cx.err(offset, key, message);
     }
 }
 

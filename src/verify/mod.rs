@@ -68,7 +68,10 @@ mod vectors;
 
 pub use public_url::pins_path;
 use registry::SCHEMES;
-pub use registry::{MessageId, SchemeDef, SignRequest, Verifier, DEFAULT_TOLERANCE, NO_SCHEME};
+pub use registry::{
+    option_defs, MessageId, OptionTable, OptionsDef, SchemeDef, SignRequest, Verifier,
+    DEFAULT_TOLERANCE, NO_SCHEME,
+};
 pub use sign::sign;
 
 /// The request as the verifier sees it.
