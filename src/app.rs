@@ -52,14 +52,11 @@ impl App {
     /// See [`StartError`].
     pub fn new(config: Config) -> Result<App, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let replay = match config.replay.store {
+        let replay = match &config.replay.store {
             StoreKind::Memory => {
                 ReplayStore::memory(config.replay.capacity, metrics.replay_evictions.clone())
             }
-            StoreKind::Redis => ReplayStore::redis(
-                config.replay.url.as_deref().unwrap_or_default(),
-                config.replay.command_timeout,
-            )?,
+            StoreKind::Redis { url } => ReplayStore::redis(url, config.replay.command_timeout)?,
         };
         let tls = config.listen.server_tls.clone().map(TlsAcceptor::new);
         if let Some(t) = &config.listen.server_tls {

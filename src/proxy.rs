@@ -562,16 +562,15 @@ impl Proxy {
 
 impl Snapshot {
     fn new(config: Config, metrics: &Metrics, replay: &ReplayStore) -> Snapshot {
-        let default_upstream = config.upstream.url.authority().cloned();
+        let default_upstream = config.upstream.url.authority();
         let mut entries = Vec::new();
         for cfg in &config.routes {
             let scheme = cfg.scheme.as_ref().map(|s| s.name().as_str());
             let upstream = cfg
                 .upstream
                 .as_ref()
-                .and_then(|u| u.authority().cloned())
-                .or_else(|| default_upstream.clone())
-                .unwrap_or_else(|| Authority::from_static("127.0.0.1:8080"));
+                .map_or(default_upstream, |u| u.authority())
+                .clone();
             let route = Route {
                 metrics: metrics.route(
                     &cfg.name,

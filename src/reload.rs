@@ -181,8 +181,14 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             "upstream.connect_timeout",
             old.upstream.connect_timeout != new.upstream.connect_timeout,
         ),
-        ("replay.store", old.replay.store != new.replay.store),
-        ("replay.url", old.replay.url != new.replay.url),
+        (
+            "replay.store",
+            old.replay.store.as_str() != new.replay.store.as_str(),
+        ),
+        (
+            "replay.url",
+            old.replay.store.url() != new.replay.store.url(),
+        ),
         (
             "replay.capacity",
             old.replay.capacity != new.replay.capacity,

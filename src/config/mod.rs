@@ -20,6 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use http::uri::Authority;
 use http::{Method, Uri};
 use toml::de::DeTable;
 
@@ -99,7 +100,7 @@ pub struct Limits {
 /// `[upstream]`
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    pub url: Uri,
+    pub url: UpstreamUrl,
     pub connect_timeout: Duration,
     pub timeout: Duration,
     /// Open connections to the app, all upstreams together.
@@ -110,7 +111,6 @@ pub struct Upstream {
 #[derive(Debug, Clone)]
 pub struct Replay {
     pub store: StoreKind,
-    pub url: Option<String>,
     pub capacity: usize,
     pub on_store_error: OnStoreError,
     pub command_timeout: Duration,
@@ -123,20 +123,107 @@ pub struct Forwarding {
     pub keep: Vec<http::HeaderName>,
 }
 
-/// `replay.store`
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `replay.store`, with `replay.url` for Redis: a Redis store without a URL cannot be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {
     Memory,
-    Redis,
+    Redis {
+        /// `redis://` or `rediss://`; may hold a password, so it is never logged or printed.
+        url: String,
+    },
 }
 
 impl StoreKind {
     /// The config word (`memory`, `redis`).
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             StoreKind::Memory => "memory",
-            StoreKind::Redis => "redis",
+            StoreKind::Redis { .. } => "redis",
         }
+    }
+
+    /// The Redis URL, for a Redis store.
+    pub fn url(&self) -> Option<&str> {
+        match self {
+            StoreKind::Memory => None,
+            StoreKind::Redis { url } => Some(url),
+        }
+    }
+}
+
+/// `upstream.url` (and a route's `upstream`): the app's `http://host:port`, parsed once; no
+/// user info, no path. Printed as `http://host:port/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl(Authority);
+
+impl UpstreamUrl {
+    /// The `http://` URL's authority, when `uri` is one (the walker has checked the rest).
+    fn new(uri: &Uri) -> Option<UpstreamUrl> {
+        uri.authority().cloned().map(UpstreamUrl)
+    }
+
+    /// `host:port`, what requests to the app are addressed to.
+    pub fn authority(&self) -> &Authority {
+        &self.0
+    }
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&format!("http://{}/", self.0))
+    }
+}
+
+/// A route's `name`: 1-64 characters of `[A-Za-z0-9._-]`, not [`UNMATCHED_ROUTE`]. Safe as a
+/// header value and a metric label.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteName(String);
+
+impl RouteName {
+    /// `s`, if it is a valid route name.
+    pub fn parse(s: &str) -> Option<RouteName> {
+        let valid = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && s != UNMATCHED_ROUTE;
+        valid.then(|| RouteName(s.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for RouteName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RouteName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl fmt::Debug for RouteName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq<str> for RouteName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<String> for RouteName {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
     }
 }
 
@@ -169,7 +256,7 @@ impl Mode {
 /// One `[[route]]`, validated.
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
-    pub name: String,
+    pub name: RouteName,
     pub path: PathMatch,
     pub methods: Vec<Method>,
     /// The route's verifier; `None` for `scheme = "none"` (forwarded unverified).
@@ -183,7 +270,7 @@ pub struct RouteConfig {
     /// `replay_capacity`: this route's memory replay partition, when set.
     pub replay_capacity: Option<usize>,
     pub max_body_bytes: u64,
-    pub upstream: Option<Uri>,
+    pub upstream: Option<UpstreamUrl>,
     pub mode: Mode,
     pub allow_from: Vec<IpNet>,
 }

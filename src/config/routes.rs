@@ -146,21 +146,15 @@ impl Cx<'_> {
         let p = &t.path;
         let name = match self.opt_str(t, "name") {
             Some((off, n)) => {
-                let valid = !n.is_empty()
-                    && n.len() <= 64
-                    && n.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                    && n != UNMATCHED_ROUTE;
-                if !valid {
+                let name = RouteName::parse(&n);
+                if name.is_none() {
                     self.err(
                         off,
                         &format!("{p}.name"),
                         "must be 1-64 characters of [A-Za-z0-9._-] (and not \"_unmatched\")",
                     );
-                    None
-                } else {
-                    Some(n)
                 }
+                name
             }
             None => {
                 self.err(t.span_start, &format!("{p}.name"), "missing");
@@ -193,7 +187,7 @@ impl Cx<'_> {
                 .opt_str(t, "path")
                 .or_else(|| self.opt_str(t, "path_prefix"))
                 .map_or(t.span_start, |(off, _)| off);
-            *ident = Some((off, n.clone(), pm.clone(), ms.clone()));
+            *ident = Some((off, n.as_str().to_owned(), pm.clone(), ms.clone()));
         }
         let scheme_name = match self.opt_str(t, "scheme") {
             Some((off, s)) if s == NO_SCHEME => Some((off, None)),
@@ -245,7 +239,10 @@ impl Cx<'_> {
         let max_body_bytes = self.size(t, "max_body_bytes", default_body, 1);
         let upstream = match self.entry(t, "upstream") {
             None => Some(None),
-            Some((key, item)) => self.upstream_url(&key, item).map(Some),
+            Some((key, item)) => self
+                .upstream_url(&key, item)
+                .and_then(|u| UpstreamUrl::new(&u))
+                .map(Some),
         };
         let mode = match self.opt_str(t, "mode") {
             None => Some(Mode::Enforce),

@@ -252,7 +252,9 @@ impl Cx<'_> {
     pub(crate) fn upstream(&mut self, t: &Table<'_, '_>) -> Option<Upstream> {
         self.check_keys(t, &["url", "connect_timeout", "timeout", "max_connections"]);
         let url = match self.entry(t, "url") {
-            Some((key, item)) => self.upstream_url(&key, item),
+            Some((key, item)) => self
+                .upstream_url(&key, item)
+                .and_then(|u| UpstreamUrl::new(&u)),
             None => {
                 self.err(
                     t.span_start,
@@ -282,7 +284,6 @@ impl Cx<'_> {
     pub(crate) fn replay(&mut self, t: Option<&Table<'_, '_>>) -> Option<Replay> {
         let defaults = Replay {
             store: StoreKind::Memory,
-            url: None,
             capacity: DEFAULT_REPLAY_CAPACITY,
             on_store_error: OnStoreError::Reject,
             command_timeout: DEFAULT_STORE_TIMEOUT,
@@ -298,11 +299,12 @@ impl Cx<'_> {
                 "command_timeout",
             ],
         );
-        let store = match self.opt_str(t, "store") {
-            None => Some(StoreKind::Memory),
+        // Whether the store is Redis; the URL joins it below.
+        let redis = match self.opt_str(t, "store") {
+            None => Some(false),
             Some((off, s)) => match s.as_str() {
-                "memory" => Some(StoreKind::Memory),
-                "redis" => Some(StoreKind::Redis),
+                "memory" => Some(false),
+                "redis" => Some(true),
                 _ => {
                     self.err(off, "replay.store", "must be \"memory\" or \"redis\"");
                     None
@@ -316,7 +318,7 @@ impl Cx<'_> {
             }
             s
         });
-        if store == Some(StoreKind::Redis) && url.is_none() && !t.map.contains_key("url") {
+        if redis == Some(true) && url.is_none() && !t.map.contains_key("url") {
             self.err(
                 t.span_start,
                 "replay.url",
@@ -340,9 +342,13 @@ impl Cx<'_> {
             },
         };
         let command_timeout = self.duration(t, "command_timeout", defaults.command_timeout, true);
+        let store = match redis? {
+            false => StoreKind::Memory,
+            // Without a URL, `replay.url` was reported above.
+            true => StoreKind::Redis { url: url? },
+        };
         Some(Replay {
-            store: store?,
-            url,
+            store,
             capacity: capacity? as usize,
             on_store_error: on_store_error?,
             command_timeout: command_timeout?,
