@@ -318,14 +318,7 @@ impl Config {
     /// # Errors
     /// Every problem found, each with file, line and key.
     pub fn load_with_env(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: path.to_owned(),
-                line: 0,
-                key: String::new(),
-                message: format!("cannot read config file: {e}"),
-            }])
-        })?;
+        let text = read_file(path)?;
         Self::parse(path, &text, env)
     }
 
@@ -345,14 +338,7 @@ impl Config {
     /// # Errors
     /// Every problem found, each with file, line and key.
     pub fn check_syntax(path: &Path) -> Result<(), ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: path.to_owned(),
-                line: 0,
-                key: String::new(),
-                message: format!("cannot read config file: {e}"),
-            }])
-        })?;
+        let text = read_file(path)?;
         match Self::parse_with(path, &text, &|_| None, true) {
             // No error, but a route whose scheme needs the unread secrets was left out.
             Err(e) if e.0.is_empty() => Ok(()),
@@ -396,6 +382,18 @@ impl Config {
         cx.errors.sort_by_key(|e| e.line);
         Err(ConfigErrors(cx.errors))
     }
+}
+
+/// The config file's text; a file that cannot be read is the one problem.
+fn read_file(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            key: String::new(),
+            message: format!("cannot read config file: {e}"),
+        }])
+    })
 }
 
 // === impl IpNet ===
