@@ -420,3 +420,69 @@ impl Cx<'_> {
         ok.then_some(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    /// `key: message` of every problem in `route`, after a valid `[upstream]`.
+    fn problems(route: &str) -> Vec<String> {
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:8080\"\n[[route]]\n{route}");
+        Config::parse(Path::new("t.toml"), &text, &|_| None)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| format!("{}: {}: {}", e.line, e.key, e.message))
+            .collect()
+    }
+
+    #[test]
+    fn scheme_options_are_read_by_their_scheme_with_line_and_key() {
+        let base = "name = \"a\"\npath = \"/a\"\n";
+        assert_eq!(
+            problems(&format!(
+                "{base}scheme = \"hmac\"\nsecrets = [{{ value = \"x\" }}]\n"
+            )),
+            ["6: route[0].hmac: scheme \"hmac\" needs a [route.hmac] table"]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{base}scheme = \"github\"\nsecrets = [{{ value = \"x\" }}]\n\
+                 [route.hmac]\nheader = \"X-Sig\"\n"
+            )),
+            ["6: route[0].hmac: only allowed with scheme = \"hmac\""]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{base}scheme = \"nope\"\n[route.hmac]\nheader = \"X Sig\"\nalgorithm = \"md5\"\n\
+                 encoding = \"b32\"\nid_header = \"a b\"\nprefx = \"\"\n"
+            )),
+            [
+                "6: route[0].scheme: unknown scheme \"nope\"; one of: standard-webhooks, svix, \
+                 github, hotglue, hmac, stripe, slack, shopify, twilio, square, paddle, linear, \
+                 discord, gitlab, none",
+                "8: route[0].hmac.header: not a valid header name",
+                "9: route[0].hmac.algorithm: sha1, sha256 or sha512",
+                "10: route[0].hmac.encoding: hex, base64 or base64url",
+                "11: route[0].hmac.id_header: not a valid header name",
+                "12: route[0].hmac.prefx: unknown key (did you mean `prefix`?); expected one of: \
+                 header, algorithm, encoding, prefix, timestamp_header, id_header, signed_payload",
+            ]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{base}scheme = \"twilio\"\nsecrets = [{{ value = \"x\" }}]\npublic_url = 5\n\
+                 publik_url = \"x\"\n"
+            )),
+            [
+                "6: route[0].scheme: scheme twilio needs public_url (the URL the provider calls)",
+                "8: route[0].public_url: must be a string",
+                "9: route[0].publik_url: unknown key (did you mean `public_url`?); expected one \
+                 of: name, path, path_prefix, methods, scheme, secrets, tolerance, dedupe, \
+                 replay_capacity, max_body_bytes, upstream, mode, hmac, public_url, allow_from",
+            ]
+        );
+    }
+}
