@@ -35,7 +35,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ::hmac::{Hmac, Mac};
+use ::hmac::{Hmac, KeyInit, Mac};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
@@ -479,16 +479,16 @@ impl MacKey {
         // are unreachable but keep this free of panics.
         match alg {
             HmacAlgorithm::Sha1 => MacKey::Sha1(
-                <Hmac<sha1::Sha1> as Mac>::new_from_slice(key)
-                    .unwrap_or_else(|_| <Hmac<sha1::Sha1> as Mac>::new(&Default::default())),
+                <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| <Hmac<sha1::Sha1> as KeyInit>::new(&Default::default())),
             ),
             HmacAlgorithm::Sha256 => MacKey::Sha256(
-                <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
-                    .unwrap_or_else(|_| <Hmac<sha2::Sha256> as Mac>::new(&Default::default())),
+                <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| <Hmac<sha2::Sha256> as KeyInit>::new(&Default::default())),
             ),
             HmacAlgorithm::Sha512 => MacKey::Sha512(
-                <Hmac<sha2::Sha512> as Mac>::new_from_slice(key)
-                    .unwrap_or_else(|_| <Hmac<sha2::Sha512> as Mac>::new(&Default::default())),
+                <Hmac<sha2::Sha512> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| <Hmac<sha2::Sha512> as KeyInit>::new(&Default::default())),
             ),
         }
     }

@@ -281,7 +281,7 @@ async fn alg_none_is_refused() {
 
 #[tokio::test]
 async fn hs256_signed_with_the_public_key_is_refused() {
-    use hmac::Mac as _;
+    use hmac::{KeyInit as _, Mac as _};
     let g = google();
     let jwk = g.key.jwk("g1");
     // Every form an attacker might feed as the HMAC secret: the JWK text, the modulus.
