@@ -1,4 +1,4 @@
-//! Queued delivery (SPEC "Queued delivery", issue 19): the spool that holds accepted requests
+//! Queued delivery (SPEC "Queued delivery"): the spool that holds accepted requests
 //! until the app has taken them, and the policy that decides when to try again.
 //!
 //! **Status: foundation only.** Nothing in the request path uses this module yet: the proxy

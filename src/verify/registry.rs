@@ -3,7 +3,7 @@
 //! A scheme's facts (its names, default window, message id, the headers it reads, the route
 //! options it takes, how to build its verifier and how to sign like its sender) are written once,
 //! as a [`SchemeDef`] in the scheme's own file. The config, the CLI (`sign --scheme`, `check`),
-//! the metrics labels and the tests enumerate [`SCHEMES`]; nothing else lists schemes.
+//! the metrics labels and the tests enumerate `SCHEMES`; nothing else lists schemes.
 //!
 //! "No verification" (`scheme = "none"`) is not a scheme: a route without one has
 //! `Option<Scheme>::None`. [`NO_SCHEME`] is only the word the config spells it with.
