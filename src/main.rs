@@ -315,7 +315,7 @@ fn run(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    // Thread per core (README "Performance"): this thread's runtime accepts and serves, and
+    // Thread per core (BENCHMARKS.md §5, §6): this thread's runtime accepts and serves, and
     // each further CPU gets a single-threaded runtime of its own.
     let threads = hookseal::workers::default_threads();
     let workers = match hookseal::workers::Workers::start(threads) {
