@@ -478,6 +478,7 @@ async fn gone_is_dead_at_once_retry_after_is_honoured_and_the_cli_retries() {
     let g = Arc::clone(&gone);
     app.script(move |id, attempt| match id {
         "msg_gone" if g.load(std::sync::atomic::Ordering::SeqCst) => (410, None, Duration::ZERO),
+        "msg_gone_for_good" => (404, None, Duration::ZERO),
         "msg_busy" if attempt == 1 => (503, Some("2"), Duration::ZERO),
         _ => (200, None, Duration::ZERO),
     });
@@ -551,7 +552,20 @@ async fn gone_is_dead_at_once_retry_after_is_honoured_and_the_cli_retries() {
     })
     .await;
     assert!(none_dead);
-    // A bulk retry of nothing works once, then is rate-capped.
+    // A dead letter purged is gone.
+    assert_queued(
+        &hs.post_signed("msg_gone_for_good", b"{}").await,
+        "msg_gone_for_good",
+    );
+    let dead_again = eventually(Duration::from_secs(15), || async {
+        hs.admin_get("/queue").await["routes"]["sw"]["dead"] == 1
+    })
+    .await;
+    assert!(dead_again, "{}", hs.logs());
+    let (ok, out) = hs.cli(&["purge", "--dead", "--route", "sw"]);
+    assert!(ok && out.contains("\"purged\": 1"), "{out}");
+    assert_eq!(hs.admin_get("/queue").await["routes"]["sw"]["dead"], 0);
+    // A bulk retry works once, then is rate-capped.
     let (ok, out) = hs.cli(&["retry", "--all-dead", "--route", "sw"]);
     assert!(ok, "{out}");
     let (ok, out) = hs.cli(&["retry", "--all-dead", "--route", "sw"]);
@@ -646,7 +660,7 @@ async fn rate_bounds_the_attempts_per_second() {
 /// attempts hang; the other takes them over after `claim_after` and delivers every one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_delivery_is_taken_over_by_the_other() {
-    let Some(redis) = RedisServer::start() else {
+    let Some(mut redis) = RedisServer::start() else {
         return;
     };
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -701,6 +715,11 @@ async fn a_replica_killed_mid_delivery_is_taken_over_by_the_other() {
     })
     .await;
     assert!(drained);
+    // Redis gone: nothing can be made durable, so nothing is acknowledged.
+    redis.kill();
+    let r = b.post_signed("msg_rep_down", b"{}").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{:?}", r.body);
+    assert_eq!(r.error(), "queue_unavailable");
 }
 
 /// A spool file that is not a spool: `hookseal run` exits with an error naming the file,
@@ -740,4 +759,81 @@ async fn a_corrupt_spool_file_stops_the_start_with_its_name() {
         std::fs::read(&file).unwrap(),
         b"this is not a redb file, just garbage bytes"
     );
+}
+
+/// `ordered = true`: one attempt at a time, in arrival order; the first entry, waiting for its
+/// retry, holds back every later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordered_route_delivers_in_arrival_order_behind_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = ScriptedApp::down();
+    app.script(|id, attempt| {
+        if id == "msg_ord_0" && attempt == 1 {
+            (503, None, Duration::ZERO)
+        } else {
+            (200, None, Duration::ZERO)
+        }
+    });
+    app.up().await;
+    let routes = queued_route("ordered = true\nbackoff = { initial = \"500ms\", max = \"500ms\" }");
+    let hs = Proc::start(dir.path(), app.addr, &disk_queue(dir.path(), ""), &routes).await;
+    for i in 0..5 {
+        let id = format!("msg_ord_{i}");
+        assert_queued(&hs.post_signed(&id, b"{}").await, &id);
+    }
+    let all = eventually(Duration::from_secs(20), || {
+        let n = app.seen().len();
+        async move { n == 6 }
+    })
+    .await;
+    assert!(all, "{:?}\n{}", app.seen(), hs.logs());
+    let order: Vec<(String, u32)> = app.seen().into_iter().map(|s| (s.id, s.attempt)).collect();
+    let mut want = vec![("msg_ord_0".to_owned(), 1), ("msg_ord_0".to_owned(), 2)];
+    want.extend((1..5).map(|i| (format!("msg_ord_{i}"), 1)));
+    assert_eq!(order, want);
+}
+
+/// A reload that makes a direct route queued (with `[queue]` given from the start) takes
+/// effect without a restart: the next request is answered 202 and delivered by the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_makes_a_direct_route_queued() {
+    let spool = tempfile::tempdir().unwrap();
+    let up = Upstream::start().await;
+    let queue = format!(
+        "[queue]\npath = \"{}\"\n",
+        spool.path().join("spool").display()
+    );
+    let sc = Sidecar::start(up.addr, &queue, &sw_route("")).await;
+    let body = b"{\"n\":1}";
+    let r = post(
+        &sc.url("/hooks/sw"),
+        &sign_standard(WHSEC, "msg_rl_1", unix_now(), body),
+        body.to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "direct: the app's answer");
+
+    let text = format!(
+        "[listen]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"127.0.0.2:0\"\n\
+         [upstream]\nurl = \"http://{}\"\ntimeout = \"2s\"\n{queue}\n{}",
+        up.addr,
+        queued_route("")
+    );
+    let path = sc.dir.path().join("hookseal.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = hookseal::config::Config::load_with_env(&path, &|_| None).unwrap();
+    sc.app.proxy.reload(config);
+    let r = post(
+        &sc.url("/hooks/sw"),
+        &sign_standard(WHSEC, "msg_rl_2", unix_now(), body),
+        body.to_vec(),
+    )
+    .await;
+    assert_queued(&r, "msg_rl_2");
+    let delivered = eventually(Duration::from_secs(15), || async {
+        up.count() == 2 && up.last().headers.get("x-hookseal-attempt").is_some()
+    })
+    .await;
+    assert!(delivered, "the worker took up the newly queued route");
+    assert_eq!(up.last().headers["x-hookseal-id"], "msg_rl_2");
 }
