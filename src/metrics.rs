@@ -801,6 +801,31 @@ mod tests {
     }
 
     #[test]
+    fn only_a_queued_route_has_the_queued_and_queue_series() {
+        let m = Metrics::new();
+        let q = m.route_for("q", Some("github"), &[], false, None, true);
+        let _d = m.route("d", Some("github"), &[], false, None);
+        let _o = m.route_for("o", Some("github"), &[], true, None, true);
+        q.count(Outcome::Queued, Reason::Ok);
+        let text = m.encode();
+        assert!(
+            text.contains("hookseal_requests_total{reason=\"ok\",result=\"queued\",route=\"q\"} 1"),
+            "{text}"
+        );
+        for reason in ["queue_full", "queue_unavailable"] {
+            let q = format!("{{reason=\"{reason}\",result=\"rejected\",route=\"q\"}} 0");
+            assert!(text.contains(&q), "{q}");
+            assert!(!text.contains(&format!(
+                "{{reason=\"{reason}\",result=\"rejected\",route=\"d\"}}"
+            )));
+        }
+        assert!(!text.contains("result=\"queued\",route=\"d\""));
+        // An observing queued route counts what it stored as observed, never queued.
+        assert!(!text.contains("result=\"queued\",route=\"o\""));
+        assert!(text.contains("{reason=\"queue_full\",result=\"rejected\",route=\"o\"} 0"));
+    }
+
+    #[test]
     fn route_handles_create_their_series_at_once() {
         let m = Metrics::new();
         let keys = ["current".to_owned(), "previous".to_owned()];
