@@ -553,7 +553,6 @@ impl Proxy {
             body.pieces(),
             crate::queue::policy::unix_ms(SystemTime::now()),
         );
-        drop(body);
         let Some(spool) = self.spool.clone() else {
             return Err(Rejection::Queue(QueueRefusal::Unavailable));
         };
@@ -588,7 +587,11 @@ impl Proxy {
             }
             .in_current_span(),
         );
-        match task.await {
+        let stored = task.await;
+        // Held until here: the entry's bytes stay counted in `limits.max_buffered_bytes` while
+        // the store writes them.
+        drop(body);
+        match stored {
             Ok(Ok(())) => {
                 self.queue_wake.notify_waiters();
                 Ok(id)

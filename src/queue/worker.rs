@@ -12,6 +12,10 @@
 //! - **Reload**: every [`RELOAD_POLL`] the worker compares the queued routes in force with
 //!   the ones it runs: a new, changed or removed route gets a new loop (or none); the old loop
 //!   stops claiming and lets its attempts finish. The store itself (`[queue]`) is fixed at start.
+//! - **Store errors**: an attempt whose outcome the spool cannot record (ack, reschedule or
+//!   dead letter failed) keeps its lease: with Redis another consumer (or this one) reclaims it
+//!   after `claim_after`; on disk it is claimed again at the next start. Either way it is
+//!   attempted again (at-least-once), never lost.
 //! - **Shutdown**: loops stop claiming; attempts in flight get `limits.shutdown_grace`; what is
 //!   left stays in the spool (an attempt cut short is claimed again at the next start, its
 //!   attempt already counted).
