@@ -837,3 +837,52 @@ async fn a_reload_makes_a_direct_route_queued() {
     assert!(delivered, "the worker took up the newly queued route");
     assert_eq!(up.last().headers["x-hookseal-id"], "msg_rl_2");
 }
+
+/// SIGTERM while an attempt is in flight: the attempt finishes within `shutdown_grace` and is
+/// recorded (the app's 2xx acknowledged), so the next start does not send it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_attempt_in_flight_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = ScriptedApp::down();
+    app.script(|_, _| (200, None, Duration::from_millis(1200)));
+    app.up().await;
+    let mut hs = Proc::start(
+        dir.path(),
+        app.addr,
+        &disk_queue(dir.path(), ""),
+        &queued_route(""),
+    )
+    .await;
+    assert_queued(&hs.post_signed("msg_term", b"{}").await, "msg_term");
+    let started = eventually(Duration::from_secs(10), || {
+        let n = app.seen().len();
+        async move { n == 1 }
+    })
+    .await;
+    assert!(started, "{}", hs.logs());
+    let t = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &hs.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let exited = eventually(Duration::from_secs(10), || {
+        let done = matches!(hs.child.try_wait(), Ok(Some(_)));
+        async move { done }
+    })
+    .await;
+    assert!(
+        exited && t.elapsed() < Duration::from_secs(5),
+        "{}",
+        hs.logs()
+    );
+    hs.restart().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        app.seen().len(),
+        1,
+        "delivered once: the finished attempt was recorded"
+    );
+    assert_eq!(hs.admin_get("/queue").await["routes"]["sw"]["depth"], 0);
+}
