@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
+use crate::queue::admin::QueueAdmin;
 
 /// Readiness shared with the admin port: false before listeners are bound and while draining.
 #[derive(Debug, Clone, Default)]
@@ -41,11 +42,12 @@ impl Readiness {
 /// timeout, instead of taking the process's file descriptors.
 pub const MAX_CONNECTIONS: usize = 32;
 
-/// Serves the admin endpoints until `stop` completes.
+/// Serves the admin endpoints until `stop` completes; `/queue` ones with `queue`.
 pub async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
     ready: Readiness,
+    queue: Option<QueueAdmin>,
     stop: impl Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -71,11 +73,18 @@ pub async fn serve(
         };
         let metrics = Arc::clone(&metrics);
         let ready = ready.clone();
+        let queue = queue.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let svc = service_fn(move |req| {
-                let resp = answer(&req, &metrics, &ready);
-                async move { Ok::<_, std::convert::Infallible>(resp) }
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let (metrics, ready, queue) = (Arc::clone(&metrics), ready.clone(), queue.clone());
+                async move {
+                    let resp = match queue {
+                        Some(q) if QueueAdmin::serves(req.uri().path()) => q.answer(req).await,
+                        _ => answer(&req, &metrics, &ready),
+                    };
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
             });
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -15,6 +15,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::route::{normalize_path, normalize_prefix, PathMatch};
+mod queue;
+pub use queue::{Delivery, DeliveryMode, Queue, QueueStore, DEFAULT_SPOOL_PATH};
+
 use crate::verify::{
     Encoding, HmacAlgorithm, HmacOptions, Scheme, SchemeName, SchemeOptions, SecretMaterial,
     DEFAULT_TOLERANCE, NO_SCHEME,
@@ -31,6 +34,8 @@ pub struct Config {
     pub upstream: Upstream,
     pub replay: Replay,
     pub forwarding: Forwarding,
+    /// `[queue]` (defaults when absent).
+    pub queue: Queue,
     pub routes: Vec<RouteConfig>,
     /// Every file the config depends on (secrets, certificates), for reload watching.
     pub watched_files: Vec<PathBuf>,
@@ -173,6 +178,8 @@ pub struct RouteConfig {
     pub upstream: Option<Uri>,
     pub mode: Mode,
     pub allow_from: Vec<IpNet>,
+    /// `[route.delivery]`
+    pub delivery: Delivery,
 }
 
 /// An IPv4 or IPv6 network in CIDR notation.
@@ -501,6 +508,7 @@ impl<'a> Cx<'a> {
                 "upstream",
                 "replay",
                 "forwarding",
+                "queue",
                 "route",
             ],
         );
@@ -522,6 +530,8 @@ impl<'a> Cx<'a> {
         let replay = self.replay(t.as_ref());
         let t = self.subtable(&root, "forwarding");
         let forwarding = self.forwarding(t.as_ref());
+        let t = self.subtable(&root, "queue");
+        let queue = self.queue(t.as_ref());
         let routes = self.routes(&root, limits.as_ref(), replay.as_ref());
 
         if let (Some(l), Some(routes)) = (&limits, &routes) {
@@ -550,6 +560,7 @@ impl<'a> Cx<'a> {
             upstream: upstream?,
             replay: replay?,
             forwarding: forwarding?,
+            queue: queue?,
             routes: routes?,
             watched_files: watched,
         })
@@ -987,6 +998,7 @@ impl<'a> Cx<'a> {
                 "hmac",
                 "public_url",
                 "allow_from",
+                "delivery",
             ],
         );
         let p = &t.path;
@@ -1109,6 +1121,7 @@ impl<'a> Cx<'a> {
             },
         };
         let allow_from = self.nets(t, "allow_from");
+        let delivery = self.delivery(t);
         let hmac = self.hmac_options(t);
         let public_url = self.opt_str(t, "public_url").map(|(_, s)| s);
         let secrets = self.secrets(t, scheme_name.map(|(_, n)| n));
@@ -1206,6 +1219,7 @@ impl<'a> Cx<'a> {
             upstream: upstream?,
             mode: mode?,
             allow_from: allow_from?,
+            delivery: delivery?,
         })
     }
 

@@ -30,11 +30,15 @@ pub enum Reason {
     UnsupportedTransferCoding,
     /// Over a capacity limit: the buffered-body budget, or no app connection free in time.
     Overloaded,
+    /// A queued route's spool is at `[queue] max_bytes` or `max_entries`.
+    QueueFull,
+    /// A queued route's spool could not store the request (Redis down, disk error).
+    QueueUnavailable,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (metric handle tables are indexed by it).
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 23] = [
         Reason::Ok,
         Reason::Duplicate,
         Reason::NoRoute,
@@ -56,6 +60,8 @@ impl Reason {
         Reason::BadHost,
         Reason::UnsupportedTransferCoding,
         Reason::Overloaded,
+        Reason::QueueFull,
+        Reason::QueueUnavailable,
     ];
 
     /// The code used in JSON bodies, `x-hookseal-reason` and the `reason` metric label.
@@ -82,6 +88,8 @@ impl Reason {
             Reason::BadHost => "bad_host",
             Reason::UnsupportedTransferCoding => "unsupported_transfer_coding",
             Reason::Overloaded => "overloaded",
+            Reason::QueueFull => "queue_full",
+            Reason::QueueUnavailable => "queue_unavailable",
         }
     }
 

@@ -58,6 +58,9 @@ enum Command {
     Check(CheckArgs),
     /// Print the headers a sender of SCHEME would send for a body; with --url, POST it.
     Sign(SignArgs),
+    /// Queued delivery: the spool's numbers, dead letters, retry, purge (over the admin port).
+    #[command(subcommand)]
+    Queue(queue_cli::QueueCommand),
 }
 
 #[derive(Debug, Args)]
@@ -109,8 +112,11 @@ fn main() -> ExitCode {
         Command::Check(args) if args.syntax_only => check_syntax(&cli.config),
         Command::Check(_) => check(&cli.config),
         Command::Sign(args) => sign::run(&args, &cli.config),
+        Command::Queue(cmd) => queue_cli::run(cmd, &cli.config),
     }
 }
+
+mod queue_cli;
 
 /// Logs to stderr, text or JSON (one object a line), filtered by `level` (`--log-level`, else
 /// `HOOKSEAL_LOG`: tracing filter syntax, default `info`). Each request's lines carry its
@@ -216,7 +222,7 @@ fn check(path: &Path) -> ExitCode {
         let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
         let _ = writeln!(
             out,
-            "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={} dedupe={} mode={}",
+            "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={} dedupe={} mode={} delivery={}",
             r.name,
             path,
             methods.join(","),
@@ -227,7 +233,11 @@ fn check(path: &Path) -> ExitCode {
             fmt_duration(r.tolerance),
             r.dedupe,
             r.mode.as_str(),
+            r.delivery.mode.as_str(),
         );
+    }
+    if let Some(line) = queue_cli::check_line(&config) {
+        let _ = writeln!(out, "{line}");
     }
     for w in route_warnings(&config) {
         eprintln!("warning: {w}");
@@ -291,6 +301,7 @@ fn route_warnings(config: &hookseal::config::Config) -> Vec<String> {
             beside.join(", "),
         ));
     }
+    out.extend(queue_cli::warnings(config));
     for r in &config.routes {
         let pinned = r
             .options

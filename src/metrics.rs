@@ -20,14 +20,17 @@ pub enum Outcome {
     Rejected,
     Duplicate,
     Observed,
+    /// Stored for queued delivery and answered 202.
+    Queued,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 5] = [
         Outcome::Forwarded,
         Outcome::Rejected,
         Outcome::Duplicate,
         Outcome::Observed,
+        Outcome::Queued,
     ];
 
     /// The label value.
@@ -37,6 +40,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Duplicate => "duplicate",
             Outcome::Observed => "observed",
+            Outcome::Queued => "queued",
         }
     }
 
@@ -166,6 +170,8 @@ pub struct Metrics {
     cert_expiry: GaugeVec,
     /// Handles for requests no route matched.
     pub unmatched: Arc<RouteMetrics>,
+    /// The queued-delivery families (SPEC "Queued delivery").
+    pub queue: crate::queue::metrics::QueueMetrics,
     /// The route-labelled series the config in force uses (see [`Metrics::retain`]).
     live: Arc<Mutex<HashSet<Series>>>,
 }
@@ -383,6 +389,7 @@ impl Metrics {
         registry.register(Box::new(reload_ok_at.clone()))?;
         registry.register(Box::new(cert_expiry.clone()))?;
         registry.register(Box::new(build_info))?;
+        let queue = crate::queue::metrics::QueueMetrics::new(&registry)?;
         // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -415,6 +422,7 @@ impl Metrics {
             reload_ok_at,
             cert_expiry,
             unmatched: Arc::new(RouteMetrics::placeholder()),
+            queue,
             live: Arc::new(Mutex::new(HashSet::new())),
         };
         m.unmatched = Arc::new(m.route(crate::config::UNMATCHED_ROUTE, None, &[], false, None));
@@ -432,6 +440,20 @@ impl Metrics {
         observe: bool,
         tolerance: Option<std::time::Duration>,
     ) -> RouteMetrics {
+        self.route_for(name, scheme, key_ids, observe, tolerance, false)
+    }
+
+    /// [`Metrics::route`] of a route that is `queued` (`[route.delivery] mode = "queued"`):
+    /// it has `result="queued"` and the `queue_*` rejection series.
+    pub fn route_for(
+        &self,
+        name: &str,
+        scheme: Option<&str>,
+        key_ids: &[String],
+        observe: bool,
+        tolerance: Option<std::time::Duration>,
+        queued: bool,
+    ) -> RouteMetrics {
         let unmatched = name == crate::config::UNMATCHED_ROUTE;
         let mut series = Vec::new();
         let mut label = |family: Family, values: &[&str]| {
@@ -440,7 +462,8 @@ impl Metrics {
         let mut requests = vec![None; Outcome::ALL.len() * Reason::ALL.len()];
         for outcome in Outcome::ALL {
             for reason in Reason::ALL {
-                if meaningful(outcome, reason, unmatched, scheme.is_some(), observe) {
+                let fits = meaningful(outcome, reason, unmatched, scheme.is_some(), observe);
+                if fits_queue(fits, outcome, reason, observe, queued) {
                     let values = [name, outcome.as_str(), reason.as_str()];
                     label(Family::Requests, &values);
                     requests[outcome.index() * Reason::ALL.len() + reason.index()] =
@@ -650,6 +673,19 @@ impl RouteMetrics {
     }
 }
 
+/// [`meaningful`] adjusted for queued delivery: a queued route answers `queued` (`ok`) and
+/// can be refused `queue_full`/`queue_unavailable`; an observing queued route counts what it
+/// stored as `observed` (as a direct one counts what it forwarded); only a queued route has
+/// the `queue_*` reasons.
+fn fits_queue(fits: bool, outcome: Outcome, reason: Reason, observe: bool, queued: bool) -> bool {
+    let queue_reason = matches!(reason, Reason::QueueFull | Reason::QueueUnavailable);
+    match outcome {
+        Outcome::Queued => queued && !observe && reason == Reason::Ok,
+        Outcome::Rejected if queue_reason => queued,
+        _ => fits && !queue_reason,
+    }
+}
+
 /// Which (result, reason) pairs can happen on a route, so only those series are created.
 /// `verifies`: the scheme is not `none`; `observe`: the route is in observe mode.
 fn meaningful(
@@ -688,6 +724,7 @@ fn meaningful(
                 && (!verdict || (verifies && !observe))
         }
         Outcome::Observed => observe && (reason == R::Ok || upstream || (verifies && verdict)),
+        Outcome::Queued => false,
     }
 }
 
@@ -761,6 +798,31 @@ mod tests {
                 "hookseal_requests_total{reason=\"no_route\",result=\"rejected\",route=\"_unmatched\"} 0",
             ]
         );
+    }
+
+    #[test]
+    fn only_a_queued_route_has_the_queued_and_queue_series() {
+        let m = Metrics::new();
+        let q = m.route_for("q", Some("github"), &[], false, None, true);
+        let _d = m.route("d", Some("github"), &[], false, None);
+        let _o = m.route_for("o", Some("github"), &[], true, None, true);
+        q.count(Outcome::Queued, Reason::Ok);
+        let text = m.encode();
+        assert!(
+            text.contains("hookseal_requests_total{reason=\"ok\",result=\"queued\",route=\"q\"} 1"),
+            "{text}"
+        );
+        for reason in ["queue_full", "queue_unavailable"] {
+            let q = format!("{{reason=\"{reason}\",result=\"rejected\",route=\"q\"}} 0");
+            assert!(text.contains(&q), "{q}");
+            assert!(!text.contains(&format!(
+                "{{reason=\"{reason}\",result=\"rejected\",route=\"d\"}}"
+            )));
+        }
+        assert!(!text.contains("result=\"queued\",route=\"d\""));
+        // An observing queued route counts what it stored as observed, never queued.
+        assert!(!text.contains("result=\"queued\",route=\"o\""));
+        assert!(text.contains("{reason=\"queue_full\",result=\"rejected\",route=\"o\"} 0"));
     }
 
     #[test]

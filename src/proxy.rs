@@ -25,7 +25,9 @@ use crate::error::Reason;
 use crate::headers;
 use crate::loglimit::LogGate;
 use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
-use crate::outcome::{Rejection, ReplayRefusal, RequestError};
+use crate::outcome::{QueueRefusal, Rejection, ReplayRefusal, RequestError};
+use crate::queue::worker::Target;
+use crate::queue::{QueueError, Spool};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::RouteTable;
 use crate::upstream::{UpstreamBody, UpstreamClient, UpstreamError};
@@ -58,6 +60,10 @@ pub struct Proxy {
     id_seed: u64,
     /// Rejection-line budget of requests no route matched.
     unmatched_log: LogGate,
+    /// The spool of queued routes (`None` when no route is queued).
+    spool: Option<Spool>,
+    /// Woken when an entry was stored, so the delivery worker claims it at once.
+    queue_wake: Arc<tokio::sync::Notify>,
 }
 
 /// One loaded config with everything derived from it.
@@ -183,6 +189,16 @@ struct Verdict {
     failure: Option<Rejection>,
 }
 
+/// What the sender is answered with, when no check stopped the request. Not boxed: it is
+/// moved once per request, and a box would be an allocation on every direct request.
+#[allow(clippy::large_enum_variant)]
+enum Answered {
+    /// The app's response (direct delivery).
+    App(Response<UpstreamBody>),
+    /// Stored for queued delivery under this id: 202.
+    Queued(String),
+}
+
 /// What a forwarded request carries from the checks.
 struct Pass {
     verified: Option<Verified>,
@@ -241,7 +257,35 @@ impl Proxy {
             ids: AtomicU64::new(0),
             id_seed,
             unmatched_log: LogGate::new(),
+            spool: None,
+            queue_wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Queued routes store their requests in `spool` (set before serving).
+    pub fn with_spool(mut self, spool: Spool) -> Proxy {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// The spool of queued routes, if any route is queued.
+    pub fn spool(&self) -> Option<&Spool> {
+        self.spool.as_ref()
+    }
+
+    /// Woken whenever a queued request was stored.
+    pub fn queue_wake(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.queue_wake)
+    }
+
+    /// The client to the app, shared by direct forwarding and the delivery worker.
+    pub fn client(&self) -> &UpstreamClient {
+        &self.client
+    }
+
+    /// The replay store's error counter (`hookseal_replay_store_errors_total{store}`).
+    pub fn replay_errors(&self) -> &IntCounter {
+        &self.replay_errors
     }
 
     /// Swaps in a new config; requests already in flight finish under the old one.
@@ -350,7 +394,7 @@ impl Proxy {
         parts: &mut Parts,
         body: Incoming,
         rec: &mut Record<'_>,
-    ) -> Result<(Response<UpstreamBody>, Option<Reason>), Rejection> {
+    ) -> Result<(Answered, Option<Reason>), Rejection> {
         let cfg = &cx.route.cfg;
         check_request(cx, parts).map_err(Rejection::Request)?;
         let body = self
@@ -384,8 +428,12 @@ impl Proxy {
             mark: verdict.mark,
             observed,
         };
+        if cfg.delivery.queued() {
+            let id = self.enqueue(cx, parts, body, pass).await?;
+            return Ok((Answered::Queued(id), observed));
+        }
         let response = self.forward(cx, parts, body, pass, rec).await?;
-        Ok((response, observed))
+        Ok((Answered::App(response), observed))
     }
 
     /// Step 2: the body, bounded before and while reading.
@@ -417,77 +465,11 @@ impl Proxy {
         let Ctx {
             snap,
             route,
-            conn,
             request_id,
             ..
         } = *cx;
         let cfg = &route.cfg;
-        let client = headers::client_ip(
-            conn.peer.ip(),
-            &parts.headers,
-            &snap.config.listen.trusted_proxies,
-        );
-        let h = &mut parts.headers;
-        headers::strip_hookseal(h);
-        if let Some(scheme) = &cfg.scheme {
-            scheme.strip_unread(h);
-        }
-        let host = h.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        if let Some(host) = &host {
-            if !h.contains_key(header::HOST) {
-                h.insert(header::HOST, host.clone());
-            }
-        }
-        headers::add_forwarded(h, conn.peer.ip(), conn.tls, host);
-        headers::apply_policy(h, &snap.config.forwarding.keep, client);
-        h.insert(headers::REQUEST_ID, request_id.clone());
-        h.insert(headers::ROUTE, route.name_value.clone());
-        if cfg.scheme.is_some() {
-            h.insert(headers::SCHEME, route.scheme_value.clone());
-        }
-        // True only when the signature verified and nothing after it failed (SPEC: `false`
-        // on any failure).
-        let passed = pass.verified.is_some() && pass.observed.is_none();
-        h.insert(
-            headers::VERIFIED,
-            HeaderValue::from_static(if passed { "true" } else { "false" }),
-        );
-        if let Some(v) = &pass.verified {
-            if let Some(k) = route.key_values.get(v.key_index) {
-                h.insert(headers::KEY, k.clone());
-            }
-            if let Some(id) = &v.id {
-                h.insert(headers::ID, id.clone());
-            }
-            if let Some(ts) = v.timestamp {
-                h.insert(headers::TIMESTAMP, HeaderValue::from(ts));
-            }
-        }
-        if let Some(reason) = pass.observed {
-            h.insert(headers::REASON, HeaderValue::from_static(reason.as_str()));
-            if reason == Reason::Duplicate {
-                h.insert(headers::DUPLICATE, HeaderValue::from_static("true"));
-            }
-        }
-
-        // HTTP/1.1 to an origin: the request line carries the origin form (path and query)
-        // only; what came as one (HTTP/1.1 usually) goes on as it is.
-        let uri = if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
-            std::mem::take(&mut parts.uri)
-        } else {
-            Uri::from(
-                parts
-                    .uri
-                    .path_and_query()
-                    .cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
-            )
-        };
+        let uri = prepare(cx, parts, &pass);
         let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = uri;
@@ -544,6 +526,82 @@ impl Proxy {
         Ok(resp)
     }
 
+    /// Step 5 of a queued route: stores the request that would have been forwarded and
+    /// releases its in-flight mark (the spool's id set answers duplicates from now until it
+    /// is delivered; the worker marks it done on the app's 2xx). The entry's id: the message
+    /// id on a route that dedupes, else a fresh one. `Ok` only once the spool says durable.
+    async fn enqueue(
+        &self,
+        cx: &Ctx<'_>,
+        parts: &mut Parts,
+        body: RawBody,
+        pass: Pass,
+    ) -> Result<String, Rejection> {
+        let route = cx.route;
+        let cfg = &route.cfg;
+        let uri = prepare(cx, parts, &pass);
+        let id = match pass.verified.as_ref().and_then(|v| v.id.as_ref()) {
+            Some(id) if cfg.dedupe => String::from_utf8_lossy(id.as_bytes()).into_owned(),
+            _ => String::from_utf8_lossy(self.fresh_id().as_bytes()).into_owned(),
+        };
+        let entry = crate::queue::accept::entry(
+            id.clone(),
+            &cfg.name,
+            &parts.method,
+            uri.path_and_query().map_or("/", PathAndQuery::as_str),
+            &parts.headers,
+            body.pieces(),
+            crate::queue::policy::unix_ms(SystemTime::now()),
+        );
+        let Some(spool) = self.spool.clone() else {
+            return Err(Rejection::Queue(QueueRefusal::Unavailable));
+        };
+        // In a task of its own, as forwarding: a sender who hangs up must not leave the id
+        // marked in flight.
+        let replay = route.replay.clone();
+        let errors = self.replay_errors.clone();
+        let histogram = self.metrics.queue.enqueue_duration.clone();
+        let done_ttl = cfg.tolerance * 2;
+        let request_id = cx.request_id.clone();
+        let route_name = cfg.name.clone();
+        let mark = pass.mark;
+        let task = tokio::spawn(
+            async move {
+                let t = Instant::now();
+                let stored = spool.enqueue(&entry).await;
+                histogram.observe(t.elapsed().as_secs_f64());
+                if let Some(key) = mark {
+                    if let Err(e) = replay.finish(&key, false, done_ttl).await {
+                        errors.inc();
+                        in_request_span(&request_id, || {
+                            tracing::warn!(route = %route_name, error = %e, "replay store: could not release an in-flight mark")
+                        });
+                    }
+                }
+                if let Err(e @ (QueueError::Unavailable(_) | QueueError::Corrupt { .. } | QueueError::InvalidUrl(_))) = &stored {
+                    in_request_span(&request_id, || {
+                        tracing::warn!(route = %route_name, store = spool.kind(), error = %e, "spool unavailable")
+                    });
+                }
+                stored
+            }
+            .in_current_span(),
+        );
+        let stored = task.await;
+        // Held until here: the entry's bytes stay counted in `limits.max_buffered_bytes` while
+        // the store writes them.
+        drop(body);
+        match stored {
+            Ok(Ok(())) => {
+                self.queue_wake.notify_waiters();
+                Ok(id)
+            }
+            Ok(Err(QueueError::AlreadyQueued)) => Ok(id),
+            Ok(Err(QueueError::Full)) => Err(Rejection::Queue(QueueRefusal::Full)),
+            _ => Err(Rejection::Queue(QueueRefusal::Unavailable)),
+        }
+    }
+
     /// The sender's `x-request-id` when it is sane (1 to 128 characters of `[A-Za-z0-9]` and
     /// `-_.:/+=@`: UUIDs, ULIDs, base64, trace ids), else a fresh one. The limit keeps a
     /// sender from writing arbitrary text into every log line of its request.
@@ -558,6 +616,11 @@ impl Proxy {
                 return v.clone();
             }
         }
+        self.fresh_id()
+    }
+
+    /// A new id: unique per process run (and across runs, by the seed).
+    fn fresh_id(&self) -> HeaderValue {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
         // Unique per process run and cheap; not a secret, so no CSPRNG is needed.
         let mixed = splitmix(self.id_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -578,12 +641,13 @@ impl Snapshot {
                 .or_else(|| default_upstream.clone())
                 .unwrap_or_else(|| Authority::from_static("127.0.0.1:8080"));
             let route = Route {
-                metrics: metrics.route(
+                metrics: metrics.route_for(
                     &cfg.name,
                     scheme,
                     &cfg.secret_ids,
                     cfg.mode == Mode::Observe,
                     Some(cfg.tolerance),
+                    cfg.delivery.queued(),
                 ),
                 upstream,
                 name_value: header_value(&cfg.name),
@@ -603,6 +667,25 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// What the delivery worker needs of each queued route.
+    pub fn delivery_targets(&self) -> Vec<Target> {
+        self.routes
+            .values()
+            .filter(|r| r.cfg.delivery.queued())
+            .map(|r| Target {
+                name: r.cfg.name.clone(),
+                upstream: r.upstream.clone(),
+                delivery: r.cfg.delivery,
+                timeout: self.config.upstream.timeout,
+                replay: r.replay.clone(),
+                dedupe: r.cfg.dedupe,
+                done_ttl: r.cfg.tolerance * 2,
+            })
+            .collect()
+    }
+}
+
 /// The suppressed-lines report of every route of `snap`.
 fn report_suppressed(snap: &Snapshot) {
     for r in snap.routes.values() {
@@ -615,6 +698,86 @@ const INFLIGHT_MARGIN: Duration = Duration::from_secs(5);
 
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("invalid"))
+}
+
+/// Step 5's request head: the headers hookseal sends to the app (hop-by-hop and spoofed
+/// `x-hookseal-*` removed, proxy headers by policy, its own `x-hookseal-*` added), written
+/// into `parts`, and the URI in origin form. Direct forwarding and the spool send the same.
+fn prepare(cx: &Ctx<'_>, parts: &mut Parts, pass: &Pass) -> Uri {
+    let Ctx {
+        snap,
+        route,
+        conn,
+        request_id,
+        ..
+    } = *cx;
+    let cfg = &route.cfg;
+    let client = headers::client_ip(
+        conn.peer.ip(),
+        &parts.headers,
+        &snap.config.listen.trusted_proxies,
+    );
+    let h = &mut parts.headers;
+    headers::strip_hookseal(h);
+    if let Some(scheme) = &cfg.scheme {
+        scheme.strip_unread(h);
+    }
+    let host = h.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    if let Some(host) = &host {
+        if !h.contains_key(header::HOST) {
+            h.insert(header::HOST, host.clone());
+        }
+    }
+    headers::add_forwarded(h, conn.peer.ip(), conn.tls, host);
+    headers::apply_policy(h, &snap.config.forwarding.keep, client);
+    h.insert(headers::REQUEST_ID, request_id.clone());
+    h.insert(headers::ROUTE, route.name_value.clone());
+    if cfg.scheme.is_some() {
+        h.insert(headers::SCHEME, route.scheme_value.clone());
+    }
+    // True only when the signature verified and nothing after it failed (SPEC: `false`
+    // on any failure).
+    let passed = pass.verified.is_some() && pass.observed.is_none();
+    h.insert(
+        headers::VERIFIED,
+        HeaderValue::from_static(if passed { "true" } else { "false" }),
+    );
+    if let Some(v) = &pass.verified {
+        if let Some(k) = route.key_values.get(v.key_index) {
+            h.insert(headers::KEY, k.clone());
+        }
+        if let Some(id) = &v.id {
+            h.insert(headers::ID, id.clone());
+        }
+        if let Some(ts) = v.timestamp {
+            h.insert(headers::TIMESTAMP, HeaderValue::from(ts));
+        }
+    }
+    if let Some(reason) = pass.observed {
+        h.insert(headers::REASON, HeaderValue::from_static(reason.as_str()));
+        if reason == Reason::Duplicate {
+            h.insert(headers::DUPLICATE, HeaderValue::from_static("true"));
+        }
+    }
+
+    // HTTP/1.1 to an origin: the request line carries the origin form (path and query)
+    // only; what came as one (HTTP/1.1 usually) goes on as it is.
+    if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
+        std::mem::take(&mut parts.uri)
+    } else {
+        Uri::from(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        )
+    }
 }
 
 /// Step 1b: a request whose Host or framing hookseal cannot pass on as the app would read it
@@ -726,7 +889,7 @@ async fn claim(
 /// record's result: an observe route counts what it forwarded as `observed`, also when the
 /// app could not be reached.
 fn answer(
-    result: Result<(Response<UpstreamBody>, Option<Reason>), Rejection>,
+    result: Result<(Answered, Option<Reason>), Rejection>,
     route: Option<&str>,
     observe: bool,
     request_id: &HeaderValue,
@@ -738,10 +901,20 @@ fn answer(
         Outcome::Forwarded
     };
     match result {
-        Ok((response, observed)) => {
+        Ok((Answered::App(response), observed)) => {
             let reason = observed.unwrap_or(Reason::Ok);
             rec.answer = Some((forwarded, reason, response.status().as_u16()));
             response.map(Either::Left)
+        }
+        Ok((Answered::Queued(id), observed)) => {
+            // An observing route counts what it stored as it counts what it forwards.
+            let outcome = if observe {
+                Outcome::Observed
+            } else {
+                Outcome::Queued
+            };
+            rec.answer = Some((outcome, observed.unwrap_or(Reason::Ok), 202));
+            crate::queue::accept::accepted(&id, request_id).map(Either::Right)
         }
         Err(rejection) => {
             let a = rejection.answer();

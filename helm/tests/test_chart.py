@@ -708,6 +708,55 @@ def test_replay_url_from_a_secret_never_reaches_the_configmap(tmp_path):
     assert "redis://" not in text
 
 
+
+def queued_values(tmp_path, queue=None):
+    data = load_ci(CHART / "ci" / "default-values.yaml")
+    data["proxy"]["routes"][0]["delivery"] = {"mode": "queued", "rate": 20}
+    if queue is not None:
+        data["proxy"]["queue"] = queue
+    return render([values_file(tmp_path, data)])
+
+
+def test_a_queued_route_gets_a_spool_volume_emptydir_by_default(tmp_path):
+    docs = queued_values(tmp_path)
+    cfg, _, _ = config(docs)
+    assert cfg["queue"]["store"] == "disk" and cfg["queue"]["path"] == "/var/lib/hookseal/spool"
+    assert cfg["route"][0]["delivery"] == {"mode": "queued", "rate": 20}
+    spec = pod_spec(docs)
+    vol = next(v for v in spec["volumes"] if v["name"] == "hookseal-spool")
+    assert vol == {"name": "hookseal-spool", "emptyDir": {"sizeLimit": "2Gi"}}
+    sidecar = next(c for c in spec["initContainers"] + spec["containers"] if any(
+        m["name"] == "hookseal-spool" for m in c.get("volumeMounts", [])))
+    mount = next(m for m in sidecar["volumeMounts"] if m["name"] == "hookseal-spool")
+    assert mount["mountPath"] == "/var/lib/hookseal/spool" and not mount.get("readOnly")
+
+
+def test_the_spool_can_be_a_persistent_volume_claim_at_its_own_path(tmp_path):
+    docs = queued_values(tmp_path, {"persistentVolumeClaim": "orders-spool", "path": "/spool"})
+    cfg, _, _ = config(docs)
+    assert cfg["queue"]["path"] == "/spool"
+    spec = pod_spec(docs)
+    vol = next(v for v in spec["volumes"] if v["name"] == "hookseal-spool")
+    assert vol["persistentVolumeClaim"] == {"claimName": "orders-spool"}
+
+
+def test_no_queued_route_no_queue_section_and_no_spool_volume(tmp_path):
+    docs = render([CHART / "ci" / "default-values.yaml"])
+    cfg, _, _ = config(docs)
+    assert "queue" not in cfg
+    assert all(v["name"] != "hookseal-spool" for v in pod_spec(docs)["volumes"])
+
+
+def test_a_redis_spool_mounts_no_volume_and_reads_its_url_from_a_secret(tmp_path):
+    docs = queued_values(tmp_path, {"store": "redis", "urlSecret": {"name": "q-auth", "key": "url"}})
+    cfg, text, _ = config(docs)
+    assert cfg["queue"]["url"] == {"file": "/etc/hookseal/secrets/q-auth/url"}
+    spec = pod_spec(docs)
+    assert all(v["name"] != "hookseal-spool" for v in spec["volumes"])
+    projected = next(v for v in spec["volumes"] if v["name"] == "hookseal-secrets")["projected"]
+    assert {"secret": {"name": "q-auth", "items": [{"key": "url", "path": "q-auth/url"}]}} in projected["sources"]
+
+
 CHECK_CASES = [(CHART, [v], []) for v in CI_VALUES] + [(EXAMPLE, [], []), (CHART, "every-scheme", [])]
 
 
@@ -736,6 +785,9 @@ def hookseal_check(cfg, text, tmp_path, tls_files):
     url = cfg["replay"].get("url")
     if isinstance(url, dict) and "file" in url:
         paths[url["file"]] = b"redis://:chart-test-password@127.0.0.1:6379/0\n"
+    qurl = cfg.get("queue", {}).get("url")
+    if isinstance(qurl, dict) and "file" in qurl:
+        paths[qurl["file"]] = b"redis://:chart-test-password@127.0.0.1:6379/1\n"
     for route in cfg["route"]:
         for s in route.get("secrets", []):
             if "file" in s:

@@ -102,6 +102,8 @@ def every_key_renders(tmp_path):
     data = yaml.safe_load(EVERY_KEY.read_text())
     data["proxy"]["replay"].pop("urlSecret")
     data["proxy"]["replay"]["url"] = "redis://redis.shop.svc:6379/0"
+    data["proxy"]["queue"].pop("urlSecret")
+    data["proxy"]["queue"]["url"] = "redis://redis.shop.svc:6379/1"
     second = render([values_file(tmp_path, data, "inline-url.yaml")])
     return [config(first), config(second)]
 

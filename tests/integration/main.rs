@@ -11,6 +11,7 @@ mod observability;
 mod ops;
 mod properties;
 mod proxy;
+mod queue;
 mod reference;
 mod reload;
 mod replay;

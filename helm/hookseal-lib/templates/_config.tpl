@@ -41,6 +41,17 @@ replay:
   - capacity int
   - onStoreError str
   - commandTimeout str
+queue:
+  - claimAfter str
+  - maxBytes size
+  - maxEntries int
+delivery:
+  - mode str
+  - maxAttempts int
+  - maxAge str
+  - concurrency int
+  - rate int
+  - ordered bool
 route:
   - methods list
   - tolerance str
@@ -110,13 +121,31 @@ url = {{ $p.replay.url | toJson }}
 {{- include "hookseal.configLines" (dict "values" $p.replay "keys" $keys.replay) }}
 {{- /* Any other section of hookseal.configKeys: [<section>] from proxy.<section>, when it sets a key. */}}
 {{- range $section := keys $keys | sortAlpha }}
-{{- if not (has $section (list "listen" "limits" "upstream" "replay" "route")) }}
+{{- if not (has $section (list "listen" "limits" "upstream" "replay" "route" "queue" "delivery")) }}
 {{- with include "hookseal.configLines" (dict "values" (get $p $section) "keys" (get $keys $section)) }}
 
 [{{ snakecase $section }}]
 {{- . }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if include "hookseal.queued" $p }}
+
+[queue]
+{{- $q := $p.queue | default dict }}
+store = {{ $q.store | default "disk" | toJson }}
+path = {{ include "hookseal.spoolPath" $p | toJson }}
+{{- $qSecret := $q.urlSecret | default dict }}
+{{- if and $q.url $qSecret.name }}
+{{- fail "proxy.queue: set url or urlSecret, not both" }}
+{{- else if $qSecret.name }}
+url = { file = {{ include "hookseal.secretFilePath" (dict "proxy" $p "secret" (dict "secretName" $qSecret.name "key" $qSecret.key)) | toJson }} }
+{{- else if $q.url }}
+url = {{ $q.url | toJson }}
+{{- else if eq $q.store "redis" }}
+{{- fail "proxy.queue.url (or urlSecret) is required when proxy.queue.store is redis" }}
+{{- end }}
+{{- include "hookseal.configLines" (dict "values" $q "keys" $keys.queue) }}
 {{- end }}
 {{- if not $p.routes }}
 {{- fail "proxy.routes is empty: hookseal needs at least one [[route]] (see values.yaml)" }}
@@ -143,6 +172,15 @@ secrets = [
 ]
 {{- end }}
 {{- include "hookseal.configLines" (dict "values" $r "keys" $keys.route) }}
+{{- with $r.delivery }}{{ $d := . }}
+[route.delivery]
+{{- include "hookseal.configLines" (dict "values" $d "keys" $keys.delivery) }}
+{{- if $d.backoff }}
+{{- $parts := list }}
+{{- range $k := list "initial" "max" }}{{ with get $d.backoff $k }}{{ $parts = append $parts (printf "%s = %s" $k (toString . | toJson)) }}{{ end }}{{ end }}
+backoff = { {{ join ", " $parts }} }
+{{- end }}
+{{- end }}
 {{- with $r.hmac }}
 [route.hmac]
 {{- range $k := list "header" "algorithm" "encoding" "prefix" "timestampHeader" "idHeader" "signedPayload" }}
@@ -217,4 +255,14 @@ limit in whole MiB, else 64MiB. Context: the proxy values.
 {{- else if eq $u "h" }}{{ mul $v 3600 }}
 {{- else }}{{ fail (printf "not a duration: %q (use ms, s, m or h)" $s) }}
 {{- end -}}
+{{- end -}}
+
+{{/* "true" when a route is queued (then [queue] is written, and a disk spool mounted). */}}
+{{- define "hookseal.queued" -}}
+{{- range $r := .routes }}{{ with $r.delivery }}{{ if eq (.mode | default "") "queued" }}true{{ end }}{{ end }}{{ end -}}
+{{- end -}}
+
+{{/* The spool directory (proxy.queue.path). */}}
+{{- define "hookseal.spoolPath" -}}
+{{- (.queue | default dict).path | default "/var/lib/hookseal/spool" -}}
 {{- end -}}
