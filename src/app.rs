@@ -111,6 +111,7 @@ impl App {
             admin_listener,
             Arc::clone(&self.metrics),
             self.ready.clone(),
+            Arc::clone(self.proxy.rejections()),
             async move {
                 let _ = stop_admin_rx.wait_for(|s| *s).await;
             },
@@ -147,6 +148,11 @@ impl App {
                 }
             }
         });
+        // Traces: the span queue's exporter (idle while `[tracing]` is off).
+        let exporter = tokio::spawn({
+            let proxy = Arc::clone(&self.proxy);
+            Arc::clone(self.proxy.tracer()).run(move || proxy.snapshot().config.tracing.clone())
+        });
         self.ready.set(true);
         let ready = self.ready.clone();
         let drain_delay = limits.drain_delay;
@@ -163,6 +169,7 @@ impl App {
             .await;
         reloader.abort();
         reporter.abort();
+        exporter.abort();
         self.proxy.report_suppressed_logs();
         let _ = stop_admin_tx.send(true);
         let _ = admin_task.await;

@@ -14,6 +14,9 @@ use http::{Method, Uri};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod observe;
+pub use observe::{DebugConfig, TracingConfig, DEFAULT_REJECTIONS, MAX_REJECTIONS};
+
 use crate::route::{normalize_path, normalize_prefix, PathMatch};
 use crate::verify::{
     Encoding, HmacAlgorithm, HmacOptions, Scheme, SchemeName, SchemeOptions, SecretMaterial,
@@ -32,6 +35,10 @@ pub struct Config {
     pub replay: Replay,
     pub forwarding: Forwarding,
     pub routes: Vec<RouteConfig>,
+    /// `[debug]`
+    pub debug: DebugConfig,
+    /// `[tracing]`; `None`: off.
+    pub tracing: Option<TracingConfig>,
     /// Every file the config depends on (secrets, certificates), for reload watching.
     pub watched_files: Vec<PathBuf>,
 }
@@ -502,6 +509,8 @@ impl<'a> Cx<'a> {
                 "replay",
                 "forwarding",
                 "route",
+                "debug",
+                "tracing",
             ],
         );
 
@@ -523,6 +532,10 @@ impl<'a> Cx<'a> {
         let t = self.subtable(&root, "forwarding");
         let forwarding = self.forwarding(t.as_ref());
         let routes = self.routes(&root, limits.as_ref(), replay.as_ref());
+        let t = self.subtable(&root, "debug");
+        let debug = self.debug(t.as_ref());
+        let t = self.subtable(&root, "tracing");
+        let tracing = self.tracing(t.as_ref());
 
         if let (Some(l), Some(routes)) = (&limits, &routes) {
             for r in routes
@@ -551,6 +564,8 @@ impl<'a> Cx<'a> {
             replay: replay?,
             forwarding: forwarding?,
             routes: routes?,
+            debug: debug?,
+            tracing: tracing?,
             watched_files: watched,
         })
     }

@@ -58,6 +58,8 @@ enum Command {
     Check(CheckArgs),
     /// Print the headers a sender of SCHEME would send for a body; with --url, POST it.
     Sign(SignArgs),
+    /// Show the latest rejected requests (the admin port's /debug/rejections), newest first.
+    Rejections(rejections::RejectionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +111,7 @@ fn main() -> ExitCode {
         Command::Check(args) if args.syntax_only => check_syntax(&cli.config),
         Command::Check(_) => check(&cli.config),
         Command::Sign(args) => sign::run(&args, &cli.config),
+        Command::Rejections(args) => rejections::run(&args, &cli.config),
     }
 }
 
@@ -195,6 +198,13 @@ fn check(path: &Path) -> ExitCode {
         config.upstream.url,
         config.replay.store.as_str(),
     );
+    if let Some(t) = &config.tracing {
+        let _ = writeln!(
+            out,
+            "tracing otlp_endpoint {}  service_name {}  sample_ratio {}",
+            t.otlp_endpoint, t.service_name, t.sample_ratio
+        );
+    }
     if let (Some(files), Some(tls)) = (&config.listen.tls, &config.listen.server_tls) {
         let _ = writeln!(
             out,
@@ -413,6 +423,9 @@ async fn shutdown_signal() {
         }
     }
 }
+
+#[path = "cli/rejections.rs"]
+mod rejections;
 
 mod sign {
     //! `hookseal sign`: the headers a sender would send, and optionally the request itself.
