@@ -200,6 +200,11 @@ pub struct RequestTrace {
 }
 
 impl RequestTrace {
+    /// Whether the trace came with the request (else hookseal started it).
+    pub fn continued(&self) -> bool {
+        self.parent.is_some()
+    }
+
     /// The `traceparent` the app receives: this trace, the `forward` span as parent.
     pub fn forward_traceparent(&self) -> HeaderValue {
         SpanContext {

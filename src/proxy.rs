@@ -548,6 +548,10 @@ impl Proxy {
         h.insert(headers::REQUEST_ID, request_id.clone());
         if let Some(t) = cx.trace {
             h.insert(crate::otel::TRACEPARENT, t.forward_traceparent());
+            if !t.continued() {
+                // A new trace: a `tracestate` beside an invalid `traceparent` belongs to none.
+                h.remove(crate::otel::TRACESTATE);
+            }
         }
         h.insert(headers::ROUTE, route.name_value.clone());
         if cfg.scheme.is_some() {

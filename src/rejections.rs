@@ -36,26 +36,30 @@ pub const MAX_BYTES: usize = 4 * 1024 * 1024;
 pub const REDACTED: &str = "<redacted>";
 
 /// Substrings of header names whose values are never kept (ASCII lowercase): credentials,
-/// cookies and every spelling of a signature, token or key a sender might use.
-const DENY: [&str; 13] = [
+/// cookies and every spelling of a signature, token or key a sender might use. Broad on
+/// purpose: a harmless header redacted costs a look at the sender's side, a secret kept is a
+/// leak (`idempotency-key` and `x-okta-verification-challenge` are redacted too).
+const DENY: [&str; 14] = [
     "auth",
     "cookie",
     "sig",
     "token",
     "secret",
     "hmac",
-    "password",
-    "passwd",
+    "pass",
     "credential",
     "session",
-    "api-key",
-    "apikey",
+    "key",
     "private",
+    "verif",
+    "jwt",
+    "bearer",
 ];
 
 /// Whether the value of header `name` (lowercase) is replaced by [`REDACTED`]: one of the
 /// route's signature headers, or a name with a [`DENY`] substring (`authorization`,
-/// `proxy-authorization`, `cookie`, `x-api-key`, `*signature*`, `*token*`, `*secret*`, …).
+/// `proxy-authorization`, `cookie`, `x-api-key`, `*signature*`, `*token*`, `*secret*`,
+/// `plaid-verification`, `ocp-apim-subscription-key`, …).
 pub fn redacted(name: &str, signature_headers: &[&str]) -> bool {
     signature_headers
         .iter()
@@ -351,6 +355,11 @@ mod tests {
             "x-sig",
             "x-auth-token",
             "apikey",
+            "x_api_key",
+            "plaid-verification",
+            "ocp-apim-subscription-key",
+            "x-functions-key",
+            "x-webhook-password",
         ] {
             assert!(
                 redacted(name, &["X-Hub-Signature-256", "x-my-mac"]),

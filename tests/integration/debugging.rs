@@ -224,6 +224,43 @@ async fn spans_continue_the_incoming_trace_and_the_app_gets_the_same_trace_id() 
     assert_eq!(seen.headers["tracestate"], "congo=t61rcWkgMzE");
     let app_parent = parts[2].to_owned();
 
+    // An invalid traceparent starts a new trace (its tracestate goes with it); a parent that is
+    // not sampled is passed on as it came, and nothing is recorded for it.
+    let forwarded = |tp: &'static str, id: &'static str| {
+        let sc_url = sc.url("/hooks/gh");
+        let sig = good.clone();
+        async move {
+            let r = post(
+                &sc_url,
+                &[
+                    ("x-hub-signature-256", sig),
+                    ("x-github-delivery", id.into()),
+                    ("traceparent", tp.into()),
+                    ("tracestate", "congo=t61rcWkgMzE".into()),
+                ],
+                BODY,
+            )
+            .await;
+            assert_eq!(r.status, StatusCode::OK);
+        }
+    };
+    forwarded("00-zzzz-00f067aa0ba902b7-01", "d-trace-2").await;
+    let h = app.last().headers;
+    let tp = h["traceparent"].to_str().unwrap();
+    assert!(
+        tp.starts_with("00-") && tp.ends_with("-01") && tp.len() == 55,
+        "{tp}"
+    );
+    assert!(
+        !tp.contains(trace) && !h.contains_key("tracestate"),
+        "{h:?}"
+    );
+    let unsampled = "00-11111111111111111111111111111111-2222222222222222-00";
+    forwarded(unsampled, "d-trace-3").await;
+    let h = app.last().headers;
+    assert_eq!(h["traceparent"], unsampled);
+    assert_eq!(h["tracestate"], "congo=t61rcWkgMzE");
+
     // The collector gets receive, verify, replay_store and forward of the first request, and
     // receive and verify of the second.
     let spans = || -> Vec<serde_json::Value> {
@@ -319,6 +356,10 @@ async fn spans_continue_the_incoming_trace_and_the_app_gets_the_same_trace_id() 
         .iter()
         .map(|r| String::from_utf8_lossy(&r.body).into_owned())
         .collect();
+    assert!(
+        !exported.contains("1111111111111111"),
+        "an unsampled trace is not recorded"
+    );
     for needle in [
         SECRET,
         &good[7..],
