@@ -505,9 +505,14 @@ impl Tracer {
         q.drain(..n).collect()
     }
 
-    /// Exports queued spans until the task is dropped. `current` gives the tracing config in
+    /// Exports queued spans until `stop` completes, then sends what is queued once more
+    /// (the caller bounds that: [`FLUSH_TIMEOUT`]). `current` gives the tracing config in
     /// force (reload may change or remove it); spans left when it is `None` are dropped.
-    pub async fn run(self: Arc<Self>, current: impl Fn() -> Option<TracingConfig>) {
+    pub async fn run(
+        self: Arc<Self>,
+        current: impl Fn() -> Option<TracingConfig>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
         use hyper_util::client::legacy::Client;
         use hyper_util::rt::TokioExecutor;
         let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -515,11 +520,13 @@ impl Tracer {
         let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(1)
             .build(connector);
+        tokio::pin!(stop);
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(EXPORT_INTERVAL) => {}
-                () = self.wake.notified() => {}
-            }
+            let stopping = tokio::select! {
+                () = &mut stop => true,
+                () = tokio::time::sleep(EXPORT_INTERVAL) => false,
+                () = self.wake.notified() => false,
+            };
             loop {
                 let batch = self.take_batch();
                 if batch.is_empty() {
@@ -538,9 +545,15 @@ impl Tracer {
                     self.dropped_failed.inc_by(n);
                 }
             }
+            if stopping {
+                return;
+            }
         }
     }
 }
+
+/// How long shutdown waits for the last spans to be sent.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn post(
     client: &hyper_util::client::legacy::Client<

@@ -106,7 +106,8 @@ struct Ctx<'a> {
 /// The one record of a request: what the stages found on the way, and the answer. Its
 /// metrics are written once, when it is dropped at the end of the request (also when the
 /// sender left before the answer: then without a result, as the request was never answered).
-/// Plain data on the stack; the only allocation is a replay store's error.
+/// Plain data on the stack; the only allocation is a replay store's error (a refused body is
+/// moved in, not copied).
 struct Record<'a> {
     metrics: &'a RouteMetrics,
     replay_errors: &'a IntCounter,

@@ -418,3 +418,27 @@ async fn a_collector_that_is_down_loses_spans_not_requests() {
         dropped().await
     );
 }
+
+#[tokio::test]
+async fn spans_queued_at_shutdown_are_sent_before_the_exit() {
+    let app = Upstream::start().await;
+    let collector = Upstream::start().await;
+    let extra = format!("[tracing]\notlp_endpoint = \"http://{}\"\n", collector.addr);
+    let mut sc = Sidecar::start(app.addr, &extra, &routes()).await;
+    let r = post(&sc.url("/nowhere"), &[], BODY).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Shut down at once, well inside the one-second export interval: the spans are sent by the
+    // final flush, before `run` returns.
+    sc.shutdown().await;
+    let bodies: Vec<String> = collector
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        bodies.iter().any(|b| b.contains("\"no_route\"")),
+        "{bodies:?}"
+    );
+}
