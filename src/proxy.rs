@@ -356,7 +356,7 @@ impl Proxy {
                 );
                 let name = crate::config::UNMATCHED_ROUTE;
                 log_line(name, &self.unmatched_log, &conn, &request_id, &rec);
-                self.finish(None, &conn, &request_id, &parts, &mut rec, trace);
+                self.finish(None, &conn, &request_id, &parts, &rec, trace);
                 return response;
             }
         };
@@ -375,7 +375,7 @@ impl Proxy {
         let response = answer(result, Some(&cfg.name), observe, &request_id, &mut rec);
         // The record: the request's line now, its metrics when `rec` drops on return.
         log_line(&cfg.name, &route.log_gate, &conn, &request_id, &rec);
-        self.finish(Some(&route), &conn, &request_id, &parts, &mut rec, trace);
+        self.finish(Some(&route), &conn, &request_id, &parts, &rec, trace);
         response
     }
 
@@ -388,7 +388,7 @@ impl Proxy {
         conn: &ConnInfo,
         request_id: &HeaderValue,
         parts: &Parts,
-        rec: &mut Record<'_>,
+        rec: &Record<'_>,
         trace: Option<RequestTrace>,
     ) {
         let name = route.map_or(crate::config::UNMATCHED_ROUTE, |r| r.cfg.name.as_str());

@@ -1,8 +1,10 @@
 //! The record of rejections: the latest rejected requests, for `GET /debug/rejections` on the
 //! admin port and `hookseal rejections` (README "Why did I get 401?").
 //!
-//! A bounded ring, newest last, capped twice: at most `[debug] rejections` entries (all routes
-//! together) and at most [`MAX_BYTES`] accounted bytes. An entry accounts for its fixed part
+//! A bounded ring, capped twice: at most `[debug] rejections` entries (all routes together)
+//! and at most [`MAX_BYTES`] accounted bytes. Over a cap, the oldest entry of the route that
+//! holds the most goes, so a flood of rejections on one route (a scanner on `_unmatched`)
+//! evicts its own entries before another route's. An entry accounts for its fixed part
 //! ([`ENTRY_OVERHEAD`] plus route and request id) and its header names and values, which are
 //! cut to [`MAX_HEADER_BYTES`] per entry (and [`MAX_VALUE_BYTES`] per value): the ring never
 //! holds more than `min(rejections × 4.6 KiB, 4 MiB)` of request data.
@@ -13,7 +15,7 @@
 //! never a secret. The ring is fed once per rejected request, from the request's record at the
 //! end of the pipeline ([`crate::proxy`]); an accepted request never touches it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -110,11 +112,22 @@ pub struct Rejections {
     ring: Mutex<Ring>,
 }
 
+/// The entries per route, oldest first, each with its arrival number. Over a cap, the oldest
+/// entry of the route holding the most goes: a scanner flooding `_unmatched` (or one route)
+/// evicts its own entries, not the one rejection of another route being looked for.
 #[derive(Debug, Default)]
 struct Ring {
-    entries: VecDeque<Entry>,
+    routes: HashMap<String, RouteRing>,
+    entries: usize,
     bytes: usize,
     capacity: usize,
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct RouteRing {
+    entries: VecDeque<(u64, Entry)>,
+    bytes: usize,
 }
 
 impl Rejections {
@@ -151,27 +164,40 @@ impl Rejections {
         }
         let entry = Entry::new(r, SystemTime::now());
         let mut ring = self.lock();
-        ring.bytes += entry.size;
-        ring.entries.push_back(entry);
+        ring.seq += 1;
+        let (seq, size) = (ring.seq, entry.size);
+        ring.entries += 1;
+        ring.bytes += size;
+        let route = match ring.routes.get_mut(entry.route.as_str()) {
+            Some(route) => route,
+            None => ring.routes.entry(entry.route.clone()).or_default(),
+        };
+        route.bytes += size;
+        route.entries.push_back((seq, entry));
         ring.trim();
     }
 
     /// `(entries, accounted bytes)` held now.
     pub fn usage(&self) -> (usize, usize) {
         let r = self.lock();
-        (r.entries.len(), r.bytes)
+        (r.entries, r.bytes)
     }
 
     /// The entries, newest first, that match `route` and `reason` when given; at most `limit`.
     pub fn list(&self, route: Option<&str>, reason: Option<&str>, limit: usize) -> Vec<Entry> {
         let r = self.lock();
-        r.entries
+        let mut found: Vec<&(u64, Entry)> = r
+            .routes
             .iter()
-            .rev()
-            .filter(|e| route.is_none_or(|x| x == e.route))
-            .filter(|e| reason.is_none_or(|x| x == e.reason.as_str()))
+            .filter(|(name, _)| route.is_none_or(|x| x == name.as_str()))
+            .flat_map(|(_, ring)| ring.entries.iter())
+            .filter(|(_, e)| reason.is_none_or(|x| x == e.reason.as_str()))
+            .collect();
+        found.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
+        found
+            .into_iter()
             .take(limit)
-            .cloned()
+            .map(|(_, e)| e.clone())
             .collect()
     }
 
@@ -188,10 +214,31 @@ impl Rejections {
 
 impl Ring {
     fn trim(&mut self) {
-        while self.entries.len() > self.capacity || self.bytes > MAX_BYTES {
-            match self.entries.pop_front() {
-                Some(e) => self.bytes -= e.size,
-                None => break,
+        while self.entries > self.capacity || self.bytes > MAX_BYTES {
+            // Over the entry cap: the route with the most entries gives one up; over the byte
+            // cap, the route with the most bytes.
+            let by_bytes = self.entries <= self.capacity;
+            let Some(name) = self
+                .routes
+                .iter()
+                .max_by_key(|(_, r)| if by_bytes { r.bytes } else { r.entries.len() })
+                .map(|(name, _)| name.clone())
+            else {
+                break;
+            };
+            let Some(route) = self.routes.get_mut(&name) else {
+                break;
+            };
+            match route.entries.pop_front() {
+                Some((_, e)) => {
+                    route.bytes -= e.size;
+                    self.bytes -= e.size;
+                    self.entries -= 1;
+                }
+                None => self.entries = 0,
+            }
+            if route.entries.is_empty() {
+                self.routes.remove(&name);
             }
         }
     }
@@ -472,6 +519,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_flood_on_one_route_evicts_its_own_entries_first() {
+        let h = headers(&[]);
+        let id = HeaderValue::from_static("r");
+        let ring = Rejections::new(100);
+        let mut r = rejected(&h, &id, None);
+        ring.record(&r);
+        r.route = "_unmatched";
+        r.reason = Reason::NoRoute;
+        for _ in 0..10_000 {
+            ring.record(&r);
+        }
+        assert_eq!(ring.usage().0, 100);
+        let gh = ring.list(Some("gh"), None, 10);
+        assert_eq!(gh.len(), 1, "the one gh rejection survives the flood");
+        assert_eq!(ring.list(Some("_unmatched"), None, 1000).len(), 99);
+        // Newest first across routes.
+        assert_eq!(ring.list(None, None, 1)[0].route, "_unmatched");
+        assert_eq!(ring.list(None, None, 100)[99].route, "gh");
     }
 
     #[test]

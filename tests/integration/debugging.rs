@@ -90,7 +90,13 @@ async fn rejections_are_kept_bounded_redacted_and_newest_first() {
         format!("rid-{}", n - 1),
         "newest first"
     );
-    assert_eq!(all[39]["request_id"], format!("rid-{}", n - 40));
+    let ids: Vec<u32> = all
+        .iter()
+        .map(|e| e["request_id"].as_str().unwrap()[4..].parse().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    // Three routes rejected in turn share the cap: the latest dozen or so of each.
+    assert!(ids.iter().all(|i| *i >= n - 43), "{ids:?}");
 
     let text = serde_json::to_string(&all).unwrap();
     for needle in [
