@@ -735,6 +735,41 @@ mod tests {
     }
 
     #[test]
+    fn later_work_joins_the_trace_through_a_child_context() {
+        // What queued delivery does per attempt (module docs).
+        let t = Tracer::new();
+        let parent =
+            SpanContext::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        let attempt = parent.child(&t);
+        assert_eq!(attempt.trace_id, parent.trace_id);
+        assert_ne!(attempt.span_id, parent.span_id);
+        let sent = SpanContext::parse(attempt.traceparent().as_bytes()).unwrap();
+        assert_eq!(sent, attempt);
+        let now = SystemTime::now();
+        let attrs = vec![
+            ("hookseal.route", Value::Static("gh")),
+            ("hookseal.attempt", Value::Int(2)),
+        ];
+        t.submit(attempt.finish(
+            Some(parent.span_id),
+            "deliver",
+            Kind::Client,
+            now,
+            now,
+            attrs,
+            true,
+        ));
+        let v: serde_json::Value = serde_json::from_slice(&encode("s", &t.take_batch())).unwrap();
+        let span = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(span["name"], "deliver");
+        assert_eq!(span["kind"], 3);
+        assert_eq!(span["parentSpanId"], "00f067aa0ba902b7");
+        assert_eq!(span["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(span["attributes"][1]["value"]["intValue"], "2");
+        assert_eq!(span["status"]["code"], 2);
+    }
+
+    #[test]
     fn a_full_queue_drops_and_counts() {
         let t = Tracer::new();
         let c = SpanContext {
