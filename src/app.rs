@@ -150,6 +150,7 @@ impl App {
             Some(crate::queue::admin::QueueAdmin::new(Arc::clone(
                 &self.proxy,
             ))),
+            Arc::clone(self.proxy.rejections()),
             async move {
                 let _ = stop_admin_rx.wait_for(|s| *s).await;
             },
@@ -198,6 +199,17 @@ impl App {
                 }
             }
         });
+        // Traces: the span queue's exporter (idle while `[tracing]` is off).
+        let (stop_exporter, exporter_stop) = tokio::sync::oneshot::channel::<()>();
+        let exporter = tokio::spawn({
+            let proxy = Arc::clone(&self.proxy);
+            Arc::clone(self.proxy.tracer()).run(
+                move || proxy.snapshot().config.tracing.clone(),
+                async move {
+                    let _ = exporter_stop.await;
+                },
+            )
+        });
         self.ready.set(true);
         let ready = self.ready.clone();
         let drain_delay = limits.drain_delay;
@@ -218,6 +230,15 @@ impl App {
         if let Some(w) = worker {
             // The worker bounds its own wait by shutdown_grace.
             let _ = w.await;
+        }
+        // The last spans, within a bound: a collector that is down does not hold up the exit.
+        let _ = stop_exporter.send(());
+        let exporter_abort = exporter.abort_handle();
+        if tokio::time::timeout(crate::otel::FLUSH_TIMEOUT, exporter)
+            .await
+            .is_err()
+        {
+            exporter_abort.abort();
         }
         self.proxy.report_suppressed_logs();
         let _ = stop_admin_tx.send(true);

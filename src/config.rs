@@ -14,6 +14,9 @@ use http::{Method, Uri};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+mod observe;
+pub use observe::{DebugConfig, TracingConfig, DEFAULT_REJECTIONS, MAX_REJECTIONS};
+
 use crate::route::{normalize_path, normalize_prefix, PathMatch};
 mod queue;
 pub use queue::{Delivery, DeliveryMode, Queue, QueueStore, DEFAULT_SPOOL_PATH};
@@ -37,6 +40,10 @@ pub struct Config {
     /// `[queue]` (defaults when absent).
     pub queue: Queue,
     pub routes: Vec<RouteConfig>,
+    /// `[debug]`
+    pub debug: DebugConfig,
+    /// `[tracing]`; `None`: off.
+    pub tracing: Option<TracingConfig>,
     /// Every file the config depends on (secrets, certificates), for reload watching.
     pub watched_files: Vec<PathBuf>,
 }
@@ -510,6 +517,8 @@ impl<'a> Cx<'a> {
                 "forwarding",
                 "queue",
                 "route",
+                "debug",
+                "tracing",
             ],
         );
 
@@ -533,6 +542,10 @@ impl<'a> Cx<'a> {
         let t = self.subtable(&root, "queue");
         let queue = self.queue(t.as_ref());
         let routes = self.routes(&root, limits.as_ref(), replay.as_ref());
+        let t = self.subtable(&root, "debug");
+        let debug = self.debug(t.as_ref());
+        let t = self.subtable(&root, "tracing");
+        let tracing = self.tracing(t.as_ref());
 
         if let (Some(l), Some(routes)) = (&limits, &routes) {
             for r in routes
@@ -562,6 +575,8 @@ impl<'a> Cx<'a> {
             forwarding: forwarding?,
             queue: queue?,
             routes: routes?,
+            debug: debug?,
+            tracing: tracing?,
             watched_files: watched,
         })
     }

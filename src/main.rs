@@ -61,6 +61,8 @@ enum Command {
     /// Queued delivery: the spool's numbers, dead letters, retry, purge (over the admin port).
     #[command(subcommand)]
     Queue(queue_cli::QueueCommand),
+    /// Show the latest rejected requests (the admin port's /debug/rejections), newest first.
+    Rejections(rejections::RejectionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
         Command::Check(_) => check(&cli.config),
         Command::Sign(args) => sign::run(&args, &cli.config),
         Command::Queue(cmd) => queue_cli::run(cmd, &cli.config),
+        Command::Rejections(args) => rejections::run(&args, &cli.config),
     }
 }
 
@@ -201,6 +204,13 @@ fn check(path: &Path) -> ExitCode {
         config.upstream.url,
         config.replay.store.as_str(),
     );
+    if let Some(t) = &config.tracing {
+        let _ = writeln!(
+            out,
+            "tracing otlp_endpoint {}  service_name {}  sample_ratio {}",
+            t.otlp_endpoint, t.service_name, t.sample_ratio
+        );
+    }
     if let (Some(files), Some(tls)) = (&config.listen.tls, &config.listen.server_tls) {
         let _ = writeln!(
             out,
@@ -424,6 +434,9 @@ async fn shutdown_signal() {
         }
     }
 }
+
+#[path = "cli/rejections.rs"]
+mod rejections;
 
 mod sign {
     //! `hookseal sign`: the headers a sender would send, and optionally the request itself.

@@ -429,6 +429,12 @@ impl Metrics {
         Ok(m)
     }
 
+    /// Exports a family defined elsewhere (the trace exporter's counters); a second
+    /// registration of the same family is ignored.
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        let _ = self.registry.register(c);
+    }
+
     /// Resolves the handles of one route. `scheme` is None for routes that don't verify;
     /// `observe`: the route is in observe mode (only then are `result="observed"` series made);
     /// `tolerance`: the timestamp window of a verifying route.

@@ -25,9 +25,11 @@ use crate::error::Reason;
 use crate::headers;
 use crate::loglimit::LogGate;
 use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
+use crate::otel::{Marks, RequestEnd, RequestTrace, Tracer};
 use crate::outcome::{QueueRefusal, Rejection, ReplayRefusal, RequestError};
 use crate::queue::worker::Target;
 use crate::queue::{QueueError, Spool};
+use crate::rejections::{Rejected, Rejections};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::RouteTable;
 use crate::upstream::{UpstreamBody, UpstreamClient, UpstreamError};
@@ -64,6 +66,10 @@ pub struct Proxy {
     spool: Option<Spool>,
     /// Woken when an entry was stored, so the delivery worker claims it at once.
     queue_wake: Arc<tokio::sync::Notify>,
+    /// The latest rejected requests (`/debug/rejections`).
+    rejections: Arc<Rejections>,
+    /// The span queue (`[tracing]`).
+    tracer: Arc<Tracer>,
 }
 
 /// One loaded config with everything derived from it.
@@ -99,12 +105,15 @@ struct Ctx<'a> {
     conn: ConnInfo,
     request_id: &'a HeaderValue,
     start: Instant,
+    /// The request's trace, when `[tracing]` is on and it is sampled.
+    trace: Option<&'a RequestTrace>,
 }
 
 /// The one record of a request: what the stages found on the way, and the answer. Its
 /// metrics are written once, when it is dropped at the end of the request (also when the
 /// sender left before the answer: then without a result, as the request was never answered).
-/// Plain data on the stack; the only allocation is a replay store's error.
+/// Plain data on the stack; the only allocation is a replay store's error (a refused body is
+/// moved in, not copied).
 struct Record<'a> {
     metrics: &'a RouteMetrics,
     replay_errors: &'a IntCounter,
@@ -123,6 +132,11 @@ struct Record<'a> {
     upstream_class: Option<UpstreamClass>,
     /// The replay store's error, for the log lines only.
     store_error: Option<String>,
+    /// The body of a request refused after it was read (its length and hash go into the
+    /// record of rejections).
+    refused_body: Option<RawBody>,
+    /// When the stages ran; only for a traced request.
+    marks: Marks,
 }
 
 impl<'a> Record<'a> {
@@ -140,6 +154,8 @@ impl<'a> Record<'a> {
             upstream_time: None,
             upstream_class: None,
             store_error: None,
+            refused_body: None,
+            marks: Marks::default(),
         }
     }
 }
@@ -247,6 +263,9 @@ impl Proxy {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()).rotate_left(32);
+        let rejections = Arc::new(Rejections::new(snapshot.config.debug.rejections));
+        let tracer = Arc::new(Tracer::new());
+        tracer.register(&metrics);
         Proxy {
             snapshot: RwLock::new(Arc::new(snapshot)),
             replay,
@@ -257,6 +276,8 @@ impl Proxy {
             ids: AtomicU64::new(0),
             id_seed,
             unmatched_log: LogGate::new(),
+            rejections,
+            tracer,
             spool: None,
             queue_wake: Arc::new(tokio::sync::Notify::new()),
         }
@@ -288,6 +309,16 @@ impl Proxy {
         &self.replay_errors
     }
 
+    /// The record of rejections (`/debug/rejections`).
+    pub fn rejections(&self) -> &Arc<Rejections> {
+        &self.rejections
+    }
+
+    /// The span queue; [`Tracer::run`] exports it.
+    pub fn tracer(&self) -> &Arc<Tracer> {
+        &self.tracer
+    }
+
     /// Swaps in a new config; requests already in flight finish under the old one.
     pub fn reload(&self, config: Config) {
         let snapshot = Arc::new(Snapshot::new(config, &self.metrics, &self.replay));
@@ -300,6 +331,8 @@ impl Proxy {
             .map(|r| r.name.as_str())
             .collect();
         self.replay.retain_partitions(&names);
+        self.rejections
+            .set_capacity(snapshot.config.debug.rejections);
         let old = match self.snapshot.write() {
             Ok(mut s) => std::mem::replace(&mut *s, snapshot),
             Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), snapshot),
@@ -346,6 +379,8 @@ impl Proxy {
         let start = Instant::now();
         let snap = self.snapshot();
         let (mut parts, body) = req.into_parts();
+        let trace =
+            (snap.config.tracing.as_ref()).and_then(|t| self.tracer.start(t, &parts.headers));
 
         let target = parts
             .uri
@@ -365,6 +400,7 @@ impl Proxy {
                 );
                 let name = crate::config::UNMATCHED_ROUTE;
                 log_line(name, &self.unmatched_log, &conn, &request_id, &rec);
+                self.finish(None, &conn, &request_id, &parts, &rec, trace);
                 return response;
             }
         };
@@ -374,6 +410,7 @@ impl Proxy {
             conn,
             request_id: &request_id,
             start,
+            trace: trace.as_ref(),
         };
         let cfg = &route.cfg;
         let mut rec = Record::new(&route.metrics, &self.replay_errors, start);
@@ -382,7 +419,68 @@ impl Proxy {
         let response = answer(result, Some(&cfg.name), observe, &request_id, &mut rec);
         // The record: the request's line now, its metrics when `rec` drops on return.
         log_line(&cfg.name, &route.log_gate, &conn, &request_id, &rec);
+        self.finish(Some(&route), &conn, &request_id, &parts, &rec, trace);
         response
+    }
+
+    /// The end of the record, beside its line and metrics: a rejected request goes into the
+    /// record of rejections, a traced one's spans into the export queue. Nothing else for an
+    /// accepted, untraced request.
+    fn finish(
+        &self,
+        route: Option<&Route>,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+        parts: &Parts,
+        rec: &Record<'_>,
+        trace: Option<RequestTrace>,
+    ) {
+        let name = route.map_or(crate::config::UNMATCHED_ROUTE, |r| r.cfg.name.as_str());
+        let scheme = route.and_then(|r| r.cfg.scheme.as_ref()).map(|s| s.name());
+        if let Some((Outcome::Rejected, reason, status)) = rec.answer {
+            if self.rejections.enabled() {
+                let mut signature_headers: Vec<&str> = Vec::new();
+                signature_headers.extend(scheme.and_then(|s| s.def().headers.first()));
+                if let Some(h) = route.and_then(|r| r.cfg.options.hmac.as_ref()) {
+                    signature_headers.push(&h.header);
+                }
+                self.rejections.record(&Rejected {
+                    route: name,
+                    reason,
+                    status,
+                    peer: conn.peer,
+                    request_id,
+                    headers: &parts.headers,
+                    signature_headers: &signature_headers,
+                    body: rec.refused_body.as_ref().map(RawBody::pieces),
+                    body_bytes: rec.body_bytes,
+                });
+            }
+        }
+        if let Some(t) = trace {
+            let answer = rec.answer;
+            let m = rec.marks;
+            self.tracer.finish_request(
+                t,
+                &RequestEnd {
+                    route: name,
+                    scheme: scheme.map(|s| s.as_str()),
+                    method: parts.method.as_str(),
+                    result: answer.map(|a| a.0.as_str()),
+                    reason: answer.map(|a| a.1.as_str()),
+                    status: answer.map(|a| a.2),
+                    verify: m.verify_start.zip(rec.verify_time),
+                    store: m.store,
+                    forward: m.forward_start.zip(rec.upstream_time).map(|(at, d)| {
+                        let answered = !matches!(
+                            rec.upstream_class,
+                            Some(UpstreamClass::Error | UpstreamClass::Timeout) | None
+                        );
+                        (at, d, answered)
+                    }),
+                },
+            );
+        }
     }
 
     /// Steps 1b to 7 of one request, top to bottom: the checks, [`decide`], forwarding. Gives
@@ -413,7 +511,10 @@ impl Proxy {
         let on_store_error = cx.snap.config.replay.on_store_error;
         let observed = match decide(cfg.mode, on_store_error, verdict.failure) {
             Decision::Forward(observed) => observed,
-            Decision::Refuse(rejection) => return Err(rejection),
+            Decision::Refuse(rejection) => {
+                rec.refused_body = Some(body);
+                return Err(rejection);
+            }
         };
         if let Some(error) = &rec.store_error {
             in_request_span(
@@ -478,6 +579,9 @@ impl Proxy {
 
         let timeout = snap.config.upstream.timeout;
         let t = Instant::now();
+        if cx.trace.is_some() {
+            rec.marks.forward_start = Some(t.into_std());
+        }
         let result = match pass.mark {
             None => self.client.send(req, &route.upstream, timeout).await,
             Some(key) => {
@@ -736,6 +840,13 @@ fn prepare(cx: &Ctx<'_>, parts: &mut Parts, pass: &Pass) -> Uri {
     headers::add_forwarded(h, conn.peer.ip(), conn.tls, host);
     headers::apply_policy(h, &snap.config.forwarding.keep, client);
     h.insert(headers::REQUEST_ID, request_id.clone());
+    if let Some(t) = cx.trace {
+        h.insert(crate::otel::TRACEPARENT, t.forward_traceparent());
+        if !t.continued() {
+            // A new trace: a `tracestate` beside an invalid `traceparent` belongs to none.
+            h.remove(crate::otel::TRACESTATE);
+        }
+    }
     h.insert(headers::ROUTE, route.name_value.clone());
     if cfg.scheme.is_some() {
         h.insert(headers::SCHEME, route.scheme_value.clone());
@@ -850,6 +961,7 @@ fn verify(
     let now = unix_now();
     let result = scheme.verify(&input, now);
     rec.verify_time = Some(t.elapsed());
+    rec.marks.verify_start = Some(t);
     let verified = result?;
     // Skew only from a verified request: a stale/future error comes before the MAC is
     // checked, so its timestamp may be made up. Absolute, so `_sum` never drops.
@@ -874,7 +986,10 @@ async fn claim(
     };
     let key = Key::new(&cfg.name, id.as_bytes());
     let inflight_ttl = cx.snap.config.upstream.timeout + INFLIGHT_MARGIN;
-    match cx.route.replay.begin(&key, inflight_ttl).await {
+    let traced = cx.trace.map(|_| std::time::Instant::now());
+    let begun = cx.route.replay.begin(&key, inflight_ttl).await;
+    rec.marks.store = traced.map(|t| (t, std::time::Instant::now()));
+    match begun {
         Ok(Begin::Fresh) => Ok(Some(key)),
         Ok(Begin::Duplicate) => Err(ReplayRefusal::Duplicate),
         Ok(Begin::InFlight) => Err(ReplayRefusal::InFlight),
@@ -1047,7 +1162,8 @@ fn generated_id(mixed: u64, n: u64) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..16 + n_digits]).unwrap_or(HeaderValue::from_static("-"))
 }
 
-fn splitmix(mut z: u64) -> u64 {
+/// SplitMix64's output function: a well-mixed 64-bit value from a counter.
+pub(crate) fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

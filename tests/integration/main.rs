@@ -4,6 +4,7 @@ mod netkit;
 mod support;
 
 mod config;
+mod debugging;
 mod faults;
 mod hardening;
 mod limits;

@@ -9,7 +9,7 @@ integers (YAML numbers arrive as floats and would print as 4096.0).
 {{/*
 The config keys that come from values one to one, section by section: one line per key,
 "<valuesKey> <kind>". The TOML key is the values key in snake_case; kind is str (a string,
-e.g. a duration), int, size (integer bytes or "64KiB"), bool or list. A key whose value is
+e.g. a duration), int, float, size (integer bytes or "64KiB"), bool or list. A key whose value is
 null or "" is left out, so hookseal's own default applies. Adding a config key to the chart is
 one line here, one in values.yaml and one in values.schema.json (helm/tests/config_keys.txt
 lists every key; the tests fail until all three agree with hookseal's config reference).
@@ -64,6 +64,12 @@ route:
   - replayCapacity int
 forwarding:
   - keep list
+debug:
+  - rejections int
+tracing:
+  - otlpEndpoint str
+  - serviceName str
+  - sampleRatio float
 {{- end -}}
 
 {{/* The lines of one section: dict "values" <map> "keys" <list of "key kind">. */}}
@@ -74,7 +80,7 @@ forwarding:
 {{- $k := index $f 0 }}{{ $kind := index $f 1 }}
 {{- $x := get $v $k }}
 {{- if and (hasKey $v $k) (not (kindIs "invalid" $x)) (not (and (kindIs "string" $x) (eq $x ""))) }}
-{{ snakecase $k }} = {{ if eq $kind "size" }}{{ include "hookseal.tomlSize" $x }}{{ else if eq $kind "int" }}{{ int64 $x }}{{ else if eq $kind "bool" }}{{ $x }}{{ else if eq $kind "list" }}{{ toJson $x }}{{ else }}{{ toString $x | toJson }}{{ end }}
+{{ snakecase $k }} = {{ if eq $kind "size" }}{{ include "hookseal.tomlSize" $x }}{{ else if eq $kind "int" }}{{ int64 $x }}{{ else if eq $kind "float" }}{{ float64 $x }}{{ else if eq $kind "bool" }}{{ $x }}{{ else if eq $kind "list" }}{{ toJson $x }}{{ else }}{{ toString $x | toJson }}{{ end }}
 {{- end }}
 {{- end }}
 {{- end -}}
