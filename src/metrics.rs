@@ -20,14 +20,17 @@ pub enum Outcome {
     Rejected,
     Duplicate,
     Observed,
+    /// A provider handshake hookseal answered itself (SPEC "Handshakes").
+    Handshake,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 5] = [
         Outcome::Forwarded,
         Outcome::Rejected,
         Outcome::Duplicate,
         Outcome::Observed,
+        Outcome::Handshake,
     ];
 
     /// The label value.
@@ -37,6 +40,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Duplicate => "duplicate",
             Outcome::Observed => "observed",
+            Outcome::Handshake => "handshake",
         }
     }
 
@@ -383,6 +387,7 @@ impl Metrics {
         registry.register(Box::new(reload_ok_at.clone()))?;
         registry.register(Box::new(cert_expiry.clone()))?;
         registry.register(Box::new(build_info))?;
+        registry.register(Box::new(crate::fetch::failures().clone()))?;
         // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -438,9 +443,12 @@ impl Metrics {
             series.push((family, values.iter().map(|v| (*v).to_owned()).collect()));
         };
         let mut requests = vec![None; Outcome::ALL.len() * Reason::ALL.len()];
+        let def = scheme
+            .and_then(crate::verify::SchemeName::parse)
+            .map(crate::verify::SchemeName::def);
         for outcome in Outcome::ALL {
             for reason in Reason::ALL {
-                if meaningful(outcome, reason, unmatched, scheme.is_some(), observe) {
+                if meaningful(outcome, reason, unmatched, def, observe) {
                     let values = [name, outcome.as_str(), reason.as_str()];
                     label(Family::Requests, &values);
                     requests[outcome.index() * Reason::ALL.len() + reason.index()] =
@@ -656,10 +664,28 @@ fn meaningful(
     outcome: Outcome,
     reason: Reason,
     unmatched: bool,
-    verifies: bool,
+    scheme: Option<&crate::verify::SchemeDef>,
     observe: bool,
 ) -> bool {
     use Reason as R;
+    let verifies = scheme.is_some();
+    // The reasons only some engines give: only on their routes.
+    let engine = match reason {
+        R::TopicNotAllowed | R::BadCertUrl | R::CertUnavailable | R::ConfirmFailed => {
+            Some(scheme.is_some_and(|d| d.name == "sns"))
+        }
+        R::BadToken | R::TokenExpired | R::ClaimMismatch | R::KeysUnavailable => {
+            Some(scheme.is_some_and(|d| d.options.contains(&"jwt")))
+        }
+        R::BadVerifyToken => Some(scheme.is_some_and(|d| matches!(d.name, "meta" | "msgraph"))),
+        _ => None,
+    };
+    if engine == Some(false) {
+        return false;
+    }
+    if outcome == Outcome::Handshake {
+        return scheme.is_some_and(|d| d.handshakes) && reason == R::Ok;
+    }
     if unmatched {
         return outcome == Outcome::Rejected
             && matches!(reason, R::NoRoute | R::AmbiguousPath | R::MethodNotAllowed);
@@ -675,7 +701,7 @@ fn meaningful(
             | R::InFlight
             | R::ReplayStoreUnavailable
             | R::Duplicate
-    );
+    ) || engine.is_some();
     match outcome {
         Outcome::Forwarded => !observe && (reason == R::Ok || upstream),
         Outcome::Duplicate => !observe && verifies && reason == R::Duplicate,
@@ -688,6 +714,7 @@ fn meaningful(
                 && (!verdict || (verifies && !observe))
         }
         Outcome::Observed => observe && (reason == R::Ok || upstream || (verifies && verdict)),
+        Outcome::Handshake => false,
     }
 }
 

@@ -163,6 +163,7 @@ pub fn parse_case(data: &[u8]) -> Option<Case> {
             hmac,
             tolerance,
             public_url,
+            ..SchemeOptions::default()
         },
         secrets,
         request: Request::new(method, target, &headers, body),

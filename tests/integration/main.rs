@@ -5,10 +5,12 @@ mod support;
 
 mod config;
 mod faults;
+mod handshakes;
 mod hardening;
 mod limits;
 mod observability;
 mod ops;
+mod outbound;
 mod properties;
 mod proxy;
 mod reference;
