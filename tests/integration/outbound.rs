@@ -356,6 +356,21 @@ async fn sns_v1_and_v2_notifications_are_forwarded_byte_exact() {
     assert_eq!(up.last().body, Bytes::from(body));
     assert_eq!(up.count(), 2);
     assert_eq!(env.srv.hits(CERT_PATH), 1, "the certificate is cached");
+    // A type header that disagrees with the verified Type: 400, never forwarded.
+    let mut msg = notification(&cert_url, TOPIC);
+    msg["MessageId"] = json!("a-third-message");
+    let body = sns_sign(msg, 2).to_string();
+    let a = post(
+        &sc.url("/sns"),
+        &sns_headers("SubscriptionConfirmation"),
+        body,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.error()),
+        (StatusCode::BAD_REQUEST, "malformed_signature".into())
+    );
+    assert_eq!(up.count(), 2);
     // Tampered: 401 bad_signature.
     let mut msg = sns_sign(notification(&cert_url, TOPIC), 2);
     msg["Message"] = json!("{\"order\":43}");
@@ -795,4 +810,53 @@ async fn jwks_unknown_kids_are_rate_limited_and_cached_keys_outlive_an_outage() 
         metric(&m, "hookseal_fetch_failures_total{purpose=\"jwks\"}") >= 1.0,
         "{m}"
     );
+}
+
+/// The route keys of the engines are checked at load time, with file:line:key.
+#[test]
+fn engine_keys_are_checked_when_the_config_loads() {
+    let base = "[listen]\naddress = \"127.0.0.1:0\"\n[admin]\naddress = \"127.0.0.2:0\"\n\
+                [upstream]\nurl = \"http://127.0.0.1:9\"\n";
+    let load = |route: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookseal.toml");
+        std::fs::write(
+            &path,
+            format!("{base}[[route]]\nname = \"r\"\npath = \"/r\"\n{route}"),
+        )
+        .unwrap();
+        hookseal::config::Config::load_with_env(&path, &|_| None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"1","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YilurN5ZQsSq9D5-kqQ6rBV2ZfTK0Njvgs"}]}"#;
+    let jwt = |extra: &str| {
+        format!("scheme = \"jwt\"\n[route.jwt]\nkeys = {{ value = '{jwks}' }}\n{extra}")
+    };
+    assert_eq!(load(&jwt("audiences = [\"a\"]\n")), Ok(()));
+    // A generic jwt route without audiences would accept a token issued for anyone.
+    let e = load(&jwt("")).unwrap_err();
+    assert!(
+        e.contains("route[0].scheme") && e.contains("audiences"),
+        "{e}"
+    );
+    for (route, needle) in [
+        ("scheme = \"meta\"\nsecrets = [{ value = \"s\" }]\n", "verify_token"),
+        ("scheme = \"msgraph\"\n", "client_state"),
+        ("scheme = \"msgraph\"\nclient_state = { value = \"c\" }\nsecrets = [{ value = \"s\" }]\n", "takes no secrets"),
+        ("scheme = \"sns\"\n", "topics"),
+        ("scheme = \"sns\"\ntopics = [\"not-an-arn\"]\n", "not an SNS topic ARN"),
+        ("scheme = \"sns\"\ntopics = [\"arn:aws:sns:eu-west-1:1:t\"]\nconfirm = \"maybe\"\n", "confirm"),
+        ("scheme = \"github\"\nsecrets = [{ value = \"s\" }]\ntopics = [\"arn:aws:sns:eu-west-1:1:t\"]\n", "only allowed with scheme sns"),
+        ("scheme = \"github\"\nsecrets = [{ value = \"s\" }]\nverify_token = { value = \"t\" }\n", "only allowed with scheme meta"),
+        ("scheme = \"jwt\"\n[route.jwt]\naudiences = [\"a\"]\n", "jwks_url or keys"),
+        ("scheme = \"jwt\"\n[route.jwt]\naudiences = [\"a\"]\njwks_url = \"http://x/jwks\"\n", "jwks_url"),
+        ("scheme = \"jwt\"\n[route.jwt]\naudiences = [\"a\"]\nalgorithms = [\"HS256\"]\njwks_url = \"https://x/j\"\n", "HS256"),
+        ("scheme = \"google-pubsub\"\npublic_url = \"https://h/p\"\n", "claims.email"),
+    ] {
+        let e = load(route).expect_err(route);
+        assert!(e.contains(needle), "{route}: {e}");
+    }
+    // okta: secrets optional.
+    assert_eq!(load("scheme = \"okta\"\n"), Ok(()));
 }

@@ -8,6 +8,8 @@
 //!   store). No `secrets`: the key is AWS's certificate.
 //! * Outbound hosts: only `cert_host` expanded with the TopicArn's region, for the
 //!   certificate and the `SubscribeURL`.
+//! * `x-amz-sns-message-type`, when sent, must name the verified `Type` (else malformed: an
+//!   app that dispatches on the header must see what was verified).
 //! * Id: `MessageId` (dedupe on by default). `confirm = "auto"`: a verified
 //!   `SubscriptionConfirmation` is confirmed by hookseal once across replicas and answered
 //!   `200 {"status":"confirmed"}` (`result="handshake"`); `"forward"`: it goes to the app.
@@ -25,8 +27,12 @@ use crate::verify::{
     VerifyError,
 };
 
+/// The header SNS names the message type in (`Notification`, ...).
+const TYPE_HEADER: &str = "x-amz-sns-message-type";
+
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "sns",
+    headers: &[TYPE_HEADER],
     message_id: MessageId::Configured,
     options: &["topics", "cert_host", "confirm", "ca_file"],
     build: |o, _| Ok(Arc::new(Sns::build(o)?)),
@@ -88,12 +94,22 @@ impl Verifier for Sns {
 
     fn check<'a>(&'a self, input: Input<'a>, now: i64, _: Duration) -> Check<'a> {
         Check::Pending(Box::pin(async move {
+            // SNS names the type in a header too; an app that reads it must read what was
+            // verified (a header that says otherwise, or twice, is malformed).
+            crate::verify::single(input.headers, TYPE_HEADER)?;
+            let announced = input
+                .headers
+                .get(TYPE_HEADER)
+                .map(|v| v.as_bytes().to_vec());
             let body = input.body.joined();
             let v = self
                 .inner
                 .verify(&body, now, Instant::now())
                 .await
                 .map_err(|e| reason(&e))?;
+            if announced.is_some_and(|t| t != v.message.kind.as_str().as_bytes()) {
+                return Err(VerifyError::MalformedSignature(TYPE_HEADER));
+            }
             let id = HeaderValue::from_str(v.id())
                 .map_err(|_| VerifyError::MalformedSignature("SNS message"))?;
             let verified = Verified {
