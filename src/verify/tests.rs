@@ -414,3 +414,29 @@ fn first_match_checks_every_key_even_after_a_match() {
         assert_eq!(found, matching.first().copied());
     }
 }
+
+/// The pipeline's check of every shared-secret scheme is ready at once (no boxed future, no
+/// fetch) and, for a signed delivery, says what `verify` says: the async path is only for the
+/// schemes that fetch.
+#[test]
+fn shared_secret_schemes_check_without_a_future() {
+    for n in all() {
+        let (s, headers, body) = signed(n);
+        let hs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
+        let r = req_bytes("POST", PQ, &hs, &body);
+        let input = r.input();
+        let verified = s.verify(&input, NOW).unwrap();
+        let checked = s.check(input, NOW);
+        match checked {
+            Check::Ready(Ok(Checked::Verified(v))) => assert_eq!(v.key_index, verified.key_index),
+            Check::Ready(other) => panic!("{n:?}: {other:?}"),
+            Check::Pending(_) => panic!("{n:?}: a shared-secret scheme returned a future"),
+        };
+    }
+    for n in ["sns", "jwt", "google-pubsub", "plaid"] {
+        assert_eq!(sn(n).def().secrets, SecretUse::Refused, "{n}");
+    }
+}

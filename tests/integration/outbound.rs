@@ -509,6 +509,42 @@ async fn sns_subscription_is_confirmed_once_across_replicas() {
     assert_eq!(up.count(), 0, "the app saw no confirmation");
 }
 
+/// A failed confirmation GET is 502 `confirm_failed` and frees the id: SNS's next attempt
+/// confirms.
+#[tokio::test]
+async fn a_failed_sns_confirmation_is_502_and_the_next_attempt_confirms() {
+    let env = sns_env().await;
+    let up = Upstream::start().await;
+    let sc = Sidecar::start(up.addr, "", &env.route("auto")).await;
+    let confirm_path = "/?Action=ConfirmSubscription&Token=2336412f37fb687f";
+    let msg = subscription(&env.srv.url(CERT_PATH), &env.srv.url(confirm_path)).to_string();
+    let h = sns_headers("SubscriptionConfirmation");
+    let a = post(&sc.url("/sns"), &h, msg.clone()).await;
+    assert_eq!(
+        (a.status, a.error()),
+        (StatusCode::BAD_GATEWAY, "confirm_failed".into())
+    );
+    env.srv
+        .set(confirm_path, 200, &[], "<ConfirmSubscriptionResponse/>");
+    let a = post(&sc.url("/sns"), &h, msg).await;
+    assert_eq!(&a.body[..], br#"{"status":"confirmed"}"#, "{a:?}");
+    assert_eq!(env.srv.hits(confirm_path), 2);
+    assert_eq!(up.count(), 0);
+    let m = sc.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "hookseal_requests_total{reason=\"ok\",result=\"handshake\",route=\"sns\"}"
+        ),
+        1.0,
+        "{m}"
+    );
+    assert!(
+        metric(&m, "hookseal_fetch_failures_total{purpose=\"sns_confirm\"}") >= 1.0,
+        "{m}"
+    );
+}
+
 #[tokio::test]
 async fn sns_confirm_forward_passes_the_confirmation_to_the_app() {
     let env = sns_env().await;
