@@ -659,7 +659,7 @@ impl RouteMetrics {
 }
 
 /// Which (result, reason) pairs can happen on a route, so only those series are created.
-/// `verifies`: the scheme is not `none`; `observe`: the route is in observe mode.
+/// `scheme`: the route's scheme (`None`: no verification); `observe`: the route is in observe mode.
 fn meaningful(
     outcome: Outcome,
     reason: Reason,
@@ -685,6 +685,11 @@ fn meaningful(
     }
     if outcome == Outcome::Handshake {
         return scheme.is_some_and(|d| d.handshakes) && reason == R::Ok;
+    }
+    // A route of a scheme with a GET handshake serves GET for it: any other GET there is
+    // refused 405 by the route itself.
+    if reason == R::MethodNotAllowed && !unmatched {
+        return outcome == Outcome::Rejected && scheme.is_some_and(|d| d.get_handshake.is_some());
     }
     if unmatched {
         return outcome == Outcome::Rejected

@@ -380,6 +380,11 @@ impl Proxy {
 
         // Steps 3-4: the verdict, then what the route's mode makes of it.
         let verdict = verdict(cx, parts, &body, rec).await;
+        // A GET that reached a route only for its scheme's GET handshake and is none: the
+        // 405 the route table would have given, whatever the mode.
+        if let Some(miss @ Rejection::Route(_)) = verdict.failure {
+            return Err(miss);
+        }
         let on_store_error = cx.snap.config.replay.on_store_error;
         let observed = match decide(cfg.mode, on_store_error, verdict.failure) {
             Decision::Forward(observed) => observed,
@@ -801,14 +806,14 @@ fn answer(
             rec.answer = Some((Outcome::Handshake, Reason::Ok, h.status.as_u16()));
             let mut resp = Response::new(Either::Right(Full::new(h.body)));
             *resp.status_mut() = h.status;
-            let headers = resp.headers_mut();
-            headers.insert(
+            let map = resp.headers_mut();
+            map.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(h.content_type),
             );
-            headers.insert(headers::REQUEST_ID, request_id.clone());
+            map.insert(headers::REQUEST_ID, request_id.clone());
             if h.nosniff {
-                headers.insert(
+                map.insert(
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
                 );

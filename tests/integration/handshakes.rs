@@ -300,6 +300,32 @@ async fn failed_handshakes_are_refused_with_their_reason() {
         metric(&m, "hookseal_requests_total{reason=\"bad_verify_token\",result=\"rejected\",route=\"meta\"}"),
         3.0
     );
+    // The GET that was no handshake is counted on its route, once.
+    assert_eq!(
+        metric(&m, "hookseal_requests_total{reason=\"method_not_allowed\",result=\"rejected\",route=\"meta\"}"),
+        1.0,
+        "{m}"
+    );
+}
+
+/// Observe mode forwards what verification refuses, never a GET the route's methods lack:
+/// a GET that is no handshake is 405 in both modes.
+#[tokio::test]
+async fn observe_mode_does_not_open_get_on_a_handshake_route() {
+    let up = Upstream::start().await;
+    let routes = "[[route]]\nname = \"meta\"\npath = \"/meta\"\nscheme = \"meta\"\nmode = \"observe\"\n\
+                  secrets = [{ value = \"meta-app-secret\" }]\nverify_token = { value = \"vt-123\" }\n";
+    let sc = Sidecar::start(up.addr, "", routes).await;
+    let a = get(&sc, "/meta?x=1", &[]).await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{a:?}");
+    let a = get(
+        &sc,
+        "/meta?hub.mode=subscribe&hub.verify_token=vt-123&hub.challenge=7",
+        &[],
+    )
+    .await;
+    assert_answer(&a, 200, "text/plain", b"7");
+    assert_eq!(up.count(), 0);
 }
 
 #[tokio::test]
