@@ -5,7 +5,7 @@
 use http::Method;
 
 use super::{in_request_span, Ctx, Record, Verdict, INFLIGHT_MARGIN};
-use crate::config::RouteConfig;
+use crate::config::{OnStoreError, RouteConfig};
 use crate::outcome::{Rejection, ReplayRefusal};
 use crate::replay::{Begin, Key};
 use crate::verify::{Confirmation, Handshake, Verified};
@@ -51,27 +51,29 @@ pub(super) async fn confirm(
     };
     let key = Key::new(&cfg.name, id.as_bytes());
     let inflight_ttl = cx.snap.config.upstream.timeout + INFLIGHT_MARGIN;
-    let refusal = match cx.route.replay.begin(&key, inflight_ttl).await {
-        Ok(Begin::Fresh) => None,
+    // `Some(key)`: this replica holds the claim; `None`: the store is down and
+    // `on_store_error = "allow"` confirms without one (as a delivery would be forwarded).
+    let claimed = match cx.route.replay.begin(&key, inflight_ttl).await {
+        Ok(Begin::Fresh) => Some(key),
         // Another replica (or an earlier delivery) confirmed it.
         Ok(Begin::Duplicate) => return confirmed,
-        Ok(Begin::InFlight) => Some(ReplayRefusal::InFlight),
+        Ok(Begin::InFlight) => return refused(ReplayRefusal::InFlight),
         Err(e) => {
             rec.store_error = Some(e.to_string());
-            Some(ReplayRefusal::StoreUnavailable)
+            if cx.snap.config.replay.on_store_error != OnStoreError::Allow {
+                return refused(ReplayRefusal::StoreUnavailable);
+            }
+            None
         }
     };
-    if let Some(refusal) = refusal {
-        return Verdict {
-            failure: Some(Rejection::Replay(refusal)),
-            ..Verdict::default()
-        };
-    }
     let replay = cx.route.replay.clone();
     let done_ttl = cfg.tolerance * 2;
     let task = tokio::spawn(async move {
         let result = confirmation.await;
-        let settled = replay.finish(&key, result.is_ok(), done_ttl).await;
+        let settled = match &claimed {
+            Some(key) => replay.finish(key, result.is_ok(), done_ttl).await,
+            None => Ok(()),
+        };
         (result, settled.err().map(|e| e.to_string()))
     });
     let (result, settle_error) = task
@@ -92,5 +94,12 @@ pub(super) async fn confirm(
                 ..Verdict::default()
             }
         }
+    }
+}
+
+fn refused(refusal: ReplayRefusal) -> Verdict {
+    Verdict {
+        failure: Some(Rejection::Replay(refusal)),
+        ..Verdict::default()
     }
 }

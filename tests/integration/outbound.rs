@@ -509,6 +509,44 @@ async fn sns_subscription_is_confirmed_once_across_replicas() {
     assert_eq!(up.count(), 0, "the app saw no confirmation");
 }
 
+/// The replay store down: a confirmation fails closed (503) unless `on_store_error = "allow"`,
+/// which confirms without a claim (as a delivery would be forwarded without dedupe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_confirmation_with_the_store_down_follows_on_store_error() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let env = sns_env().await;
+    let up = Upstream::start().await;
+    let store = |policy: &str| {
+        format!(
+            "[replay]\nstore = \"redis\"\nurl = \"{}\"\non_store_error = \"{policy}\"\n",
+            redis.url()
+        )
+    };
+    let strict = Sidecar::start(up.addr, &store("reject"), &env.route("auto")).await;
+    let lenient = Sidecar::start(up.addr, &store("allow"), &env.route("auto")).await;
+    redis.kill();
+    let confirm_path = "/?Action=ConfirmSubscription&Token=2336412f37fb687f";
+    env.srv
+        .set(confirm_path, 200, &[], "<ConfirmSubscriptionResponse/>");
+    let msg = subscription(&env.srv.url(CERT_PATH), &env.srv.url(confirm_path)).to_string();
+    let h = sns_headers("SubscriptionConfirmation");
+    let a = post(&strict.url("/sns"), &h, msg.clone()).await;
+    assert_eq!(
+        (a.status, a.error()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replay_store_unavailable".into()
+        )
+    );
+    assert_eq!(env.srv.hits(confirm_path), 0);
+    let a = post(&lenient.url("/sns"), &h, msg).await;
+    assert_eq!(&a.body[..], br#"{"status":"confirmed"}"#, "{a:?}");
+    assert_eq!(env.srv.hits(confirm_path), 1);
+    assert_eq!(up.count(), 0);
+}
+
 /// A failed confirmation GET is 502 `confirm_failed` and frees the id: SNS's next attempt
 /// confirms.
 #[tokio::test]
