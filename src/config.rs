@@ -21,6 +21,7 @@ use crate::route::{normalize_path, normalize_prefix, PathMatch};
 mod queue;
 pub use queue::{Delivery, DeliveryMode, Queue, QueueStore, DEFAULT_SPOOL_PATH};
 
+mod engines;
 use crate::verify::{
     Encoding, HmacAlgorithm, HmacOptions, Scheme, SchemeName, SchemeOptions, SecretMaterial,
     DEFAULT_TOLERANCE, NO_SCHEME,
@@ -1014,7 +1015,10 @@ impl<'a> Cx<'a> {
                 "public_url",
                 "allow_from",
                 "delivery",
-            ],
+            ]
+            .into_iter()
+            .chain(engines::ROUTE_KEYS.iter().copied())
+            .collect::<Vec<_>>(),
         );
         let p = &t.path;
         let name = match self.opt_str(t, "name") {
@@ -1140,8 +1144,10 @@ impl<'a> Cx<'a> {
         let hmac = self.hmac_options(t);
         let public_url = self.opt_str(t, "public_url").map(|(_, s)| s);
         let secrets = self.secrets(t, scheme_name.map(|(_, n)| n));
+        let engine = self.engine_options(t, scheme_name.and_then(|(_, n)| n));
 
         let (scheme_off, scheme_name) = scheme_name?;
+        let (engine, engine_unread) = engine?;
         let hmac = hmac?;
         // The `[route.hmac]` table: required by, and only allowed with, a scheme that reads it.
         let takes_hmac = scheme_name.is_some_and(|n| n.def().options.contains(&"hmac"));
@@ -1165,6 +1171,7 @@ impl<'a> Cx<'a> {
         let options = SchemeOptions {
             hmac,
             tolerance: tolerance?,
+            engine,
             public_url,
         };
         let scheme = match scheme_name.map(|n| Scheme::new(n, &options, &secrets.material)) {
@@ -1172,6 +1179,7 @@ impl<'a> Cx<'a> {
             Some(Ok(s)) => Some(s),
             // --syntax-only: a secret that was not read cannot be judged (the route's name,
             // path and methods were checked already).
+            Some(Err(_)) if engine_unread => return None,
             Some(Err(e))
                 if self.syntax_only
                     && e.secret_index
@@ -1403,7 +1411,8 @@ impl<'a> Cx<'a> {
     ) -> Option<Secrets> {
         let p = &t.path;
         let Some((key, item)) = self.entry(t, "secrets") else {
-            if scheme.is_some_and(|s| s.is_some()) {
+            let required = |s: SchemeName| s.def().secrets == crate::verify::SecretUse::Required;
+            if scheme.is_some_and(|s| s.is_some_and(required)) {
                 self.err(
                     t.span_start,
                     &format!("{p}.secrets"),

@@ -22,6 +22,8 @@ pub enum Outcome {
     Observed,
     /// Stored for queued delivery and answered 202.
     Queued,
+    /// A provider handshake hookseal answered itself (SPEC "Handshakes").
+    Handshake,
 }
 
 impl Outcome {
@@ -31,6 +33,7 @@ impl Outcome {
         Outcome::Duplicate,
         Outcome::Observed,
         Outcome::Queued,
+        Outcome::Handshake,
     ];
 
     /// The label value.
@@ -41,6 +44,7 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Observed => "observed",
             Outcome::Queued => "queued",
+            Outcome::Handshake => "handshake",
         }
     }
 
@@ -390,6 +394,7 @@ impl Metrics {
         registry.register(Box::new(cert_expiry.clone()))?;
         registry.register(Box::new(build_info))?;
         let queue = crate::queue::metrics::QueueMetrics::new(&registry)?;
+        registry.register(Box::new(crate::fetch::failures().clone()))?;
         // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -466,9 +471,12 @@ impl Metrics {
             series.push((family, values.iter().map(|v| (*v).to_owned()).collect()));
         };
         let mut requests = vec![None; Outcome::ALL.len() * Reason::ALL.len()];
+        let def = scheme
+            .and_then(crate::verify::SchemeName::parse)
+            .map(crate::verify::SchemeName::def);
         for outcome in Outcome::ALL {
             for reason in Reason::ALL {
-                let fits = meaningful(outcome, reason, unmatched, scheme.is_some(), observe);
+                let fits = meaningful(outcome, reason, unmatched, def, observe);
                 if fits_queue(fits, outcome, reason, observe, queued) {
                     let values = [name, outcome.as_str(), reason.as_str()];
                     label(Family::Requests, &values);
@@ -693,15 +701,38 @@ fn fits_queue(fits: bool, outcome: Outcome, reason: Reason, observe: bool, queue
 }
 
 /// Which (result, reason) pairs can happen on a route, so only those series are created.
-/// `verifies`: the scheme is not `none`; `observe`: the route is in observe mode.
+/// `scheme`: the route's scheme (`None`: no verification); `observe`: the route is in observe mode.
 fn meaningful(
     outcome: Outcome,
     reason: Reason,
     unmatched: bool,
-    verifies: bool,
+    scheme: Option<&crate::verify::SchemeDef>,
     observe: bool,
 ) -> bool {
     use Reason as R;
+    let verifies = scheme.is_some();
+    // The reasons only some engines give: only on their routes.
+    let engine = match reason {
+        R::TopicNotAllowed | R::BadCertUrl | R::CertUnavailable | R::ConfirmFailed => {
+            Some(scheme.is_some_and(|d| d.name == "sns"))
+        }
+        R::BadToken | R::TokenExpired | R::ClaimMismatch | R::KeysUnavailable => {
+            Some(scheme.is_some_and(|d| d.options.contains(&"jwt")))
+        }
+        R::BadVerifyToken => Some(scheme.is_some_and(|d| matches!(d.name, "meta" | "msgraph"))),
+        _ => None,
+    };
+    if engine == Some(false) {
+        return false;
+    }
+    if outcome == Outcome::Handshake {
+        return scheme.is_some_and(|d| d.handshakes) && reason == R::Ok;
+    }
+    // A route of a scheme with a GET handshake serves GET for it: any other GET there is
+    // refused 405 by the route itself.
+    if reason == R::MethodNotAllowed && !unmatched {
+        return outcome == Outcome::Rejected && scheme.is_some_and(|d| d.get_handshake.is_some());
+    }
     if unmatched {
         return outcome == Outcome::Rejected
             && matches!(reason, R::NoRoute | R::AmbiguousPath | R::MethodNotAllowed);
@@ -717,7 +748,7 @@ fn meaningful(
             | R::InFlight
             | R::ReplayStoreUnavailable
             | R::Duplicate
-    );
+    ) || engine.is_some();
     match outcome {
         Outcome::Forwarded => !observe && (reason == R::Ok || upstream),
         Outcome::Duplicate => !observe && verifies && reason == R::Duplicate,
@@ -731,6 +762,7 @@ fn meaningful(
         }
         Outcome::Observed => observe && (reason == R::Ok || upstream || (verifies && verdict)),
         Outcome::Queued => false,
+        Outcome::Handshake => false,
     }
 }
 

@@ -56,6 +56,8 @@ pub enum Rejection {
     Replay(ReplayRefusal),
     Upstream(UpstreamError),
     Queue(QueueRefusal),
+    /// SNS `confirm = "auto"`: the `SubscribeURL` GET failed (SNS retries the confirmation).
+    ConfirmFailed,
 }
 
 /// Everything a [`Rejection`] means for the answer and the request's record.
@@ -125,6 +127,31 @@ impl Rejection {
             Rejection::Verify(VerifyError::BadSignature) => {
                 (Reason::BadSignature, S::UNAUTHORIZED, REJ, false)
             }
+            Rejection::Verify(VerifyError::TopicNotAllowed) => {
+                (Reason::TopicNotAllowed, S::FORBIDDEN, REJ, false)
+            }
+            Rejection::Verify(VerifyError::BadCertUrl) => {
+                (Reason::BadCertUrl, S::FORBIDDEN, REJ, false)
+            }
+            Rejection::Verify(VerifyError::CertUnavailable) => {
+                (Reason::CertUnavailable, S::SERVICE_UNAVAILABLE, REJ, false)
+            }
+            Rejection::Verify(VerifyError::BadToken) => {
+                (Reason::BadToken, S::UNAUTHORIZED, REJ, false)
+            }
+            Rejection::Verify(VerifyError::TokenExpired) => {
+                (Reason::TokenExpired, S::UNAUTHORIZED, REJ, false)
+            }
+            Rejection::Verify(VerifyError::ClaimMismatch) => {
+                (Reason::ClaimMismatch, S::UNAUTHORIZED, REJ, false)
+            }
+            Rejection::Verify(VerifyError::KeysUnavailable) => {
+                (Reason::KeysUnavailable, S::SERVICE_UNAVAILABLE, REJ, false)
+            }
+            Rejection::Verify(VerifyError::BadVerifyToken) => {
+                (Reason::BadVerifyToken, S::FORBIDDEN, REJ, false)
+            }
+            Rejection::ConfirmFailed => (Reason::ConfirmFailed, S::BAD_GATEWAY, REJ, false),
             Rejection::Replay(ReplayRefusal::Duplicate) => {
                 (Reason::Duplicate, S::OK, Outcome::Duplicate, false)
             }
@@ -245,7 +272,7 @@ mod tests {
     }
 
     /// One of each stage error.
-    const ALL: [Rejection; 23] = [
+    const ALL: [Rejection; 32] = [
         Rejection::Route(Miss::NoRoute),
         Rejection::Route(Miss::Ambiguous),
         Rejection::Route(Miss::MethodNotAllowed),
@@ -261,6 +288,15 @@ mod tests {
         Rejection::Verify(VerifyError::StaleTimestamp { skew: -600 }),
         Rejection::Verify(VerifyError::FutureTimestamp { skew: 600 }),
         Rejection::Verify(VerifyError::BadSignature),
+        Rejection::Verify(VerifyError::TopicNotAllowed),
+        Rejection::Verify(VerifyError::BadCertUrl),
+        Rejection::Verify(VerifyError::CertUnavailable),
+        Rejection::Verify(VerifyError::BadToken),
+        Rejection::Verify(VerifyError::TokenExpired),
+        Rejection::Verify(VerifyError::ClaimMismatch),
+        Rejection::Verify(VerifyError::KeysUnavailable),
+        Rejection::Verify(VerifyError::BadVerifyToken),
+        Rejection::ConfirmFailed,
         Rejection::Replay(ReplayRefusal::Duplicate),
         Rejection::Replay(ReplayRefusal::InFlight),
         Rejection::Replay(ReplayRefusal::StoreUnavailable),

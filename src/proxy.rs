@@ -33,7 +33,9 @@ use crate::rejections::{Rejected, Rejections};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::RouteTable;
 use crate::upstream::{UpstreamBody, UpstreamClient, UpstreamError};
-use crate::verify::{Input, Scheme, Verified, VerifyError, NO_SCHEME};
+use crate::verify::{Checked, Handshake, Input, Scheme, Verified, VerifyError, NO_SCHEME};
+
+mod handshake;
 
 /// The response body: the upstream's stream, or a small body hookseal wrote.
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -203,16 +205,21 @@ struct Verdict {
     mark: Option<Key>,
     /// Why the request would be refused; `None` when it passed.
     failure: Option<Rejection>,
+    /// A provider handshake (or a confirmed SNS subscription) hookseal answers itself.
+    handshake: Option<Handshake>,
 }
 
-/// What the sender is answered with, when no check stopped the request. Not boxed: it is
-/// moved once per request, and a box would be an allocation on every direct request.
+/// What the pipeline answers with when nothing stopped the request. Not boxed: the app's
+/// response is the common case, and boxing it would allocate on every request.
 #[allow(clippy::large_enum_variant)]
-enum Answered {
-    /// The app's response (direct delivery).
-    App(Response<UpstreamBody>),
-    /// Stored for queued delivery under this id: 202.
-    Queued(String),
+enum Served {
+    /// The app's response, and the failure observe mode let through.
+    App(Response<UpstreamBody>, Option<Reason>),
+    /// Stored for queued delivery under this id (202), and the failure observe mode let
+    /// through.
+    Queued(String, Option<Reason>),
+    /// hookseal's own answer to a provider handshake; the app saw nothing.
+    Handshake(Handshake),
 }
 
 /// What a forwarded request carries from the checks.
@@ -492,7 +499,7 @@ impl Proxy {
         parts: &mut Parts,
         body: Incoming,
         rec: &mut Record<'_>,
-    ) -> Result<(Answered, Option<Reason>), Rejection> {
+    ) -> Result<Served, Rejection> {
         let cfg = &cx.route.cfg;
         check_request(cx, parts).map_err(Rejection::Request)?;
         let body = self
@@ -508,6 +515,11 @@ impl Proxy {
 
         // Steps 3-4: the verdict, then what the route's mode makes of it.
         let verdict = verdict(cx, parts, &body, rec).await;
+        // A GET that reached a route only for its scheme's GET handshake and is none: the
+        // 405 the route table would have given, whatever the mode.
+        if let Some(miss @ Rejection::Route(_)) = verdict.failure {
+            return Err(miss);
+        }
         let on_store_error = cx.snap.config.replay.on_store_error;
         let observed = match decide(cfg.mode, on_store_error, verdict.failure) {
             Decision::Forward(observed) => observed,
@@ -516,6 +528,9 @@ impl Proxy {
                 return Err(rejection);
             }
         };
+        if let (Some(handshake), None) = (verdict.handshake, observed) {
+            return Ok(Served::Handshake(handshake));
+        }
         if let Some(error) = &rec.store_error {
             in_request_span(
                 cx.request_id,
@@ -531,10 +546,10 @@ impl Proxy {
         };
         if cfg.delivery.queued() {
             let id = self.enqueue(cx, parts, body, pass).await?;
-            return Ok((Answered::Queued(id), observed));
+            return Ok(Served::Queued(id, observed));
         }
         let response = self.forward(cx, parts, body, pass, rec).await?;
-        Ok((Answered::App(response), observed))
+        Ok(Served::App(response, observed))
     }
 
     /// Step 2: the body, bounded before and while reading.
@@ -762,7 +777,8 @@ impl Snapshot {
                 signed_timestamp: cfg.scheme.as_ref().is_none_or(Scheme::timestamp_is_signed),
                 cfg: cfg.clone(),
             };
-            entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));
+            let methods = handshake::with_handshake_get(cfg, &config.routes);
+            entries.push((cfg.path.clone(), methods, Arc::new(route)));
         }
         Snapshot {
             config,
@@ -920,8 +936,36 @@ async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'
     let Some(scheme) = &cx.route.cfg.scheme else {
         return Verdict::default();
     };
-    let verified = match verify(cx.route, scheme, parts, body, rec) {
-        Ok(v) => v,
+    let checked = verify(cx.route, scheme, parts, body, rec).await;
+    // A GET the route's methods do not list reaches the route only for its scheme's GET
+    // handshake: anything else is the 405 it would have been.
+    let get_beyond_methods =
+        parts.method == http::Method::GET && !cx.route.cfg.methods.contains(&http::Method::GET);
+    let marker = scheme.name().def().get_handshake;
+    let no_handshake = match &checked {
+        Ok(Checked::Verified(_) | Checked::Confirm(..)) => true,
+        Ok(Checked::Handshake(_)) => false,
+        // Without its marker the GET was no handshake; a handshake that failed keeps its reason.
+        Err(VerifyError::MissingSignature(name)) => Some(*name) == marker,
+        Err(_) => false,
+    };
+    if get_beyond_methods && no_handshake {
+        return Verdict {
+            failure: Some(Rejection::Route(crate::route::Miss::MethodNotAllowed)),
+            ..Verdict::default()
+        };
+    }
+    let verified = match checked {
+        Ok(Checked::Verified(v)) => v,
+        Ok(Checked::Handshake(h)) => {
+            return Verdict {
+                handshake: Some(h),
+                ..Verdict::default()
+            }
+        }
+        Ok(Checked::Confirm(v, confirmation)) => {
+            return handshake::confirm(cx, v, confirmation, rec).await
+        }
         Err(e) => {
             return Verdict {
                 failure: Some(Rejection::Verify(e)),
@@ -934,23 +978,27 @@ async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'
             verified: Some(verified),
             mark,
             failure: None,
+            handshake: None,
         },
         Err(refusal) => Verdict {
             verified: Some(verified),
             mark: None,
             failure: Some(Rejection::Replay(refusal)),
+            handshake: None,
         },
     }
 }
 
-/// Step 3: the signature. Its time, and a verified request's key and skew, go into `rec`.
-fn verify(
+/// Step 3: the signature (or the handshake). Its time, and a verified request's key and
+/// skew, go into `rec`. Ready at once for the HMAC and token schemes; the schemes that fetch
+/// (JWKS, SNS certificates) wait here, bounded by the fetch client's timeouts.
+async fn verify(
     route: &Route,
     scheme: &Scheme,
     parts: &Parts,
     body: &RawBody,
     rec: &mut Record<'_>,
-) -> Result<Verified, VerifyError> {
+) -> Result<Checked, VerifyError> {
     let input = Input {
         method: &parts.method,
         uri: &parts.uri,
@@ -959,10 +1007,14 @@ fn verify(
     };
     let t = std::time::Instant::now();
     let now = unix_now();
-    let result = scheme.verify(&input, now);
+    let result = scheme.check(input, now).resolve().await;
     rec.verify_time = Some(t.elapsed());
     rec.marks.verify_start = Some(t);
-    let verified = result?;
+    let checked = result?;
+    let verified = match &checked {
+        Checked::Verified(v) | Checked::Confirm(v, _) => v,
+        Checked::Handshake(_) => return Ok(checked),
+    };
     // Skew only from a verified request: a stale/future error comes before the MAC is
     // checked, so its timestamp may be made up. Absolute, so `_sum` never drops.
     rec.skew = verified
@@ -970,7 +1022,7 @@ fn verify(
         .filter(|_| route.signed_timestamp)
         .map(|ts| ts.abs_diff(now));
     rec.key_index = Some(verified.key_index);
-    Ok(verified)
+    Ok(checked)
 }
 
 /// Step 4: dedupe on the verified message id. `Ok(Some(mark))`: this request holds the id in
@@ -1004,7 +1056,7 @@ async fn claim(
 /// record's result: an observe route counts what it forwarded as `observed`, also when the
 /// app could not be reached.
 fn answer(
-    result: Result<(Answered, Option<Reason>), Rejection>,
+    result: Result<Served, Rejection>,
     route: Option<&str>,
     observe: bool,
     request_id: &HeaderValue,
@@ -1016,12 +1068,12 @@ fn answer(
         Outcome::Forwarded
     };
     match result {
-        Ok((Answered::App(response), observed)) => {
+        Ok(Served::App(response, observed)) => {
             let reason = observed.unwrap_or(Reason::Ok);
             rec.answer = Some((forwarded, reason, response.status().as_u16()));
             response.map(Either::Left)
         }
-        Ok((Answered::Queued(id), observed)) => {
+        Ok(Served::Queued(id, observed)) => {
             // An observing route counts what it stored as it counts what it forwards.
             let outcome = if observe {
                 Outcome::Observed
@@ -1030,6 +1082,24 @@ fn answer(
             };
             rec.answer = Some((outcome, observed.unwrap_or(Reason::Ok), 202));
             crate::queue::accept::accepted(&id, request_id).map(Either::Right)
+        }
+        Ok(Served::Handshake(h)) => {
+            rec.answer = Some((Outcome::Handshake, Reason::Ok, h.status.as_u16()));
+            let mut resp = Response::new(Either::Right(Full::new(h.body)));
+            *resp.status_mut() = h.status;
+            let map = resp.headers_mut();
+            map.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(h.content_type),
+            );
+            map.insert(headers::REQUEST_ID, request_id.clone());
+            if h.nosniff {
+                map.insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+            }
+            resp
         }
         Err(rejection) => {
             let a = rejection.answer();

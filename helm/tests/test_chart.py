@@ -649,6 +649,12 @@ def tls_files(tmp_path_factory):
     return d
 
 
+# RFC 7517 appendix A.1's P-256 public key, as a JWKS.
+CHART_TEST_JWKS = ('{"keys":[{"kty":"EC","crv":"P-256","kid":"1","use":"sig",'
+                   '"x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",'
+                   '"y":"4Etl6SRW2YilurN5ZQsSq9D5-kqQ6rBV2ZfTK0Njvgs"}]}')
+
+
 def secret_for(scheme):
     if scheme in ("standard-webhooks", "svix"):
         return "whsec_" + base64.b64encode(b"chart-test-secret-0123456789abcd").decode()
@@ -682,8 +688,21 @@ def every_scheme_values(tmp_path):
     routes = []
     for i, scheme in enumerate(schema_schemes()):
         r = {"name": f"r-{scheme}", "path": f"/hooks/{scheme}", "scheme": scheme}
-        if scheme != "none":
+        if scheme not in ("none", "sns", "jwt", "google-pubsub", "plaid", "msgraph"):
             r["secrets"] = [{"secretName": f"{scheme}-webhook", "key": "secret"}, {"id": "previous", "env": f"S_{i}"}]
+        if scheme == "sns":
+            r["topics"] = ["arn:aws:sns:eu-west-1:123456789012:orders"]
+        if scheme == "meta":
+            r["verifyToken"] = {"secretName": "meta-verify", "key": "token"}
+        if scheme == "msgraph":
+            r["clientState"] = {"env": f"CS_{i}"}
+        if scheme in ("jwt", "google-pubsub", "plaid"):
+            r["jwt"] = {"keys": {"secretName": f"{scheme}-jwks", "key": "jwks"}}
+        if scheme == "jwt":
+            r["jwt"]["audiences"] = ["https://hooks.example.com/hooks/jwt"]
+        if scheme == "google-pubsub":
+            r["publicUrl"] = "https://hooks.example.com/hooks/google-pubsub"
+            r["jwt"]["claims"] = {"email": ["push@example.iam.gserviceaccount.com"]}
         if scheme in ("twilio", "square"):
             r["publicUrl"] = f"https://hooks.example.com/hooks/{scheme}"
         if scheme == "hmac":
@@ -794,6 +813,17 @@ def hookseal_check(cfg, text, tmp_path, tls_files):
                 paths[s["file"]] = (secret_for(route["scheme"]) + "\n").encode()
             if "env" in s:
                 env[s["env"]] = secret_for(route["scheme"])
+        # The engines' and handshakes' own sources: tokens, a JWKS, roots.
+        jwt_keys = route.get("jwt", {}).get("keys", {})
+        for src, content in [(route.get("verify_token", {}), "chart-test-token"),
+                             (route.get("client_state", {}), "chart-test-token"),
+                             (jwt_keys, CHART_TEST_JWKS)]:
+            if "file" in src:
+                paths[src["file"]] = (content + "\n").encode()
+            if "env" in src:
+                env[src["env"]] = content
+        if "ca_file" in route:
+            paths[route["ca_file"]] = (tls_files / "ca.crt").read_bytes()
     for p, content in paths.items():
         dest = root / p.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)

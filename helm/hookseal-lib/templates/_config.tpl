@@ -15,7 +15,7 @@ one line here, one in values.yaml and one in values.schema.json (helm/tests/conf
 lists every key; the tests fail until all three agree with hookseal's config reference).
 Keys the chart owns (listen and admin addresses, TLS and secret file paths, the upstream URL in
 the application chart) and keys with a shape of their own (replay.url, route secrets, paths,
-[route.hmac]) are written by hookseal.configToml below. A new section is one more block here: it is rendered
+[route.hmac], verifyToken, clientState, [route.jwt]) are written by hookseal.configToml below. A new section is one more block here: it is rendered
 as [<section in snake_case>] from proxy.<section>.
 */}}
 {{- define "hookseal.configKeys" -}}
@@ -62,6 +62,10 @@ route:
   - publicUrl str
   - allowFrom list
   - replayCapacity int
+  - topics list
+  - certHost str
+  - confirm str
+  - caFile str
 forwarding:
   - keep list
 debug:
@@ -178,6 +182,12 @@ secrets = [
 ]
 {{- end }}
 {{- include "hookseal.configLines" (dict "values" $r "keys" $keys.route) }}
+{{- with $r.verifyToken }}
+verify_token = { {{ include "hookseal.secretSource" (dict "proxy" $p "secret" . "where" (printf "proxy.routes[%d].verifyToken" $i)) }} }
+{{- end }}
+{{- with $r.clientState }}
+client_state = { {{ include "hookseal.secretSource" (dict "proxy" $p "secret" . "where" (printf "proxy.routes[%d].clientState" $i)) }} }
+{{- end }}
 {{- with $r.delivery }}{{ $d := . }}
 [route.delivery]
 {{- include "hookseal.configLines" (dict "values" $d "keys" $keys.delivery) }}
@@ -193,6 +203,33 @@ backoff = { {{ join ", " $parts }} }
 {{- if hasKey $r.hmac $k }}
 {{ snakecase $k }} = {{ get $r.hmac $k | toString | toJson }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- with $r.jwt }}
+[route.jwt]
+{{- with $r.jwt.jwksUrl }}
+jwks_url = {{ . | toJson }}
+{{- end }}
+{{- with $r.jwt.keys }}
+keys = { {{ include "hookseal.secretSource" (dict "proxy" $p "secret" . "where" (printf "proxy.routes[%d].jwt.keys" $i)) }} }
+{{- end }}
+{{- range $k := list "algorithms" "issuers" "audiences" }}
+{{- if hasKey $r.jwt $k }}
+{{ $k }} = {{ get $r.jwt $k | toJson }}
+{{- end }}
+{{- end }}
+{{- with $r.jwt.leeway }}
+leeway = {{ . | toString | toJson }}
+{{- end }}
+{{- with $r.jwt.header }}
+header = {{ . | toJson }}
+{{- end }}
+{{- with $r.jwt.claims }}
+{{- $parts := list }}
+{{- range $n, $v := . }}
+{{- $parts = append $parts (printf "%s = %s" (toJson $n) (toJson $v)) }}
+{{- end }}
+claims = { {{ join ", " $parts }} }
 {{- end }}
 {{- end }}
 {{- end }}

@@ -211,12 +211,13 @@ timeoutSeconds: 1
 {{- if and (include "hookseal.queued" .) (eq ((.queue | default dict).store | default "disk") "disk") }}true{{ end -}}
 {{- end -}}
 
-{{/* Projected-volume sources for every existing Secret the routes and proxy.replay.urlSecret
-name (deduplicated). */}}
+{{/* Projected-volume sources for every existing Secret the routes (secrets, verifyToken,
+clientState, jwt.keys) and proxy.replay.urlSecret name (deduplicated). */}}
 {{- define "hookseal.secretSources" -}}
 {{- $byName := dict -}}
 {{- range $r := .proxy.routes -}}
-{{- range $s := $r.secrets -}}
+{{- $jwtKeys := dig "keys" "" ($r.jwt | default dict) -}}
+{{- range $s := concat ($r.secrets | default list) (compact (list $r.verifyToken $r.clientState $jwtKeys)) -}}
 {{- if $s.secretName -}}
 {{- $keys := get $byName $s.secretName | default dict -}}
 {{- $_ := set $keys (required "secrets[].key is required with secretName" $s.key) true -}}
