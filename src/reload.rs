@@ -197,6 +197,8 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             "replay.command_timeout",
             old.replay.command_timeout != new.replay.command_timeout,
         ),
+        // The spool is opened once, at start.
+        ("queue", old.queue != new.queue),
     ];
     for (key, changed) in checks {
         if changed {

@@ -27,7 +27,10 @@ use toml::de::DeTable;
 use crate::route::PathMatch;
 use crate::verify::{Scheme, SchemeOptions};
 
+mod engines;
 mod error;
+mod observe;
+mod queue;
 mod routes;
 mod secrets;
 mod sections;
@@ -37,6 +40,8 @@ mod walk;
 /// `[listen].tls`: the files, which [`crate::tls::load`] reads and checks.
 pub use crate::tls::TlsFiles;
 pub use error::{ConfigError, ConfigErrors};
+pub use observe::{DebugConfig, TracingConfig, DEFAULT_REJECTIONS, MAX_REJECTIONS};
+pub use queue::{Delivery, DeliveryMode, Queue, QueueStore, DEFAULT_SPOOL_PATH};
 pub use units::{fmt_duration, parse_duration, parse_size};
 
 use error::nearest;
@@ -53,7 +58,13 @@ pub struct Config {
     pub upstream: Upstream,
     pub replay: Replay,
     pub forwarding: Forwarding,
+    /// `[queue]` (defaults when absent).
+    pub queue: Queue,
     pub routes: Vec<RouteConfig>,
+    /// `[debug]`
+    pub debug: DebugConfig,
+    /// `[tracing]`; `None`: off.
+    pub tracing: Option<TracingConfig>,
     /// Every file the config depends on (secrets, certificates), for reload watching.
     pub watched_files: Vec<PathBuf>,
 }
@@ -273,6 +284,8 @@ pub struct RouteConfig {
     pub upstream: Option<UpstreamUrl>,
     pub mode: Mode,
     pub allow_from: Vec<IpNet>,
+    /// `[route.delivery]`
+    pub delivery: Delivery,
 }
 
 /// An IPv4 or IPv6 network in CIDR notation.

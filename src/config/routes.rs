@@ -140,7 +140,8 @@ impl Cx<'_> {
                 keys
             })
             .into_iter()
-            .chain(["allow_from"])
+            .chain(["allow_from", "delivery"])
+            .chain(super::engines::ROUTE_KEYS.iter().copied())
             .collect::<Vec<_>>(),
         );
         let p = &t.path;
@@ -260,6 +261,7 @@ impl Cx<'_> {
             },
         };
         let allow_from = self.nets(t, "allow_from");
+        let delivery = self.delivery(t);
         // Each scheme's own options, read by the scheme's module on every route.
         let mut options = SchemeOptions::default();
         let mut options_ok = true;
@@ -268,11 +270,14 @@ impl Cx<'_> {
             options_ok &= (def.parse)(&mut view, &mut options);
         }
         let secrets = self.secrets(t, scheme_name.map(|(_, n)| n));
+        let engine = self.engine_options(t, scheme_name.and_then(|(_, n)| n));
 
         let (scheme_off, scheme_name) = scheme_name?;
+        let (engine, engine_unread) = engine?;
         if !options_ok {
             return None;
         }
+        options.engine = engine;
         for def in crate::verify::option_defs() {
             if let Err((key, message)) = (def.check)(&options, scheme_name) {
                 self.err(scheme_off, &format!("{p}.{key}"), message);
@@ -286,6 +291,7 @@ impl Cx<'_> {
             Some(Ok(s)) => Some(s),
             // --syntax-only: a secret that was not read cannot be judged (the route's name,
             // path and methods were checked already).
+            Some(Err(_)) if engine_unread => return None,
             Some(Err(e))
                 if self.syntax_only
                     && e.secret_index
@@ -348,6 +354,7 @@ impl Cx<'_> {
             upstream: upstream?,
             mode: mode?,
             allow_from: allow_from?,
+            delivery: delivery?,
         })
     }
 

@@ -22,7 +22,8 @@ impl Cx<'_> {
     ) -> Option<Secrets> {
         let p = &t.path;
         let Some((key, item)) = self.entry(t, "secrets") else {
-            if scheme.is_some_and(|s| s.is_some()) {
+            let required = |s: SchemeName| s.def().secrets == crate::verify::SecretUse::Required;
+            if scheme.is_some_and(|s| s.is_some_and(required)) {
                 self.err(
                     t.span_start,
                     &format!("{p}.secrets"),
@@ -222,7 +223,7 @@ const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 /// Reads a regular file of at most `limit` bytes. Anything else (a FIFO, which would block
 /// the load forever, a device such as `/dev/zero`, a directory) or a larger file is an error,
 /// found without reading it. Symlinks are followed (Kubernetes mounts Secrets through them).
-fn read_small_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+pub(super) fn read_small_file(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::{Error, ErrorKind, Read};
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {

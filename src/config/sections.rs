@@ -24,7 +24,10 @@ impl Cx<'_> {
                 "upstream",
                 "replay",
                 "forwarding",
+                "queue",
                 "route",
+                "debug",
+                "tracing",
             ],
         );
 
@@ -45,7 +48,13 @@ impl Cx<'_> {
         let replay = self.replay(t.as_ref());
         let t = self.subtable(&root, "forwarding");
         let forwarding = self.forwarding(t.as_ref());
+        let t = self.subtable(&root, "queue");
+        let queue = self.queue(t.as_ref());
         let routes = self.routes(&root, limits.as_ref(), replay.as_ref());
+        let t = self.subtable(&root, "debug");
+        let debug = self.debug(t.as_ref());
+        let t = self.subtable(&root, "tracing");
+        let tracing = self.tracing(t.as_ref());
 
         if let (Some(l), Some(routes)) = (&limits, &routes) {
             for r in routes
@@ -73,7 +82,10 @@ impl Cx<'_> {
             upstream: upstream?,
             replay: replay?,
             forwarding: forwarding?,
+            queue: queue?,
             routes: routes?,
+            debug: debug?,
+            tracing: tracing?,
             watched_files: watched,
         })
     }

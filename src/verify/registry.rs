@@ -3,7 +3,7 @@
 //! A scheme's facts (its names, default window, message id, the headers it reads, the route
 //! options it takes, how to build its verifier and how to sign like its sender) are written once,
 //! as a [`SchemeDef`] in the scheme's own file. The config, the CLI (`sign --scheme`, `check`),
-//! the metrics labels and the tests enumerate [`SCHEMES`]; nothing else lists schemes.
+//! the metrics labels and the tests enumerate `SCHEMES`; nothing else lists schemes.
 //!
 //! "No verification" (`scheme = "none"`) is not a scheme: a route without one has
 //! `Option<Scheme>::None`. [`NO_SCHEME`] is only the word the config spells it with.
@@ -11,10 +11,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::check::{Check, Checked};
 use super::{
-    discord, github, gitlab, hmac, hotglue, linear, paddle, shopify, slack, square, standard,
-    stripe, twilio, Input, SchemeError, SchemeName, SchemeOptions, SecretMaterial, Verified,
-    VerifyError,
+    discord, dropbox, github, gitlab, hmac, hotglue, jwt, linear, meta, msgraph, okta, paddle,
+    shopify, slack, sns, square, standard, stripe, twilio, x, zoom, Input, SchemeError, SchemeName,
+    SchemeOptions, SecretMaterial, Verified, VerifyError,
 };
 
 /// Every scheme, in the order the CLI and error messages list them. One line per scheme.
@@ -32,6 +33,16 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &linear::DEF,
     &discord::DEF,
     &gitlab::DEF,
+    &sns::scheme::DEF,
+    &jwt::scheme::DEF,
+    &jwt::scheme::GOOGLE_PUBSUB,
+    &jwt::scheme::PLAID,
+    &zoom::DEF,
+    &meta::DEF,
+    &msgraph::DEF,
+    &okta::DEF,
+    &x::DEF,
+    &dropbox::DEF,
 ];
 
 /// The config word for "no verification" (`scheme = "none"`): the route has no scheme.
@@ -122,6 +133,24 @@ pub struct SchemeDef {
     /// Whether a verified request's body is authenticated. `false` for token schemes (a shared
     /// secret sent as is, no MAC): the token proves the sender, not the content.
     pub body_signed: bool,
+    /// Whether the route's `secrets` are required (HMAC and token schemes), optional (`okta`)
+    /// or refused (`sns`, `jwt`, `msgraph`: keys come from elsewhere).
+    pub secrets: SecretUse,
+    /// The scheme's GET handshake (`meta`, `okta`, `x`, `dropbox`), named by the query
+    /// parameter or header that marks it: a route of the scheme then accepts GET even when
+    /// its `methods` do not list it, for the handshake only (a GET without the marker is
+    /// still 405 there).
+    pub get_handshake: Option<&'static str>,
+    /// Whether it may answer a handshake at all (the `result="handshake"` metric series).
+    pub handshakes: bool,
+}
+
+/// How a scheme uses the route's `secrets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretUse {
+    Required,
+    Optional,
+    Refused,
 }
 
 impl SchemeDef {
@@ -140,6 +169,9 @@ impl SchemeDef {
         sign: |_| Err(SchemeError::config("scheme without a signer")),
         strip_unread: None,
         body_signed: true,
+        secrets: SecretUse::Required,
+        get_handshake: None,
+        handshakes: false,
     };
 }
 
@@ -183,6 +215,12 @@ pub trait Verifier: std::fmt::Debug + Send + Sync {
     /// whose payload leaves `{timestamp}` out).
     fn timestamp_is_signed(&self) -> bool {
         true
+    }
+
+    /// The pipeline's check: [`Verifier::verify`], ready now (no allocation). Schemes with a
+    /// handshake or a fetch override it.
+    fn check<'a>(&'a self, input: Input<'a>, now: i64, tolerance: Duration) -> Check<'a> {
+        Check::Ready(self.verify(&input, now, tolerance).map(Checked::Verified))
     }
 }
 

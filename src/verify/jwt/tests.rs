@@ -1,3 +1,7 @@
+//! Tests of the `jwt` engine: the Google Pub/Sub and Plaid presets, the algorithm allow-list
+//! (`none` and HMAC refused), claims and leeway, token extraction, and the JWKS cache's
+//! refetch and failure rules against a local HTTPS server.
+
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
