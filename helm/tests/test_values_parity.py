@@ -87,7 +87,7 @@ def test_key_list_matches_the_readme():
 
 
 def test_key_list_matches_what_the_binary_accepts():
-    source = CONFIG_RS.read_text()
+    source = "".join(p.read_text() for p in [CONFIG_RS, *sorted((ROOT / "src" / "config").glob("*.rs"))])
     calls = re.findall(r"check_keys\(\s*[^,]+,\s*&\[(.*?)\]", source, re.S)
     assert len(calls) >= 8, "check_keys calls not found in src/config.rs"
     accepted = {name for call in calls for name in re.findall(r'"([a-z_]+)"', call)}
@@ -102,6 +102,8 @@ def every_key_renders(tmp_path):
     data = yaml.safe_load(EVERY_KEY.read_text())
     data["proxy"]["replay"].pop("urlSecret")
     data["proxy"]["replay"]["url"] = "redis://redis.shop.svc:6379/0"
+    data["proxy"]["queue"].pop("urlSecret")
+    data["proxy"]["queue"]["url"] = "redis://redis.shop.svc:6379/1"
     second = render([values_file(tmp_path, data, "inline-url.yaml")])
     return [config(first), config(second)]
 
@@ -132,6 +134,11 @@ def test_every_key_values_differ_from_the_defaults(tmp_path):
         "url": "http://127.0.0.1:8080", "connect_timeout": "2s", "timeout": "10s", "max_connections": 128,
     }
     assert cfg["forwarding"] == {"keep": ["X-Real-IP"]}
+    assert cfg["debug"] == {"rejections": 200}
+    assert cfg["tracing"] == {
+        "otlp_endpoint": "http://otel-collector.monitoring:4318", "service_name": "shop-hookseal",
+        "sample_ratio": 0.25,
+    }
     assert cfg["route"][1]["replay_capacity"] == 1000
     assert cfg["replay"]["command_timeout"] == "500ms" and cfg["replay"]["capacity"] == 50000
     gh = cfg["route"][0]

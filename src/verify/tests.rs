@@ -199,6 +199,11 @@ fn every_option() -> SchemeOptions {
             signed_payload: "{id}:{timestamp}:{method}:{path}:{body}".into(),
         }),
         tolerance: None,
+        engine: crate::verify::EngineOptions {
+            verify_token: Some(b"meta-verify-token".to_vec()),
+            client_state: Some(b"graph-client-state".to_vec()),
+            ..Default::default()
+        },
         public_url: Some("https://hooks.example.com/in".into()),
     }
 }
@@ -246,9 +251,13 @@ fn run(s: &Scheme, headers: &[(String, Vec<u8>)], body: &[u8]) -> Result<Verifie
     s.verify(&req_bytes("POST", PQ, &hs, body).input(), NOW)
 }
 
-/// Every scheme in the registry.
+/// Every scheme in the registry that a shared secret signs (not `sns`, `jwt` and its
+/// presets, whose keys are the provider's private keys, nor `msgraph`, which signs nothing:
+/// their own tests cover them).
 fn all() -> Vec<SchemeName> {
-    SchemeName::all().collect()
+    SchemeName::all()
+        .filter(|n| n.def().secrets != crate::verify::SecretUse::Refused)
+        .collect()
 }
 
 #[test]
@@ -456,5 +465,31 @@ fn first_match_checks_every_key_even_after_a_match() {
         });
         assert_eq!(calls, vec![0, 1, 2, 3, 4], "every key is computed");
         assert_eq!(found, matching.first().copied());
+    }
+}
+
+/// The pipeline's check of every shared-secret scheme is ready at once (no boxed future, no
+/// fetch) and, for a signed delivery, says what `verify` says: the async path is only for the
+/// schemes that fetch.
+#[test]
+fn shared_secret_schemes_check_without_a_future() {
+    for n in all() {
+        let (s, headers, body) = signed(n);
+        let hs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
+        let r = req_bytes("POST", PQ, &hs, &body);
+        let input = r.input();
+        let verified = s.verify(&input, NOW).unwrap();
+        let checked = s.check(input, NOW);
+        match checked {
+            Check::Ready(Ok(Checked::Verified(v))) => assert_eq!(v.key_index, verified.key_index),
+            Check::Ready(other) => panic!("{n:?}: {other:?}"),
+            Check::Pending(_) => panic!("{n:?}: a shared-secret scheme returned a future"),
+        };
+    }
+    for n in ["sns", "jwt", "google-pubsub", "plaid"] {
+        assert_eq!(sn(n).def().secrets, SecretUse::Refused, "{n}");
     }
 }

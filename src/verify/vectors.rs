@@ -271,6 +271,7 @@ fn case_options(c: &Value, hmac: Option<HmacOptions>) -> SchemeOptions {
             .get("public_url")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        ..SchemeOptions::default()
     }
 }
 

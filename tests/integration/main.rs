@@ -4,13 +4,17 @@ mod netkit;
 mod support;
 
 mod config;
+mod debugging;
 mod faults;
+mod handshakes;
 mod hardening;
 mod limits;
 mod observability;
 mod ops;
+mod outbound;
 mod properties;
 mod proxy;
+mod queue;
 mod reference;
 mod reload;
 mod replay;

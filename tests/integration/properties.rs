@@ -31,8 +31,11 @@ use hookseal::verify::{
 use crate::reference::{self, RefPattern};
 
 /// Every scheme in the registry.
+/// The schemes a shared secret signs (not `sns`, `jwt` and presets, `msgraph`).
 fn all() -> Vec<SchemeName> {
-    SchemeName::all().collect()
+    SchemeName::all()
+        .filter(|n| n.def().secrets != hookseal::verify::SecretUse::Refused)
+        .collect()
 }
 
 /// The registered scheme called `name`.
@@ -146,7 +149,7 @@ fn secret_pair(name: SchemeName, raw: &[u8], seed: [u8; 32], ed: bool) -> (Vec<u
             (hex(&s).into_bytes(), hex(&p).into_bytes())
         }
         // A token travels as a header value: visible ASCII.
-        "gitlab" => (hex(raw).into_bytes(), hex(raw).into_bytes()),
+        "gitlab" | "okta" => (hex(raw).into_bytes(), hex(raw).into_bytes()),
         // Contentful's signing secret: 64 visible characters.
         "contentful" => {
             let c = format!("{:x<64}", hex(raw)).as_bytes()[..64].to_vec();
@@ -247,6 +250,10 @@ prop_compose! {
             hmac: Some(hmac_options(hmac.0, hmac.1, hmac.2, hmac.3)),
             tolerance: None,
             public_url: Some("https://hooks.example.com/in".into()),
+            engine: hookseal::verify::EngineOptions {
+                verify_token: Some(b"meta-token".to_vec()),
+                ..Default::default()
+            },
         };
         let (signing, verifying) = secret_pair(name, &raw_secret, seed, ed);
         let mut secrets: Vec<Vec<u8>> = decoys
@@ -399,6 +406,10 @@ proptest! {
             hmac: Some(hmac_options(1, 0, 1, 0)),
             tolerance: None,
             public_url: Some("https://hooks.example.com/in".into()),
+            engine: hookseal::verify::EngineOptions {
+                verify_token: Some(b"meta-token".to_vec()),
+                ..Default::default()
+            },
         };
         let scheme = Scheme::new(name, &options, &[SecretMaterial { id: "0".into(), bytes: verifying }])
             .expect("scheme");
