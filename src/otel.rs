@@ -8,7 +8,8 @@
 //! on the new trace id. A sampled request gets a `receive` span (kind server; the incoming
 //! span as parent, if any) and, as children, `verify`, `replay_store` and `forward` (kind
 //! client) for the stages it went through. The app receives `traceparent` with the same trace
-//! id and the `forward` span as parent; `tracestate` is passed on as it came. The spans are
+//! id and the `forward` span as parent; `tracestate` is passed on as it came (the `receive`
+//! span records it only when it is a valid W3C list: [`tracestate`]). The spans are
 //! made at the end of the request from what its record measured ([`Tracer::finish_request`]).
 //! Attributes: route, scheme, reason, result, status, method — never a header value, a
 //! secret, a signature, a path or a body.
@@ -20,12 +21,15 @@
 //! are counted in `hookseal_trace_spans_dropped_total{reason}`. A request only ever takes the
 //! queue's lock for a push: a collector that is down or slow never delays it.
 //!
-//! Why OTLP/HTTP JSON written here instead of `opentelemetry-otlp`: hookseal records its spans
-//! after the fact from one record (times it measured anyway), needs a drop counter it can
-//! export, and the exporter's `http-proto` transport pulled 26 more crates (tonic, prost,
-//! rand, async-trait, …) into a tree of 166; this uses the hyper client and serde_json the
-//! binary already has. OTLP/HTTP JSON is part of the OTLP specification and accepted by the
-//! OpenTelemetry Collector, Jaeger, Tempo and the vendors' OTLP intakes.
+//! Crates: the incoming `traceparent`'s ids and flags and the `tracestate` list are read with
+//! the `opentelemetry` API crate's `TraceId`, `SpanId`, `TraceFlags` and `TraceState` (only the
+//! fixed-width framing of `traceparent` is checked here, because `from_hex` alone takes any
+//! width); the OTLP messages and their JSON encoding are `opentelemetry-proto`'s. The queue,
+//! the export loop and the POST are hookseal's, not the SDK's batch processor or the
+//! `opentelemetry-otlp` exporter: hookseal records its spans after the fact from one record
+//! (times it measured anyway) and needs a drop counter it can export; BENCHMARKS.md "Traces:
+//! exporter choice" has the measurements. OTLP/HTTP JSON is part of the OTLP specification and
+//! accepted by the OpenTelemetry Collector, Jaeger, Tempo and the vendors' OTLP intakes.
 //!
 //! Work done later for a request (queued delivery's enqueue and delivery attempts) joins its
 //! trace through [`SpanContext`]: keep the request's `traceparent` (what the app would have
@@ -43,12 +47,41 @@ use http_body_util::Full;
 use prometheus::{IntCounter, IntCounterVec, Opts};
 use tokio::sync::Notify;
 
+use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+
 use crate::config::TracingConfig;
 
 /// `traceparent`
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// `tracestate`
 pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// A `tracestate` longer than this is not recorded (W3C asks vendors to propagate at least
+/// 512 characters; the app gets the header as it came either way).
+pub const MAX_TRACESTATE: usize = 512;
+/// List members of a `tracestate` at most (W3C).
+pub const MAX_TRACESTATE_MEMBERS: usize = 32;
+
+/// A `tracestate` value checked as the W3C list it must be, in its canonical form (members
+/// joined by `,` without blanks), for the `receive` span; `None` when it is empty, too long,
+/// has more than [`MAX_TRACESTATE_MEMBERS`] members, or a key or value that is invalid (keys
+/// and values are checked by the `opentelemetry` API crate's `TraceState`). Only the blanks
+/// the W3C grammar allows around a member and empty members are handled here.
+pub fn tracestate(v: &str) -> Option<String> {
+    if v.len() > MAX_TRACESTATE {
+        return None;
+    }
+    let members: Vec<&str> = v
+        .split(',')
+        .map(|m| m.trim_matches([' ', '\t']))
+        .filter(|m| !m.is_empty())
+        .collect();
+    if members.is_empty() || members.len() > MAX_TRACESTATE_MEMBERS {
+        return None;
+    }
+    let state: TraceState = members.join(",").parse().ok()?;
+    Some(state.header())
+}
 
 /// Spans waiting for export at most; more are dropped (`reason="queue_full"`).
 pub const MAX_QUEUE: usize = 4096;
@@ -88,6 +121,11 @@ pub struct SpanContext {
 impl SpanContext {
     /// Parses a W3C `traceparent` (version `00`, or a later version read as `00`); `None` when
     /// it is invalid (then it is ignored, as the recommendation says).
+    ///
+    /// The framing (fixed widths, `-` separators, lowercase hex only, version `ff` and extra
+    /// fields on `00` refused) is checked here, because `opentelemetry`'s `from_hex` takes any
+    /// width (a 31-digit trace id, a leading `+`); the ids, flags and their validity are the
+    /// `opentelemetry` API crate's `TraceId`, `SpanId` and `TraceFlags`.
     pub fn parse(v: &[u8]) -> Option<SpanContext> {
         if v.len() < 55 || (v.len() > 55 && (v[..2] == *b"00" || v[55] != b'-')) {
             return None;
@@ -103,35 +141,35 @@ impl SpanContext {
         {
             return None;
         }
-        let mut trace_id = [0u8; 16];
-        let mut span_id = [0u8; 8];
-        let mut flags = [0u8; 1];
-        if !crate::hex::decode_into(&v[3..35], &mut trace_id)
-            || !crate::hex::decode_into(&v[36..52], &mut span_id)
-            || !crate::hex::decode_into(&v[53..55], &mut flags)
-        {
-            return None;
-        }
-        if trace_id == [0; 16] || span_id == [0; 8] {
+        // ASCII from here on (checked just above).
+        let v = std::str::from_utf8(&v[..55]).ok()?;
+        let trace_id = TraceId::from_hex(&v[3..35]).ok()?;
+        let span_id = SpanId::from_hex(&v[36..52]).ok()?;
+        let flags = TraceFlags::new(u8::from_str_radix(&v[53..55], 16).ok()?);
+        if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
             return None;
         }
         Some(SpanContext {
-            trace_id,
-            span_id,
-            sampled: flags[0] & 1 == 1,
+            trace_id: trace_id.to_bytes(),
+            span_id: span_id.to_bytes(),
+            sampled: flags.is_sampled(),
         })
     }
 
     /// The `traceparent` value naming this span as the parent.
     pub fn traceparent(&self) -> HeaderValue {
-        let mut out = [0u8; 55];
-        out[..3].copy_from_slice(b"00-");
-        hex_into(&self.trace_id, &mut out[3..35]);
-        out[35] = b'-';
-        hex_into(&self.span_id, &mut out[36..52]);
-        out[52] = b'-';
-        out[53..].copy_from_slice(if self.sampled { b"01" } else { b"00" });
-        HeaderValue::from_bytes(&out).unwrap_or(HeaderValue::from_static("-"))
+        let flags = if self.sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::NOT_SAMPLED
+        };
+        let v = format!(
+            "00-{}-{}-{:02x}",
+            TraceId::from_bytes(self.trace_id),
+            SpanId::from_bytes(self.span_id),
+            flags.to_u8()
+        );
+        HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("-"))
     }
 
     /// A new span of the same trace (its parent is `self`).
@@ -366,8 +404,7 @@ impl Tracer {
             .as_ref()
             .and(headers.get(&TRACESTATE))
             .and_then(|v| v.to_str().ok())
-            .filter(|s| s.len() <= 512)
-            .map(str::to_owned);
+            .and_then(tracestate);
         Some(RequestTrace {
             trace_id,
             receive: self.span_id(),
@@ -588,70 +625,85 @@ async fn post(
     matches!(sent, Ok(Some(true)))
 }
 
-/// An `ExportTraceServiceRequest` in OTLP/HTTP JSON (ids as hex, enums as integers, 64-bit
-/// integers as strings).
+/// An `ExportTraceServiceRequest` in OTLP/HTTP JSON: the messages are `opentelemetry-proto`'s,
+/// and so is their JSON encoding (ids as hex, enums as integers, 64-bit integers as strings).
 pub fn encode(service_name: &str, spans: &[Span]) -> Bytes {
-    use serde_json::{json, Value as J};
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{
+        any_value, AnyValue, InstrumentationScope, KeyValue,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{
+        self as trace, status::StatusCode, ResourceSpans, ScopeSpans,
+    };
     let nanos = |t: SystemTime| {
         t.duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-            .to_string()
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
     };
-    let spans: Vec<J> = spans
+    let kv = |key: &str, value: any_value::Value| KeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..KeyValue::default()
+    };
+    let text = |v: &str| any_value::Value::StringValue(v.to_owned());
+    let spans = spans
         .iter()
-        .map(|s| {
-            let attributes: Vec<J> = s
+        .map(|s| trace::Span {
+            trace_id: s.trace_id.to_vec(),
+            span_id: s.span_id.to_vec(),
+            trace_state: s.trace_state.clone().unwrap_or_default(),
+            parent_span_id: s.parent.map(|p| p.to_vec()).unwrap_or_default(),
+            name: s.name.to_owned(),
+            kind: s.kind as i32,
+            start_time_unix_nano: nanos(s.start),
+            end_time_unix_nano: nanos(s.end),
+            attributes: s
                 .attributes
                 .iter()
                 .map(|(k, v)| {
-                    let value = match v {
-                        Value::Str(x) => json!({ "stringValue": x }),
-                        Value::Static(x) => json!({ "stringValue": x }),
-                        Value::Int(i) => json!({ "intValue": i.to_string() }),
+                    let v = match v {
+                        Value::Str(x) => text(x),
+                        Value::Static(x) => text(x),
+                        Value::Int(i) => any_value::Value::IntValue(*i),
                     };
-                    json!({ "key": k, "value": value })
+                    kv(k, v)
                 })
-                .collect();
-            let mut o = json!({
-                "traceId": crate::hex::encode(&s.trace_id),
-                "spanId": crate::hex::encode(&s.span_id),
-                "name": s.name,
-                "kind": s.kind as i32,
-                "startTimeUnixNano": nanos(s.start),
-                "endTimeUnixNano": nanos(s.end),
-                "attributes": attributes,
-                "status": { "code": if s.error { 2 } else { 0 } },
-            });
-            if let Some(p) = s.parent {
-                o["parentSpanId"] = J::String(crate::hex::encode(&p));
-            }
-            if let Some(ts) = &s.trace_state {
-                o["traceState"] = J::String(ts.clone());
-            }
-            o
+                .collect(),
+            status: Some(trace::Status {
+                code: if s.error {
+                    StatusCode::Error
+                } else {
+                    StatusCode::Unset
+                } as i32,
+                ..trace::Status::default()
+            }),
+            ..trace::Span::default()
         })
         .collect();
-    let doc = json!({
-        "resourceSpans": [{
-            "resource": { "attributes": [
-                { "key": "service.name", "value": { "stringValue": service_name } },
-                { "key": "service.version", "value": { "stringValue": env!("CARGO_PKG_VERSION") } },
-            ]},
-            "scopeSpans": [{
-                "scope": { "name": "hookseal", "version": env!("CARGO_PKG_VERSION") },
-                "spans": spans,
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", text(service_name)),
+                    kv("service.version", text(env!("CARGO_PKG_VERSION"))),
+                ],
+                ..Resource::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "hookseal".into(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    ..InstrumentationScope::default()
+                }),
+                spans,
+                ..ScopeSpans::default()
             }],
+            ..ResourceSpans::default()
         }],
-    });
-    Bytes::from(doc.to_string())
-}
-
-fn hex_into(bytes: &[u8], out: &mut [u8]) {
-    use crate::hex::DIGITS;
-    for (i, b) in bytes.iter().enumerate() {
-        out[2 * i] = DIGITS[usize::from(b >> 4)];
-        out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
-    }
+    };
+    // Serializing these messages to JSON cannot fail (no maps with non-string keys, no
+    // non-finite floats); an empty body would only be refused by the collector (counted).
+    Bytes::from(serde_json::to_vec(&request).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -683,6 +735,10 @@ mod tests {
             b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             b"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            // What `from_hex` alone would take: a sign, a short id padded with a blank.
+            b"00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-0f067aa0ba902b7 -01",
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0x",
             b"",
         ] {
             assert!(
@@ -694,6 +750,39 @@ mod tests {
         // A later version with more fields is read as version 00.
         let future = b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-what";
         assert!(!SpanContext::parse(future).unwrap().sampled);
+    }
+
+    #[test]
+    fn tracestate_is_kept_only_as_a_valid_w3c_list() {
+        assert_eq!(
+            tracestate("congo=t61rcWkgMzE").as_deref(),
+            Some("congo=t61rcWkgMzE")
+        );
+        // Blanks around members and empty members are allowed, and dropped.
+        assert_eq!(
+            tracestate(" rojo=00f067aa0ba902b7 ,, congo=t61rcWkgMzE\t").as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        );
+        assert_eq!(tracestate("t@vendor=x").as_deref(), Some("t@vendor=x"));
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| format!("k{i}=v"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        assert!(tracestate(&many(32)).is_some());
+        for bad in [
+            String::new(),
+            " , ".into(),
+            "Congo=x".into(),
+            "novalue".into(),
+            "a=b=c".into(),
+            "1@@v=x".into(),
+            many(33),
+            format!("k={}", "v".repeat(MAX_TRACESTATE)),
+        ] {
+            assert_eq!(tracestate(&bad), None, "{bad}");
+        }
     }
 
     #[test]

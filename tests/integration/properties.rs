@@ -7,6 +7,8 @@
 //!   rejected;
 //! * verification, the config loader, path normalization and `X-Forwarded-For` parsing never
 //!   panic on arbitrary input;
+//! * W3C `traceparent`/`tracestate` parsing (`otel`) never panics, and what it keeps prints
+//!   back to itself;
 //! * route matching agrees with the naive reference in `reference.rs`;
 //! * secrets never appear in config errors or in a loaded config's `Debug` output.
 //!
@@ -709,6 +711,63 @@ proptest! {
                 s.parse::<IpAddr>().ok().or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
             };
             prop_assert!(ip == peer || named.iter().any(|n| parsed(n) == Some(ip)), "{ip} not named");
+        }
+    }
+
+    /// `traceparent` parsing never panics on any bytes or on one-byte edits of a valid value;
+    /// what it accepts prints back as a valid `traceparent` of the same ids.
+    #[test]
+    fn traceparent_parse_never_panics_and_round_trips(
+        junk in prop::collection::vec(any::<u8>(), 0..80),
+        at in any::<Index>(),
+        byte in any::<u8>(),
+        tail in "(-[0-9a-zA-Z]{0,8}){0,2}",
+    ) {
+        let valid = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec();
+        let mut edited = valid.clone();
+        edited[at.index(valid.len())] = byte;
+        let mut later = edited.clone();
+        later[..2].copy_from_slice(b"01");
+        later.extend_from_slice(tail.as_bytes());
+        for v in [&junk, &edited, &later] {
+            if let Some(c) = hookseal::otel::SpanContext::parse(v) {
+                let printed = c.traceparent();
+                prop_assert_eq!(hookseal::otel::SpanContext::parse(printed.as_bytes()), Some(c.clone()));
+                prop_assert!(c.trace_id != [0; 16] && c.span_id != [0; 8]);
+                if v.len() == 55 && v[..2] == *b"00" && (v[53..] == *b"00" || v[53..] == *b"01") {
+                    prop_assert_eq!(printed.as_bytes(), &v[..]);
+                }
+            }
+        }
+    }
+
+    /// `tracestate` checking never panics; what it keeps is canonical (checking it again
+    /// gives it back) and never longer than what came.
+    #[test]
+    fn tracestate_never_panics_and_is_canonical(
+        v in "([a-z0-9@*/_A-Z=, \t-]{0,12}){0,40}|\\PC{0,600}",
+    ) {
+        if let Some(kept) = hookseal::otel::tracestate(&v) {
+            prop_assert!(kept.len() <= v.len());
+            let again = hookseal::otel::tracestate(&kept);
+            prop_assert_eq!(again.as_deref(), Some(kept.as_str()));
+        }
+    }
+
+    /// A valid list (blanks around members allowed) of at most 32 members within the length
+    /// cap is kept, members in order, blanks dropped.
+    #[test]
+    fn tracestate_keeps_valid_lists(
+        members in prop::collection::vec(("[a-z][a-z0-9_*/-]{0,6}", "[a-zA-Z0-9+/]{1,10}", "[ \t]{0,2}", "[ \t]{0,2}"), 1..40),
+    ) {
+        let v: Vec<String> = members.iter().map(|(k, x, a, b)| format!("{a}{k}={x}{b}")).collect();
+        let v = v.join(",");
+        let want: Vec<String> = members.iter().map(|(k, x, _, _)| format!("{k}={x}")).collect();
+        let got = hookseal::otel::tracestate(&v);
+        if members.len() <= 32 && v.len() <= hookseal::otel::MAX_TRACESTATE {
+            prop_assert_eq!(got, Some(want.join(",")));
+        } else {
+            prop_assert_eq!(got, None);
         }
     }
 }
