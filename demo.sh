@@ -2,7 +2,8 @@
 # hookseal in one command: build, start a stand-in app on 127.0.0.1:8080 and hookseal on
 # config.example.toml (127.0.0.1:8443, admin 127.0.0.1:9090), send a signed Supaglue (Standard
 # Webhooks) request -- accepted and forwarded -- then an unsigned one and a tampered one --
-# rejected, never forwarded -- then a replay of the first (a duplicate), then stop both.
+# rejected, never forwarded -- then a replay of the first (a duplicate), then a queued delivery
+# while the app is down (202, delivered when it is back), then stop both.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -71,6 +72,22 @@ echo
 echo "== 4. the first signed delivery again: answered as a duplicate, not forwarded twice"
 "$BIN" sign --scheme standard-webhooks --secret "$SECRET" --id "msg_demo_$$" \
     --body-file "$BODY" --url http://127.0.0.1:8443/webhooks/supaglue | tail -2
+
+echo
+echo "== 5. queued delivery: the app is stopped, a signed delivery is answered 202 from the spool,"
+echo "      the app comes back and gets it (README \"Queued delivery\")"
+kill "${pids[0]}" 2>/dev/null; wait "${pids[0]}" 2>/dev/null || true
+"$BIN" sign --scheme standard-webhooks --secret "$SECRET" --id "msg_queued_$$" \
+    --body-file "$BODY" --url http://127.0.0.1:8443/webhooks/supaglue-queued | tail -2
+"$BIN" queue stats --config config.example.toml
+echo "-- the app starts again; the worker's next attempt delivers it:"
+"$APP" 127.0.0.1:8080 & pids[0]=$!
+for _ in $(seq 100); do
+    "$BIN" queue stats --config config.example.toml 2>/dev/null \
+        | grep -A3 '"supaglue-queued"' | grep -q '"depth": 0,' && break
+    sleep 0.2
+done
+"$BIN" queue stats --config config.example.toml
 
 echo
 echo "== metrics (http://127.0.0.1:9090/metrics)"

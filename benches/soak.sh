@@ -8,7 +8,7 @@
 #   process's RSS and open fds are sampled every second (must stay flat after the warm-up, and
 #   come back to idle when the load stops). The log must never contain a secret.
 #
-#   bash benches/soak.sh                 # 10 minutes (the README's figures)
+#   bash benches/soak.sh                 # 10 minutes (SECURITY.md "Soak" has its figures)
 #   bash benches/soak.sh --minutes 2     # shorter
 #   options: --valid-rate N --invalid-rate N --slow N (defaults 40/s, 20/s, 16)
 #

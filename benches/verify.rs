@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use sha2::Digest as _;
 
@@ -263,7 +263,7 @@ fn bench_verify(c: &mut Criterion) {
         group.warm_up_time(Duration::from_millis(500));
         group.measurement_time(Duration::from_secs(2));
 
-        let sha256 = <Hmac<sha2::Sha256> as Mac>::new_from_slice(PLAIN_SECRET).expect("key");
+        let sha256 = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(PLAIN_SECRET).expect("key");
         group.bench_function(BenchmarkId::new("bare", "hmac-sha256"), |b| {
             b.iter(|| {
                 let mut m = sha256.clone();
@@ -271,7 +271,7 @@ fn bench_verify(c: &mut Criterion) {
                 black_box(m.finalize().into_bytes())
             })
         });
-        let sha1 = <Hmac<sha1::Sha1> as Mac>::new_from_slice(PLAIN_SECRET).expect("key");
+        let sha1 = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(PLAIN_SECRET).expect("key");
         group.bench_function(BenchmarkId::new("bare", "hmac-sha1"), |b| {
             b.iter(|| {
                 let mut m = sha1.clone();

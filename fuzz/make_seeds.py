@@ -189,6 +189,16 @@ def main():
                         ("unsubscribe", {"Type": "UnsubscribeConfirmation", **confirm})]:
         write("sns_message", name, json.dumps({**base, **extra}, indent=2))
 
+    # trace_context: first byte even = traceparent, odd = tracestate (the W3C examples).
+    for name, v in [("tp_sampled", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                    ("tp_unsampled", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+                    ("tp_later_version", b"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-x")]:
+        write("trace_context", name, b"\x00" + v)
+    for name, v in [("ts_one", b"congo=t61rcWkgMzE"),
+                    ("ts_two_blanks", b"rojo=00f067aa0ba902b7 , congo=t61rcWkgMzE"),
+                    ("ts_tenant", b"t@vendor=x,,k=v")]:
+        write("trace_context", name, b"\x01" + v)
+
     total = sum(1 for _ in OUT.rglob("*") if _.is_file())
     print(f"wrote {total} seed files under {OUT.relative_to(REPO)}: {n}")
 

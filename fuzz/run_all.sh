@@ -13,7 +13,7 @@ secs="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(verify_request standard_signature stripe_signature hmac_signature config_parse route_match client_ip jwt_parse sns_message json_pointer)
+    targets=(verify_request standard_signature stripe_signature hmac_signature config_parse route_match client_ip jwt_parse sns_message trace_context json_pointer)
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

@@ -225,6 +225,20 @@ pub struct RawBody {
 }
 
 impl RawBody {
+    /// A body of `bytes` held outside the [`BodyBudget`] (a spooled request being delivered).
+    pub fn from_bytes(bytes: Bytes) -> RawBody {
+        RawBody {
+            len: bytes.len() as u64,
+            pieces: if bytes.is_empty() {
+                Vec::new()
+            } else {
+                vec![bytes]
+            },
+            sent: 0,
+            _reserved: Reservation::default(),
+        }
+    }
+
     /// Its length in bytes.
     pub fn len(&self) -> u64 {
         self.len

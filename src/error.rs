@@ -30,11 +30,33 @@ pub enum Reason {
     UnsupportedTransferCoding,
     /// Over a capacity limit: the buffered-body budget, or no app connection free in time.
     Overloaded,
+    /// A queued route's spool is at `[queue] max_bytes` or `max_entries`.
+    QueueFull,
+    /// A queued route's spool could not store the request (Redis down, disk error).
+    QueueUnavailable,
+    /// SNS: `TopicArn` not on the route's `topics`.
+    TopicNotAllowed,
+    /// SNS: `SigningCertURL` not on the route's `cert_host`.
+    BadCertUrl,
+    /// SNS: the signing certificate could not be fetched or verified.
+    CertUnavailable,
+    /// JWT: unparseable, unknown key, bad signature, algorithm not allowed.
+    BadToken,
+    /// JWT: `exp`/`nbf`/`iat` out of range.
+    TokenExpired,
+    /// JWT: `iss`, `aud`, a required claim or the body hash does not match.
+    ClaimMismatch,
+    /// JWT: no usable keys.
+    KeysUnavailable,
+    /// Meta's `hub.verify_token` or Microsoft Graph's `clientState` does not match.
+    BadVerifyToken,
+    /// SNS `confirm = "auto"`: the `SubscribeURL` GET failed.
+    ConfirmFailed,
 }
 
 impl Reason {
     /// Every reason, in a fixed order (metric handle tables are indexed by it).
-    pub const ALL: [Reason; 21] = [
+    pub const ALL: [Reason; 32] = [
         Reason::Ok,
         Reason::Duplicate,
         Reason::NoRoute,
@@ -56,6 +78,17 @@ impl Reason {
         Reason::BadHost,
         Reason::UnsupportedTransferCoding,
         Reason::Overloaded,
+        Reason::QueueFull,
+        Reason::QueueUnavailable,
+        Reason::TopicNotAllowed,
+        Reason::BadCertUrl,
+        Reason::CertUnavailable,
+        Reason::BadToken,
+        Reason::TokenExpired,
+        Reason::ClaimMismatch,
+        Reason::KeysUnavailable,
+        Reason::BadVerifyToken,
+        Reason::ConfirmFailed,
     ];
 
     /// The code used in JSON bodies, `x-hookseal-reason` and the `reason` metric label.
@@ -82,6 +115,17 @@ impl Reason {
             Reason::BadHost => "bad_host",
             Reason::UnsupportedTransferCoding => "unsupported_transfer_coding",
             Reason::Overloaded => "overloaded",
+            Reason::QueueFull => "queue_full",
+            Reason::QueueUnavailable => "queue_unavailable",
+            Reason::TopicNotAllowed => "topic_not_allowed",
+            Reason::BadCertUrl => "bad_cert_url",
+            Reason::CertUnavailable => "cert_unavailable",
+            Reason::BadToken => "bad_token",
+            Reason::TokenExpired => "token_expired",
+            Reason::ClaimMismatch => "claim_mismatch",
+            Reason::KeysUnavailable => "keys_unavailable",
+            Reason::BadVerifyToken => "bad_verify_token",
+            Reason::ConfirmFailed => "confirm_failed",
         }
     }
 

@@ -58,6 +58,11 @@ enum Command {
     Check(CheckArgs),
     /// Print the headers a sender of SCHEME would send for a body; with --url, POST it.
     Sign(SignArgs),
+    /// Queued delivery: the spool's numbers, dead letters, retry, purge (over the admin port).
+    #[command(subcommand)]
+    Queue(queue_cli::QueueCommand),
+    /// Show the latest rejected requests (the admin port's /debug/rejections), newest first.
+    Rejections(rejections::RejectionsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -92,7 +97,7 @@ struct SignArgs {
     /// Take scheme options (`[route.hmac]`, `public_url`, tolerance) from this route of --config.
     #[arg(long)]
     route: Option<String>,
-    /// twilio, square: the URL the provider signs (a route's `public_url`). Without --url, the
+    /// twilio, square, hubspot: the URL the provider signs (a route's `public_url`). Without --url, the
     /// signed request's path and query are this URL's.
     #[arg(long)]
     public_url: Option<String>,
@@ -109,8 +114,12 @@ fn main() -> ExitCode {
         Command::Check(args) if args.syntax_only => check_syntax(&cli.config),
         Command::Check(_) => check(&cli.config),
         Command::Sign(args) => sign::run(&args, &cli.config),
+        Command::Queue(cmd) => queue_cli::run(cmd, &cli.config),
+        Command::Rejections(args) => rejections::run(&args, &cli.config),
     }
 }
+
+mod queue_cli;
 
 /// Logs to stderr, text or JSON (one object a line), filtered by `level` (`--log-level`, else
 /// `HOOKSEAL_LOG`: tracing filter syntax, default `info`). Each request's lines carry its
@@ -195,6 +204,13 @@ fn check(path: &Path) -> ExitCode {
         config.upstream.url,
         config.replay.store.as_str(),
     );
+    if let Some(t) = &config.tracing {
+        let _ = writeln!(
+            out,
+            "tracing otlp_endpoint {}  service_name {}  sample_ratio {}",
+            t.otlp_endpoint, t.service_name, t.sample_ratio
+        );
+    }
     if let (Some(files), Some(tls)) = (&config.listen.tls, &config.listen.server_tls) {
         let _ = writeln!(
             out,
@@ -216,7 +232,7 @@ fn check(path: &Path) -> ExitCode {
         let methods: Vec<&str> = r.methods.iter().map(|m| m.as_str()).collect();
         let _ = writeln!(
             out,
-            "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={} dedupe={} mode={}{}",
+            "route {:<16} {} methods={} scheme={} keys=[{}] tolerance={} dedupe={} mode={} delivery={}{}",
             r.name,
             path,
             methods.join(","),
@@ -227,8 +243,12 @@ fn check(path: &Path) -> ExitCode {
             fmt_duration(r.tolerance),
             r.dedupe,
             r.mode.as_str(),
+            r.delivery.mode.as_str(),
             r.events.describe(),
         );
+    }
+    if let Some(line) = queue_cli::check_line(&config) {
+        let _ = writeln!(out, "{line}");
     }
     for w in route_warnings(&config) {
         eprintln!("warning: {w}");
@@ -292,6 +312,7 @@ fn route_warnings(config: &hookseal::config::Config) -> Vec<String> {
             beside.join(", "),
         ));
     }
+    out.extend(queue_cli::warnings(config));
     for r in &config.routes {
         let pinned = r
             .options
@@ -316,7 +337,7 @@ fn run(path: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    // Thread per core (README "Performance"): this thread's runtime accepts and serves, and
+    // Thread per core (BENCHMARKS.md §5, §6): this thread's runtime accepts and serves, and
     // each further CPU gets a single-threaded runtime of its own.
     let threads = hookseal::workers::default_threads();
     let workers = match hookseal::workers::Workers::start(threads) {
@@ -414,6 +435,9 @@ async fn shutdown_signal() {
         }
     }
 }
+
+#[path = "cli/rejections.rs"]
+mod rejections;
 
 mod sign {
     //! `hookseal sign`: the headers a sender would send, and optionally the request itself.

@@ -22,15 +22,21 @@ pub enum Outcome {
     Observed,
     /// A verified request of a type the route's `events` list leaves out: answered 200.
     Filtered,
+    /// Stored for queued delivery and answered 202.
+    Queued,
+    /// A provider handshake hookseal answered itself (SPEC "Handshakes").
+    Handshake,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Forwarded,
         Outcome::Rejected,
         Outcome::Duplicate,
         Outcome::Observed,
         Outcome::Filtered,
+        Outcome::Queued,
+        Outcome::Handshake,
     ];
 
     /// The label value.
@@ -41,6 +47,8 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Observed => "observed",
             Outcome::Filtered => "filtered",
+            Outcome::Queued => "queued",
+            Outcome::Handshake => "handshake",
         }
     }
 
@@ -172,6 +180,8 @@ pub struct Metrics {
     cert_expiry: GaugeVec,
     /// Handles for requests no route matched.
     pub unmatched: Arc<RouteMetrics>,
+    /// The queued-delivery families (SPEC "Queued delivery").
+    pub queue: crate::queue::metrics::QueueMetrics,
     /// The route-labelled series the config in force uses (see [`Metrics::retain`]).
     live: Arc<Mutex<HashSet<Series>>>,
 }
@@ -400,6 +410,8 @@ impl Metrics {
         registry.register(Box::new(reload_ok_at.clone()))?;
         registry.register(Box::new(cert_expiry.clone()))?;
         registry.register(Box::new(build_info))?;
+        let queue = crate::queue::metrics::QueueMetrics::new(&registry)?;
+        registry.register(Box::new(crate::fetch::failures().clone()))?;
         // process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds, ...
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
@@ -433,10 +445,17 @@ impl Metrics {
             reload_ok_at,
             cert_expiry,
             unmatched: Arc::new(RouteMetrics::placeholder()),
+            queue,
             live: Arc::new(Mutex::new(HashSet::new())),
         };
         m.unmatched = Arc::new(m.route(crate::config::UNMATCHED_ROUTE, None, &[], false, None));
         Ok(m)
+    }
+
+    /// Exports a family defined elsewhere (the trace exporter's counters); a second
+    /// registration of the same family is ignored.
+    pub fn register(&self, c: Box<dyn prometheus::core::Collector>) {
+        let _ = self.registry.register(c);
     }
 
     /// Resolves the handles of one route. `scheme` is None for routes that don't verify;
@@ -450,15 +469,33 @@ impl Metrics {
         observe: bool,
         tolerance: Option<std::time::Duration>,
     ) -> RouteMetrics {
+        self.route_for(name, scheme, key_ids, observe, tolerance, false)
+    }
+
+    /// [`Metrics::route`] of a route that is `queued` (`[route.delivery] mode = "queued"`):
+    /// it has `result="queued"` and the `queue_*` rejection series.
+    pub fn route_for(
+        &self,
+        name: &str,
+        scheme: Option<&str>,
+        key_ids: &[String],
+        observe: bool,
+        tolerance: Option<std::time::Duration>,
+        queued: bool,
+    ) -> RouteMetrics {
         let unmatched = name == crate::config::UNMATCHED_ROUTE;
         let mut series = Vec::new();
         let mut label = |family: Family, values: &[&str]| {
             series.push((family, values.iter().map(|v| (*v).to_owned()).collect()));
         };
         let mut requests = vec![None; Outcome::ALL.len() * Reason::ALL.len()];
+        let def = scheme
+            .and_then(crate::verify::SchemeName::parse)
+            .map(crate::verify::SchemeName::def);
         for outcome in Outcome::ALL {
             for reason in Reason::ALL {
-                if meaningful(outcome, reason, unmatched, scheme.is_some(), observe) {
+                let fits = meaningful(outcome, reason, unmatched, def, observe);
+                if fits_queue(fits, outcome, reason, observe, queued) {
                     let values = [name, outcome.as_str(), reason.as_str()];
                     label(Family::Requests, &values);
                     requests[outcome.index() * Reason::ALL.len() + reason.index()] =
@@ -790,16 +827,52 @@ impl RouteMetrics {
     }
 }
 
+/// [`meaningful`] adjusted for queued delivery: a queued route answers `queued` (`ok`) and
+/// can be refused `queue_full`/`queue_unavailable`; an observing queued route counts what it
+/// stored as `observed` (as a direct one counts what it forwarded); only a queued route has
+/// the `queue_*` reasons.
+fn fits_queue(fits: bool, outcome: Outcome, reason: Reason, observe: bool, queued: bool) -> bool {
+    let queue_reason = matches!(reason, Reason::QueueFull | Reason::QueueUnavailable);
+    match outcome {
+        Outcome::Queued => queued && !observe && reason == Reason::Ok,
+        Outcome::Rejected if queue_reason => queued,
+        _ => fits && !queue_reason,
+    }
+}
+
 /// Which (result, reason) pairs can happen on a route, so only those series are created.
-/// `verifies`: the scheme is not `none`; `observe`: the route is in observe mode.
+/// `scheme`: the route's scheme (`None`: no verification); `observe`: the route is in observe mode.
 fn meaningful(
     outcome: Outcome,
     reason: Reason,
     unmatched: bool,
-    verifies: bool,
+    scheme: Option<&crate::verify::SchemeDef>,
     observe: bool,
 ) -> bool {
     use Reason as R;
+    let verifies = scheme.is_some();
+    // The reasons only some engines give: only on their routes.
+    let engine = match reason {
+        R::TopicNotAllowed | R::BadCertUrl | R::CertUnavailable | R::ConfirmFailed => {
+            Some(scheme.is_some_and(|d| d.name == "sns"))
+        }
+        R::BadToken | R::TokenExpired | R::ClaimMismatch | R::KeysUnavailable => {
+            Some(scheme.is_some_and(|d| d.options.contains(&"jwt")))
+        }
+        R::BadVerifyToken => Some(scheme.is_some_and(|d| matches!(d.name, "meta" | "msgraph"))),
+        _ => None,
+    };
+    if engine == Some(false) {
+        return false;
+    }
+    if outcome == Outcome::Handshake {
+        return scheme.is_some_and(|d| d.handshakes) && reason == R::Ok;
+    }
+    // A route of a scheme with a GET handshake serves GET for it: any other GET there is
+    // refused 405 by the route itself.
+    if reason == R::MethodNotAllowed && !unmatched {
+        return outcome == Outcome::Rejected && scheme.is_some_and(|d| d.get_handshake.is_some());
+    }
     if unmatched {
         return outcome == Outcome::Rejected
             && matches!(reason, R::NoRoute | R::AmbiguousPath | R::MethodNotAllowed);
@@ -815,7 +888,7 @@ fn meaningful(
             | R::InFlight
             | R::ReplayStoreUnavailable
             | R::Duplicate
-    );
+    ) || engine.is_some();
     match outcome {
         Outcome::Forwarded => !observe && (reason == R::Ok || upstream),
         Outcome::Duplicate => !observe && verifies && reason == R::Duplicate,
@@ -830,6 +903,8 @@ fn meaningful(
         Outcome::Observed => observe && (reason == R::Ok || upstream || (verifies && verdict)),
         // Made by [`Metrics::route_events`] for a route with an `events` list only.
         Outcome::Filtered => false,
+        Outcome::Queued => false,
+        Outcome::Handshake => false,
     }
 }
 
@@ -903,6 +978,31 @@ mod tests {
                 "hookseal_requests_total{reason=\"no_route\",result=\"rejected\",route=\"_unmatched\"} 0",
             ]
         );
+    }
+
+    #[test]
+    fn only_a_queued_route_has_the_queued_and_queue_series() {
+        let m = Metrics::new();
+        let q = m.route_for("q", Some("github"), &[], false, None, true);
+        let _d = m.route("d", Some("github"), &[], false, None);
+        let _o = m.route_for("o", Some("github"), &[], true, None, true);
+        q.count(Outcome::Queued, Reason::Ok);
+        let text = m.encode();
+        assert!(
+            text.contains("hookseal_requests_total{reason=\"ok\",result=\"queued\",route=\"q\"} 1"),
+            "{text}"
+        );
+        for reason in ["queue_full", "queue_unavailable"] {
+            let q = format!("{{reason=\"{reason}\",result=\"rejected\",route=\"q\"}} 0");
+            assert!(text.contains(&q), "{q}");
+            assert!(!text.contains(&format!(
+                "{{reason=\"{reason}\",result=\"rejected\",route=\"d\"}}"
+            )));
+        }
+        assert!(!text.contains("result=\"queued\",route=\"d\""));
+        // An observing queued route counts what it stored as observed, never queued.
+        assert!(!text.contains("result=\"queued\",route=\"o\""));
+        assert!(text.contains("{reason=\"queue_full\",result=\"rejected\",route=\"o\"} 0"));
     }
 
     #[test]

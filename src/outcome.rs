@@ -37,6 +37,15 @@ pub enum ReplayRefusal {
     StoreUnavailable,
 }
 
+/// A queued route could not store the request (SPEC "Queued delivery").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueRefusal {
+    /// At `[queue] max_bytes` or `max_entries`: nothing stored, the sender keeps the event.
+    Full,
+    /// The store failed or could not be reached.
+    Unavailable,
+}
+
 /// Why a request was not answered by the app: the typed error of the stage that stopped it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
@@ -49,6 +58,9 @@ pub enum Rejection {
     /// Step 3b: verified, of a type the route's `events` list leaves out (not a failure:
     /// answered `200 {"status":"filtered"}`, reason `ok`).
     Filtered,
+    Queue(QueueRefusal),
+    /// SNS `confirm = "auto"`: the `SubscribeURL` GET failed (SNS retries the confirmation).
+    ConfirmFailed,
 }
 
 /// Everything a [`Rejection`] means for the answer and the request's record.
@@ -118,6 +130,31 @@ impl Rejection {
             Rejection::Verify(VerifyError::BadSignature) => {
                 (Reason::BadSignature, S::UNAUTHORIZED, REJ, false)
             }
+            Rejection::Verify(VerifyError::TopicNotAllowed) => {
+                (Reason::TopicNotAllowed, S::FORBIDDEN, REJ, false)
+            }
+            Rejection::Verify(VerifyError::BadCertUrl) => {
+                (Reason::BadCertUrl, S::FORBIDDEN, REJ, false)
+            }
+            Rejection::Verify(VerifyError::CertUnavailable) => {
+                (Reason::CertUnavailable, S::SERVICE_UNAVAILABLE, REJ, false)
+            }
+            Rejection::Verify(VerifyError::BadToken) => {
+                (Reason::BadToken, S::UNAUTHORIZED, REJ, false)
+            }
+            Rejection::Verify(VerifyError::TokenExpired) => {
+                (Reason::TokenExpired, S::UNAUTHORIZED, REJ, false)
+            }
+            Rejection::Verify(VerifyError::ClaimMismatch) => {
+                (Reason::ClaimMismatch, S::UNAUTHORIZED, REJ, false)
+            }
+            Rejection::Verify(VerifyError::KeysUnavailable) => {
+                (Reason::KeysUnavailable, S::SERVICE_UNAVAILABLE, REJ, false)
+            }
+            Rejection::Verify(VerifyError::BadVerifyToken) => {
+                (Reason::BadVerifyToken, S::FORBIDDEN, REJ, false)
+            }
+            Rejection::ConfirmFailed => (Reason::ConfirmFailed, S::BAD_GATEWAY, REJ, false),
             Rejection::Replay(ReplayRefusal::Duplicate) => {
                 (Reason::Duplicate, S::OK, Outcome::Duplicate, false)
             }
@@ -146,6 +183,12 @@ impl Rejection {
                 false,
             ),
             Rejection::Filtered => (Reason::Ok, S::OK, Outcome::Filtered, false),
+            Rejection::Queue(QueueRefusal::Full) => {
+                (Reason::QueueFull, S::SERVICE_UNAVAILABLE, REJ, false)
+            }
+            Rejection::Queue(QueueRefusal::Unavailable) => {
+                (Reason::QueueUnavailable, S::SERVICE_UNAVAILABLE, REJ, false)
+            }
         };
         let detail = match self {
             Rejection::Body(BodyError::Overloaded) => Some("limits.max_buffered_bytes exhausted"),
@@ -159,7 +202,7 @@ impl Rejection {
             status,
             outcome,
             close,
-            retry_after: reason == Reason::Overloaded,
+            retry_after: matches!(reason, Reason::Overloaded | Reason::QueueFull),
             detail,
         }
     }
@@ -186,7 +229,13 @@ impl Rejection {
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if a.retry_after {
-            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            // A full spool drains at the app's pace: ask for a longer pause than a busy moment.
+            let after = if a.reason == Reason::QueueFull {
+                QUEUE_FULL_RETRY_AFTER
+            } else {
+                "1"
+            };
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static(after));
         }
         if duplicate {
             h.insert(headers::DUPLICATE, HeaderValue::from_static("true"));
@@ -196,6 +245,9 @@ impl Rejection {
 }
 
 const REJ: Outcome = Outcome::Rejected;
+
+/// `Retry-After` of a 503 `queue_full`, in seconds.
+pub const QUEUE_FULL_RETRY_AFTER: &str = "30";
 
 /// The JSON body: `{"error":"<reason>","route":"<name>"|null}`, or `{"status":"duplicate"}`.
 /// Never contains a signature, a secret or an expected value.
@@ -229,7 +281,7 @@ mod tests {
     }
 
     /// One of each stage error.
-    const ALL: [Rejection; 22] = [
+    const ALL: [Rejection; 33] = [
         Rejection::Route(Miss::NoRoute),
         Rejection::Route(Miss::Ambiguous),
         Rejection::Route(Miss::MethodNotAllowed),
@@ -245,6 +297,15 @@ mod tests {
         Rejection::Verify(VerifyError::StaleTimestamp { skew: -600 }),
         Rejection::Verify(VerifyError::FutureTimestamp { skew: 600 }),
         Rejection::Verify(VerifyError::BadSignature),
+        Rejection::Verify(VerifyError::TopicNotAllowed),
+        Rejection::Verify(VerifyError::BadCertUrl),
+        Rejection::Verify(VerifyError::CertUnavailable),
+        Rejection::Verify(VerifyError::BadToken),
+        Rejection::Verify(VerifyError::TokenExpired),
+        Rejection::Verify(VerifyError::ClaimMismatch),
+        Rejection::Verify(VerifyError::KeysUnavailable),
+        Rejection::Verify(VerifyError::BadVerifyToken),
+        Rejection::ConfirmFailed,
         Rejection::Replay(ReplayRefusal::Duplicate),
         Rejection::Replay(ReplayRefusal::InFlight),
         Rejection::Replay(ReplayRefusal::StoreUnavailable),
@@ -252,6 +313,8 @@ mod tests {
         Rejection::Upstream(UpstreamError::Unavailable),
         Rejection::Upstream(UpstreamError::Timeout),
         Rejection::Filtered,
+        Rejection::Queue(QueueRefusal::Full),
+        Rejection::Queue(QueueRefusal::Unavailable),
     ];
 
     #[test]

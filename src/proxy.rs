@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -25,11 +25,18 @@ use crate::error::Reason;
 use crate::headers;
 use crate::loglimit::LogGate;
 use crate::metrics::{Metrics, Outcome, RouteMetrics, UpstreamClass};
-use crate::outcome::{Rejection, ReplayRefusal, RequestError};
+use crate::otel::{Marks, RequestEnd, RequestTrace, Tracer};
+use crate::outcome::{QueueRefusal, Rejection, ReplayRefusal, RequestError};
+use crate::queue::worker::Target;
+use crate::queue::{QueueError, Spool};
+use crate::rejections::{Rejected, Rejections};
 use crate::replay::{Begin, Key, ReplayStore};
 use crate::route::RouteTable;
+use crate::swap::Swap;
 use crate::upstream::{UpstreamBody, UpstreamClient, UpstreamError};
-use crate::verify::{Input, Scheme, Verified, VerifyError, NO_SCHEME};
+use crate::verify::{Checked, Handshake, Input, Scheme, Verified, VerifyError, NO_SCHEME};
+
+mod handshake;
 
 /// The response body: the upstream's stream, or a small body hookseal wrote.
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
@@ -47,7 +54,7 @@ pub struct ConnInfo {
 /// flight keep the snapshot they started with.
 #[derive(Debug)]
 pub struct Proxy {
-    snapshot: RwLock<Arc<Snapshot>>,
+    snapshot: Swap<Snapshot>,
     replay: Arc<ReplayStore>,
     replay_errors: IntCounter,
     metrics: Arc<Metrics>,
@@ -58,6 +65,14 @@ pub struct Proxy {
     id_seed: u64,
     /// Rejection-line budget of requests no route matched.
     unmatched_log: LogGate,
+    /// The spool of queued routes (`None` when no route is queued).
+    spool: Option<Spool>,
+    /// Woken when an entry was stored, so the delivery worker claims it at once.
+    queue_wake: Arc<tokio::sync::Notify>,
+    /// The latest rejected requests (`/debug/rejections`).
+    rejections: Arc<Rejections>,
+    /// The span queue (`[tracing]`).
+    tracer: Arc<Tracer>,
 }
 
 /// One loaded config with everything derived from it.
@@ -93,12 +108,15 @@ struct Ctx<'a> {
     conn: ConnInfo,
     request_id: &'a HeaderValue,
     start: Instant,
+    /// The request's trace, when `[tracing]` is on and it is sampled.
+    trace: Option<&'a RequestTrace>,
 }
 
 /// The one record of a request: what the stages found on the way, and the answer. Its
 /// metrics are written once, when it is dropped at the end of the request (also when the
 /// sender left before the answer: then without a result, as the request was never answered).
-/// Plain data on the stack; the only allocation is a replay store's error.
+/// Plain data on the stack; the only allocation is a replay store's error (a refused body is
+/// moved in, not copied).
 struct Record<'a> {
     metrics: &'a RouteMetrics,
     replay_errors: &'a IntCounter,
@@ -119,6 +137,11 @@ struct Record<'a> {
     store_error: Option<String>,
     /// `hookseal_events_total` of the verified request's event type.
     event: Option<IntCounter>,
+    /// The body of a request refused after it was read (its length and hash go into the
+    /// record of rejections).
+    refused_body: Option<RawBody>,
+    /// When the stages ran; only for a traced request.
+    marks: Marks,
 }
 
 impl<'a> Record<'a> {
@@ -137,6 +160,8 @@ impl<'a> Record<'a> {
             upstream_class: None,
             store_error: None,
             event: None,
+            refused_body: None,
+            marks: Marks::default(),
         }
     }
 }
@@ -189,6 +214,21 @@ struct Verdict {
     failure: Option<Rejection>,
     /// The verified request's event type (`x-hookseal-event`).
     event: Option<HeaderValue>,
+    /// A provider handshake (or a confirmed SNS subscription) hookseal answers itself.
+    handshake: Option<Handshake>,
+}
+
+/// What the pipeline answers with when nothing stopped the request. Not boxed: the app's
+/// response is the common case, and boxing it would allocate on every request.
+#[allow(clippy::large_enum_variant)]
+enum Served {
+    /// The app's response, and the failure observe mode let through.
+    App(Response<UpstreamBody>, Option<Reason>),
+    /// Stored for queued delivery under this id (202), and the failure observe mode let
+    /// through.
+    Queued(String, Option<Reason>),
+    /// hookseal's own answer to a provider handshake; the app saw nothing.
+    Handshake(Handshake),
 }
 
 /// What a forwarded request carries from the checks.
@@ -242,8 +282,11 @@ impl Proxy {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ u64::from(std::process::id()).rotate_left(32);
+        let rejections = Arc::new(Rejections::new(snapshot.config.debug.rejections));
+        let tracer = Arc::new(Tracer::new());
+        tracer.register(&metrics);
         Proxy {
-            snapshot: RwLock::new(Arc::new(snapshot)),
+            snapshot: Swap::new(snapshot),
             replay,
             replay_errors,
             metrics,
@@ -252,12 +295,52 @@ impl Proxy {
             ids: AtomicU64::new(0),
             id_seed,
             unmatched_log: LogGate::new(),
+            rejections,
+            tracer,
+            spool: None,
+            queue_wake: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Queued routes store their requests in `spool` (set before serving).
+    pub fn with_spool(mut self, spool: Spool) -> Proxy {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// The spool of queued routes, if any route is queued.
+    pub fn spool(&self) -> Option<&Spool> {
+        self.spool.as_ref()
+    }
+
+    /// Woken whenever a queued request was stored.
+    pub fn queue_wake(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.queue_wake)
+    }
+
+    /// The client to the app, shared by direct forwarding and the delivery worker.
+    pub fn client(&self) -> &UpstreamClient {
+        &self.client
+    }
+
+    /// The replay store's error counter (`hookseal_replay_store_errors_total{store}`).
+    pub fn replay_errors(&self) -> &IntCounter {
+        &self.replay_errors
+    }
+
+    /// The record of rejections (`/debug/rejections`).
+    pub fn rejections(&self) -> &Arc<Rejections> {
+        &self.rejections
+    }
+
+    /// The span queue; [`Tracer::run`] exports it.
+    pub fn tracer(&self) -> &Arc<Tracer> {
+        &self.tracer
     }
 
     /// Swaps in a new config; requests already in flight finish under the old one.
     pub fn reload(&self, config: Config) {
-        let snapshot = Arc::new(Snapshot::new(config, &self.metrics, &self.replay));
+        let snapshot = Snapshot::new(config, &self.metrics, &self.replay);
         self.metrics
             .retain(snapshot.routes.values().map(|r| &r.metrics));
         let names: Vec<&str> = snapshot
@@ -267,10 +350,9 @@ impl Proxy {
             .map(|r| r.name.as_str())
             .collect();
         self.replay.retain_partitions(&names);
-        let old = match self.snapshot.write() {
-            Ok(mut s) => std::mem::replace(&mut *s, snapshot),
-            Err(poisoned) => std::mem::replace(&mut *poisoned.into_inner(), snapshot),
-        };
+        self.rejections
+            .set_capacity(snapshot.config.debug.rejections);
+        let old = self.snapshot.store(snapshot);
         report_suppressed(&old);
     }
 
@@ -283,10 +365,7 @@ impl Proxy {
 
     /// The config snapshot in force.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        match self.snapshot.read() {
-            Ok(s) => Arc::clone(&s),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
+        self.snapshot.load()
     }
 
     /// Handles one request from start to response head. Every log line of the request carries
@@ -313,6 +392,8 @@ impl Proxy {
         let start = Instant::now();
         let snap = self.snapshot();
         let (mut parts, body) = req.into_parts();
+        let trace =
+            (snap.config.tracing.as_ref()).and_then(|t| self.tracer.start(t, &parts.headers));
 
         let target = parts
             .uri
@@ -332,6 +413,7 @@ impl Proxy {
                 );
                 let name = crate::config::UNMATCHED_ROUTE;
                 log_line(name, &self.unmatched_log, &conn, &request_id, &rec);
+                self.finish(None, &conn, &request_id, &parts, &rec, trace);
                 return response;
             }
         };
@@ -341,6 +423,7 @@ impl Proxy {
             conn,
             request_id: &request_id,
             start,
+            trace: trace.as_ref(),
         };
         let cfg = &route.cfg;
         let mut rec = Record::new(&route.metrics, &self.replay_errors, start);
@@ -349,7 +432,68 @@ impl Proxy {
         let response = answer(result, Some(&cfg.name), observe, &request_id, &mut rec);
         // The record: the request's line now, its metrics when `rec` drops on return.
         log_line(&cfg.name, &route.log_gate, &conn, &request_id, &rec);
+        self.finish(Some(&route), &conn, &request_id, &parts, &rec, trace);
         response
+    }
+
+    /// The end of the record, beside its line and metrics: a rejected request goes into the
+    /// record of rejections, a traced one's spans into the export queue. Nothing else for an
+    /// accepted, untraced request.
+    fn finish(
+        &self,
+        route: Option<&Route>,
+        conn: &ConnInfo,
+        request_id: &HeaderValue,
+        parts: &Parts,
+        rec: &Record<'_>,
+        trace: Option<RequestTrace>,
+    ) {
+        let name = route.map_or(crate::config::UNMATCHED_ROUTE, |r| r.cfg.name.as_str());
+        let scheme = route.and_then(|r| r.cfg.scheme.as_ref()).map(|s| s.name());
+        if let Some((Outcome::Rejected, reason, status)) = rec.answer {
+            if self.rejections.enabled() {
+                let mut signature_headers: Vec<&str> = Vec::new();
+                signature_headers.extend(scheme.and_then(|s| s.def().headers.first()));
+                if let Some(h) = route.and_then(|r| r.cfg.options.hmac.as_ref()) {
+                    signature_headers.push(&h.header);
+                }
+                self.rejections.record(&Rejected {
+                    route: name,
+                    reason,
+                    status,
+                    peer: conn.peer,
+                    request_id,
+                    headers: &parts.headers,
+                    signature_headers: &signature_headers,
+                    body: rec.refused_body.as_ref().map(RawBody::pieces),
+                    body_bytes: rec.body_bytes,
+                });
+            }
+        }
+        if let Some(t) = trace {
+            let answer = rec.answer;
+            let m = rec.marks;
+            self.tracer.finish_request(
+                t,
+                &RequestEnd {
+                    route: name,
+                    scheme: scheme.map(|s| s.as_str()),
+                    method: parts.method.as_str(),
+                    result: answer.map(|a| a.0.as_str()),
+                    reason: answer.map(|a| a.1.as_str()),
+                    status: answer.map(|a| a.2),
+                    verify: m.verify_start.zip(rec.verify_time),
+                    store: m.store,
+                    forward: m.forward_start.zip(rec.upstream_time).map(|(at, d)| {
+                        let answered = !matches!(
+                            rec.upstream_class,
+                            Some(UpstreamClass::Error | UpstreamClass::Timeout) | None
+                        );
+                        (at, d, answered)
+                    }),
+                },
+            );
+        }
     }
 
     /// Steps 1b to 7 of one request, top to bottom: the checks, [`decide`], forwarding. Gives
@@ -361,7 +505,7 @@ impl Proxy {
         parts: &mut Parts,
         body: Incoming,
         rec: &mut Record<'_>,
-    ) -> Result<(Response<UpstreamBody>, Option<Reason>), Rejection> {
+    ) -> Result<Served, Rejection> {
         let cfg = &cx.route.cfg;
         check_request(cx, parts).map_err(Rejection::Request)?;
         let body = self
@@ -377,11 +521,22 @@ impl Proxy {
 
         // Steps 3-4: the verdict, then what the route's mode makes of it.
         let verdict = verdict(cx, parts, &body, rec).await;
+        // A GET that reached a route only for its scheme's GET handshake and is none: the
+        // 405 the route table would have given, whatever the mode.
+        if let Some(miss @ Rejection::Route(_)) = verdict.failure {
+            return Err(miss);
+        }
         let on_store_error = cx.snap.config.replay.on_store_error;
         let observed = match decide(cfg.mode, on_store_error, verdict.failure) {
             Decision::Forward(observed) => observed,
-            Decision::Refuse(rejection) => return Err(rejection),
+            Decision::Refuse(rejection) => {
+                rec.refused_body = Some(body);
+                return Err(rejection);
+            }
         };
+        if let (Some(handshake), None) = (verdict.handshake, observed) {
+            return Ok(Served::Handshake(handshake));
+        }
         if let Some(error) = &rec.store_error {
             in_request_span(
                 cx.request_id,
@@ -396,8 +551,12 @@ impl Proxy {
             observed,
             event: verdict.event,
         };
+        if cfg.delivery.queued() {
+            let id = self.enqueue(cx, parts, body, pass).await?;
+            return Ok(Served::Queued(id, observed));
+        }
         let response = self.forward(cx, parts, body, pass, rec).await?;
-        Ok((response, observed))
+        Ok(Served::App(response, observed))
     }
 
     /// Step 2: the body, bounded before and while reading.
@@ -429,7 +588,6 @@ impl Proxy {
         let Ctx {
             snap,
             route,
-            conn,
             request_id,
             ..
         } = *cx;
@@ -440,75 +598,7 @@ impl Proxy {
                 .as_ref()
                 .is_some_and(|v| v.timestamp.is_some());
         let done_ttl = cfg.events.done_ttl(cfg.tolerance, signed_ts);
-        let client = headers::client_ip(
-            conn.peer.ip(),
-            &parts.headers,
-            &snap.config.listen.trusted_proxies,
-        );
-        let h = &mut parts.headers;
-        headers::strip_hookseal(h);
-        if let Some(scheme) = &cfg.scheme {
-            scheme.strip_unread(h);
-        }
-        let host = h.get(header::HOST).cloned().or_else(|| {
-            parts
-                .uri
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
-        if let Some(host) = &host {
-            if !h.contains_key(header::HOST) {
-                h.insert(header::HOST, host.clone());
-            }
-        }
-        headers::add_forwarded(h, conn.peer.ip(), conn.tls, host);
-        headers::apply_policy(h, &snap.config.forwarding.keep, client);
-        h.insert(headers::REQUEST_ID, request_id.clone());
-        h.insert(headers::ROUTE, route.name_value.clone());
-        if cfg.scheme.is_some() {
-            h.insert(headers::SCHEME, route.scheme_value.clone());
-        }
-        // True only when the signature verified and nothing after it failed (SPEC: `false`
-        // on any failure).
-        let passed = pass.verified.is_some() && pass.observed.is_none();
-        h.insert(
-            headers::VERIFIED,
-            HeaderValue::from_static(if passed { "true" } else { "false" }),
-        );
-        if let Some(v) = &pass.verified {
-            if let Some(k) = route.key_values.get(v.key_index) {
-                h.insert(headers::KEY, k.clone());
-            }
-            if let Some(id) = &v.id {
-                h.insert(headers::ID, id.clone());
-            }
-            if let Some(ts) = v.timestamp {
-                h.insert(headers::TIMESTAMP, HeaderValue::from(ts));
-            }
-        }
-        if let Some(event) = pass.event {
-            h.insert(headers::EVENT, event);
-        }
-        if let Some(reason) = pass.observed {
-            h.insert(headers::REASON, HeaderValue::from_static(reason.as_str()));
-            if reason == Reason::Duplicate {
-                h.insert(headers::DUPLICATE, HeaderValue::from_static("true"));
-            }
-        }
-
-        // HTTP/1.1 to an origin: the request line carries the origin form (path and query)
-        // only; what came as one (HTTP/1.1 usually) goes on as it is.
-        let uri = if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
-            std::mem::take(&mut parts.uri)
-        } else {
-            Uri::from(
-                parts
-                    .uri
-                    .path_and_query()
-                    .cloned()
-                    .unwrap_or_else(|| PathAndQuery::from_static("/")),
-            )
-        };
+        let uri = prepare(cx, parts, &pass);
         let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = uri;
@@ -517,6 +607,9 @@ impl Proxy {
 
         let timeout = snap.config.upstream.timeout;
         let t = Instant::now();
+        if cx.trace.is_some() {
+            rec.marks.forward_start = Some(t.into_std());
+        }
         let result = match pass.mark {
             None => self.client.send(req, &route.upstream, timeout).await,
             Some(key) => {
@@ -564,6 +657,82 @@ impl Proxy {
         Ok(resp)
     }
 
+    /// Step 5 of a queued route: stores the request that would have been forwarded and
+    /// releases its in-flight mark (the spool's id set answers duplicates from now until it
+    /// is delivered; the worker marks it done on the app's 2xx). The entry's id: the message
+    /// id on a route that dedupes, else a fresh one. `Ok` only once the spool says durable.
+    async fn enqueue(
+        &self,
+        cx: &Ctx<'_>,
+        parts: &mut Parts,
+        body: RawBody,
+        pass: Pass,
+    ) -> Result<String, Rejection> {
+        let route = cx.route;
+        let cfg = &route.cfg;
+        let uri = prepare(cx, parts, &pass);
+        let id = match pass.verified.as_ref().and_then(|v| v.id.as_ref()) {
+            Some(id) if cfg.dedupe => String::from_utf8_lossy(id.as_bytes()).into_owned(),
+            _ => String::from_utf8_lossy(self.fresh_id().as_bytes()).into_owned(),
+        };
+        let entry = crate::queue::accept::entry(
+            id.clone(),
+            &cfg.name,
+            &parts.method,
+            uri.path_and_query().map_or("/", PathAndQuery::as_str),
+            &parts.headers,
+            body.pieces(),
+            crate::queue::policy::unix_ms(SystemTime::now()),
+        );
+        let Some(spool) = self.spool.clone() else {
+            return Err(Rejection::Queue(QueueRefusal::Unavailable));
+        };
+        // In a task of its own, as forwarding: a sender who hangs up must not leave the id
+        // marked in flight.
+        let replay = route.replay.clone();
+        let errors = self.replay_errors.clone();
+        let histogram = self.metrics.queue.enqueue_duration.clone();
+        let done_ttl = cfg.tolerance * 2;
+        let request_id = cx.request_id.clone();
+        let route_name = cfg.name.clone();
+        let mark = pass.mark;
+        let task = tokio::spawn(
+            async move {
+                let t = Instant::now();
+                let stored = spool.enqueue(&entry).await;
+                histogram.observe(t.elapsed().as_secs_f64());
+                if let Some(key) = mark {
+                    if let Err(e) = replay.finish(&key, false, done_ttl).await {
+                        errors.inc();
+                        in_request_span(&request_id, || {
+                            tracing::warn!(route = %route_name, error = %e, "replay store: could not release an in-flight mark")
+                        });
+                    }
+                }
+                if let Err(e @ (QueueError::Unavailable(_) | QueueError::Corrupt { .. } | QueueError::InvalidUrl(_))) = &stored {
+                    in_request_span(&request_id, || {
+                        tracing::warn!(route = %route_name, store = spool.kind(), error = %e, "spool unavailable")
+                    });
+                }
+                stored
+            }
+            .in_current_span(),
+        );
+        let stored = task.await;
+        // Held until here: the entry's bytes stay counted in `limits.max_buffered_bytes` while
+        // the store writes them.
+        drop(body);
+        match stored {
+            Ok(Ok(())) => {
+                self.queue_wake.notify_waiters();
+                Ok(id)
+            }
+            Ok(Err(QueueError::AlreadyQueued)) => Ok(id),
+            Ok(Err(QueueError::Full)) => Err(Rejection::Queue(QueueRefusal::Full)),
+            _ => Err(Rejection::Queue(QueueRefusal::Unavailable)),
+        }
+    }
+
     /// The sender's `x-request-id` when it is sane (1 to 128 characters of `[A-Za-z0-9]` and
     /// `-_.:/+=@`: UUIDs, ULIDs, base64, trace ids), else a fresh one. The limit keeps a
     /// sender from writing arbitrary text into every log line of its request.
@@ -578,6 +747,11 @@ impl Proxy {
                 return v.clone();
             }
         }
+        self.fresh_id()
+    }
+
+    /// A new id: unique per process run (and across runs, by the seed).
+    fn fresh_id(&self) -> HeaderValue {
         let n = self.ids.fetch_add(1, Ordering::Relaxed);
         // Unique per process run and cheap; not a secret, so no CSPRNG is needed.
         let mixed = splitmix(self.id_seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -587,22 +761,22 @@ impl Proxy {
 
 impl Snapshot {
     fn new(config: Config, metrics: &Metrics, replay: &ReplayStore) -> Snapshot {
-        let default_upstream = config.upstream.url.authority().cloned();
+        let default_upstream = config.upstream.url.authority();
         let mut entries = Vec::new();
         for cfg in &config.routes {
             let scheme = cfg.scheme.as_ref().map(|s| s.name().as_str());
             let upstream = cfg
                 .upstream
                 .as_ref()
-                .and_then(|u| u.authority().cloned())
-                .or_else(|| default_upstream.clone())
-                .unwrap_or_else(|| Authority::from_static("127.0.0.1:8080"));
-            let mut route_metrics = metrics.route(
+                .map_or(default_upstream, |u| u.authority())
+                .clone();
+            let mut route_metrics = metrics.route_for(
                 &cfg.name,
                 scheme,
                 &cfg.secret_ids,
                 cfg.mode == Mode::Observe,
                 Some(cfg.tolerance),
+                cfg.delivery.queued(),
             );
             if cfg.events.source.is_some() {
                 let observe = cfg.mode == Mode::Observe;
@@ -620,12 +794,32 @@ impl Snapshot {
                 signed_timestamp: cfg.scheme.as_ref().is_none_or(Scheme::timestamp_is_signed),
                 cfg: cfg.clone(),
             };
-            entries.push((cfg.path.clone(), cfg.methods.clone(), Arc::new(route)));
+            let methods = handshake::with_handshake_get(cfg, &config.routes);
+            entries.push((cfg.path.clone(), methods, Arc::new(route)));
         }
         Snapshot {
             config,
             routes: RouteTable::new(entries),
         }
+    }
+}
+
+impl Snapshot {
+    /// What the delivery worker needs of each queued route.
+    pub fn delivery_targets(&self) -> Vec<Target> {
+        self.routes
+            .values()
+            .filter(|r| r.cfg.delivery.queued())
+            .map(|r| Target {
+                name: r.cfg.name.to_string(),
+                upstream: r.upstream.clone(),
+                delivery: r.cfg.delivery,
+                timeout: self.config.upstream.timeout,
+                replay: r.replay.clone(),
+                dedupe: r.cfg.dedupe,
+                done_ttl: r.cfg.tolerance * 2,
+            })
+            .collect()
     }
 }
 
@@ -641,6 +835,96 @@ const INFLIGHT_MARGIN: Duration = Duration::from_secs(5);
 
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or(HeaderValue::from_static("invalid"))
+}
+
+/// Step 5's request head: the headers hookseal sends to the app (hop-by-hop and spoofed
+/// `x-hookseal-*` removed, proxy headers by policy, its own `x-hookseal-*` added), written
+/// into `parts`, and the URI in origin form. Direct forwarding and the spool send the same.
+fn prepare(cx: &Ctx<'_>, parts: &mut Parts, pass: &Pass) -> Uri {
+    let Ctx {
+        snap,
+        route,
+        conn,
+        request_id,
+        ..
+    } = *cx;
+    let cfg = &route.cfg;
+    let client = headers::client_ip(
+        conn.peer.ip(),
+        &parts.headers,
+        &snap.config.listen.trusted_proxies,
+    );
+    let h = &mut parts.headers;
+    headers::strip_hookseal(h);
+    if let Some(scheme) = &cfg.scheme {
+        scheme.strip_unread(h);
+    }
+    let host = h.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    if let Some(host) = &host {
+        if !h.contains_key(header::HOST) {
+            h.insert(header::HOST, host.clone());
+        }
+    }
+    headers::add_forwarded(h, conn.peer.ip(), conn.tls, host);
+    headers::apply_policy(h, &snap.config.forwarding.keep, client);
+    h.insert(headers::REQUEST_ID, request_id.clone());
+    if let Some(t) = cx.trace {
+        h.insert(crate::otel::TRACEPARENT, t.forward_traceparent());
+        if !t.continued() {
+            // A new trace: a `tracestate` beside an invalid `traceparent` belongs to none.
+            h.remove(crate::otel::TRACESTATE);
+        }
+    }
+    h.insert(headers::ROUTE, route.name_value.clone());
+    if cfg.scheme.is_some() {
+        h.insert(headers::SCHEME, route.scheme_value.clone());
+    }
+    // True only when the signature verified and nothing after it failed (SPEC: `false`
+    // on any failure).
+    let passed = pass.verified.is_some() && pass.observed.is_none();
+    h.insert(
+        headers::VERIFIED,
+        HeaderValue::from_static(if passed { "true" } else { "false" }),
+    );
+    if let Some(v) = &pass.verified {
+        if let Some(k) = route.key_values.get(v.key_index) {
+            h.insert(headers::KEY, k.clone());
+        }
+        if let Some(id) = &v.id {
+            h.insert(headers::ID, id.clone());
+        }
+        if let Some(ts) = v.timestamp {
+            h.insert(headers::TIMESTAMP, HeaderValue::from(ts));
+        }
+    }
+    if let Some(event) = &pass.event {
+        h.insert(headers::EVENT, event.clone());
+    }
+    if let Some(reason) = pass.observed {
+        h.insert(headers::REASON, HeaderValue::from_static(reason.as_str()));
+        if reason == Reason::Duplicate {
+            h.insert(headers::DUPLICATE, HeaderValue::from_static("true"));
+        }
+    }
+
+    // HTTP/1.1 to an origin: the request line carries the origin form (path and query)
+    // only; what came as one (HTTP/1.1 usually) goes on as it is.
+    if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
+        std::mem::take(&mut parts.uri)
+    } else {
+        Uri::from(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        )
+    }
 }
 
 /// Step 1b: a request whose Host or framing hookseal cannot pass on as the app would read it
@@ -672,8 +956,36 @@ async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'
     let Some(scheme) = &cx.route.cfg.scheme else {
         return Verdict::default();
     };
-    let verified = match verify(cx.route, scheme, parts, body, rec) {
-        Ok(v) => v,
+    let checked = verify(cx.route, scheme, parts, body, rec).await;
+    // A GET the route's methods do not list reaches the route only for its scheme's GET
+    // handshake: anything else is the 405 it would have been.
+    let get_beyond_methods =
+        parts.method == http::Method::GET && !cx.route.cfg.methods.contains(&http::Method::GET);
+    let marker = scheme.name().def().get_handshake;
+    let no_handshake = match &checked {
+        Ok(Checked::Verified(_) | Checked::Confirm(..)) => true,
+        Ok(Checked::Handshake(_)) => false,
+        // Without its marker the GET was no handshake; a handshake that failed keeps its reason.
+        Err(VerifyError::MissingSignature(name)) => Some(*name) == marker,
+        Err(_) => false,
+    };
+    if get_beyond_methods && no_handshake {
+        return Verdict {
+            failure: Some(Rejection::Route(crate::route::Miss::MethodNotAllowed)),
+            ..Verdict::default()
+        };
+    }
+    let verified = match checked {
+        Ok(Checked::Verified(v)) => v,
+        Ok(Checked::Handshake(h)) => {
+            return Verdict {
+                handshake: Some(h),
+                ..Verdict::default()
+            }
+        }
+        Ok(Checked::Confirm(v, confirmation)) => {
+            return handshake::confirm(cx, v, confirmation, rec).await
+        }
         Err(e) => {
             return Verdict {
                 failure: Some(Rejection::Verify(e)),
@@ -692,6 +1004,7 @@ async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'
             mark: None,
             failure: Some(Rejection::Filtered),
             event,
+            handshake: None,
         };
     }
     match claim(cx, scheme, &verified, parts, body, rec).await {
@@ -700,12 +1013,14 @@ async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'
             mark,
             failure: None,
             event,
+            handshake: None,
         },
         Err(refusal) => Verdict {
             verified: Some(verified),
             mark: None,
             failure: Some(Rejection::Replay(refusal)),
             event,
+            handshake: None,
         },
     }
 }
@@ -727,14 +1042,16 @@ fn event_type(
     event
 }
 
-/// Step 3: the signature. Its time, and a verified request's key and skew, go into `rec`.
-fn verify(
+/// Step 3: the signature (or the handshake). Its time, and a verified request's key and
+/// skew, go into `rec`. Ready at once for the HMAC and token schemes; the schemes that fetch
+/// (JWKS, SNS certificates) wait here, bounded by the fetch client's timeouts.
+async fn verify(
     route: &Route,
     scheme: &Scheme,
     parts: &Parts,
     body: &RawBody,
     rec: &mut Record<'_>,
-) -> Result<Verified, VerifyError> {
+) -> Result<Checked, VerifyError> {
     let input = Input {
         method: &parts.method,
         uri: &parts.uri,
@@ -743,9 +1060,14 @@ fn verify(
     };
     let t = std::time::Instant::now();
     let now = unix_now();
-    let result = scheme.verify(&input, now);
+    let result = scheme.check(input, now).resolve().await;
     rec.verify_time = Some(t.elapsed());
-    let verified = result?;
+    rec.marks.verify_start = Some(t);
+    let checked = result?;
+    let verified = match &checked {
+        Checked::Verified(v) | Checked::Confirm(v, _) => v,
+        Checked::Handshake(_) => return Ok(checked),
+    };
     // Skew only from a verified request: a stale/future error comes before the MAC is
     // checked, so its timestamp may be made up. Absolute, so `_sum` never drops.
     rec.skew = verified
@@ -753,7 +1075,7 @@ fn verify(
         .filter(|_| route.signed_timestamp)
         .map(|ts| ts.abs_diff(now));
     rec.key_index = Some(verified.key_index);
-    Ok(verified)
+    Ok(checked)
 }
 
 /// Step 4: dedupe on the route's `dedupe_key` of the verified request (src/events.rs).
@@ -781,7 +1103,10 @@ async fn claim(
         return Ok(None);
     };
     let inflight_ttl = cx.snap.config.upstream.timeout + INFLIGHT_MARGIN;
-    match cx.route.replay.begin(&key, inflight_ttl).await {
+    let traced = cx.trace.map(|_| std::time::Instant::now());
+    let begun = cx.route.replay.begin(&key, inflight_ttl).await;
+    rec.marks.store = traced.map(|t| (t, std::time::Instant::now()));
+    match begun {
         Ok(Begin::Fresh) => Ok(Some(key)),
         Ok(Begin::Duplicate) => Err(ReplayRefusal::Duplicate),
         Ok(Begin::InFlight) => Err(ReplayRefusal::InFlight),
@@ -796,7 +1121,7 @@ async fn claim(
 /// record's result: an observe route counts what it forwarded as `observed`, also when the
 /// app could not be reached.
 fn answer(
-    result: Result<(Response<UpstreamBody>, Option<Reason>), Rejection>,
+    result: Result<Served, Rejection>,
     route: Option<&str>,
     observe: bool,
     request_id: &HeaderValue,
@@ -808,10 +1133,38 @@ fn answer(
         Outcome::Forwarded
     };
     match result {
-        Ok((response, observed)) => {
+        Ok(Served::App(response, observed)) => {
             let reason = observed.unwrap_or(Reason::Ok);
             rec.answer = Some((forwarded, reason, response.status().as_u16()));
             response.map(Either::Left)
+        }
+        Ok(Served::Queued(id, observed)) => {
+            // An observing route counts what it stored as it counts what it forwards.
+            let outcome = if observe {
+                Outcome::Observed
+            } else {
+                Outcome::Queued
+            };
+            rec.answer = Some((outcome, observed.unwrap_or(Reason::Ok), 202));
+            crate::queue::accept::accepted(&id, request_id).map(Either::Right)
+        }
+        Ok(Served::Handshake(h)) => {
+            rec.answer = Some((Outcome::Handshake, Reason::Ok, h.status.as_u16()));
+            let mut resp = Response::new(Either::Right(Full::new(h.body)));
+            *resp.status_mut() = h.status;
+            let map = resp.headers_mut();
+            map.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(h.content_type),
+            );
+            map.insert(headers::REQUEST_ID, request_id.clone());
+            if h.nosniff {
+                map.insert(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                );
+            }
+            resp
         }
         Err(rejection) => {
             let a = rejection.answer();
@@ -948,7 +1301,8 @@ fn generated_id(mixed: u64, n: u64) -> HeaderValue {
     HeaderValue::from_bytes(&buf[..16 + n_digits]).unwrap_or(HeaderValue::from_static("-"))
 }
 
-fn splitmix(mut z: u64) -> u64 {
+/// SplitMix64's output function: a well-mixed 64-bit value from a counter.
+pub(crate) fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

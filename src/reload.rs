@@ -21,7 +21,6 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
 
-use crate::app::App;
 use crate::config::{Config, ConfigErrors};
 
 /// How often the watched paths are fingerprinted.
@@ -79,7 +78,7 @@ pub fn watch_list(config: &Config) -> Vec<PathBuf> {
 /// Why a reload happened, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
-    /// SIGHUP (or [`App::request_reload`]).
+    /// SIGHUP (or [`crate::app::App::request_reload`]).
     Signal,
     /// A watched file changed.
     FileChange,
@@ -95,20 +94,29 @@ impl Trigger {
     }
 }
 
-/// Loads the config at `path` and, if it is valid, swaps it (and the TLS certificate) in.
-/// Counts `hookseal_config_reloads_total{result}` and, when TLS is involved,
-/// `hookseal_tls_certificate_reloads_total{result}`; logs the outcome.
+/// What a reload hands its outcome to: the running sidecar ([`crate::app::App`]) puts a valid
+/// new config in force, or counts a refused one. Reload itself only loads and validates.
+pub trait Target: std::fmt::Debug + Send + Sync + 'static {
+    /// Puts `config` (loaded and validated in full) in force.
+    fn apply(&self, config: Config, trigger: Trigger);
+    /// Counts a config that was refused; the running one keeps serving.
+    fn refuse(&self, errors: &ConfigErrors);
+}
+
+/// Loads the config at `path` and, if it is valid, hands it to `target` to put in force; a
+/// refused config is logged here and counted by `target`.
 ///
 /// # Errors
 /// The new config's problems; nothing was changed.
-pub fn reload(app: &App, path: &Path, trigger: Trigger) -> Result<Vec<PathBuf>, ConfigErrors> {
+pub fn reload(
+    target: &dyn Target,
+    path: &Path,
+    trigger: Trigger,
+) -> Result<Vec<PathBuf>, ConfigErrors> {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(errors) => {
-            app.metrics.reload(false);
-            if app.tls.is_some() && errors.0.iter().any(|e| e.key.starts_with("listen.tls")) {
-                app.metrics.cert_reloads.with_label_values(&["error"]).inc();
-            }
+            target.refuse(&errors);
             for e in &errors.0 {
                 tracing::error!(error = %e, "reload refused; the running config keeps serving");
             }
@@ -121,33 +129,13 @@ pub fn reload(app: &App, path: &Path, trigger: Trigger) -> Result<Vec<PathBuf>, 
             return Err(errors);
         }
     };
-    let old = app.proxy.snapshot();
-    let restart = restart_only_changes(&old.config, &config);
-    if !restart.is_empty() {
-        tracing::warn!(
-            keys = %restart.join(", "),
-            "changed keys take effect only on restart; the rest of the new config is in force"
-        );
-    }
     let paths = watch_list(&config);
-    let routes = config.routes.len();
-    if let (Some(acceptor), Some(tls)) = (&app.tls, &config.listen.server_tls) {
-        acceptor.swap(tls.clone());
-        app.metrics.cert_reloads.with_label_values(&["ok"]).inc();
-        app.metrics.tls_in_force(tls);
-        tracing::info!(
-            not_after = %crate::tls::fmt_time(tls.not_after),
-            "TLS certificate loaded for new connections"
-        );
-    }
-    app.proxy.reload(config);
-    app.metrics.reload(true);
-    tracing::info!(config = %path.display(), trigger = trigger.as_str(), routes, "config reloaded");
+    target.apply(config, trigger);
     Ok(paths)
 }
 
 /// Keys whose new value cannot be applied to a running process.
-fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     let (o, n) = (&old.limits, &new.limits);
     let checks = [
@@ -193,8 +181,14 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             "upstream.connect_timeout",
             old.upstream.connect_timeout != new.upstream.connect_timeout,
         ),
-        ("replay.store", old.replay.store != new.replay.store),
-        ("replay.url", old.replay.url != new.replay.url),
+        (
+            "replay.store",
+            old.replay.store.as_str() != new.replay.store.as_str(),
+        ),
+        (
+            "replay.url",
+            old.replay.store.url() != new.replay.store.url(),
+        ),
         (
             "replay.capacity",
             old.replay.capacity != new.replay.capacity,
@@ -203,6 +197,8 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             "replay.command_timeout",
             old.replay.command_timeout != new.replay.command_timeout,
         ),
+        // The spool is opened once, at start.
+        ("queue", old.queue != new.queue),
     ];
     for (key, changed) in checks {
         if changed {
@@ -238,6 +234,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// What the watched files looked like when a config was loaded; changes are seen against it.
 #[derive(Debug, Clone)]
 pub struct Baseline {
+    source: PathBuf,
     paths: Vec<PathBuf>,
     seen: Fingerprints,
 }
@@ -248,29 +245,31 @@ impl Baseline {
     pub fn new(config: &Config) -> Baseline {
         let paths = watch_list(config);
         Baseline {
+            source: config.source.clone(),
             seen: fingerprints(&paths),
             paths,
         }
     }
 }
 
-/// The reload loop of one running [`App`].
+/// The reload loop of one running sidecar.
 #[derive(Debug)]
 pub struct Watcher {
-    app: App,
+    target: Arc<dyn Target>,
     source: PathBuf,
     paths: Vec<PathBuf>,
     seen: Fingerprints,
 }
 
 impl Watcher {
-    /// A watcher for `app`, starting from the baseline taken when its config was loaded.
-    pub fn new(app: App, baseline: Baseline) -> Watcher {
+    /// A watcher reloading into `target`, starting from the baseline taken when its config
+    /// was loaded.
+    pub fn new(target: Arc<dyn Target>, baseline: Baseline) -> Watcher {
         Watcher {
-            source: app.proxy.snapshot().config.source.clone(),
+            target,
+            source: baseline.source,
             paths: baseline.paths,
             seen: baseline.seen,
-            app,
         }
     }
 
@@ -282,7 +281,7 @@ impl Watcher {
 
 async fn watch(w: Watcher, trigger: Arc<Notify>, stop: impl Future<Output = ()>) {
     let Watcher {
-        app,
+        target,
         source,
         mut paths,
         mut seen,
@@ -316,13 +315,13 @@ async fn watch(w: Watcher, trigger: Arc<Notify>, stop: impl Future<Output = ()>)
             })
             .await;
         }
-        let (a, s, p) = (app.clone(), source.clone(), paths.clone());
+        let (a, s, p) = (Arc::clone(&target), source.clone(), paths.clone());
         let started = SystemTime::now();
         let done = blocking(move || {
             // Fingerprints from before the load: a file that changes while it is being read
             // differs from them and is loaded again on the next poll.
             let before = fingerprints(&p);
-            let result = reload(&a, &s, why);
+            let result = reload(&*a, &s, why);
             (before, result)
         })
         .await;

@@ -7,7 +7,7 @@
 //! **One rule for the readings of a path**: servers and frameworks read the same request
 //! target in different ways (dot segments, `%2F`, `;params`, a leading `//` taken as an
 //! authority, a `.json` format suffix, trailing whitespace or NUL, `?/route` front
-//! controllers, Unicode compatibility folding: see [`Reading`]). A request belongs to a route
+//! controllers, Unicode compatibility folding: see `Reading`). A request belongs to a route
 //! only when every such reading leads to that same route; when readings disagree, no route
 //! owns it and it is refused as ambiguous (see [`RouteTable::find`]). So a request that some
 //! common reading would send to a verifying route is never forwarded by another, unverified

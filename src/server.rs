@@ -1,7 +1,7 @@
 //! The accept loop: connection limit, optional TLS, HTTP/1.1 and HTTP/2, per-connection
 //! deadlines, graceful drain.
 //!
-//! Every connection is driven by [`serve`], which watches three things besides the protocol:
+//! Every connection is driven by `serve`, which watches three things besides the protocol:
 //! - the first request must arrive within `header_timeout` of the connection (hyper enforces
 //!   it for each HTTP/1.1 request head; here it also covers HTTP/2 and a client that connects
 //!   and sends nothing, which the protocol sniffing would otherwise wait on forever);

@@ -11,8 +11,8 @@
 
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::crypto::CryptoProvider;
@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-use crate::config::TlsFiles;
+use crate::swap::Swap;
 
 /// The crypto provider compiled in (README "TLS": why ring by default).
 #[cfg(not(feature = "aws-lc-rs"))]
@@ -48,6 +48,14 @@ const MAX_PEM_BYTES: u64 = 1 << 20;
 
 /// ALPN protocols offered, in server preference order.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// The files of `[listen].tls` (paths, resolved against the config file's directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
 
 /// Which `[listen].tls` key a problem is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,31 +376,25 @@ connection: close\r\ncontent-length: 37\r\n\r\n{\"error\":\"tls_required\",\"rou
 /// [`TlsAcceptor::swap`] reaches every clone.
 #[derive(Debug, Clone)]
 pub struct TlsAcceptor {
-    current: Arc<RwLock<ServerTls>>,
+    current: Arc<Swap<ServerTls>>,
 }
 
 impl TlsAcceptor {
     /// An acceptor serving `tls`.
     pub fn new(tls: ServerTls) -> TlsAcceptor {
         TlsAcceptor {
-            current: Arc::new(RwLock::new(tls)),
+            current: Arc::new(Swap::new(tls)),
         }
     }
 
     /// New handshakes use `tls` from now on; open connections keep what they negotiated.
     pub fn swap(&self, tls: ServerTls) {
-        match self.current.write() {
-            Ok(mut c) => *c = tls,
-            Err(poisoned) => *poisoned.into_inner() = tls,
-        }
+        self.current.store(tls);
     }
 
     /// The setup in force.
     pub fn current(&self) -> ServerTls {
-        match self.current.read() {
-            Ok(c) => c.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        ServerTls::clone(&self.current.load())
     }
 
     /// Performs the handshake (the caller bounds it with `limits.header_timeout`). A client

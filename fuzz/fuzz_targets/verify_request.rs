@@ -1,11 +1,13 @@
 //! Every scheme's header parsing and verification: a whole request (scheme, clock, options,
 //! secrets, method, target, headers, body) in the text format of `hookseal_fuzz::parse_case`.
 //! Besides not panicking, an accepted request must name a configured secret and carry a
-//! timestamp inside the window, and verifying twice must give the same answer.
+//! timestamp inside the window, and verifying twice must give the same answer. The
+//! pipeline's check (handshakes: query parameters, small JSON bodies) runs too, when it is
+//! ready without a fetch, and must agree with `verify` on a verified delivery.
 
 #![no_main]
 
-use hookseal::verify::Scheme;
+use hookseal::verify::{Check, Checked, Scheme};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,4 +25,9 @@ fuzz_target!(|data: &[u8]| {
     if let (Err(a), Err(b)) = (&first, &again) {
         assert_eq!(a, b);
     }
+    let check = scheme.check(input, case.now);
+    if let Check::Ready(Ok(Checked::Verified(v))) = &check {
+        assert_eq!(first.as_ref().map(|f| f.key_index).ok(), Some(v.key_index));
+    }
+    drop(check);
 });

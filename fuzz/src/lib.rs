@@ -163,6 +163,14 @@ pub fn parse_case(data: &[u8]) -> Option<Case> {
             hmac,
             tolerance,
             public_url,
+            // The handshake schemes' tokens (meta, msgraph), fixed: the fuzzer finds them in
+            // the corpus's targets and bodies.
+            engine: hookseal::verify::EngineOptions {
+                verify_token: Some(b"fuzz-verify-token".to_vec()),
+                client_state: Some(b"fuzz-client-state".to_vec()),
+                ..Default::default()
+            },
+            ..SchemeOptions::default()
         },
         secrets,
         request: Request::new(method, target, &headers, body),

@@ -649,12 +649,28 @@ def tls_files(tmp_path_factory):
     return d
 
 
+# RFC 7517 appendix A.1's P-256 public key, as a JWKS.
+CHART_TEST_JWKS = ('{"keys":[{"kty":"EC","crv":"P-256","kid":"1","use":"sig",'
+                   '"x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",'
+                   '"y":"4Etl6SRW2YilurN5ZQsSq9D5-kqQ6rBV2ZfTK0Njvgs"}]}')
+
+
 def secret_for(scheme):
-    if scheme in ("standard-webhooks", "svix"):
+    if scheme in ("standard-webhooks", "svix", "clerk", "resend", "brex", "replicate"):
         return "whsec_" + base64.b64encode(b"chart-test-secret-0123456789abcd").decode()
     if scheme == "discord":
         # an Ed25519 public key (RFC 8032 test 1), as Discord's portal shows it: 64 hex
         return "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    if scheme == "contentful":
+        return "chart-test-contentful-signing-secret-0123456789abcdef01234567890"
+    if scheme == "postmark":
+        return "hooks:chart-test-secret"
+    if scheme == "sendgrid":
+        # a P-256 public key as SendGrid shows it (base64 SubjectPublicKeyInfo DER)
+        return "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEvhqbMnyotWjn1tkySRSDdu8AwzedPmLPAGXRojof6B6wpFglaVStA8o2kwWgavW7aiPvrb4L41rCEueLje6HYw=="
+    if scheme == "microsoft-teams":
+        # Teams shows a base64 security token
+        return base64.b64encode(b"chart-test-secret").decode()
     return "chart-test-secret"
 
 
@@ -682,9 +698,22 @@ def every_scheme_values(tmp_path):
     routes = []
     for i, scheme in enumerate(schema_schemes()):
         r = {"name": f"r-{scheme}", "path": f"/hooks/{scheme}", "scheme": scheme}
-        if scheme != "none":
+        if scheme not in ("none", "sns", "jwt", "google-pubsub", "plaid", "msgraph"):
             r["secrets"] = [{"secretName": f"{scheme}-webhook", "key": "secret"}, {"id": "previous", "env": f"S_{i}"}]
-        if scheme in ("twilio", "square"):
+        if scheme == "sns":
+            r["topics"] = ["arn:aws:sns:eu-west-1:123456789012:orders"]
+        if scheme == "meta":
+            r["verifyToken"] = {"secretName": "meta-verify", "key": "token"}
+        if scheme == "msgraph":
+            r["clientState"] = {"env": f"CS_{i}"}
+        if scheme in ("jwt", "google-pubsub", "plaid"):
+            r["jwt"] = {"keys": {"secretName": f"{scheme}-jwks", "key": "jwks"}}
+        if scheme == "jwt":
+            r["jwt"]["audiences"] = ["https://hooks.example.com/hooks/jwt"]
+        if scheme == "google-pubsub":
+            r["publicUrl"] = "https://hooks.example.com/hooks/google-pubsub"
+            r["jwt"]["claims"] = {"email": ["push@example.iam.gserviceaccount.com"]}
+        if scheme in ("twilio", "square", "hubspot"):
             r["publicUrl"] = f"https://hooks.example.com/hooks/{scheme}"
         if scheme == "hmac":
             r["hmac"] = {"header": "X-Sig", "algorithm": "sha512", "encoding": "base64", "prefix": "v1=",
@@ -706,6 +735,55 @@ def test_replay_url_from_a_secret_never_reaches_the_configmap(tmp_path):
     projected = next(v for v in spec["volumes"] if v["name"] == "hookseal-secrets")["projected"]
     assert {"secret": {"name": "redis-auth", "items": [{"key": "url", "path": "redis-auth/url"}]}} in projected["sources"]
     assert "redis://" not in text
+
+
+
+def queued_values(tmp_path, queue=None):
+    data = load_ci(CHART / "ci" / "default-values.yaml")
+    data["proxy"]["routes"][0]["delivery"] = {"mode": "queued", "rate": 20}
+    if queue is not None:
+        data["proxy"]["queue"] = queue
+    return render([values_file(tmp_path, data)])
+
+
+def test_a_queued_route_gets_a_spool_volume_emptydir_by_default(tmp_path):
+    docs = queued_values(tmp_path)
+    cfg, _, _ = config(docs)
+    assert cfg["queue"]["store"] == "disk" and cfg["queue"]["path"] == "/var/lib/hookseal/spool"
+    assert cfg["route"][0]["delivery"] == {"mode": "queued", "rate": 20}
+    spec = pod_spec(docs)
+    vol = next(v for v in spec["volumes"] if v["name"] == "hookseal-spool")
+    assert vol == {"name": "hookseal-spool", "emptyDir": {"sizeLimit": "2Gi"}}
+    sidecar = next(c for c in spec["initContainers"] + spec["containers"] if any(
+        m["name"] == "hookseal-spool" for m in c.get("volumeMounts", [])))
+    mount = next(m for m in sidecar["volumeMounts"] if m["name"] == "hookseal-spool")
+    assert mount["mountPath"] == "/var/lib/hookseal/spool" and not mount.get("readOnly")
+
+
+def test_the_spool_can_be_a_persistent_volume_claim_at_its_own_path(tmp_path):
+    docs = queued_values(tmp_path, {"persistentVolumeClaim": "orders-spool", "path": "/spool"})
+    cfg, _, _ = config(docs)
+    assert cfg["queue"]["path"] == "/spool"
+    spec = pod_spec(docs)
+    vol = next(v for v in spec["volumes"] if v["name"] == "hookseal-spool")
+    assert vol["persistentVolumeClaim"] == {"claimName": "orders-spool"}
+
+
+def test_no_queued_route_no_queue_section_and_no_spool_volume(tmp_path):
+    docs = render([CHART / "ci" / "default-values.yaml"])
+    cfg, _, _ = config(docs)
+    assert "queue" not in cfg
+    assert all(v["name"] != "hookseal-spool" for v in pod_spec(docs)["volumes"])
+
+
+def test_a_redis_spool_mounts_no_volume_and_reads_its_url_from_a_secret(tmp_path):
+    docs = queued_values(tmp_path, {"store": "redis", "urlSecret": {"name": "q-auth", "key": "url"}})
+    cfg, text, _ = config(docs)
+    assert cfg["queue"]["url"] == {"file": "/etc/hookseal/secrets/q-auth/url"}
+    spec = pod_spec(docs)
+    assert all(v["name"] != "hookseal-spool" for v in spec["volumes"])
+    projected = next(v for v in spec["volumes"] if v["name"] == "hookseal-secrets")["projected"]
+    assert {"secret": {"name": "q-auth", "items": [{"key": "url", "path": "q-auth/url"}]}} in projected["sources"]
 
 
 CHECK_CASES = [(CHART, [v], []) for v in CI_VALUES] + [(EXAMPLE, [], []), (CHART, "every-scheme", [])]
@@ -736,12 +814,26 @@ def hookseal_check(cfg, text, tmp_path, tls_files):
     url = cfg["replay"].get("url")
     if isinstance(url, dict) and "file" in url:
         paths[url["file"]] = b"redis://:chart-test-password@127.0.0.1:6379/0\n"
+    qurl = cfg.get("queue", {}).get("url")
+    if isinstance(qurl, dict) and "file" in qurl:
+        paths[qurl["file"]] = b"redis://:chart-test-password@127.0.0.1:6379/1\n"
     for route in cfg["route"]:
         for s in route.get("secrets", []):
             if "file" in s:
                 paths[s["file"]] = (secret_for(route["scheme"]) + "\n").encode()
             if "env" in s:
                 env[s["env"]] = secret_for(route["scheme"])
+        # The engines' and handshakes' own sources: tokens, a JWKS, roots.
+        jwt_keys = route.get("jwt", {}).get("keys", {})
+        for src, content in [(route.get("verify_token", {}), "chart-test-token"),
+                             (route.get("client_state", {}), "chart-test-token"),
+                             (jwt_keys, CHART_TEST_JWKS)]:
+            if "file" in src:
+                paths[src["file"]] = (content + "\n").encode()
+            if "env" in src:
+                env[src["env"]] = content
+        if "ca_file" in route:
+            paths[route["ca_file"]] = (tls_files / "ca.crt").read_bytes()
     for p, content in paths.items():
         dest = root / p.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@ config_keys.txt (next to this file) lists every key of hookseal's config file. I
 against three sources, so that a key added anywhere shows up as a failure here until the chart
 can set it:
   - the README's "Config reference" tables (what users read);
-  - src/config.rs: every key name passed to check_keys (what the binary accepts);
+  - src/config/ and src/verify/: every key name passed to check_keys, and every scheme's own
+    route keys (its `options` in the registry): what the binary accepts;
   - the config the chart renders from every-key-values.yaml, which must hold every key the
     list says values can set -- and which `hookseal check` must accept.
 """
@@ -24,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 KEYS_FILE = HERE / "config_keys.txt"
 EVERY_KEY = HERE / "every-key-values.yaml"
 README = ROOT / "README.md"
-CONFIG_RS = ROOT / "src" / "config.rs"
+SOURCES = [*sorted((ROOT / "src" / "config").glob("*.rs")), *sorted((ROOT / "src" / "verify").rglob("*.rs"))]
 
 
 def key_list():
@@ -87,13 +88,15 @@ def test_key_list_matches_the_readme():
 
 
 def test_key_list_matches_what_the_binary_accepts():
-    source = CONFIG_RS.read_text()
+    source = "".join(p.read_text() for p in SOURCES)
     calls = re.findall(r"check_keys\(\s*[^,]+,\s*&\[(.*?)\]", source, re.S)
-    assert len(calls) >= 8, "check_keys calls not found in src/config.rs"
+    assert len(calls) >= 8, "check_keys calls not found in src/config/"
+    # A scheme's own route keys (`hmac`, `public_url`, `topics`, ...) are its registry options.
+    calls += re.findall(r"\boptions:\s*&\[(.*?)\]", source, re.S)
     accepted = {name for call in calls for name in re.findall(r'"([a-z_]+)"', call)}
     components = {part for key in key_list() for part in key.split(".")}
     missing = sorted(accepted - components)
-    assert missing == [], f"src/config.rs accepts keys that {KEYS_FILE.name} does not list: {missing}"
+    assert missing == [], f"src/config/ accepts keys that {KEYS_FILE.name} does not list: {missing}"
 
 
 def every_key_renders(tmp_path):
@@ -102,6 +105,8 @@ def every_key_renders(tmp_path):
     data = yaml.safe_load(EVERY_KEY.read_text())
     data["proxy"]["replay"].pop("urlSecret")
     data["proxy"]["replay"]["url"] = "redis://redis.shop.svc:6379/0"
+    data["proxy"]["queue"].pop("urlSecret")
+    data["proxy"]["queue"]["url"] = "redis://redis.shop.svc:6379/1"
     second = render([values_file(tmp_path, data, "inline-url.yaml")])
     return [config(first), config(second)]
 
@@ -132,6 +137,11 @@ def test_every_key_values_differ_from_the_defaults(tmp_path):
         "url": "http://127.0.0.1:8080", "connect_timeout": "2s", "timeout": "10s", "max_connections": 128,
     }
     assert cfg["forwarding"] == {"keep": ["X-Real-IP"]}
+    assert cfg["debug"] == {"rejections": 200}
+    assert cfg["tracing"] == {
+        "otlp_endpoint": "http://otel-collector.monitoring:4318", "service_name": "shop-hookseal",
+        "sample_ratio": 0.25,
+    }
     assert cfg["route"][1]["replay_capacity"] == 1000
     assert cfg["replay"]["command_timeout"] == "500ms" and cfg["replay"]["capacity"] == 50000
     gh = cfg["route"][0]

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use super::{join, parse_duration, Cx, Table, NO_SCHEME};
+use super::walk::{join, Item};
+use super::{parse_duration, Cx, Table};
 use crate::events::{DedupeKey, EventSource, Pointer, RouteEvents, MAX_EVENT_LEN, OTHER};
+use crate::verify::NO_SCHEME;
 use crate::verify::{Scheme, SignedContent};
 
 /// Most types in an `events` list (each is a metric label).
@@ -103,7 +105,7 @@ impl Cx<'_> {
     }
 
     /// `{ header = "Name" }` or `{ json = "/pointer" }`.
-    fn source(&mut self, key: &str, item: &super::Item<'_>) -> Option<EventSource> {
+    fn source(&mut self, key: &str, item: &Item<'_>) -> Option<EventSource> {
         let DeValue::Table(map) = item.get_ref() else {
             self.err(
                 item.span().start,
@@ -139,7 +141,7 @@ impl Cx<'_> {
     }
 
     /// `{ json = "/pointer" }`, the only key of its table.
-    fn json_only(&mut self, key: &str, item: &super::Item<'_>) -> Option<Pointer> {
+    fn json_only(&mut self, key: &str, item: &Item<'_>) -> Option<Pointer> {
         let DeValue::Table(map) = item.get_ref() else {
             return None;
         };
@@ -165,7 +167,7 @@ impl Cx<'_> {
     }
 
     /// `events = ["a", "b"]`: 1 to [`MAX_EVENTS`] distinct types of printable ASCII.
-    fn event_list(&mut self, key: &str, item: &super::Item<'_>) -> Option<Vec<String>> {
+    fn event_list(&mut self, key: &str, item: &Item<'_>) -> Option<Vec<String>> {
         let off = item.span().start;
         let DeValue::Array(arr) = item.get_ref() else {
             self.err(off, key, "must be an array of event types");

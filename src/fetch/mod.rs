@@ -99,6 +99,31 @@ pub struct Fetched {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     inner: Arc<Inner>,
+    /// The `purpose` label of [`failures`] (`jwks`, `sns_cert`, `sns_confirm`).
+    purpose: &'static str,
+}
+
+/// Every `purpose` a fetch is made for, in the order the metric lists them.
+pub const PURPOSES: [&str; 3] = ["jwks", "sns_cert", "sns_confirm"];
+
+/// `hookseal_fetch_failures_total{purpose}`: outbound fetches that gave no body (not
+/// allowed, connect, TLS, timeout, too large, non-2xx). Process-wide: every
+/// [`crate::metrics::Metrics`] registry exports the same counters.
+pub fn failures() -> &'static prometheus::IntCounterVec {
+    static FAILURES: std::sync::OnceLock<prometheus::IntCounterVec> = std::sync::OnceLock::new();
+    FAILURES.get_or_init(|| {
+        let opts = prometheus::Opts::new(
+            "hookseal_fetch_failures_total",
+            "Outbound fetches (JWKS, SNS signing certificates, SNS confirmations) that failed, \
+             by purpose.",
+        );
+        let vec = prometheus::IntCounterVec::new(opts, &["purpose"])
+            .expect("metric definitions are valid");
+        for p in PURPOSES {
+            vec.with_label_values(&[p]);
+        }
+        vec
+    })
 }
 
 #[derive(Debug)]
@@ -147,7 +172,16 @@ impl Fetcher {
                 tls: Arc::new(config),
                 roots,
             }),
+            purpose: "jwks",
         }
+    }
+
+    /// The same client, its failures counted and logged under `purpose` (one of
+    /// [`PURPOSES`]).
+    #[must_use]
+    pub fn for_purpose(mut self, purpose: &'static str) -> Fetcher {
+        self.purpose = purpose;
+        self
     }
 
     /// The limits this client applies.
@@ -160,8 +194,19 @@ impl Fetcher {
         &self.inner.roots
     }
 
-    /// `GET url`, when the URL's host is one of `allowed_hosts`.
+    /// `GET url`, when the URL's host is one of `allowed_hosts`. A failure is counted in
+    /// [`failures`] and logged (host and error only).
     pub async fn get(&self, url: &str, allowed_hosts: &[&str]) -> Result<Fetched, FetchError> {
+        let result = self.try_get(url, allowed_hosts).await;
+        if let Err(e) = &result {
+            failures().with_label_values(&[self.purpose]).inc();
+            let host = Target::parse(url).map(|t| t.host).unwrap_or_default();
+            tracing::warn!(purpose = self.purpose, host = %host, error = %e, "outbound fetch failed");
+        }
+        result
+    }
+
+    async fn try_get(&self, url: &str, allowed_hosts: &[&str]) -> Result<Fetched, FetchError> {
         let target = Target::parse(url)?;
         if !allowed_hosts
             .iter()

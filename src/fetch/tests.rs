@@ -1,3 +1,6 @@
+//! Tests of the outbound HTTPS client against a local TLS server: the host allow-list, no
+//! redirects, the status rule, the body cap, timeouts and certificate checks.
+
 use std::time::Duration;
 
 use super::testkit::{Canned, TestCa, TestServer};

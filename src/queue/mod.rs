@@ -1,10 +1,14 @@
-//! Queued delivery (SPEC "Queued delivery", issue 19): the spool that holds accepted requests
+//! Queued delivery (SPEC "Queued delivery"): the spool that holds accepted requests
 //! until the app has taken them, and the policy that decides when to try again.
 //!
-//! **Status: foundation only.** Nothing in the request path uses this module yet: the proxy
-//! still forwards every route directly. What is here is the store interface, its two
-//! implementations and the delivery policy, each tested on its own; the worker and the wiring
-//! come next.
+//! The parts, in the order a request meets them:
+//! - [`accept`]: on a queued route the proxy ([`crate::proxy`], step 5) turns the request it
+//!   would have forwarded into an [`Entry`], stores it, and answers 202 once it is durable;
+//! - [`worker`]: per queued route, claims due entries and delivers them with the proxy's
+//!   upstream client, applying [`policy`];
+//! - [`admin`] and [`cli`]: `GET /queue`, `/queue/dead`, `POST /queue/retry`, `/queue/purge`
+//!   on the admin port, and `hookseal queue …` over them;
+//! - [`metrics`]: the `hookseal_queue_*` and `hookseal_delivery_*` families.
 //!
 //! # Stores, one interface
 //!
@@ -61,9 +65,14 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
+pub mod accept;
+pub mod admin;
+pub mod cli;
 pub mod disk;
+pub mod metrics;
 pub mod policy;
 pub mod redis;
+pub mod worker;
 
 /// One spooled request and its delivery state.
 #[derive(Clone, PartialEq, Eq)]

@@ -240,6 +240,19 @@ impl RateLimiter {
         }
     }
 
+    /// As [`RateLimiter::new`], with each interval longer by `margin_percent` percent: what
+    /// the app measures is the arrival of the attempts, which network and scheduling jitter
+    /// can bring closer together than they started; the margin keeps any one second at the
+    /// app at or below `rate`.
+    pub fn with_margin(rate: u32, margin_percent: u32) -> RateLimiter {
+        let mut r = RateLimiter::new(rate);
+        r.interval = r
+            .interval
+            .saturating_mul(100 + u64::from(margin_percent))
+            .div_ceil(100);
+        r
+    }
+
     /// Reserves the next slot for a caller arriving at `now` (ns): returns the time at which
     /// its attempt may start (`now` or later). Reservations are served in call order.
     pub fn reserve(&self, now: u64) -> u64 {
@@ -475,6 +488,30 @@ mod tests {
             starts.push(at);
         }
         assert!(max_in_any_second(&starts) <= 10);
+    }
+
+    #[test]
+    fn a_margin_leaves_room_for_jitter_in_every_second() {
+        let limiter = RateLimiter::with_margin(10, 5);
+        let starts: Vec<u64> = (0..100).map(|_| limiter.reserve(0)).collect();
+        assert_eq!(starts[1] - starts[0], 105_000_000);
+        // Each start moved by up to ±20 ms (arrival jitter): still at most 10 in any second.
+        let jittered: Vec<u64> = starts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s + 20_000_000 + if i % 2 == 0 { 20_000_000 } else { 0 }
+                    - 20_000_000 * (i as u64 % 3 / 2)
+            })
+            .collect();
+        let mut sorted = jittered.clone();
+        sorted.sort_unstable();
+        assert!(max_in_any_second(&sorted) <= 10);
+        assert_eq!(
+            RateLimiter::with_margin(0, 5).reserve(9),
+            9,
+            "0 stays unlimited"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! Every change is one Lua script (atomic). A claim first moves the due entries of `delayed`
 //! to the stream, then reads with `XREADGROUP` under the replica's consumer name; the entry
 //! stays in the group's pending list until acknowledged. A replica that dies leaves its
-//! entries pending: [`RedisSpool::reclaim`] takes those idle longer than `claim_after` with
+//! entries pending: `RedisSpool::reclaim` takes those idle longer than `claim_after` with
 //! `XAUTOCLAIM`. The attempt count handed out is the count stored in the entry plus the
 //! stream's delivery counter (`XPENDING`), so attempts begun by a dead replica still count.
 //!

@@ -3,7 +3,7 @@
 //! Layout, per shard:
 //!
 //! - a `HashMap<Key, Slot>` (the digest is uniformly random, so the hasher just reads 8 of its
-//!   bytes), where a [`Slot`] packs the expiry in milliseconds and a done bit into one `u64`;
+//!   bytes), where a `Slot` packs the expiry in milliseconds and a done bit into one `u64`;
 //! - one FIFO per distinct TTL, holding `(key, slot)` records in insertion order. The proxy uses
 //!   few TTLs (the in-flight TTL and twice each route's tolerance), and within one FIFO equal
 //!   TTLs make insertion order expiry order, so the soonest-to-expire entry of the shard is at

@@ -30,8 +30,9 @@ use subtle::Choice;
 use super::public_url::path_and_query;
 use super::{
     b64_std, check_window, ct_eq, first_match, hex_lower, intern, mac_keys, optional_id,
-    parse_unix, required, Body, Encoding, HmacOptions, Input, MacKey, MessageId, SchemeDef,
-    SchemeError, SchemeOptions, SecretMaterial, Verified, Verifier, VerifyError,
+    parse_unix, required, Body, Encoding, HmacAlgorithm, HmacOptions, Input, MacKey, MessageId,
+    OptionTable, OptionsDef, SchemeDef, SchemeError, SchemeOptions, SecretMaterial, Verified,
+    Verifier, VerifyError,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     message_id: MessageId::Configured,
     headers: &[],
     options: &["hmac"],
+    parse_options: Some(&OPTIONS),
     build: |options, secrets| Ok(std::sync::Arc::new(Generic::new(options, secrets)?)),
     sign: |r| {
         sign_headers(
@@ -119,6 +121,115 @@ fn parse_template(s: &str) -> Result<Vec<Seg>, SchemeError> {
         segs.push(Seg::Lit(lit));
     }
     Ok(segs)
+}
+
+/// `[route.hmac]`: read on every route, so its problems are reported whatever the scheme;
+/// required by, and only allowed with, a scheme that lists `hmac` in its `options`.
+static OPTIONS: OptionsDef = OptionsDef {
+    parse: |route, out| match table(route) {
+        Some(hmac) => {
+            out.hmac = hmac;
+            true
+        }
+        None => false,
+    },
+    check: |options, scheme| {
+        let takes_hmac = scheme.is_some_and(|n| n.def().options.contains(&"hmac"));
+        match (takes_hmac, &options.hmac, scheme) {
+            (true, None, Some(n)) => Err((
+                "hmac",
+                format!("scheme \"{}\" needs a [route.hmac] table", n.as_str()),
+            )),
+            (false, Some(_), _) => Err(("hmac", "only allowed with scheme = \"hmac\"".to_owned())),
+            _ => Ok(()),
+        }
+    },
+};
+
+/// The `[route.hmac]` table: `Some(None)` when the route has none, `None` after a problem.
+fn table(route: &mut dyn OptionTable) -> Option<Option<HmacOptions>> {
+    let Some(mut h) = route.subtable("hmac") else {
+        return Some(None);
+    };
+    let h = &mut *h;
+    h.check_keys(&[
+        "header",
+        "algorithm",
+        "encoding",
+        "prefix",
+        "timestamp_header",
+        "id_header",
+        "signed_payload",
+    ]);
+    let header = match h.opt_str("header") {
+        Some((off, s)) => {
+            if HeaderName::from_bytes(s.as_bytes()).is_err() {
+                let key = format!("{}.header", h.path());
+                h.err(off, &key, "not a valid header name".to_owned());
+                None
+            } else {
+                Some(s)
+            }
+        }
+        None => {
+            let key = format!("{}.header", h.path());
+            h.err(h.start(), &key, "missing".to_owned());
+            None
+        }
+    };
+    let algorithm = match h.opt_str("algorithm") {
+        None => Some(HmacAlgorithm::Sha256),
+        Some((off, s)) => match s.as_str() {
+            "sha1" => Some(HmacAlgorithm::Sha1),
+            "sha256" => Some(HmacAlgorithm::Sha256),
+            "sha512" => Some(HmacAlgorithm::Sha512),
+            _ => {
+                let key = format!("{}.algorithm", h.path());
+                h.err(off, &key, "sha1, sha256 or sha512".to_owned());
+                None
+            }
+        },
+    };
+    let encoding = match h.opt_str("encoding") {
+        None => Some(Encoding::Hex),
+        Some((off, s)) => match s.as_str() {
+            "hex" => Some(Encoding::Hex),
+            "base64" => Some(Encoding::Base64),
+            "base64url" => Some(Encoding::Base64Url),
+            _ => {
+                let key = format!("{}.encoding", h.path());
+                h.err(off, &key, "hex, base64 or base64url".to_owned());
+                None
+            }
+        },
+    };
+    let timestamp_header = optional_header(h, "timestamp_header");
+    let id_header = optional_header(h, "id_header");
+    let prefix = h.opt_str("prefix").map(|(_, s)| s).unwrap_or_default();
+    let signed_payload = h
+        .opt_str("signed_payload")
+        .map_or_else(|| "{body}".to_owned(), |(_, s)| s);
+    Some(Some(HmacOptions {
+        header: header?,
+        algorithm: algorithm?,
+        encoding: encoding?,
+        prefix,
+        timestamp_header,
+        id_header,
+        signed_payload,
+    }))
+}
+
+/// An optional header-name key of `[route.hmac]`; an invalid name is reported (and kept:
+/// building the scheme refuses it again).
+fn optional_header(h: &mut dyn OptionTable, name: &str) -> Option<String> {
+    h.opt_str(name).map(|(off, s)| {
+        if HeaderName::from_bytes(s.as_bytes()).is_err() {
+            let key = format!("{}.{name}", h.path());
+            h.err(off, &key, "not a valid header name".to_owned());
+        }
+        s
+    })
 }
 
 pub(crate) fn options(o: &SchemeOptions) -> Result<&HmacOptions, SchemeError> {

@@ -35,22 +35,32 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ::hmac::{Hmac, Mac};
+use ::hmac::{Hmac, KeyInit, Mac};
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Uri};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
+pub mod check;
+mod contentful;
 mod discord;
+mod dropbox;
+mod engine_options;
 mod github;
 mod gitlab;
 mod hmac;
 mod hotglue;
 pub mod jwt;
 mod linear;
+mod meta;
+mod msgraph;
+mod okta;
 mod paddle;
+mod postmark;
+mod presets;
 mod public_url;
 pub mod registry;
+mod sendgrid;
 mod shopify;
 pub mod sign;
 mod slack;
@@ -60,16 +70,21 @@ mod standard;
 mod stripe;
 mod timestamped;
 mod twilio;
+mod x;
+mod zoom;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod vectors;
 
+pub use check::{Check, Checked, Confirmation, Handshake};
+pub use engine_options::{Confirm, EngineOptions, JwtRouteOptions, SnsRouteOptions};
 pub use public_url::pins_path;
 use registry::SCHEMES;
 pub use registry::{
-    MessageId, SchemeDef, SignRequest, SignedContent, Verifier, DEFAULT_TOLERANCE, NO_SCHEME,
+    option_defs, MessageId, OptionTable, OptionsDef, SchemeDef, SecretUse, SignRequest,
+    SignedContent, Verifier, DEFAULT_TOLERANCE, NO_SCHEME,
 };
 pub use sign::sign;
 
@@ -194,6 +209,31 @@ pub enum VerifyError {
     /// No configured secret produced a matching signature.
     #[error("no secret matches")]
     BadSignature,
+    /// SNS: the `TopicArn` is not on the route's `topics` (nothing was fetched).
+    #[error("topic not allowed")]
+    TopicNotAllowed,
+    /// SNS: `SigningCertURL` is not https on the route's `cert_host` for the topic's region.
+    #[error("signing certificate URL not allowed")]
+    BadCertUrl,
+    /// SNS: the signing certificate could not be fetched or verified.
+    #[error("signing certificate unavailable")]
+    CertUnavailable,
+    /// JWT: unparseable, unknown key, bad signature, algorithm not allowed.
+    #[error("bad token")]
+    BadToken,
+    /// JWT: `exp` passed, `nbf` not reached, `iat` in the future or too old.
+    #[error("token expired")]
+    TokenExpired,
+    /// JWT: `iss`, `aud`, a required claim or the body hash does not match.
+    #[error("claim mismatch")]
+    ClaimMismatch,
+    /// JWT: no usable keys (the JWKS could not be fetched and no unexpired copy is cached).
+    #[error("keys unavailable")]
+    KeysUnavailable,
+    /// A handshake's verify token (Meta) or a notification's `clientState` (Microsoft Graph)
+    /// does not match.
+    #[error("bad verify token")]
+    BadVerifyToken,
 }
 
 /// A scheme, as named in the config (`scheme = "..."`): a handle on its [`SchemeDef`] in the
@@ -234,6 +274,8 @@ pub struct SchemeOptions {
     pub hmac: Option<HmacOptions>,
     /// Timestamp window, past and future. `None`: the scheme's default.
     pub tolerance: Option<Duration>,
+    /// The keys of the engines and handshakes (`topics`, `[route.jwt]`, `verify_token`, ...).
+    pub engine: EngineOptions,
     /// The externally visible URL the provider calls (`public_url = "https://..."`), required
     /// for `twilio` and `square`, which sign the URL. See `public_url.rs` for how the signed URL
     /// is formed from it and the request. Ignored by the other schemes.
@@ -366,11 +408,20 @@ impl Scheme {
         options: &SchemeOptions,
         secrets: &[SecretMaterial],
     ) -> Result<Scheme, SchemeError> {
-        if secrets.is_empty() {
-            return Err(SchemeError::config(format!(
-                "scheme {} needs at least one secret",
-                name.as_str()
-            )));
+        match name.0.secrets {
+            SecretUse::Required if secrets.is_empty() => {
+                return Err(SchemeError::config(format!(
+                    "scheme {} needs at least one secret",
+                    name.as_str()
+                )));
+            }
+            SecretUse::Refused if !secrets.is_empty() => {
+                return Err(SchemeError::config(format!(
+                    "scheme {} takes no secrets",
+                    name.as_str()
+                )));
+            }
+            _ => {}
         }
         if let Some(i) = secrets.iter().position(|s| s.bytes.is_empty()) {
             return Err(SchemeError::secret(i, "secret is empty"));
@@ -447,6 +498,12 @@ impl Scheme {
     pub fn verify(&self, input: &Input<'_>, now: i64) -> Result<Verified, VerifyError> {
         self.verifier.verify(input, now, self.tolerance)
     }
+
+    /// The pipeline's check of one request: a delivery, a handshake, a subscription to
+    /// confirm; ready now for every HMAC and token scheme, after a fetch for the others.
+    pub fn check<'a>(&'a self, input: Input<'a>, now: i64) -> Check<'a> {
+        self.verifier.check(input, now, self.tolerance)
+    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -490,16 +547,16 @@ impl MacKey {
         // are unreachable but keep this free of panics.
         match alg {
             HmacAlgorithm::Sha1 => MacKey::Sha1(
-                <Hmac<sha1::Sha1> as Mac>::new_from_slice(key)
-                    .unwrap_or_else(|_| <Hmac<sha1::Sha1> as Mac>::new(&Default::default())),
+                <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| <Hmac<sha1::Sha1> as KeyInit>::new(&Default::default())),
             ),
             HmacAlgorithm::Sha256 => MacKey::Sha256(
-                <Hmac<sha2::Sha256> as Mac>::new_from_slice(key)
-                    .unwrap_or_else(|_| <Hmac<sha2::Sha256> as Mac>::new(&Default::default())),
+                <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| <Hmac<sha2::Sha256> as KeyInit>::new(&Default::default())),
             ),
             HmacAlgorithm::Sha512 => MacKey::Sha512(
-                <Hmac<sha2::Sha512> as Mac>::new_from_slice(key)
-                    .unwrap_or_else(|_| <Hmac<sha2::Sha512> as Mac>::new(&Default::default())),
+                <Hmac<sha2::Sha512> as KeyInit>::new_from_slice(key)
+                    .unwrap_or_else(|_| <Hmac<sha2::Sha512> as KeyInit>::new(&Default::default())),
             ),
         }
     }

@@ -21,7 +21,17 @@
 //!   parameters (`bodySHA256`) that no static config can know.
 //! * a fragment in `public_url` is dropped (never sent).
 
-use super::SchemeError;
+use super::{OptionsDef, SchemeError};
+
+/// `public_url = "https://..."` of a route: read on every route, used by the URL-signing
+/// schemes (which refuse to build without it), ignored by the others.
+pub(crate) static OPTIONS: OptionsDef = OptionsDef {
+    parse: |route, out| {
+        out.public_url = route.opt_str("public_url").map(|(_, s)| s);
+        true
+    },
+    check: |_, _| Ok(()),
+};
 
 /// A parsed `public_url`.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! A scheme's facts (its names, default window, message id, the headers it reads, the route
 //! options it takes, how to build its verifier and how to sign like its sender) are written once,
 //! as a [`SchemeDef`] in the scheme's own file. The config, the CLI (`sign --scheme`, `check`),
-//! the metrics labels and the tests enumerate [`SCHEMES`]; nothing else lists schemes.
+//! the metrics labels and the tests enumerate `SCHEMES`; nothing else lists schemes.
 //!
 //! "No verification" (`scheme = "none"`) is not a scheme: a route without one has
 //! `Option<Scheme>::None`. [`NO_SCHEME`] is only the word the config spells it with.
@@ -11,9 +11,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::check::{Check, Checked};
 use super::{
-    discord, github, gitlab, hmac, hotglue, linear, paddle, shopify, slack, square, standard,
-    stripe, twilio, Input, SchemeError, SchemeOptions, SecretMaterial, Verified, VerifyError,
+    contentful, discord, dropbox, github, gitlab, hmac, hotglue, jwt, linear, meta, msgraph, okta,
+    paddle, postmark, presets, sendgrid, shopify, slack, sns, square, standard, stripe, twilio, x,
+    zoom, Input, SchemeError, SchemeName, SchemeOptions, SecretMaterial, Verified, VerifyError,
 };
 
 /// Every scheme, in the order the CLI and error messages list them. One line per scheme.
@@ -31,6 +33,62 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &linear::DEF,
     &discord::DEF,
     &gitlab::DEF,
+    &sns::scheme::DEF,
+    &jwt::scheme::DEF,
+    &jwt::scheme::GOOGLE_PUBSUB,
+    &jwt::scheme::PLAID,
+    &zoom::DEF,
+    &meta::DEF,
+    &msgraph::DEF,
+    &okta::DEF,
+    &x::DEF,
+    &dropbox::DEF,
+    &standard::CLERK,
+    &standard::RESEND,
+    &standard::BREX,
+    &standard::REPLICATE,
+    &presets::BITBUCKET,
+    &presets::GITEA,
+    &presets::FORGEJO,
+    &presets::INTERCOM,
+    &presets::TYPEFORM,
+    &presets::PAGERDUTY,
+    &presets::ZENDESK,
+    &presets::HUBSPOT,
+    &presets::TWITCH,
+    &presets::SEGMENT,
+    &presets::SENTRY,
+    &presets::VERCEL,
+    &presets::TERRAFORM_CLOUD,
+    &presets::CALENDLY,
+    &presets::RAZORPAY,
+    &presets::MOLLIE,
+    &presets::XERO,
+    &presets::DOCUSIGN,
+    &presets::BOX,
+    &presets::FRAME_IO,
+    &presets::LAUNCHDARKLY,
+    &presets::CIRCLECI,
+    &presets::BUILDKITE,
+    &presets::MUX,
+    &presets::CASTLE,
+    &presets::PERSONA,
+    &presets::LOB,
+    &presets::MODERN_TREASURY,
+    &presets::COINBASE,
+    &presets::WOOCOMMERCE,
+    &presets::TIKTOK,
+    &presets::WEBEX,
+    &presets::PUSHER,
+    &presets::MICROSOFT_TEAMS,
+    &presets::AUTODESK,
+    &presets::CAL_COM,
+    &presets::LEMON_SQUEEZY,
+    &presets::NOTION,
+    &presets::CLEARBIT,
+    &sendgrid::DEF,
+    &postmark::DEF,
+    &contentful::DEF,
 ];
 
 /// The config word for "no verification" (`scheme = "none"`): the route has no scheme.
@@ -41,6 +99,53 @@ pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
 /// Builds a route's verifier from its options and secrets.
 pub type BuildFn = fn(&SchemeOptions, &[SecretMaterial]) -> Result<Arc<dyn Verifier>, SchemeError>;
+
+/// How a scheme reads the route options it owns (a table like `[route.hmac]`, or keys of the
+/// route itself) into [`SchemeOptions`]: written in the scheme's file, shared by the schemes
+/// that take the same options (`twilio` and `square` share `public_url`).
+pub struct OptionsDef {
+    /// Reads the options from the route's table. Called on every route, whatever its scheme,
+    /// so a problem inside them is reported even when the scheme is wrong. Returns `false`
+    /// when it reported a problem.
+    pub parse: fn(&mut dyn OptionTable, &mut SchemeOptions) -> bool,
+    /// Once the route's scheme is known (`None`: `"none"`) and the options parsed: whether
+    /// they fit it (`[route.hmac]` required by `hmac`, refused elsewhere). An error is
+    /// `(key under the route, message)`, reported at the route's `scheme`.
+    pub check: fn(&SchemeOptions, Option<SchemeName>) -> Result<(), OptionsMisfit>,
+}
+
+/// Options that do not fit the route's scheme: `(key under the route, message)`.
+pub type OptionsMisfit = (&'static str, String);
+
+/// A route's TOML table as a scheme's option parser reads it: the config walker's typed reads,
+/// each reporting its own problem as `file:line: key: message`.
+pub trait OptionTable {
+    /// The table's dotted key, for messages (`route[0]`, `route[0].hmac`).
+    fn path(&self) -> &str;
+    /// Where the table starts (a missing key is reported there).
+    fn start(&self) -> usize;
+    /// Reports every key not in `known` as unknown (with a "did you mean" hint).
+    fn check_keys(&mut self, known: &[&str]);
+    /// An optional string: `(offset, value)`. A wrong type is reported and reads as absent.
+    fn opt_str(&mut self, name: &str) -> Option<(usize, String)>;
+    /// The table under `name`, if there is one; a value that is not a table is reported and
+    /// reads as absent.
+    fn subtable(&mut self, name: &str) -> Option<Box<dyn OptionTable + '_>>;
+    /// Reports a problem at `offset` about `key` (a full dotted key).
+    fn err(&mut self, offset: usize, key: &str, message: String);
+}
+
+/// Every scheme's [`OptionsDef`], once each: the config runs them on every route, in registry
+/// order.
+pub fn option_defs() -> impl Iterator<Item = &'static OptionsDef> {
+    SCHEMES.iter().enumerate().filter_map(|(i, d)| {
+        let def = d.parse_options?;
+        let earlier = SCHEMES[..i]
+            .iter()
+            .any(|e| e.parse_options.is_some_and(|o| std::ptr::eq(o, def)));
+        (!earlier).then_some(def)
+    })
+}
 
 /// The headers a sender would send: `(name, value)` pairs.
 pub type SignFn = fn(&SignRequest<'_>) -> Result<Vec<(String, String)>, SchemeError>;
@@ -61,6 +166,8 @@ pub struct SchemeDef {
     /// The route keys the scheme reads besides `secrets` and `tolerance` (`hmac`,
     /// `public_url`); a scheme without `hmac` here refuses a `[route.hmac]` table.
     pub options: &'static [&'static str],
+    /// Reads and checks those options (see [`OptionsDef`]).
+    pub parse_options: Option<&'static OptionsDef>,
     /// Builds the verifier for one route, decoding every secret once. Called with at least
     /// one secret, none of them empty.
     pub build: BuildFn,
@@ -77,6 +184,19 @@ pub struct SchemeDef {
     pub signed_content: SignedContent,
     /// Where the provider puts the event type, for a route that reads one without `event`.
     pub event: crate::events::DefaultEvent,
+    /// Whether the message id header is covered by the signature (Standard Webhooks, Twitch):
+    /// a changed id is then a forgery, not another delivery of the same message.
+    pub id_signed: bool,
+    /// Whether the route's `secrets` are required (HMAC and token schemes), optional (`okta`)
+    /// or refused (`sns`, `jwt`, `msgraph`: keys come from elsewhere).
+    pub secrets: SecretUse,
+    /// The scheme's GET handshake (`meta`, `okta`, `x`, `dropbox`), named by the query
+    /// parameter or header that marks it: a route of the scheme then accepts GET even when
+    /// its `methods` do not list it, for the handshake only (a GET without the marker is
+    /// still 405 there).
+    pub get_handshake: Option<&'static str>,
+    /// Whether it may answer a handshake at all (the `result="handshake"` metric series).
+    pub handshakes: bool,
 }
 
 /// What `dedupe_key = "signature"` digests: only content an attacker cannot vary without the
@@ -94,6 +214,14 @@ pub enum SignedContent {
     Header(&'static str),
 }
 
+/// How a scheme uses the route's `secrets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretUse {
+    Required,
+    Optional,
+    Refused,
+}
+
 impl SchemeDef {
     /// What a scheme's `DEF` leaves out (`..SchemeDef::BASE`): no alias, the 5-minute window, no
     /// message id, no options, nothing to strip, the body signed. `name`, `headers`, `build`
@@ -105,12 +233,17 @@ impl SchemeDef {
         message_id: MessageId::None,
         headers: &[],
         options: &[],
+        parse_options: None,
         build: |_, _| Err(SchemeError::config("scheme without a verifier")),
         sign: |_| Err(SchemeError::config("scheme without a signer")),
         strip_unread: None,
         body_signed: true,
         signed_content: SignedContent::Unsupported,
         event: crate::events::DefaultEvent::None,
+        id_signed: false,
+        secrets: SecretUse::Required,
+        get_handshake: None,
+        handshakes: false,
     };
 }
 
@@ -160,6 +293,12 @@ pub trait Verifier: std::fmt::Debug + Send + Sync {
     /// `dedupe_key = "signature"` digests; `None`: [`SchemeDef::signed_content`].
     fn signed_content(&self) -> Option<SignedContent> {
         None
+    }
+
+    /// The pipeline's check: [`Verifier::verify`], ready now (no allocation). Schemes with a
+    /// handshake or a fetch override it.
+    fn check<'a>(&'a self, input: Input<'a>, now: i64, tolerance: Duration) -> Check<'a> {
+        Check::Ready(self.verify(&input, now, tolerance).map(Checked::Verified))
     }
 }
 

@@ -7,10 +7,16 @@
 //!   accepted (`v1=...` → bad signature). Slack has no multi-signature header: the whole text
 //!   after `v0=` is compared (so `v0=a,v0=b` → bad signature); rotation = several secrets.
 //! * Window: 300 s default, symmetric, inclusive. No message id.
+//! * Handshake (Slack Events API, "url_verification" event): a **verified** POST whose JSON
+//!   `type` is `url_verification` is answered `200 text/plain` with its `challenge`; never
+//!   forwarded.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
+
+use super::check::{small_json, Check, Checked, Handshake};
 use super::timestamped::{sign_hex, TimestampedHmac};
 use super::{parse_unix, required, Input, SchemeDef, SignRequest, Verified, Verifier, VerifyError};
 
@@ -31,8 +37,16 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     },
     signed_content: super::SignedContent::Body { id: false },
     event: crate::events::DefaultEvent::Json("/event/type"),
+    handshakes: true,
     ..SchemeDef::BASE
 };
+
+#[derive(Deserialize)]
+struct UrlVerification {
+    #[serde(rename = "type")]
+    kind: String,
+    challenge: String,
+}
 
 #[derive(Debug, Clone)]
 struct Slack(TimestampedHmac);
@@ -50,6 +64,18 @@ impl Verifier for Slack {
         let candidates: &[&[u8]] = if version == "v0" { &v0 } else { &[] };
         let prefix: [&[u8]; 3] = [b"v0:", ts_text.as_bytes(), b":"];
         self.0.check(input, ts, now, tol, &prefix, candidates)
+    }
+
+    fn check<'a>(&'a self, input: Input<'a>, now: i64, tol: Duration) -> Check<'a> {
+        let checked = self.verify(&input, now, tol).map(|v| {
+            match small_json::<UrlVerification>(input.body, b"url_verification") {
+                Some(h) if h.kind == "url_verification" => {
+                    Checked::Handshake(Handshake::text(h.challenge))
+                }
+                _ => Checked::Verified(v),
+            }
+        });
+        Check::Ready(checked)
     }
 }
 

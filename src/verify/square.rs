@@ -22,6 +22,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "square",
     headers: &[SIG_HEADER],
     options: &["public_url"],
+    parse_options: Some(&super::public_url::OPTIONS),
     build: |options, secrets| Ok(std::sync::Arc::new(Square::new(options, secrets)?)),
     sign: |r| {
         let url = public_url(r.options, "square")?.url(r.path_and_query);

@@ -40,24 +40,55 @@ enum Key {
 }
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
-    name: "standard-webhooks",
     aliases: &["svix"],
-    message_id: MessageId::Headers(&["svix-id", "webhook-id"]),
-    headers: &[
-        "svix-signature",
-        "webhook-signature",
-        "svix-timestamp",
-        "webhook-timestamp",
-        "svix-id",
-        "webhook-id",
-    ],
-    build: |_, secrets| Ok(std::sync::Arc::new(Standard::new(secrets)?)),
-    sign: sign_headers,
-    strip_unread: Some(strip_unread),
-    signed_content: super::SignedContent::Body { id: true },
-    event: crate::events::DefaultEvent::Json("/type"),
-    ..SchemeDef::BASE
+    ..preset("standard-webhooks")
 };
+
+/// A provider that signs exactly as Standard Webhooks / Svix (same headers, secret format,
+/// window and id), under its own name: one line in the registry.
+pub(crate) const fn preset(name: &'static str) -> SchemeDef {
+    SchemeDef {
+        name,
+        message_id: MessageId::Headers(&["svix-id", "webhook-id"]),
+        headers: &[
+            "svix-signature",
+            "webhook-signature",
+            "svix-timestamp",
+            "webhook-timestamp",
+            "svix-id",
+            "webhook-id",
+        ],
+        build,
+        sign: sign_headers,
+        strip_unread: Some(strip_unread),
+        id_signed: true,
+        signed_content: super::SignedContent::Body { id: true },
+        event: crate::events::DefaultEvent::Json("/type"),
+        ..SchemeDef::BASE
+    }
+}
+
+/// Clerk: its webhooks are sent by Svix (`svix-id`, `svix-timestamp`, `svix-signature`,
+/// `whsec_` secret). Source: Clerk "Verify webhook requests"
+/// (clerk.com/docs/webhooks/verifying) and its `verifyWebhook`, which calls `standardwebhooks`.
+pub(crate) static CLERK: SchemeDef = preset("clerk");
+/// Resend: Svix headers and `whsec_` secret. Source: Resend "Verify webhooks requests"
+/// (resend.com/docs/dashboard/webhooks/verify-webhooks-requests); the SDK uses `svix`.
+pub(crate) static RESEND: SchemeDef = preset("resend");
+/// Brex: Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`, base64
+/// secret from the API). Source: Brex developer docs "Webhooks — Verifying webhooks"
+/// (developer.brex.com/docs/webhooks).
+pub(crate) static BREX: SchemeDef = preset("brex");
+/// Replicate: `webhook-id`, `webhook-timestamp`, `webhook-signature`, `whsec_` secret from
+/// its API. Source: Replicate "Verifying webhooks" (replicate.com/docs/topics/webhooks/verify-webhook).
+pub(crate) static REPLICATE: SchemeDef = preset("replicate");
+
+fn build(
+    _: &super::SchemeOptions,
+    secrets: &[SecretMaterial],
+) -> Result<std::sync::Arc<dyn Verifier>, SchemeError> {
+    Ok(std::sync::Arc::new(Standard::new(secrets)?))
+}
 
 #[derive(Debug, Clone)]
 struct Standard {

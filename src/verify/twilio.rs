@@ -40,6 +40,7 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     message_id: MessageId::Headers(&[ID_HEADER]),
     headers: &[SIG_HEADER, SETTINGS_HEADER, ID_HEADER],
     options: &["public_url"],
+    parse_options: Some(&super::public_url::OPTIONS),
     build: |options, secrets| Ok(std::sync::Arc::new(Twilio::new(options, secrets)?)),
     sign: |r| {
         let sig = sign_value(r.secret, r.options, r.path_and_query, r.body)?;

@@ -4,14 +4,18 @@ mod netkit;
 mod support;
 
 mod config;
+mod debugging;
 mod events;
 mod faults;
+mod handshakes;
 mod hardening;
 mod limits;
 mod observability;
 mod ops;
+mod outbound;
 mod properties;
 mod proxy;
+mod queue;
 mod reference;
 mod reload;
 mod replay;

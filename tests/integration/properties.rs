@@ -7,6 +7,8 @@
 //!   rejected;
 //! * verification, the config loader, path normalization and `X-Forwarded-For` parsing never
 //!   panic on arbitrary input;
+//! * W3C `traceparent`/`tracestate` parsing (`otel`) never panics, and what it keeps prints
+//!   back to itself;
 //! * route matching agrees with the naive reference in `reference.rs`;
 //! * secrets never appear in config errors or in a loaded config's `Debug` output.
 //!
@@ -24,15 +26,18 @@ use hookseal::config::{Config, IpNet};
 use hookseal::headers::client_ip;
 use hookseal::route::{normalize_path, normalize_prefix, PathMatch, RouteTable};
 use hookseal::verify::{
-    sign, Encoding, HmacAlgorithm, HmacOptions, Input, Scheme, SchemeName, SchemeOptions,
-    SecretMaterial, Verified, VerifyError,
+    sign, Encoding, HmacAlgorithm, HmacOptions, Input, MessageId, Scheme, SchemeName,
+    SchemeOptions, SecretMaterial, Verified, VerifyError,
 };
 
 use crate::reference::{self, RefPattern};
 
 /// Every scheme in the registry.
+/// The schemes a shared secret signs (not `sns`, `jwt` and presets, `msgraph`).
 fn all() -> Vec<SchemeName> {
-    SchemeName::all().collect()
+    SchemeName::all()
+        .filter(|n| n.def().secrets != hookseal::verify::SecretUse::Refused)
+        .collect()
 }
 
 /// The registered scheme called `name`.
@@ -40,15 +45,21 @@ fn sn(name: &str) -> SchemeName {
     SchemeName::parse(name).unwrap_or_else(|| panic!("no scheme {name:?}"))
 }
 
-/// Id headers that no scheme signs: a changed id there is a different delivery of the same
-/// authentic message, not a forgery (dedupe keys on it; see SECURITY.md).
-const UNSIGNED_ID_HEADERS: [&str; 5] = [
-    "X-GitHub-Delivery",
-    "X-Shopify-Webhook-Id",
-    "Linear-Delivery",
-    "I-Twilio-Idempotency-Token",
-    "Idempotency-Key",
-];
+/// An id header the scheme reads but does not sign: a changed id there is a different delivery
+/// of the same authentic message, not a forgery (dedupe keys on it; see SECURITY.md).
+fn unsigned_id_header(name: SchemeName, header: &str) -> bool {
+    match name.def().message_id {
+        MessageId::Headers(hs) => {
+            !name.def().id_signed && hs.iter().any(|h| h.eq_ignore_ascii_case(header))
+        }
+        _ => false,
+    }
+}
+
+/// Standard Webhooks and the presets that sign exactly like it (clerk, resend, ...).
+fn standard_family(name: SchemeName) -> bool {
+    name.def().headers.first() == Some(&"svix-signature")
+}
 
 // ------------------------------------------------------------------------------------------
 // A signed request, generated
@@ -124,14 +135,14 @@ fn b64(b: &[u8]) -> String {
 /// (signing secret, verifying secret) for a scheme, from random material.
 fn secret_pair(name: SchemeName, raw: &[u8], seed: [u8; 32], ed: bool) -> (Vec<u8>, Vec<u8>) {
     match name.as_str() {
-        "standard-webhooks" if ed => {
+        _ if standard_family(name) && ed => {
             let (s, p) = ed25519_pair(seed);
             (
                 format!("whsk_{}", b64(&s)).into_bytes(),
                 format!("whpk_{}", b64(&p)).into_bytes(),
             )
         }
-        "standard-webhooks" => {
+        _ if standard_family(name) => {
             let s = format!("whsec_{}", b64(raw)).into_bytes();
             (s.clone(), s)
         }
@@ -140,9 +151,40 @@ fn secret_pair(name: SchemeName, raw: &[u8], seed: [u8; 32], ed: bool) -> (Vec<u
             (hex(&s).into_bytes(), hex(&p).into_bytes())
         }
         // A token travels as a header value: visible ASCII.
-        "gitlab" => (hex(raw).into_bytes(), hex(raw).into_bytes()),
+        "gitlab" | "okta" => (hex(raw).into_bytes(), hex(raw).into_bytes()),
+        // Contentful's signing secret: 64 visible characters.
+        "contentful" => {
+            let c = format!("{:x<64}", hex(raw)).as_bytes()[..64].to_vec();
+            (c.clone(), c)
+        }
+        // Basic credentials: visible ASCII username:password.
+        "postmark" => {
+            let c = format!("u:{}", hex(raw)).into_bytes();
+            (c.clone(), c)
+        }
+        // A fresh P-256 pair (ring cannot derive one from a seed): the verifier holds the
+        // public key as SendGrid shows it, base64 SubjectPublicKeyInfo.
+        "sendgrid" => p256_pair(),
+        // Teams' security token is base64; the key is its decoding.
+        "microsoft-teams" => (b64(raw).into_bytes(), b64(raw).into_bytes()),
         _ => (raw.to_vec(), raw.to_vec()),
     }
+}
+
+fn p256_pair() -> (Vec<u8>, Vec<u8>) {
+    use ring::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_ASN1_SIGNING};
+    const SPKI_P256_PREFIX: [u8; 26] = [
+        0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
+        0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    ];
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).expect("keygen");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+        .expect("pkcs8");
+    let mut spki = SPKI_P256_PREFIX.to_vec();
+    spki.extend_from_slice(pair.public_key().as_ref());
+    (b64(pkcs8.as_ref()).into_bytes(), b64(&spki).into_bytes())
 }
 
 const PAYLOADS: [&str; 4] = [
@@ -210,6 +252,10 @@ prop_compose! {
             hmac: Some(hmac_options(hmac.0, hmac.1, hmac.2, hmac.3)),
             tolerance: None,
             public_url: Some("https://hooks.example.com/in".into()),
+            engine: hookseal::verify::EngineOptions {
+                verify_token: Some(b"meta-token".to_vec()),
+                ..Default::default()
+            },
         };
         let (signing, verifying) = secret_pair(name, &raw_secret, seed, ed);
         let mut secrets: Vec<Vec<u8>> = decoys
@@ -241,10 +287,29 @@ prop_compose! {
 }
 
 fn carries_timestamp(name: SchemeName) -> bool {
-    matches!(
-        name.as_str(),
-        "standard-webhooks" | "hmac" | "stripe" | "slack" | "paddle" | "linear" | "discord"
-    )
+    standard_family(name)
+        || matches!(
+            name.as_str(),
+            "hmac"
+                | "stripe"
+                | "slack"
+                | "paddle"
+                | "linear"
+                | "discord"
+                | "zendesk"
+                | "hubspot"
+                | "twitch"
+                | "calendly"
+                | "box"
+                | "frame-io"
+                | "buildkite"
+                | "mux"
+                | "persona"
+                | "lob"
+                | "tiktok"
+                | "sendgrid"
+                | "contentful"
+        )
 }
 
 proptest! {
@@ -281,7 +346,7 @@ proptest! {
         let mut targets: Vec<Option<usize>> = vec![None; body_bits];
         let mut offsets: Vec<usize> = (0..body_bits).collect();
         for (i, (n, v)) in s.headers.iter().enumerate() {
-            if UNSIGNED_ID_HEADERS.contains(&n.as_str()) {
+            if unsigned_id_header(s.name, n) {
                 continue;
             }
             targets.extend(std::iter::repeat_n(Some(i), v.len()));
@@ -343,6 +408,10 @@ proptest! {
             hmac: Some(hmac_options(1, 0, 1, 0)),
             tolerance: None,
             public_url: Some("https://hooks.example.com/in".into()),
+            engine: hookseal::verify::EngineOptions {
+                verify_token: Some(b"meta-token".to_vec()),
+                ..Default::default()
+            },
         };
         let scheme = Scheme::new(name, &options, &[SecretMaterial { id: "0".into(), bytes: verifying }])
             .expect("scheme");
@@ -642,6 +711,63 @@ proptest! {
                 s.parse::<IpAddr>().ok().or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
             };
             prop_assert!(ip == peer || named.iter().any(|n| parsed(n) == Some(ip)), "{ip} not named");
+        }
+    }
+
+    /// `traceparent` parsing never panics on any bytes or on one-byte edits of a valid value;
+    /// what it accepts prints back as a valid `traceparent` of the same ids.
+    #[test]
+    fn traceparent_parse_never_panics_and_round_trips(
+        junk in prop::collection::vec(any::<u8>(), 0..80),
+        at in any::<Index>(),
+        byte in any::<u8>(),
+        tail in "(-[0-9a-zA-Z]{0,8}){0,2}",
+    ) {
+        let valid = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_vec();
+        let mut edited = valid.clone();
+        edited[at.index(valid.len())] = byte;
+        let mut later = edited.clone();
+        later[..2].copy_from_slice(b"01");
+        later.extend_from_slice(tail.as_bytes());
+        for v in [&junk, &edited, &later] {
+            if let Some(c) = hookseal::otel::SpanContext::parse(v) {
+                let printed = c.traceparent();
+                prop_assert_eq!(hookseal::otel::SpanContext::parse(printed.as_bytes()), Some(c.clone()));
+                prop_assert!(c.trace_id != [0; 16] && c.span_id != [0; 8]);
+                if v.len() == 55 && v[..2] == *b"00" && (v[53..] == *b"00" || v[53..] == *b"01") {
+                    prop_assert_eq!(printed.as_bytes(), &v[..]);
+                }
+            }
+        }
+    }
+
+    /// `tracestate` checking never panics; what it keeps is canonical (checking it again
+    /// gives it back) and never longer than what came.
+    #[test]
+    fn tracestate_never_panics_and_is_canonical(
+        v in "([a-z0-9@*/_A-Z=, \t-]{0,12}){0,40}|\\PC{0,600}",
+    ) {
+        if let Some(kept) = hookseal::otel::tracestate(&v) {
+            prop_assert!(kept.len() <= v.len());
+            let again = hookseal::otel::tracestate(&kept);
+            prop_assert_eq!(again.as_deref(), Some(kept.as_str()));
+        }
+    }
+
+    /// A valid list (blanks around members allowed) of at most 32 members within the length
+    /// cap is kept, members in order, blanks dropped.
+    #[test]
+    fn tracestate_keeps_valid_lists(
+        members in prop::collection::vec(("[a-z][a-z0-9_*/-]{0,6}", "[a-zA-Z0-9+/]{1,10}", "[ \t]{0,2}", "[ \t]{0,2}"), 1..40),
+    ) {
+        let v: Vec<String> = members.iter().map(|(k, x, a, b)| format!("{a}{k}={x}{b}")).collect();
+        let v = v.join(",");
+        let want: Vec<String> = members.iter().map(|(k, x, _, _)| format!("{k}={x}")).collect();
+        let got = hookseal::otel::tracestate(&v);
+        if members.len() <= 32 && v.len() <= hookseal::otel::MAX_TRACESTATE {
+            prop_assert_eq!(got, Some(want.join(",")));
+        } else {
+            prop_assert_eq!(got, None);
         }
     }
 }

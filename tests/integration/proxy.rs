@@ -693,7 +693,7 @@ signed_payload = "{method} {path} {id} {timestamp} {body}"
 
     // Generic HMAC, every placeholder, second secret, several signatures in the header.
     use base64::Engine;
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let ts = unix_now();
     let payload = [format!("POST /sh/x?q=1 d-9 {ts} ").as_bytes(), BODY].concat();
     let mut mac = Hmac::<sha2::Sha512>::new_from_slice(b"second").unwrap();
@@ -1005,7 +1005,7 @@ async fn a_method_the_verifying_route_refuses_never_falls_through_to_the_catch_a
 #[tokio::test]
 async fn a_url_signed_delivery_replayed_to_another_path_is_refused() {
     use base64::Engine as _;
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let up = Upstream::start().await;
     let cases = [

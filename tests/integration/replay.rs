@@ -473,17 +473,17 @@ fn replay_url_from_env_or_file() {
     };
     let c = load("{ env = \"REDIS_URL\" }").unwrap();
     assert_eq!(
-        c.replay.url.as_deref(),
+        c.replay.store.url(),
         Some("rediss://:from-env@redis.example:6380/1")
     );
     let c = load(&format!("{{ file = {:?} }}", url_file.to_str().unwrap())).unwrap();
     assert_eq!(
-        c.replay.url.as_deref(),
+        c.replay.store.url(),
         Some("redis://:s3cret@127.0.0.1:6379/0"),
         "the trailing newline is trimmed"
     );
     let c = load("\"redis://127.0.0.1:6379/0\"").unwrap();
-    assert_eq!(c.replay.url.as_deref(), Some("redis://127.0.0.1:6379/0"));
+    assert_eq!(c.replay.store.url(), Some("redis://127.0.0.1:6379/0"));
 
     let errors = |url: &str| {
         load(url)

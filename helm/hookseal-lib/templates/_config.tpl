@@ -9,13 +9,13 @@ integers (YAML numbers arrive as floats and would print as 4096.0).
 {{/*
 The config keys that come from values one to one, section by section: one line per key,
 "<valuesKey> <kind>". The TOML key is the values key in snake_case; kind is str (a string,
-e.g. a duration), int, size (integer bytes or "64KiB"), bool or list. A key whose value is
+e.g. a duration), int, float, size (integer bytes or "64KiB"), bool or list. A key whose value is
 null or "" is left out, so hookseal's own default applies. Adding a config key to the chart is
 one line here, one in values.yaml and one in values.schema.json (helm/tests/config_keys.txt
 lists every key; the tests fail until all three agree with hookseal's config reference).
 Keys the chart owns (listen and admin addresses, TLS and secret file paths, the upstream URL in
 the application chart) and keys with a shape of their own (replay.url, route secrets, paths,
-[route.hmac], event, dedupeKey) are written by hookseal.configToml below. A new section is one more block here: it is rendered
+[route.hmac], verifyToken, clientState, [route.jwt], event, dedupeKey) are written by hookseal.configToml below. A new section is one more block here: it is rendered
 as [<section in snake_case>] from proxy.<section>.
 */}}
 {{- define "hookseal.configKeys" -}}
@@ -41,6 +41,17 @@ replay:
   - capacity int
   - onStoreError str
   - commandTimeout str
+queue:
+  - claimAfter str
+  - maxBytes size
+  - maxEntries int
+delivery:
+  - mode str
+  - maxAttempts int
+  - maxAge str
+  - concurrency int
+  - rate int
+  - ordered bool
 route:
   - methods list
   - tolerance str
@@ -53,8 +64,18 @@ route:
   - replayCapacity int
   - events list
   - dedupeWindow str
+  - topics list
+  - certHost str
+  - confirm str
+  - caFile str
 forwarding:
   - keep list
+debug:
+  - rejections int
+tracing:
+  - otlpEndpoint str
+  - serviceName str
+  - sampleRatio float
 {{- end -}}
 
 {{/* The lines of one section: dict "values" <map> "keys" <list of "key kind">. */}}
@@ -65,7 +86,7 @@ forwarding:
 {{- $k := index $f 0 }}{{ $kind := index $f 1 }}
 {{- $x := get $v $k }}
 {{- if and (hasKey $v $k) (not (kindIs "invalid" $x)) (not (and (kindIs "string" $x) (eq $x ""))) }}
-{{ snakecase $k }} = {{ if eq $kind "size" }}{{ include "hookseal.tomlSize" $x }}{{ else if eq $kind "int" }}{{ int64 $x }}{{ else if eq $kind "bool" }}{{ $x }}{{ else if eq $kind "list" }}{{ toJson $x }}{{ else }}{{ toString $x | toJson }}{{ end }}
+{{ snakecase $k }} = {{ if eq $kind "size" }}{{ include "hookseal.tomlSize" $x }}{{ else if eq $kind "int" }}{{ int64 $x }}{{ else if eq $kind "float" }}{{ float64 $x }}{{ else if eq $kind "bool" }}{{ $x }}{{ else if eq $kind "list" }}{{ toJson $x }}{{ else }}{{ toString $x | toJson }}{{ end }}
 {{- end }}
 {{- end }}
 {{- end -}}
@@ -112,13 +133,31 @@ url = {{ $p.replay.url | toJson }}
 {{- include "hookseal.configLines" (dict "values" $p.replay "keys" $keys.replay) }}
 {{- /* Any other section of hookseal.configKeys: [<section>] from proxy.<section>, when it sets a key. */}}
 {{- range $section := keys $keys | sortAlpha }}
-{{- if not (has $section (list "listen" "limits" "upstream" "replay" "route")) }}
+{{- if not (has $section (list "listen" "limits" "upstream" "replay" "route" "queue" "delivery")) }}
 {{- with include "hookseal.configLines" (dict "values" (get $p $section) "keys" (get $keys $section)) }}
 
 [{{ snakecase $section }}]
 {{- . }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if include "hookseal.queued" $p }}
+
+[queue]
+{{- $q := $p.queue | default dict }}
+store = {{ $q.store | default "disk" | toJson }}
+path = {{ include "hookseal.spoolPath" $p | toJson }}
+{{- $qSecret := $q.urlSecret | default dict }}
+{{- if and $q.url $qSecret.name }}
+{{- fail "proxy.queue: set url or urlSecret, not both" }}
+{{- else if $qSecret.name }}
+url = { file = {{ include "hookseal.secretFilePath" (dict "proxy" $p "secret" (dict "secretName" $qSecret.name "key" $qSecret.key)) | toJson }} }
+{{- else if $q.url }}
+url = {{ $q.url | toJson }}
+{{- else if eq $q.store "redis" }}
+{{- fail "proxy.queue.url (or urlSecret) is required when proxy.queue.store is redis" }}
+{{- end }}
+{{- include "hookseal.configLines" (dict "values" $q "keys" $keys.queue) }}
 {{- end }}
 {{- if not $p.routes }}
 {{- fail "proxy.routes is empty: hookseal needs at least one [[route]] (see values.yaml)" }}
@@ -152,12 +191,54 @@ event = { {{ if .header }}header = {{ .header | toJson }}{{ else }}json = {{ .js
 {{- with $r.dedupeKey }}
 dedupe_key = {{ if kindIs "string" . }}{{ toJson . }}{{ else }}{ json = {{ .json | toJson }} }{{ end }}
 {{- end }}
+{{- with $r.verifyToken }}
+verify_token = { {{ include "hookseal.secretSource" (dict "proxy" $p "secret" . "where" (printf "proxy.routes[%d].verifyToken" $i)) }} }
+{{- end }}
+{{- with $r.clientState }}
+client_state = { {{ include "hookseal.secretSource" (dict "proxy" $p "secret" . "where" (printf "proxy.routes[%d].clientState" $i)) }} }
+{{- end }}
+{{- with $r.delivery }}{{ $d := . }}
+[route.delivery]
+{{- include "hookseal.configLines" (dict "values" $d "keys" $keys.delivery) }}
+{{- if $d.backoff }}
+{{- $parts := list }}
+{{- range $k := list "initial" "max" }}{{ with get $d.backoff $k }}{{ $parts = append $parts (printf "%s = %s" $k (toString . | toJson)) }}{{ end }}{{ end }}
+backoff = { {{ join ", " $parts }} }
+{{- end }}
+{{- end }}
 {{- with $r.hmac }}
 [route.hmac]
 {{- range $k := list "header" "algorithm" "encoding" "prefix" "timestampHeader" "idHeader" "signedPayload" }}
 {{- if hasKey $r.hmac $k }}
 {{ snakecase $k }} = {{ get $r.hmac $k | toString | toJson }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- with $r.jwt }}
+[route.jwt]
+{{- with $r.jwt.jwksUrl }}
+jwks_url = {{ . | toJson }}
+{{- end }}
+{{- with $r.jwt.keys }}
+keys = { {{ include "hookseal.secretSource" (dict "proxy" $p "secret" . "where" (printf "proxy.routes[%d].jwt.keys" $i)) }} }
+{{- end }}
+{{- range $k := list "algorithms" "issuers" "audiences" }}
+{{- if hasKey $r.jwt $k }}
+{{ $k }} = {{ get $r.jwt $k | toJson }}
+{{- end }}
+{{- end }}
+{{- with $r.jwt.leeway }}
+leeway = {{ . | toString | toJson }}
+{{- end }}
+{{- with $r.jwt.header }}
+header = {{ . | toJson }}
+{{- end }}
+{{- with $r.jwt.claims }}
+{{- $parts := list }}
+{{- range $n, $v := . }}
+{{- $parts = append $parts (printf "%s = %s" (toJson $n) (toJson $v)) }}
+{{- end }}
+claims = { {{ join ", " $parts }} }
 {{- end }}
 {{- end }}
 {{- end }}
@@ -226,4 +307,14 @@ limit in whole MiB, else 64MiB. Context: the proxy values.
 {{- else if eq $u "h" }}{{ mul $v 3600 }}
 {{- else }}{{ fail (printf "not a duration: %q (use ms, s, m or h)" $s) }}
 {{- end -}}
+{{- end -}}
+
+{{/* "true" when a route is queued (then [queue] is written, and a disk spool mounted). */}}
+{{- define "hookseal.queued" -}}
+{{- range $r := .routes }}{{ with $r.delivery }}{{ if eq (.mode | default "") "queued" }}true{{ end }}{{ end }}{{ end -}}
+{{- end -}}
+
+{{/* The spool directory (proxy.queue.path). */}}
+{{- define "hookseal.spoolPath" -}}
+{{- (.queue | default dict).path | default "/var/lib/hookseal/spool" -}}
 {{- end -}}

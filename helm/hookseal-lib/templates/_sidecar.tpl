@@ -197,17 +197,27 @@ timeoutSeconds: 1
       mountPath: {{ $p.secretsMountPath }}
       readOnly: true
     {{- end }}
+    {{- if include "hookseal.spoolVolume" $p }}
+    - name: hookseal-spool
+      mountPath: {{ include "hookseal.spoolPath" $p }}
+    {{- end }}
     {{- with $p.extraVolumeMounts }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
 {{- end -}}
 
-{{/* Projected-volume sources for every existing Secret the routes and proxy.replay.urlSecret
-name (deduplicated). */}}
+{{/* "true" when a route is queued on the disk spool: the pod gets the spool volume. */}}
+{{- define "hookseal.spoolVolume" -}}
+{{- if and (include "hookseal.queued" .) (eq ((.queue | default dict).store | default "disk") "disk") }}true{{ end -}}
+{{- end -}}
+
+{{/* Projected-volume sources for every existing Secret the routes (secrets, verifyToken,
+clientState, jwt.keys) and proxy.replay.urlSecret name (deduplicated). */}}
 {{- define "hookseal.secretSources" -}}
 {{- $byName := dict -}}
 {{- range $r := .proxy.routes -}}
-{{- range $s := $r.secrets -}}
+{{- $jwtKeys := dig "keys" "" ($r.jwt | default dict) -}}
+{{- range $s := concat ($r.secrets | default list) (compact (list $r.verifyToken $r.clientState $jwtKeys)) -}}
 {{- if $s.secretName -}}
 {{- $keys := get $byName $s.secretName | default dict -}}
 {{- $_ := set $keys (required "secrets[].key is required with secretName" $s.key) true -}}
@@ -220,6 +230,11 @@ name (deduplicated). */}}
 {{- $_ := set $keys (required "proxy.replay.urlSecret.key is required with urlSecret.name" .key) true -}}
 {{- $_ := set $byName .name $keys -}}
 {{- end }}{{ end -}}
+{{- if include "hookseal.queued" .proxy }}{{ with (.proxy.queue | default dict).urlSecret }}{{ if .name -}}
+{{- $keys := get $byName .name | default dict -}}
+{{- $_ := set $keys (required "proxy.queue.urlSecret.key is required with urlSecret.name" .key) true -}}
+{{- $_ := set $byName .name $keys -}}
+{{- end }}{{ end }}{{ end -}}
 {{- range $name := keys $byName | sortAlpha }}
 - secret:
     name: {{ $name }}
@@ -242,6 +257,21 @@ name (deduplicated). */}}
     secretName: {{ include "hookseal.tlsSecretName" . }}
     # Only the sidecar mounts this volume, and it runs as one uid: readable files need no fsGroup.
     defaultMode: 292 # 0444
+{{- end }}
+{{- if include "hookseal.spoolVolume" $p }}
+{{- $q := $p.queue | default dict }}
+# The spool of queued routes (README "Queued delivery"): emptyDir survives a container
+# restart, not the pod; a PersistentVolumeClaim keeps it across pods.
+- name: hookseal-spool
+  {{- if $q.persistentVolumeClaim }}
+  persistentVolumeClaim:
+    claimName: {{ $q.persistentVolumeClaim }}
+  {{- else }}
+  emptyDir:
+    {{- with $q.sizeLimit }}
+    sizeLimit: {{ . }}
+    {{- end }}
+  {{- end }}
 {{- end }}
 {{- with include "hookseal.secretSources" . }}
 - name: hookseal-secrets

@@ -32,6 +32,7 @@ use super::Body;
 mod jwks;
 pub use jwks::{JwksCache, JwksOptions};
 
+pub(crate) mod scheme;
 #[cfg(test)]
 mod tests;
 

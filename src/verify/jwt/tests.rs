@@ -1,3 +1,7 @@
+//! Tests of the `jwt` engine: the Google Pub/Sub and Plaid presets, the algorithm allow-list
+//! (`none` and HMAC refused), claims and leeway, token extraction, and the JWKS cache's
+//! refetch and failure rules against a local HTTPS server.
+
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -281,7 +285,7 @@ async fn alg_none_is_refused() {
 
 #[tokio::test]
 async fn hs256_signed_with_the_public_key_is_refused() {
-    use hmac::Mac as _;
+    use hmac::{KeyInit as _, Mac as _};
     let g = google();
     let jwk = g.key.jwk("g1");
     // Every form an attacker might feed as the HMAC secret: the JWK text, the modulus.

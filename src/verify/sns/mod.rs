@@ -47,6 +47,7 @@ use serde::Deserialize;
 
 use crate::fetch::{FetchError, Fetcher};
 
+pub(crate) mod scheme;
 #[cfg(test)]
 mod tests;
 
@@ -612,6 +613,8 @@ impl SnsVerifier {
         let host = allowed_host(url, &self.options.cert_host.expand(region))
             .ok_or(ConfirmError::BadUrl)?;
         self.fetcher
+            .clone()
+            .for_purpose("sns_confirm")
             .get(url, &[host.as_str()])
             .await
             .map(|_| ())

@@ -1,3 +1,6 @@
+//! Tests of the `sns` engine: v1 and v2 signatures of every message type, tampering, the topic
+//! list and certificate URL checked before any fetch, and a certificate server that is down.
+
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;

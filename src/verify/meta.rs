@@ -1,0 +1,107 @@
+//! Meta: WhatsApp Cloud API, Instagram, Messenger (Meta for Developers, "Webhooks: Getting
+//! started", verification requests and event notifications). POSTs carry
+//! `X-Hub-Signature-256: sha256=<64 lowercase hex>` = HMAC-SHA256 of the body keyed with the
+//! app secret (`secrets`).
+//!
+//! * Handshake: `GET ?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C`. T is compared
+//!   in constant time with the route's `verify_token` (required; a secret source): equal →
+//!   `200 text/plain` with C as it is (never JSON-quoted: Meta compares the bytes); a wrong
+//!   token or another mode → 403 `bad_verify_token`. Answered also on a route whose `methods`
+//!   lack GET; never forwarded.
+//! * No timestamp, no message id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+
+use super::check::{query_param, Check, Checked, Handshake};
+use super::{
+    ct_eq, hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeDef,
+    SchemeError, SignRequest, Verified, Verifier, VerifyError,
+};
+
+pub(crate) const SIG_HEADER: &str = "X-Hub-Signature-256";
+
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "meta",
+    headers: &[SIG_HEADER],
+    options: &["verify_token"],
+    build: |o, secrets| {
+        let verify_token = o
+            .engine
+            .verify_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| SchemeError::config("scheme meta needs verify_token"))?;
+        Ok(Arc::new(Meta {
+            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
+            verify_token,
+        }))
+    },
+    sign: |r| {
+        Ok(vec![SignRequest::header(
+            SIG_HEADER,
+            super::github::sign_value(r.secret, r.body),
+        )])
+    },
+    get_handshake: Some("hub.verify_token"),
+    handshakes: true,
+    ..SchemeDef::BASE
+};
+
+struct Meta {
+    keys: Vec<MacKey>,
+    verify_token: Vec<u8>,
+}
+
+impl std::fmt::Debug for Meta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meta")
+            .field("keys", &self.keys)
+            .field("verify_token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Meta {
+    fn handshake(&self, input: &Input<'_>) -> Result<Handshake, VerifyError> {
+        let token = query_param(input.uri, "hub.verify_token")?;
+        let mode = query_param(input.uri, "hub.mode")?;
+        let challenge = query_param(input.uri, "hub.challenge")?;
+        let Some(token) = token else {
+            return Err(VerifyError::MissingSignature("hub.verify_token"));
+        };
+        let matches = bool::from(ct_eq(token.as_bytes(), &self.verify_token));
+        if !matches || mode.as_deref() != Some("subscribe") {
+            return Err(VerifyError::BadVerifyToken);
+        }
+        match challenge {
+            Some(c) if !c.is_empty() => Ok(Handshake::text(c)),
+            _ => Err(VerifyError::MissingSignature("hub.challenge")),
+        }
+    }
+}
+
+impl Verifier for Meta {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
+        let sig = required(input.headers, SIG_HEADER)?;
+        let hex = sig
+            .strip_prefix("sha256=")
+            .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
+        let key_index = match_encoded(&self.keys, &[], input.body, &[hex.as_bytes()], hex_lower)
+            .ok_or(VerifyError::BadSignature)?;
+        Ok(Verified {
+            key_index,
+            id: None,
+            timestamp: None,
+        })
+    }
+
+    fn check<'a>(&'a self, input: Input<'a>, now: i64, tol: Duration) -> Check<'a> {
+        if input.method == Method::GET {
+            return Check::Ready(self.handshake(&input).map(Checked::Handshake));
+        }
+        Check::Ready(self.verify(&input, now, tol).map(Checked::Verified))
+    }
+}

@@ -1,0 +1,95 @@
+//! X, formerly Twitter (X developer docs, "Securing webhooks" / webhooks quickstart: the
+//! Challenge-Response Check and the signature header). POSTs carry
+//! `x-twitter-webhooks-signature: sha256=<padded base64>` = HMAC-SHA256 of the body keyed with
+//! the app's consumer secret.
+//!
+//! * Handshake (CRC): `GET ?crc_token=C` → `200 application/json
+//!   {"response_token":"sha256=<base64 HMAC-SHA256(secret, C)>"}` with the **first** secret
+//!   (the app's current consumer secret); never forwarded, also on a route whose `methods`
+//!   lack GET. The CRC is unsigned, so it is an HMAC oracle over C: hookseal answers only a
+//!   token of at most 256 characters of `[A-Za-z0-9._~+/=-]` (X's tokens), never JSON (a
+//!   delivery body), so the answer cannot be replayed as a POST signature.
+//! * No timestamp, no message id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Method;
+
+use super::check::{query_param, Check, Checked, Handshake};
+use super::{
+    b64_std, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeDef,
+    SignRequest, Verified, Verifier, VerifyError,
+};
+
+pub(crate) const SIG_HEADER: &str = "x-twitter-webhooks-signature";
+
+pub(crate) static DEF: SchemeDef = SchemeDef {
+    name: "x",
+    headers: &[SIG_HEADER],
+    build: |_, secrets| {
+        Ok(Arc::new(X {
+            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
+        }))
+    },
+    sign: |r| {
+        let mac = MacKey::new(HmacAlgorithm::Sha256, r.secret).compute(&[r.body]);
+        Ok(vec![SignRequest::header(
+            SIG_HEADER,
+            format!("sha256={}", b64_std(mac.as_bytes())),
+        )])
+    },
+    get_handshake: Some("crc_token"),
+    handshakes: true,
+    ..SchemeDef::BASE
+};
+
+#[derive(Debug, Clone)]
+struct X {
+    keys: Vec<MacKey>,
+}
+
+/// A CRC token as X sends them; anything else is refused (see the module doc).
+fn plausible_token(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 256
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(&b))
+}
+
+impl X {
+    fn crc(&self, input: &Input<'_>) -> Result<Handshake, VerifyError> {
+        let token = query_param(input.uri, "crc_token")?
+            .ok_or(VerifyError::MissingSignature("crc_token"))?;
+        if !plausible_token(&token) {
+            return Err(VerifyError::MalformedSignature("crc_token"));
+        }
+        let mac = self.keys[0].compute(&[token.as_bytes()]);
+        Ok(Handshake::json(&serde_json::json!({
+            "response_token": format!("sha256={}", b64_std(mac.as_bytes())),
+        })))
+    }
+}
+
+impl Verifier for X {
+    fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
+        let sig = required(input.headers, SIG_HEADER)?;
+        let b64 = sig
+            .strip_prefix("sha256=")
+            .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
+        let key_index = match_encoded(&self.keys, &[], input.body, &[b64.as_bytes()], b64_std)
+            .ok_or(VerifyError::BadSignature)?;
+        Ok(Verified {
+            key_index,
+            id: None,
+            timestamp: None,
+        })
+    }
+
+    fn check<'a>(&'a self, input: Input<'a>, now: i64, tol: Duration) -> Check<'a> {
+        if input.method == Method::GET {
+            return Check::Ready(self.crc(&input).map(Checked::Handshake));
+        }
+        Check::Ready(self.verify(&input, now, tol).map(Checked::Verified))
+    }
+}
