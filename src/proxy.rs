@@ -817,7 +817,9 @@ impl Snapshot {
                 timeout: self.config.upstream.timeout,
                 replay: r.replay.clone(),
                 dedupe: r.cfg.dedupe,
-                done_ttl: r.cfg.tolerance * 2,
+                // As a direct delivery's: the route's dedupe window where the scheme signs no
+                // timestamp (`dedupe_window`, 7 days by default), else twice the tolerance.
+                done_ttl: r.cfg.events.done_ttl(r.cfg.tolerance, r.signed_timestamp),
             })
             .collect()
     }

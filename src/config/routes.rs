@@ -335,6 +335,18 @@ impl Cx<'_> {
             None => has_message_id || keyed,
         };
         let events = self.route_events(p, event_keys, scheme.as_ref(), dedupe)?;
+        let delivery = delivery?;
+        // A queued entry is deduplicated and marked delivered by its message id; a key bound to
+        // the signed content would be checked only until the entry is stored. Refused rather
+        // than half-kept.
+        if delivery.queued() && !matches!(events.dedupe_key, crate::events::DedupeKey::Id) {
+            self.err(
+                t.span_start,
+                &format!("{p}.dedupe_key"),
+                "only \"id\" with [route.delivery] mode = \"queued\" (for now)",
+            );
+            return None;
+        }
         let replay_capacity = match replay_capacity? {
             Some((off, _)) if !dedupe => {
                 self.err(
@@ -365,7 +377,7 @@ impl Cx<'_> {
             upstream: upstream?,
             mode: mode?,
             allow_from: allow_from?,
-            delivery: delivery?,
+            delivery,
         })
     }
 
@@ -454,6 +466,23 @@ mod tests {
             .iter()
             .map(|e| format!("{}: {}: {}", e.line, e.key, e.message))
             .collect()
+    }
+
+    #[test]
+    fn a_queued_route_dedupes_on_the_message_id_only() {
+        let base =
+            "name = \"a\"\npath = \"/a\"\nscheme = \"github\"\nsecrets = [{ value = \"x\" }]\n";
+        for key in ["\"signature\"", "{ json = \"/id\" }"] {
+            assert_eq!(
+                problems(&format!(
+                    "{base}dedupe_key = {key}\n[route.delivery]\nmode = \"queued\"\n"
+                )),
+                ["3: route[0].dedupe_key: only \"id\" with [route.delivery] mode = \"queued\" (for now)"]
+            );
+        }
+        let ok = format!("{base}dedupe_key = \"id\"\n[route.delivery]\nmode = \"queued\"\n");
+        let text = format!("[upstream]\nurl = \"http://127.0.0.1:8080\"\n[[route]]\n{ok}");
+        assert!(Config::parse(Path::new("t.toml"), &text, &|_| None).is_ok());
     }
 
     #[test]

@@ -452,10 +452,10 @@ fn check_prints_the_event_and_dedupe_settings() {
     assert!(out.status.success(), "{stdout}");
     assert!(
         stdout.contains(
-            "mode=enforce event=header:x-github-event events=[push,ping] dedupe_key=signature dedupe_window=720h"
+            "mode=enforce delivery=direct event=header:x-github-event events=[push,ping] dedupe_key=signature dedupe_window=720h"
         ),
         "{stdout}"
     );
     let plain = stdout.lines().find(|l| l.contains("route plain")).unwrap();
-    assert!(plain.ends_with("mode=enforce"), "{plain}");
+    assert!(plain.ends_with("mode=enforce delivery=direct"), "{plain}");
 }
