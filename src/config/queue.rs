@@ -174,7 +174,10 @@ impl Cx<'_> {
             Some((_, s)) => Some(self.resolve(&s)),
             None => Some(d.path.clone()),
         };
-        let url = self.queue_url(t);
+        // A URL from a file keeps no trailing newline (`trim`), as before.
+        let url = self
+            .url_source(t, "queue.url")
+            .map(|(off, u)| (off, u.trim().to_owned()));
         if let Some((off, u)) = &url {
             // Never echo the URL: it may hold a password.
             if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
@@ -215,47 +218,6 @@ impl Cx<'_> {
                     item.span().start,
                     &key,
                     "must be a size from 1KiB to 1TiB, like \"512MiB\" or \"1GiB\"",
-                );
-                None
-            }
-        }
-    }
-
-    /// `queue.url`: a string, `{ env }` or `{ file }`.
-    fn queue_url(&mut self, t: &Table<'_, '_>) -> Option<(usize, String)> {
-        let (key, item) = self.entry(t, "url")?;
-        let off = item.span().start;
-        match item.get_ref() {
-            DeValue::String(s) => Some((off, s.to_string())),
-            DeValue::Table(map) => {
-                let st = Table {
-                    path: key.clone(),
-                    span_start: off,
-                    map,
-                };
-                self.check_keys(&st, &["env", "file"]);
-                let sources = ["env", "file"]
-                    .iter()
-                    .filter_map(|k| self.opt_str(&st, k).map(|(o, s)| (*k, o, s)))
-                    .collect::<Vec<_>>();
-                let [(kind, o, src)] = sources.as_slice() else {
-                    self.err(off, &key, "give exactly one of env, file");
-                    return None;
-                };
-                let bytes = self.read_source(&key, kind, *o, src, "queue.url")?;
-                match String::from_utf8(bytes) {
-                    Ok(u) => Some((*o, u.trim().to_owned())),
-                    Err(_) => {
-                        self.err(*o, &key, "is not UTF-8");
-                        None
-                    }
-                }
-            }
-            _ => {
-                self.err(
-                    off,
-                    &key,
-                    "must be a string, { env = \"NAME\" } or { file = \"PATH\" }",
                 );
                 None
             }

@@ -174,9 +174,9 @@ impl Cx<'_> {
         }
     }
 
-    /// `replay.url`: a string, or `{ env = "NAME" }` / `{ file = "PATH" }` so that a URL holding
-    /// a password can come from a Secret. Returns `(offset, url)`.
-    pub(crate) fn replay_url(&mut self, t: &Table<'_, '_>) -> Option<(usize, String)> {
+    /// `replay.url` / `queue.url` (`what`): a string, or `{ env = "NAME" }` / `{ file = "PATH" }`
+    /// so that a URL holding a password can come from a Secret. Returns `(offset, url)`.
+    pub(crate) fn url_source(&mut self, t: &Table<'_, '_>, what: &str) -> Option<(usize, String)> {
         let (key, item) = self.entry(t, "url")?;
         let off = item.span().start;
         match item.get_ref() {
@@ -196,7 +196,7 @@ impl Cx<'_> {
                     self.err(off, &key, "give exactly one of env, file");
                     return None;
                 };
-                let bytes = self.read_source(&key, kind, *o, src, "replay.url")?;
+                let bytes = self.read_source(&key, kind, *o, src, what)?;
                 match String::from_utf8(bytes) {
                     Ok(u) => Some((*o, u)),
                     Err(_) => {

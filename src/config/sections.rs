@@ -323,7 +323,7 @@ impl Cx<'_> {
                 }
             },
         };
-        let url = self.replay_url(t).map(|(off, s)| {
+        let url = self.url_source(t, "replay.url").map(|(off, s)| {
             // Never echo the URL: it may hold a password.
             if !(s.starts_with("redis://") || s.starts_with("rediss://")) {
                 self.err(off, "replay.url", "must start with redis:// or rediss://");
