@@ -1,64 +1,81 @@
 #!/usr/bin/env bash
-# Load benchmark: hookseal next to what a user would put in front of an app instead, on the
-# same machine, in one run.
+# Load benchmark: hookseal next to what a user would put in front of an app instead — the
+# proxies that only forward and the ones that also verify — on the same machine, in one run.
 #
-#   bash benches/load.sh            # full run: 3 rounds × 3 bodies × 4 loads × 5 targets, ~25 min
-#   bash benches/load.sh --quick    # smoke run: 1 round, c=16 and 2000 req/s, 1 s runs, < 3 min once built
+#   bash benches/load.sh            # full run: 2 rounds × 3 bodies × 5 loads × 10 targets, ~35 min
+#   bash benches/load.sh --quick    # smoke run: 1 round, c=1 and 2000 req/s, 1 s runs, < 5 min once built
 #   options: --rounds N  --duration SECONDS  --warmup SECONDS  --out DIR  --no-install
 #            --threads N (HOOKSEAL_WORKERS for both hookseal targets; default: one per CPU)
+#            --sizes "1024 65536"  --loads "c1 q200"  --targets "direct hookseal nginx-lua"
 #
 # Targets (all on 127.0.0.1, all in front of the same upstream, examples/bench_upstream.rs,
-# which reads the body and answers 200):
-#   direct         oha → upstream
-#   hookseal       plain HTTP, one Standard Webhooks route; every request validly signed.
-#                  Dedupe is OFF: oha repeats one request, so each run sends one request
-#                  pre-signed just before the run (the dedupe cost is in benches/pipeline.rs).
-#   hookseal-tls   the same route behind TLS (self-signed P-256 cert); "pending" when this
-#                  build of hookseal cannot serve TLS yet
-#   nginx          proxy_pass, upstream keep-alive, body buffered in memory, access log off
-#   haproxy        mode http, http-reuse always (upstream keep-alive)
-# Loads (oha, HTTP/1.1 keep-alive): closed loop c=1, 16, 64; open loop 2000 req/s (c=64 to
-# send with, latency corrected for coordinated omission). Bodies 1 KiB, 64 KiB, 1 MiB.
+# which reads the body and answers 200; every request is POST /hook with a valid
+# `X-Hub-Signature-256`, HMAC-SHA256 hex of the body, as GitHub signs):
+#   direct              oha → upstream
+#   hookseal            plain HTTP, one `github` route on /hook (dedupe off: oha repeats one
+#                       request; the dedupe cost is in benches/pipeline.rs)
+#   hookseal-tls        the same route behind TLS (self-signed P-256 cert)
+#   floor               examples/hyper_floor.rs: the cheapest proxy hyper allows (no
+#                       verification, body collected), one thread per CPU
+#   nginx, nginx-tls    proxy_pass, upstream keep-alive, body buffered in memory, access log off
+#   haproxy             mode http, http-reuse always (upstream keep-alive)
+#   nginx-lua           VERIFYING: nginx + an access_by_lua HMAC check (../shared/peers)
+#   hookgate            VERIFYING: the Go gateway as shipped (new upstream connection per request)
+#   hookgate-keepalive  VERIFYING: the same with an upstream keep-alive pool
+# The verifying peers come from ../shared/peers (PEERS=DIR to point elsewhere); `setup.sh`
+# there builds them once (run here unless --no-install). Missing peers are reported "pending".
+# Loads (oha, HTTP/1.1 keep-alive): closed loop c=1, 16, 64; open loop 200 and 2000 req/s
+# (c=16 / c=64 to send with, latency corrected for coordinated omission) — webhooks live at
+# c=1 and at the open-loop rates. Bodies 1 KiB, 64 KiB, 1 MiB.
 # Order: targets rotate per round and per cell; every measured run is preceded by a warm-up
 # run of the same cell and bounded in time (oha -z, plus `timeout`).
-# Per run: throughput, p50/p99, each process's CPU time (utime+stime from /proc/PID/stat) per
-# request and peak RSS (VmHWM, reset before the run via clear_refs), and /proc/loadavg.
+# Per run: throughput, p50/p99, each process's CPU time per request (the scheduler's ns count
+# of its threads, /proc/PID/task/*/schedstat) and peak RSS (VmHWM, reset before the run via
+# clear_refs), and /proc/loadavg.
 # A run with any non-200 answer or transport error fails the benchmark (exit 1).
-# The report (medians over rounds, ratios to direct in the same round) is written by
-# benches/load_report.py to OUT/report.md and printed.
+# The report (medians over rounds, ratios to direct in the same round, and the goals of the
+# performance issue) is written by benches/load_report.py to OUT/report.md and printed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 ARGS="$*"
 
 SIZES=(1024 65536 1048576)
-LOADS=(c1 c16 c64 q2000)
-ROUNDS=3
-DURATION=5
+LOADS=(c1 c16 c64 q200 q2000)
+ROUNDS=2
+DURATION=3
 WARMUP=1
 QUICK=0
 INSTALL=1
 OUT=""
+ONLY=()
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) QUICK=1; ROUNDS=1; DURATION=1; WARMUP=0.3; LOADS=(c16 q2000) ;;
+        --quick) QUICK=1; ROUNDS=1; DURATION=1; WARMUP=0.3; LOADS=(c1 q2000) ;;
+        --sizes) read -ra SIZES <<<"$2"; shift ;;
+        --loads) read -ra LOADS <<<"$2"; shift ;;
+        --targets) read -ra ONLY <<<"$2"; shift ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --warmup) WARMUP=$2; shift ;;
         --out) OUT=$2; shift ;;
         --no-install) INSTALL=0 ;;
         --threads) export HOOKSEAL_WORKERS=$2; shift ;;
-        -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,37p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 
 P_UP=18080 P_HS=18081 P_TLS=18082 P_NGX=18083 P_HAP=18084 P_ADMIN=18090 P_ADMIN_TLS=18091
+P_NGXTLS=18085 P_LUA=18086 P_HG=18087 P_HGK=18088 P_FLOOR=18089
 # shellcheck source=benches/common.sh
 . "$ROOT/benches/common.sh"
 SECRET=$BENCH_SECRET
-ROUTE=$BENCH_ROUTE
+ROUTE=/hook
+PEERS=${PEERS:-$ROOT/../shared/peers}
+PEERS_BUILD=${PEERS_BUILD:-${XDG_CACHE_HOME:-$HOME/.cache}/hookseal-peers}
+export PEERS_BUILD
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -84,11 +101,23 @@ fi
 command -v python3 >/dev/null || { echo "python3 is required for the report" >&2; exit 1; }
 
 log "building release binaries"
-cargo build --release --locked --quiet --bin hookseal --example bench_upstream
+cargo build --release --locked --quiet --bin hookseal --example bench_upstream --example hyper_floor
 HS=$ROOT/target/release/hookseal
 UP=$ROOT/target/release/examples/bench_upstream
+FLOOR=$ROOT/target/release/examples/hyper_floor
 
-for port in $P_UP $P_HS $P_TLS $P_NGX $P_HAP $P_ADMIN $P_ADMIN_TLS; do
+PEERS_OK=0
+if [ -d "$PEERS" ]; then
+    if [ ! -x "$PEERS_BUILD/hookgate" ] && [ "$INSTALL" = 1 ]; then
+        log "building the verifying peers (bash $PEERS/setup.sh)"
+        bash "$PEERS/setup.sh" >"${TMPDIR:-/tmp}/hookseal-peers-setup.log" 2>&1 \
+            || log "peers: setup.sh failed (see ${TMPDIR:-/tmp}/hookseal-peers-setup.log)"
+    fi
+    [ -x "$PEERS_BUILD/hookgate" ] && [ -f /usr/lib/nginx/modules/ngx_http_lua_module.so ] && PEERS_OK=1
+fi
+[ "$PEERS_OK" = 1 ] || log "verifying peers not available ($PEERS): their columns are marked pending"
+
+for port in $P_UP $P_HS $P_TLS $P_NGX $P_HAP $P_ADMIN $P_ADMIN_TLS $P_NGXTLS $P_LUA $P_HG $P_HGK $P_FLOOR; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "port $port is in use on 127.0.0.1; stop what listens there and run again" >&2
         exit 1
@@ -96,7 +125,7 @@ for port in $P_UP $P_HS $P_TLS $P_NGX $P_HAP $P_ADMIN $P_ADMIN_TLS; do
 done
 
 [ -n "$OUT" ] || OUT=$ROOT/target/bench-load/$(date -u +%Y%m%dT%H%M%SZ)$([ "$QUICK" = 1 ] && echo -quick || true)
-mkdir -p "$OUT/runs" "$OUT/nginx"
+mkdir -p "$OUT/runs" "$OUT/nginx" "$OUT/nginx-tls" "$OUT/nginx-lua" "$OUT/hookgate" "$OUT/hookgate-keepalive"
 W=$OUT
 log "results in $W"
 
@@ -105,10 +134,36 @@ for size in "${SIZES[@]}"; do write_body "$size" "$W/body-$size.json"; done
 
 write_cert "$W"
 
-hs_config $P_HS $P_ADMIN $P_UP >"$W/hookseal.toml"
-hs_config $P_TLS $P_ADMIN_TLS $P_UP "tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }" >"$W/hookseal-tls.toml"
+# hookseal with one `github` route on /hook, as the verifying peers check it
+hs_github_config() { # PORT ADMIN_PORT [TLS_LINE]
+    cat <<EOF
+[listen]
+address = "127.0.0.1:$1"
+${3:-}
+[admin]
+address = "127.0.0.1:$2"
+[limits]
+max_body_bytes = "2MiB"
+[upstream]
+url = "http://127.0.0.1:$P_UP"
+
+[[route]]
+name = "bench"
+path = "$ROUTE"
+scheme = "github"
+secrets = [{ value = "$SECRET" }]
+dedupe = false
+EOF
+}
+hs_github_config $P_HS $P_ADMIN >"$W/hookseal.toml"
+hs_github_config $P_TLS $P_ADMIN_TLS "tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }" >"$W/hookseal-tls.toml"
 
 nginx_config "$W/nginx" $P_UP $P_NGX >"$W/nginx.conf"
+# nginx with TLS: the same, the listener with the same certificate, TLS 1.3 as hookseal offers
+nginx_config "$W/nginx-tls" $P_UP $P_NGXTLS \
+    | sed "s|listen 127.0.0.1:$P_NGXTLS;|listen 127.0.0.1:$P_NGXTLS ssl; ssl_certificate $W/cert.pem; ssl_certificate_key $W/key.pem; ssl_protocols TLSv1.3; ssl_session_cache shared:tls:1m;|" \
+    >"$W/nginx-tls.conf"
+grep -q "ssl_certificate" "$W/nginx-tls.conf" || { echo "nginx-tls: could not write its config" >&2; exit 1; }
 
 cat >"$W/haproxy.cfg" <<EOF
 global
@@ -143,18 +198,36 @@ wait_port() {
 HOOKSEAL_LOG=warn "$HS" run --config "$W/hookseal.toml" 2>"$W/hookseal.log" & HS_PID=$!; pids+=($HS_PID)
 HOOKSEAL_LOG=warn "$HS" run --config "$W/hookseal-tls.toml" 2>"$W/hookseal-tls.log" & TLS_PID=$!; pids+=($TLS_PID)
 nginx -p "$W/nginx" -e "$W/nginx/error.log" -c "$W/nginx.conf" & NGX_PID=$!; pids+=($NGX_PID)
+nginx -p "$W/nginx-tls" -e "$W/nginx-tls/error.log" -c "$W/nginx-tls.conf" & NGXT_PID=$!; pids+=($NGXT_PID)
 haproxy -db -f "$W/haproxy.cfg" >"$W/haproxy.log" 2>&1 & HAP_PID=$!; pids+=($HAP_PID)
-wait_port $P_UP; wait_port $P_HS; wait_port $P_NGX; wait_port $P_HAP
+"$FLOOR" 127.0.0.1:$P_FLOOR 127.0.0.1:$P_UP "$(nproc)" 2>"$W/floor.log" & FLOOR_PID=$!; pids+=($FLOOR_PID)
+wait_port $P_UP; wait_port $P_HS; wait_port $P_NGX; wait_port $P_NGXTLS; wait_port $P_HAP; wait_port $P_FLOOR
 
-TARGETS=(direct hookseal nginx haproxy)
+TARGETS=(direct hookseal floor nginx nginx-tls haproxy)
 TLS_STATE=ok
 if wait_port $P_TLS 2>/dev/null && sleep 0.2 \
     && curl -sk -o /dev/null "https://127.0.0.1:$P_TLS/" 2>/dev/null; then
-    TARGETS=(direct hookseal hookseal-tls nginx haproxy)
+    TARGETS+=(hookseal-tls)
 else
     TLS_STATE=pending
-    log "hookseal-tls: this build does not serve TLS yet; column marked pending"
+    log "hookseal-tls: did not start; column marked pending"
     kill "$TLS_PID" 2>/dev/null || true
+fi
+LUA_PID="" HG_PID="" HGK_PID=""
+if [ "$PEERS_OK" = 1 ]; then
+    sh "$PEERS/start_nginx_lua.sh" $P_LUA $P_UP "$SECRET" "$W/nginx-lua" >"$W/nginx-lua.log" 2>&1 & LUA_PID=$!; pids+=($LUA_PID)
+    HOOKGATE_LOG=/dev/null sh "$PEERS/start_hookgate.sh" $P_HG $P_UP "$SECRET" "$W/hookgate" & HG_PID=$!; pids+=($HG_PID)
+    HOOKGATE_LOG=/dev/null sh "$PEERS/start_hookgate_keepalive.sh" $P_HGK $P_UP "$SECRET" "$W/hookgate-keepalive" & HGK_PID=$!; pids+=($HGK_PID)
+    wait_port $P_LUA && TARGETS+=(nginx-lua)
+    wait_port $P_HG && TARGETS+=(hookgate)
+    wait_port $P_HGK && TARGETS+=(hookgate-keepalive)
+fi
+if [ ${#ONLY[@]} -gt 0 ]; then
+    keep=(direct)
+    for t in "${TARGETS[@]}"; do
+        for o in "${ONLY[@]}"; do [ "$t" = "$o" ] && [ "$t" != direct ] && keep+=("$t"); done
+    done
+    TARGETS=("${keep[@]}")
 fi
 sleep 0.5
 
@@ -164,16 +237,31 @@ url_of() {
         hookseal) echo "http://127.0.0.1:$P_HS$ROUTE" ;;
         hookseal-tls) echo "https://127.0.0.1:$P_TLS$ROUTE" ;;
         nginx) echo "http://127.0.0.1:$P_NGX$ROUTE" ;;
+        nginx-tls) echo "https://127.0.0.1:$P_NGXTLS$ROUTE" ;;
         haproxy) echo "http://127.0.0.1:$P_HAP$ROUTE" ;;
+        floor) echo "http://127.0.0.1:$P_FLOOR$ROUTE" ;;
+        nginx-lua) echo "http://127.0.0.1:$P_LUA$ROUTE" ;;
+        hookgate) echo "http://127.0.0.1:$P_HG$ROUTE" ;;
+        hookgate-keepalive) echo "http://127.0.0.1:$P_HGK$ROUTE" ;;
     esac
+}
+tree_pids() { # a process and its descendants (the peers run under `sh` and nginx has workers)
+    local p=$1 c
+    echo "$p"
+    for c in $(pgrep -P "$p"); do tree_pids "$c"; done
 }
 pids_of() { # the processes whose CPU and memory are the target's own
     case "$1" in
         direct) echo "$UP_PID" ;;
         hookseal) echo "$HS_PID" ;;
         hookseal-tls) echo "$TLS_PID" ;;
-        nginx) echo "$NGX_PID $(pgrep -P "$NGX_PID" | tr '\n' ' ')" ;;
+        nginx) tree_pids "$NGX_PID" | tr '\n' ' ' ;;
+        nginx-tls) tree_pids "$NGXT_PID" | tr '\n' ' ' ;;
         haproxy) echo "$HAP_PID" ;;
+        floor) echo "$FLOOR_PID" ;;
+        nginx-lua) tree_pids "$LUA_PID" | tr '\n' ' ' ;;
+        hookgate) tree_pids "$HG_PID" | tr '\n' ' ' ;;
+        hookgate-keepalive) tree_pids "$HGK_PID" | tr '\n' ' ' ;;
     esac
 }
 status_kib() { # $1 field (VmHWM, VmRSS), then pids: the sum, in KiB
@@ -186,10 +274,10 @@ status_kib() { # $1 field (VmHWM, VmRSS), then pids: the sum, in KiB
 }
 reset_hwm() { local p; for p in "$@"; do echo 5 >"/proc/$p/clear_refs" 2>/dev/null || true; done; }
 
-# sign SIZE: a header file for oha, signed now (the route's window is the default 5 minutes)
+# sign SIZE: a header file for oha (X-Hub-Signature-256 and a delivery id; no timestamp)
 sign_headers() {
-    "$HS" sign --scheme standard-webhooks --secret "$SECRET" --id "msg_bench_$1_$RANDOM$RANDOM" \
-        --timestamp "$(date +%s)" --body-file "$W/body-$1.json" >"$W/headers-$1.txt"
+    "$HS" sign --scheme github --secret "$SECRET" --id "bench-$1" \
+        --body-file "$W/body-$1.json" >"$W/headers-$1.txt"
 }
 
 # sanity: each target answers 200 to a signed request; hookseal rejects an unsigned one
@@ -200,10 +288,14 @@ for t in "${TARGETS[@]}"; do
         -H 'content-type: application/json' --data-binary @"$W/body-1024.json" "$(url_of "$t")")
     [ "$code" = 200 ] || { echo "sanity: $t answered $code to a signed request" >&2; exit 1; }
 done
-code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$W/body-1024.json" \
-    "$(url_of hookseal)")
-[ "$code" = 401 ] || [ "$code" = 400 ] || { echo "sanity: hookseal let an unsigned request through ($code)" >&2; exit 1; }
-log "sanity ok: every target answers 200 to a signed request; hookseal rejects an unsigned one ($code)"
+for t in hookseal hookseal-tls nginx-lua hookgate hookgate-keepalive; do
+    [[ " ${TARGETS[*]} " == *" $t "* ]] || continue
+    code=$(curl -sk -o /dev/null -w '%{http_code}' -X POST -H 'X-Hub-Signature-256: sha256=00' \
+        -H 'content-type: application/json' --data-binary @"$W/body-1024.json" "$(url_of "$t")")
+    [ "$code" = 401 ] || [ "$code" = 400 ] || [ "$code" = 403 ] \
+        || { echo "sanity: $t let a wrongly signed request through ($code)" >&2; exit 1; }
+done
+log "sanity ok: every target answers 200 to a signed request; every verifying one refuses a wrong signature"
 
 # idle memory, before any load
 {
@@ -236,6 +328,7 @@ oha_args() { # $1 load, $2 size, $3 target
         c1) a+=(-c 1) ;;
         c16) a+=(-c 16) ;;
         c64) a+=(-c 64) ;;
+        q200) a+=(-c 16 -q 200 --latency-correction) ;;
         q2000) a+=(-c 64 -q 2000 --latency-correction) ;;
     esac
     while IFS= read -r line; do a+=(-H "$line"); done <"$W/headers-$size.txt"
@@ -256,6 +349,7 @@ cat >"$W/meta.json" <<EOF
  "nproc": $(nproc), "cpu": "$(lscpu | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }')",
  "clk_tck": $(getconf CLK_TCK), "oha": "$(oha --version | head -1)",
  "nginx": "$(nginx -v 2>&1 | sed 's/.*\///')", "haproxy": "$(haproxy -v | head -1 | awk '{print $3}')",
+ "peers": "$([ "$PEERS_OK" = 1 ] && echo ok || echo pending)",
  "hookseal_threads": "${HOOKSEAL_WORKERS:-one per CPU ($(nproc))}",
  "hookseal_commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
  "started": "$(date -u +%FT%TZ)", "loadavg_start": "$(cut -d' ' -f1-3 /proc/loadavg)"}
@@ -272,7 +366,6 @@ for round in $(seq 1 "$ROUNDS"); do
     for size in "${SIZES[@]}"; do
         for load in "${LOADS[@]}"; do
             cell=$((cell + 1))
-            sign_headers "$size"
             for i in $(seq 0 $((n_targets - 1))); do
                 t=${TARGETS[$(( (i + round + cell) % n_targets ))]}
                 mapfile -t args < <(oha_args "$load" "$size" "$t")
@@ -282,16 +375,16 @@ for round in $(seq 1 "$ROUNDS"); do
                 name="r$round-$size-$load-$t"
                 reset_hwm "$@" "$UP_PID"
                 la0=$(cut -d' ' -f1 /proc/loadavg)
-                c0=$(cpu_ticks "$@"); u0=$(cpu_ticks "$UP_PID")
+                c0=$(cpu_ns "$@"); u0=$(cpu_ns "$UP_PID")
                 rc=0
                 run_oha "$DURATION" "$W/runs/$name.json" "${args[@]}" || rc=$?
-                c1=$(cpu_ticks "$@"); u1=$(cpu_ticks "$UP_PID")
+                c1=$(cpu_ns "$@"); u1=$(cpu_ns "$UP_PID")
                 la1=$(cut -d' ' -f1 /proc/loadavg)
                 hwm=$(status_kib VmHWM "$@")
                 up_hwm=$(status_kib VmHWM "$UP_PID")
                 cat >"$W/runs/$name.meta.json" <<EOF
 {"round": $round, "size": $size, "load": "$load", "target": "$t", "oha_rc": $rc,
- "cpu_ticks": $((c1 - c0)), "upstream_cpu_ticks": $((u1 - u0)), "hwm_kib": $hwm,
+ "cpu_ns": $((c1 - c0)), "upstream_cpu_ns": $((u1 - u0)), "hwm_kib": $hwm,
  "upstream_hwm_kib": $up_hwm, "loadavg_before": $la0, "loadavg_after": $la1}
 EOF
                 done_runs=$((done_runs + 1))
