@@ -7,6 +7,8 @@
 # benches/load.sh), e.g. "TLS=1:target/release/hookseal". nginx is always plain HTTP.
 # FLOOR=N runs examples/hyper_floor (the cheapest proxy on hyper, no verification) on N
 # threads instead: "FLOOR=1:target/release/examples/hyper_floor".
+# OTLP=PORT turns traces on toward http://127.0.0.1:PORT (`[tracing] otlp_endpoint`): a port
+# nothing listens on is a collector that is down, e.g. "OTLP=4399:target/release/hookseal".
 # A baseline build of an older commit:
 #   git worktree add /tmp/hookseal-old <commit> && (cd /tmp/hookseal-old && cargo build --release)
 #   bash benches/ab.sh /tmp/hookseal-old/target/release/hookseal target/release/hookseal
@@ -58,17 +60,19 @@ trap stop_started EXIT
 "$UP" 127.0.0.1:$P_UP 2>/dev/null & pids+=($!)
 HS_PIDS=() SCHEMES=()
 for i in "${!BINS[@]}"; do
-    spec=${BINS[$i]} envs=() TLS_LINE="" scheme=http floor=""
+    spec=${BINS[$i]} envs=() TLS_LINE="" scheme=http floor="" otlp=""
     if [[ $spec == *:* ]]; then IFS=' ' read -ra envs <<<"${spec%%:*}"; spec=${spec#*:}; fi
     for j in "${!envs[@]}"; do
         if [ "${envs[$j]}" = TLS=1 ]; then TLS_LINE=$TLS_CONF scheme=https; unset "envs[$j]"; fi
         if [[ ${envs[$j]:-} == FLOOR=* ]]; then floor=${envs[$j]#FLOOR=}; unset "envs[$j]"; fi
+        if [[ ${envs[$j]:-} == OTLP=* ]]; then otlp=${envs[$j]#OTLP=}; unset "envs[$j]"; fi
     done
     SCHEMES+=($scheme)
     if [ -n "$floor" ]; then
         env "${envs[@]}" "$spec" 127.0.0.1:$((P_HS + i)) 127.0.0.1:$P_UP "$floor" 2>"$W/hs$i.log" &
     else
         hs_config $((P_HS + i)) $((P_ADMIN + i)) $P_UP "$TLS_LINE" >"$W/hs$i.toml"
+        [ -z "$otlp" ] || printf '\n[tracing]\notlp_endpoint = "http://127.0.0.1:%s"\n' "$otlp" >>"$W/hs$i.toml"
         env "${envs[@]}" HOOKSEAL_LOG=warn "$spec" run --config "$W/hs$i.toml" 2>"$W/hs$i.log" &
     fi
     HS_PIDS+=($!); pids+=($!)
@@ -109,9 +113,10 @@ codes = d.get("statusCodeDistribution", {})
 n = sum(codes.values())
 cpu = int(sys.argv[2]) / int(sys.argv[3]) * 1e6 / max(n, 1)
 p50 = d["latencyPercentiles"]["p50"] * 1e6
+p99 = d["latencyPercentiles"]["p99"] * 1e6
 bad = {k: v for k, v in codes.items() if k != "200"}
 print(f"round {sys.argv[6]} {sys.argv[5]:>8} B {sys.argv[4]:>6}: {d['summary']['requestsPerSec']:8.0f} req/s"
-      f"  p50 {p50:6.0f} µs  CPU {cpu:6.1f} µs/req" + (f"  NON-200: {bad}" if bad else ""))
+      f"  p50 {p50:6.0f} µs  p99 {p99:6.0f} µs  CPU {cpu:6.1f} µs/req" + (f"  NON-200: {bad}" if bad else ""))
 EOF
         done
     done
