@@ -52,6 +52,7 @@ mod hmac;
 mod hotglue;
 pub mod jwt;
 mod linear;
+mod mailgun;
 mod meta;
 mod msgraph;
 mod okta;

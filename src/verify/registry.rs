@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use super::check::{Check, Checked};
 use super::{
-    contentful, discord, dropbox, github, gitlab, hmac, hotglue, jwt, linear, meta, msgraph, okta,
-    paddle, postmark, presets, sendgrid, shopify, slack, sns, square, standard, stripe, twilio, x,
-    zoom, Input, SchemeError, SchemeName, SchemeOptions, SecretMaterial, Verified, VerifyError,
+    contentful, discord, dropbox, github, gitlab, hmac, hotglue, jwt, linear, mailgun, meta,
+    msgraph, okta, paddle, postmark, presets, sendgrid, shopify, slack, sns, square, standard,
+    stripe, twilio, x, zoom, Input, SchemeError, SchemeName, SchemeOptions, SecretMaterial,
+    Verified, VerifyError,
 };
 
 /// Every scheme, in the order the CLI and error messages list them. One line per scheme.
@@ -88,6 +89,7 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &presets::CLEARBIT,
     &sendgrid::DEF,
     &postmark::DEF,
+    &mailgun::DEF,
     &contentful::DEF,
 ];
 
@@ -261,7 +263,8 @@ pub enum MessageId {
     /// These headers (the first present wins); where the header is optional, a request
     /// without it still verifies, with no id.
     Headers(&'static [&'static str]),
-    /// The route's options say ([`Verifier::configured_id`]): the generic `hmac` scheme.
+    /// The verifier says ([`Verifier::configured_id`]): the generic `hmac` scheme (its route
+    /// options), and the schemes that read the id from the body (`sns`, `mailgun`).
     Configured,
 }
 

@@ -253,10 +253,12 @@ fn run(s: &Scheme, headers: &[(String, Vec<u8>)], body: &[u8]) -> Result<Verifie
 
 /// Every scheme in the registry that a shared secret signs (not `sns`, `jwt` and its
 /// presets, whose keys are the provider's private keys, nor `msgraph`, which signs nothing:
-/// their own tests cover them).
+/// their own tests cover them). Not `mailgun` either: its signature is written into the JSON
+/// body and `sign` emits headers only, so it refuses (mailgun.rs tests it with the docs'
+/// Python vector).
 fn all() -> Vec<SchemeName> {
     SchemeName::all()
-        .filter(|n| n.def().secrets != crate::verify::SecretUse::Refused)
+        .filter(|n| n.def().secrets != crate::verify::SecretUse::Refused && n.as_str() != "mailgun")
         .collect()
 }
 

@@ -33,10 +33,13 @@ use hookseal::verify::{
 use crate::reference::{self, RefPattern};
 
 /// Every scheme in the registry.
-/// The schemes a shared secret signs (not `sns`, `jwt` and presets, `msgraph`).
+/// The schemes a shared secret signs (not `sns`, `jwt` and presets, `msgraph`; not `mailgun`,
+/// whose signature is written into the body: `sign` emits headers only and refuses it).
 fn all() -> Vec<SchemeName> {
     SchemeName::all()
-        .filter(|n| n.def().secrets != hookseal::verify::SecretUse::Refused)
+        .filter(|n| {
+            n.def().secrets != hookseal::verify::SecretUse::Refused && n.as_str() != "mailgun"
+        })
         .collect()
 }
 
