@@ -61,6 +61,9 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             SignRequest::header(TS_HEADER, ms),
         ])
     },
+    // The signed text holds the method, path and chosen headers besides the body, which
+    // `SignedContent::Body` does not describe: `dedupe_key = "signature"` is refused.
+    event: crate::events::DefaultEvent::Header("X-Contentful-Topic"),
     ..SchemeDef::BASE
 };
 

@@ -37,6 +37,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     },
     get_handshake: Some("challenge"),
     handshakes: true,
+    // `X-Dropbox-Signature`: HMAC of the raw body; the notification has no event type.
+    signed_content: super::SignedContent::Body { id: false },
     ..SchemeDef::BASE
 };
 

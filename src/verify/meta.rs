@@ -47,6 +47,9 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     },
     get_handshake: Some("hub.verify_token"),
     handshakes: true,
+    // `X-Hub-Signature-256`: HMAC of the raw body. Meta names no single event type field
+    // (`object` plus a list of `entry` changes).
+    signed_content: super::SignedContent::Body { id: false },
     ..SchemeDef::BASE
 };
 

@@ -75,6 +75,8 @@ mod x;
 mod zoom;
 
 #[cfg(test)]
+mod defaults_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod vectors;

@@ -38,6 +38,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     body_signed: false,
     secrets: SecretUse::Refused,
     handshakes: true,
+    // A client-state token, not a MAC (`signed_content` stays `Unsupported`); a notification
+    // is a `value` list with no single type.
     ..SchemeDef::BASE
 };
 

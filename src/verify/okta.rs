@@ -41,6 +41,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     secrets: SecretUse::Optional,
     get_handshake: Some(CHALLENGE_HEADER),
     handshakes: true,
+    // A shared token, not a MAC (`signed_content` stays `Unsupported`); an event hook carries a
+    // list of events.
     ..SchemeDef::BASE
 };
 

@@ -29,6 +29,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     build: |_, secrets| Ok(std::sync::Arc::new(Postmark::new(secrets)?)),
     sign: |r| Ok(vec![SignRequest::header(AUTH_HEADER, basic(r.secret))]),
     body_signed: false,
+    // Basic credentials, not a MAC: `signed_content` stays `Unsupported`.
+    event: crate::events::DefaultEvent::Json("/RecordType"),
     ..SchemeDef::BASE
 };
 

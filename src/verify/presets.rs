@@ -35,11 +35,14 @@ use std::time::Duration;
 
 use subtle::Choice;
 
+use crate::events::DefaultEvent;
+
 use super::public_url::{path_and_query, PublicUrl};
 use super::{
     b64_decode_lenient, b64_std, check_window, ct_eq, first_match, hex_lower, optional_id,
     parse_unix, required, single, Body, HmacAlgorithm, Input, MacKey, MessageId, SchemeDef,
-    SchemeError, SchemeOptions, SecretMaterial, SignRequest, Verified, Verifier, VerifyError,
+    SchemeError, SchemeOptions, SecretMaterial, SignRequest, SignedContent, Verified, Verifier,
+    VerifyError,
 };
 
 /// How the MAC is written.
@@ -148,9 +151,30 @@ impl Spec {
         false
     }
 
-    /// The [`SchemeDef`] of this preset.
+    /// What `dedupe_key = "signature"` digests: the raw body (with the signed timestamp and,
+    /// where signed, the id) when the payload is those parts and literals only; a payload that
+    /// signs the method or URL (HubSpot), or a timestamp it does not sign, is not described by
+    /// [`SignedContent::Body`], so the key is refused there.
+    const fn signed_content(&self) -> SignedContent {
+        let mut i = 0;
+        while i < self.payload.len() {
+            if matches!(self.payload[i], Part::Method | Part::Url) {
+                return SignedContent::Unsupported;
+            }
+            i += 1;
+        }
+        if !matches!(self.ts, Ts::None) && !self.signs(Part::Ts) {
+            return SignedContent::Unsupported;
+        }
+        SignedContent::Body {
+            id: self.signs(Part::Id),
+        }
+    }
+
+    /// The [`SchemeDef`] of this preset, with the provider's event type source.
     pub(crate) const fn def(
         &'static self,
+        event: DefaultEvent,
         build: super::registry::BuildFn,
         sign: super::registry::SignFn,
     ) -> SchemeDef {
@@ -171,15 +195,26 @@ impl Spec {
             build,
             sign,
             id_signed: self.signs(Part::Id),
+            signed_content: self.signed_content(),
+            event,
             ..SchemeDef::BASE
         }
     }
 }
 
-/// `static NAME: SchemeDef = preset!(SPEC);` for a `const SPEC: Spec`.
+/// `static NAME: SchemeDef = preset!(SPEC);` for a `const SPEC: Spec` whose provider names no
+/// event type hookseal can read; `preset!(SPEC, Header("X-Event-Key"))` / `preset!(SPEC,
+/// Json("/type"))` where its documentation says where the event type is.
 macro_rules! preset {
     ($spec:ident) => {
+        preset!(@ $spec, DefaultEvent::None)
+    };
+    ($spec:ident, $kind:ident($src:literal)) => {
+        preset!(@ $spec, DefaultEvent::$kind($src))
+    };
+    (@ $spec:ident, $event:expr) => {
         $spec.def(
+            $event,
             |o, s| Ok(Arc::new(Template::new(&$spec, o, s)?)),
             |r| sign(&$spec, r),
         )
@@ -232,7 +267,7 @@ static BITBUCKET_SPEC: Spec = body_mac(
     "sha256=",
     &["X-Request-UUID"],
 );
-pub(crate) static BITBUCKET: SchemeDef = preset!(BITBUCKET_SPEC);
+pub(crate) static BITBUCKET: SchemeDef = preset!(BITBUCKET_SPEC, Header("X-Event-Key"));
 
 /// Gitea: `X-Gitea-Signature: <hex HMAC-SHA256(body)>`, no prefix; id `X-Gitea-Delivery`.
 /// Source: Gitea docs "Webhooks" (docs.gitea.com/usage/webhooks).
@@ -244,7 +279,7 @@ static GITEA_SPEC: Spec = body_mac(
     "",
     &["X-Gitea-Delivery"],
 );
-pub(crate) static GITEA: SchemeDef = preset!(GITEA_SPEC);
+pub(crate) static GITEA: SchemeDef = preset!(GITEA_SPEC, Header("X-Gitea-Event"));
 
 /// Forgejo: `X-Forgejo-Signature: <hex HMAC-SHA256(body)>` (it also sends the same value as
 /// `X-Gitea-Signature`, which the app may ignore); id `X-Forgejo-Delivery`.
@@ -257,7 +292,7 @@ static FORGEJO_SPEC: Spec = body_mac(
     "",
     &["X-Forgejo-Delivery"],
 );
-pub(crate) static FORGEJO: SchemeDef = preset!(FORGEJO_SPEC);
+pub(crate) static FORGEJO: SchemeDef = preset!(FORGEJO_SPEC, Header("X-Forgejo-Event"));
 
 /// Intercom: `X-Hub-Signature: sha1=<hex HMAC-SHA1(body)>` keyed with the app's client secret.
 /// Source: Intercom developer docs "Webhooks — Signed notifications" (developers.intercom.com).
@@ -269,7 +304,7 @@ static INTERCOM_SPEC: Spec = body_mac(
     "sha1=",
     &[],
 );
-pub(crate) static INTERCOM: SchemeDef = preset!(INTERCOM_SPEC);
+pub(crate) static INTERCOM: SchemeDef = preset!(INTERCOM_SPEC, Json("/topic"));
 
 /// Typeform: `Typeform-Signature: sha256=<base64 HMAC-SHA256(body)>`.
 /// Source: Typeform "Secure your webhooks" (typeform.com/developers/webhooks/secure-your-webhooks).
@@ -281,7 +316,7 @@ static TYPEFORM_SPEC: Spec = body_mac(
     "sha256=",
     &[],
 );
-pub(crate) static TYPEFORM: SchemeDef = preset!(TYPEFORM_SPEC);
+pub(crate) static TYPEFORM: SchemeDef = preset!(TYPEFORM_SPEC, Json("/event_type"));
 
 /// PagerDuty v3: `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>]` = HMAC-SHA256(body), one per
 /// active secret; id `X-Webhook-Id`. Source: PagerDuty "Verifying Signatures"
@@ -305,7 +340,7 @@ static PAGERDUTY_SPEC: Spec = Spec {
     tolerance: MIN5,
     fixed: &[],
 };
-pub(crate) static PAGERDUTY: SchemeDef = preset!(PAGERDUTY_SPEC);
+pub(crate) static PAGERDUTY: SchemeDef = preset!(PAGERDUTY_SPEC, Json("/event/event_type"));
 
 /// Zendesk: `X-Zendesk-Webhook-Signature: <base64 HMAC-SHA256(timestamp + body)>` with
 /// `X-Zendesk-Webhook-Signature-Timestamp` (RFC 3339, e.g. `2021-07-07T18:55:52Z`); id
@@ -330,7 +365,7 @@ static ZENDESK_SPEC: Spec = Spec {
     tolerance: MIN5,
     fixed: &[],
 };
-pub(crate) static ZENDESK: SchemeDef = preset!(ZENDESK_SPEC);
+pub(crate) static ZENDESK: SchemeDef = preset!(ZENDESK_SPEC, Json("/type"));
 
 /// HubSpot v3: `X-HubSpot-Signature-v3: <base64 HMAC-SHA256(method + URL + body + timestamp)>`
 /// with `X-HubSpot-Request-Timestamp` in milliseconds, rejected when older than 5 minutes; the
@@ -379,13 +414,14 @@ static TWITCH_SPEC: Spec = Spec {
     tolerance: Duration::from_secs(600),
     fixed: &[],
 };
-pub(crate) static TWITCH: SchemeDef = preset!(TWITCH_SPEC);
+pub(crate) static TWITCH: SchemeDef =
+    preset!(TWITCH_SPEC, Header("Twitch-Eventsub-Subscription-Type"));
 
 /// Segment (webhook destination): `X-Signature: <hex HMAC-SHA1(body)>` with the destination's
 /// shared secret. Source: Segment "Webhooks destination — Authentication"
 /// (segment.com/docs/connections/destinations/catalog/webhooks).
 static SEGMENT_SPEC: Spec = body_mac("segment", &["X-Signature"], SHA1, Enc::Hex, "", &[]);
-pub(crate) static SEGMENT: SchemeDef = preset!(SEGMENT_SPEC);
+pub(crate) static SEGMENT: SchemeDef = preset!(SEGMENT_SPEC, Json("/type"));
 
 /// Sentry integration platform: `Sentry-Hook-Signature: <hex HMAC-SHA256(body)>` keyed with
 /// the integration's client secret; id `Request-ID`. `Sentry-Hook-Timestamp` is not signed,
@@ -399,13 +435,13 @@ static SENTRY_SPEC: Spec = body_mac(
     "",
     &["Request-ID"],
 );
-pub(crate) static SENTRY: SchemeDef = preset!(SENTRY_SPEC);
+pub(crate) static SENTRY: SchemeDef = preset!(SENTRY_SPEC, Header("Sentry-Hook-Resource"));
 
 /// Vercel: `x-vercel-signature: <hex HMAC-SHA1(body)>` with the integration's client secret
 /// or the webhook secret. Source: Vercel "Webhooks — Securing webhooks"
 /// (vercel.com/docs/webhooks/webhooks-api#securing-webhooks).
 static VERCEL_SPEC: Spec = body_mac("vercel", &["x-vercel-signature"], SHA1, Enc::Hex, "", &[]);
-pub(crate) static VERCEL: SchemeDef = preset!(VERCEL_SPEC);
+pub(crate) static VERCEL: SchemeDef = preset!(VERCEL_SPEC, Json("/type"));
 
 /// Terraform Cloud / HCP Terraform notifications: `X-TFE-Notification-Signature: <hex
 /// HMAC-SHA512(body)>` with the notification token. Source: HCP Terraform "Notification
@@ -442,7 +478,7 @@ static CALENDLY_SPEC: Spec = Spec {
     tolerance: Duration::from_secs(180),
     fixed: &[],
 };
-pub(crate) static CALENDLY: SchemeDef = preset!(CALENDLY_SPEC);
+pub(crate) static CALENDLY: SchemeDef = preset!(CALENDLY_SPEC, Json("/event"));
 
 /// Razorpay: `X-Razorpay-Signature: <hex HMAC-SHA256(body)>` with the webhook secret; id
 /// `x-razorpay-event-id`. Source: Razorpay "Validate webhooks"
@@ -455,7 +491,7 @@ static RAZORPAY_SPEC: Spec = body_mac(
     "",
     &["x-razorpay-event-id"],
 );
-pub(crate) static RAZORPAY: SchemeDef = preset!(RAZORPAY_SPEC);
+pub(crate) static RAZORPAY: SchemeDef = preset!(RAZORPAY_SPEC, Json("/event"));
 
 /// Mollie (next-gen webhooks): `X-Mollie-Signature: sha256=<hex HMAC-SHA256(body)>`. Mollie's
 /// classic webhooks carry only a resource id and are not signed (the app fetches the
@@ -498,7 +534,7 @@ static DOCUSIGN_SPEC: Spec = Spec {
     tolerance: MIN5,
     fixed: &[],
 };
-pub(crate) static DOCUSIGN: SchemeDef = preset!(DOCUSIGN_SPEC);
+pub(crate) static DOCUSIGN: SchemeDef = preset!(DOCUSIGN_SPEC, Json("/event"));
 
 /// Box: `box-signature-primary` (and `box-signature-secondary` during rotation) =
 /// base64 HMAC-SHA256(body + `box-delivery-timestamp`), the timestamp RFC 3339, 10-minute
@@ -531,7 +567,7 @@ static BOX_SPEC: Spec = Spec {
         ("box-signature-algorithm", "HmacSHA256"),
     ],
 };
-pub(crate) static BOX: SchemeDef = preset!(BOX_SPEC);
+pub(crate) static BOX: SchemeDef = preset!(BOX_SPEC, Json("/trigger"));
 
 /// Frame.io: `X-Frameio-Signature: v0=<hex HMAC-SHA256("v0:" + timestamp + ":" + body)>` with
 /// `X-Frameio-Request-Timestamp` (unix seconds), 5-minute window. Source: Frame.io
@@ -551,7 +587,7 @@ static FRAME_IO_SPEC: Spec = Spec {
     tolerance: MIN5,
     fixed: &[],
 };
-pub(crate) static FRAME_IO: SchemeDef = preset!(FRAME_IO_SPEC);
+pub(crate) static FRAME_IO: SchemeDef = preset!(FRAME_IO_SPEC, Json("/type"));
 
 /// LaunchDarkly: `X-LD-Signature: <hex HMAC-SHA256(body)>` with the webhook's secret.
 /// Source: LaunchDarkly "Webhooks — Signing webhooks" (docs.launchdarkly.com/home/connecting/webhooks).
@@ -587,7 +623,7 @@ static CIRCLECI_SPEC: Spec = Spec {
     tolerance: MIN5,
     fixed: &[],
 };
-pub(crate) static CIRCLECI: SchemeDef = preset!(CIRCLECI_SPEC);
+pub(crate) static CIRCLECI: SchemeDef = preset!(CIRCLECI_SPEC, Header("circleci-event-type"));
 
 /// Buildkite (signature mode): `X-Buildkite-Signature: timestamp=<unix>,signature=<hex
 /// HMAC-SHA256(timestamp + "." + body)>`. Buildkite's token mode (`X-Buildkite-Token`) is not
@@ -612,7 +648,7 @@ static BUILDKITE_SPEC: Spec = Spec {
     tolerance: MIN5,
     fixed: &[],
 };
-pub(crate) static BUILDKITE: SchemeDef = preset!(BUILDKITE_SPEC);
+pub(crate) static BUILDKITE: SchemeDef = preset!(BUILDKITE_SPEC, Header("X-Buildkite-Event"));
 
 /// Mux: `Mux-Signature: t=<unix>,v1=<hex HMAC-SHA256(t + "." + body)>`, 5-minute window as
 /// `@mux/mux-node`'s `webhooks.verifySignature`. Source: Mux "Verify webhook signatures"
@@ -636,7 +672,7 @@ static MUX_SPEC: Spec = Spec {
     tolerance: MIN5,
     fixed: &[],
 };
-pub(crate) static MUX: SchemeDef = preset!(MUX_SPEC);
+pub(crate) static MUX: SchemeDef = preset!(MUX_SPEC, Json("/type"));
 
 /// Castle: `X-Castle-Signature: <base64 HMAC-SHA256(body)>` keyed with the API secret.
 /// Source: Castle "Webhooks — Verifying" (docs.castle.io/docs/webhooks).
@@ -672,7 +708,7 @@ static PERSONA_SPEC: Spec = Spec {
     tolerance: MIN5,
     fixed: &[],
 };
-pub(crate) static PERSONA: SchemeDef = preset!(PERSONA_SPEC);
+pub(crate) static PERSONA: SchemeDef = preset!(PERSONA_SPEC, Json("/data/attributes/name"));
 
 /// Lob: `Lob-Signature: <hex HMAC-SHA256(timestamp + "." + body)>` with
 /// `Lob-Signature-Timestamp` (unix seconds); Lob suggests rejecting after 5 minutes.
@@ -718,7 +754,7 @@ static COINBASE_SPEC: Spec = body_mac(
     "",
     &[],
 );
-pub(crate) static COINBASE: SchemeDef = preset!(COINBASE_SPEC);
+pub(crate) static COINBASE: SchemeDef = preset!(COINBASE_SPEC, Json("/event/type"));
 
 /// WooCommerce: `X-WC-Webhook-Signature: <base64 HMAC-SHA256(body)>`; id
 /// `X-WC-Webhook-Delivery-ID`. Source: WooCommerce REST API docs "Webhooks — Delivery/payload"
@@ -731,7 +767,7 @@ static WOOCOMMERCE_SPEC: Spec = body_mac(
     "",
     &["X-WC-Webhook-Delivery-ID"],
 );
-pub(crate) static WOOCOMMERCE: SchemeDef = preset!(WOOCOMMERCE_SPEC);
+pub(crate) static WOOCOMMERCE: SchemeDef = preset!(WOOCOMMERCE_SPEC, Header("X-WC-Webhook-Topic"));
 
 /// TikTok: `TikTok-Signature: t=<unix>,s=<hex HMAC-SHA256(t + "." + body)>` keyed with the
 /// app's client secret. Source: TikTok for Developers "Webhooks — Verification"
@@ -811,13 +847,13 @@ static CAL_COM_SPEC: Spec = body_mac(
     "",
     &[],
 );
-pub(crate) static CAL_COM: SchemeDef = preset!(CAL_COM_SPEC);
+pub(crate) static CAL_COM: SchemeDef = preset!(CAL_COM_SPEC, Json("/triggerEvent"));
 
 /// Lemon Squeezy: `X-Signature: <hex HMAC-SHA256(body)>` with the signing secret.
 /// Source: Lemon Squeezy "Signing requests" (docs.lemonsqueezy.com/help/webhooks/signing-requests).
 static LEMON_SQUEEZY_SPEC: Spec =
     body_mac("lemon-squeezy", &["X-Signature"], SHA256, Enc::Hex, "", &[]);
-pub(crate) static LEMON_SQUEEZY: SchemeDef = preset!(LEMON_SQUEEZY_SPEC);
+pub(crate) static LEMON_SQUEEZY: SchemeDef = preset!(LEMON_SQUEEZY_SPEC, Header("X-Event-Name"));
 
 /// Notion: `X-Notion-Signature: sha256=<hex HMAC-SHA256(body)>` keyed with the
 /// `verification_token` Notion sends once when the subscription is created. That first
@@ -833,7 +869,7 @@ static NOTION_SPEC: Spec = body_mac(
     "sha256=",
     &[],
 );
-pub(crate) static NOTION: SchemeDef = preset!(NOTION_SPEC);
+pub(crate) static NOTION: SchemeDef = preset!(NOTION_SPEC, Json("/type"));
 
 /// Clearbit: `X-Request-Signature: sha1=<hex HMAC-SHA1(body)>` keyed with the API key.
 /// Source: Clearbit "Webhooks — Securing webhooks" (clearbit.com/docs#webhooks).

@@ -53,6 +53,9 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             SignRequest::header(TS_HEADER, ts),
         ])
     },
+    // ECDSA over timestamp + raw body: the body and the signed timestamp (the signature value
+    // itself is randomized, so it is not the key). The body is a list of events: no one type.
+    signed_content: super::SignedContent::Body { id: false },
     ..SchemeDef::BASE
 };
 

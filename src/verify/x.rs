@@ -41,6 +41,9 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     },
     get_handshake: Some("crc_token"),
     handshakes: true,
+    // `x-twitter-webhooks-signature`: HMAC of the raw body. The event kind is the name of a
+    // body key (`tweet_create_events`, …), not a value hookseal can point at.
+    signed_content: super::SignedContent::Body { id: false },
     ..SchemeDef::BASE
 };
 

@@ -39,6 +39,9 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
         ])
     },
     handshakes: true,
+    // `v0:{timestamp}:{body}`: the raw body and the signed timestamp.
+    signed_content: super::SignedContent::Body { id: false },
+    event: crate::events::DefaultEvent::Json("/event"),
     ..SchemeDef::BASE
 };
 

@@ -459,3 +459,42 @@ fn check_prints_the_event_and_dedupe_settings() {
     let plain = stdout.lines().find(|l| l.contains("route plain")).unwrap();
     assert!(plain.ends_with("mode=enforce delivery=direct"), "{plain}");
 }
+
+/// A preset with the defaults set here: Bitbucket (HMAC of the raw body, unsigned
+/// `X-Request-UUID`). Its event type comes from `X-Event-Key` without any `event` setting, and
+/// with `dedupe_key = "signature"` a verbatim replay under a fresh request id is a duplicate.
+#[tokio::test]
+async fn a_preset_keys_on_its_signature_and_reads_its_default_event() {
+    const SECRET: &str = "bb-events-secret";
+    let up = Upstream::start().await;
+    let routes = format!(
+        "[[route]]\nname = \"bb\"\npath = \"/hooks/bb\"\nscheme = \"bitbucket\"\n\
+         secrets = [{{ id = \"cur\", value = \"{SECRET}\" }}]\ndedupe_key = \"signature\"\nevents = [\"repo:push\"]\n"
+    );
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let url = sc.url("/hooks/bb");
+    let h = |event: &str, uuid: &str, body: &[u8]| {
+        vec![
+            ("x-hub-signature", sign_github(SECRET, body)),
+            ("x-event-key", event.to_owned()),
+            ("x-request-uuid", uuid.to_owned()),
+        ]
+    };
+    let body = br#"{"push":{"changes":[]}}"#;
+    let r = post(&url, &h("repo:push", "u-1", body), &body[..]).await;
+    assert_eq!(r.body, Bytes::from_static(b"upstream-ok"));
+    let got = up.last();
+    assert_eq!(got.headers["x-hookseal-event"], "repo:push");
+    assert_eq!(got.headers["x-hookseal-id"], "u-1");
+    for replay in ["u-2", "u-3"] {
+        let r = post(&url, &h("repo:push", replay, body), &body[..]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["status"], "duplicate");
+    }
+    assert_eq!(up.count(), 1);
+    // Another type from the default header is filtered, after verification.
+    let other = br#"{"pullrequest":{}}"#;
+    let r = post(&url, &h("pullrequest:created", "u-4", other), &other[..]).await;
+    assert_eq!(r.json()["status"], "filtered");
+    assert_eq!(up.count(), 1);
+}

@@ -46,6 +46,8 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     build: |o, _| build(o, Preset::Generic),
     sign: NO_SIGN,
     secrets: SecretUse::Refused,
+    // `signed_content` stays `Unsupported`: a JWT is not a MAC over the raw body as
+    // `SignedContent::Body` describes (Pub/Sub's token does not cover the body at all).
     ..SchemeDef::BASE
 };
 
@@ -56,6 +58,8 @@ pub(crate) static GOOGLE_PUBSUB: SchemeDef = SchemeDef {
     build: |o, _| build(o, Preset::GooglePubsub),
     sign: NO_SIGN,
     secrets: SecretUse::Refused,
+    // `signed_content` stays `Unsupported`: a JWT is not a MAC over the raw body as
+    // `SignedContent::Body` describes (Pub/Sub's token does not cover the body at all).
     ..SchemeDef::BASE
 };
 
@@ -66,6 +70,8 @@ pub(crate) static PLAID: SchemeDef = SchemeDef {
     build: |o, _| build(o, Preset::Plaid),
     sign: NO_SIGN,
     secrets: SecretUse::Refused,
+    // `signed_content` stays `Unsupported`: a JWT is not a MAC over the raw body as
+    // `SignedContent::Body` describes (Pub/Sub's token does not cover the body at all).
     ..SchemeDef::BASE
 };
 

@@ -43,6 +43,9 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
     },
     secrets: SecretUse::Refused,
     handshakes: true,
+    // The signed text is rebuilt from parsed JSON fields, so the raw body may vary (whitespace,
+    // key order) under one valid signature: `SignedContent::Body` would give one delivery
+    // several keys. `MessageId` (signed) is the dedupe key; no event type in the envelope.
     ..SchemeDef::BASE
 };
 
