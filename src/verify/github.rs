@@ -52,18 +52,23 @@ impl Github {
 
 impl Verifier for Github {
     fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
-        let sig = required(input.headers, SIG_HEADER)?;
-        let hex = sig
-            .strip_prefix("sha256=")
-            .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-        let key_index = match_encoded(&self.keys, &[], input.body, &[hex.as_bytes()], hex_lower)
-            .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
-            key_index,
+            key_index: check_hub_sha256(&self.keys, input)?,
             id: optional_id(input.headers, ID_HEADER)?,
             timestamp: None,
         })
     }
+}
+
+/// `X-Hub-Signature-256: sha256=<lowercase hex>` over the body (GitHub, and Meta's POSTs):
+/// the index of the key that made it.
+pub(crate) fn check_hub_sha256(keys: &[MacKey], input: &Input<'_>) -> Result<usize, VerifyError> {
+    let sig = required(input.headers, SIG_HEADER)?;
+    let hex = sig
+        .strip_prefix("sha256=")
+        .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
+    match_encoded(keys, &[], input.body, &[hex.as_bytes()], hex_lower)
+        .ok_or(VerifyError::BadSignature)
 }
 
 /// `sha256=<hex>`

@@ -17,11 +17,11 @@ use http::Method;
 
 use super::check::{query_param, Check, Checked, Handshake};
 use super::{
-    ct_eq, hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeDef,
-    SchemeError, SignRequest, Verified, Verifier, VerifyError,
+    ct_eq, mac_keys, HmacAlgorithm, Input, MacKey, SchemeDef, SchemeError, SignRequest, Verified,
+    Verifier, VerifyError,
 };
 
-pub(crate) const SIG_HEADER: &str = "X-Hub-Signature-256";
+pub(crate) const SIG_HEADER: &str = super::github::SIG_HEADER;
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "meta",
@@ -88,14 +88,8 @@ impl Meta {
 
 impl Verifier for Meta {
     fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
-        let sig = required(input.headers, SIG_HEADER)?;
-        let hex = sig
-            .strip_prefix("sha256=")
-            .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-        let key_index = match_encoded(&self.keys, &[], input.body, &[hex.as_bytes()], hex_lower)
-            .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
-            key_index,
+            key_index: super::github::check_hub_sha256(&self.keys, input)?,
             id: None,
             timestamp: None,
         })
