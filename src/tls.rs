@@ -10,9 +10,11 @@
 //! connection while open connections keep theirs.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{IoSlice, Read};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::crypto::CryptoProvider;
@@ -21,7 +23,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{InconsistentKeys, RootCertStore, ServerConfig};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
@@ -402,7 +404,7 @@ impl TlsAcceptor {
     ///
     /// # Errors
     /// The handshake failed, or the client did not speak TLS.
-    pub async fn accept(&self, mut tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+    pub async fn accept(&self, mut tcp: TcpStream) -> std::io::Result<TlsConn> {
         let mut first = [0u8; 1];
         if tcp.peek(&mut first).await? == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
@@ -423,7 +425,80 @@ impl TlsAcceptor {
             ));
         }
         let config = self.current().server_config();
-        tokio_rustls::TlsAcceptor::from(config).accept(tcp).await
+        let inner = tokio_rustls::TlsAcceptor::from(config).accept(tcp).await?;
+        Ok(TlsConn {
+            inner,
+            waiting: false,
+        })
+    }
+}
+
+/// An established TLS connection, as hyper reads and writes it: tokio-rustls's stream, with
+/// reads that return `Pending` at once while nothing can have changed.
+///
+/// hyper polls its connection's reader several times per request (each wake-up of the
+/// connection task polls it), and most polls find nothing to read. On a plain socket such a
+/// poll is a readiness check; through tokio-rustls it walks rustls's read path (buffer
+/// checks, the I/O adapter) down to that check (BENCHMARKS.md §15). When the last read of the
+/// inner stream returned `Pending` — rustls had no plaintext and the socket would block; every
+/// complete record read so far has been processed, and no error is held back — and rustls
+/// still wants bytes, only socket readiness can change the answer: while the socket is not
+/// readable, the inner stream would return `Pending` with the same waker registered, so this
+/// returns it without the walk. Writes pass through unchanged.
+#[derive(Debug)]
+pub struct TlsConn {
+    inner: TlsStream<TcpStream>,
+    /// The last `poll_read` of `inner` returned `Pending`.
+    waiting: bool,
+}
+
+impl AsyncRead for TlsConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.waiting {
+            let (tcp, session) = this.inner.get_ref();
+            // `Ready` (readable, closed or failed) goes to the inner stream, which reads.
+            if session.wants_read() && tcp.poll_read_ready(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.waiting = r.is_pending();
+        r
+    }
+}
+
+impl AsyncWrite for TlsConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

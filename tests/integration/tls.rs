@@ -18,6 +18,7 @@ use tokio_rustls::client::TlsStream;
 
 use hookseal::config::Config;
 
+use crate::netkit::within;
 use crate::support::*;
 
 // === certificates ===
@@ -823,4 +824,115 @@ async fn an_http2_body_that_stalls_gets_the_same_body_timeout() {
     assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(r.error(), "body_timeout");
     assert_eq!(upstream.count(), 0);
+}
+
+/// Reads one HTTP/1.1 response with a `content-length` from `s`: its status and body.
+async fn read_h1_response<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> (u16, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).await.unwrap(),
+            1,
+            "EOF in the head: {buf:?}"
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no content-length: {head}"));
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
+    (status, body)
+}
+
+fn h1_request(body: &str, id: &str) -> (String, String) {
+    let mut head = format!(
+        "POST /hooks/sw HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in signed(body, id) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    (head, body.to_owned())
+}
+
+/// The TLS connection's reads return `Pending` without entering rustls while the socket is
+/// not readable (src/tls.rs `TlsConn`): a request that arrives in several records with pauses
+/// between them, and a second request after an idle pause, are read all the same.
+#[tokio::test]
+async fn requests_in_records_with_pauses_between_them_are_read_on_one_connection() {
+    let upstream = Upstream::start().await;
+    let ca = Ca::new("hookseal test CA");
+    let dir = tempfile::tempdir().unwrap();
+    write_pair(dir.path(), &ca.server());
+    let sidecar = start_in(dir, &tls_config(upstream.addr, SERVER_PAIR, "")).await;
+    let mut s = Client::new(&ca, &[b"http/1.1"])
+        .connect(sidecar.addr)
+        .await
+        .unwrap();
+    let pause = Duration::from_millis(100);
+    for (i, id) in ["msg_pieces_1", "msg_pieces_2"].into_iter().enumerate() {
+        let body = format!(
+            r#"{{"type":"pieces","n":{i},"data":"{}"}}"#,
+            "x".repeat(3000)
+        );
+        let (head, body) = h1_request(&body, id);
+        // Each flush is a record of its own; the pauses let the server's reads find nothing.
+        for piece in [
+            head.as_bytes(),
+            &body.as_bytes()[..1000],
+            &body.as_bytes()[1000..],
+        ] {
+            s.write_all(piece).await.unwrap();
+            s.flush().await.unwrap();
+            tokio::time::sleep(pause).await;
+        }
+        let (status, answer) = within(Duration::from_secs(30), read_h1_response(&mut s)).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+        assert_eq!(upstream.last().body, body.as_bytes());
+        tokio::time::sleep(pause).await;
+    }
+    assert_eq!(upstream.count(), 2);
+}
+
+/// A record that does not decrypt, arriving after a request on an idle connection, ends the
+/// connection at once (not at the 60 s idle timeout), with nothing forwarded for it.
+#[tokio::test]
+async fn a_forged_record_on_an_idle_connection_closes_it_at_once() {
+    let upstream = Upstream::start().await;
+    let ca = Ca::new("hookseal test CA");
+    let dir = tempfile::tempdir().unwrap();
+    write_pair(dir.path(), &ca.server());
+    let sidecar = start_in(dir, &tls_config(upstream.addr, SERVER_PAIR, "")).await;
+    let mut s = Client::new(&ca, &[b"http/1.1"])
+        .connect(sidecar.addr)
+        .await
+        .unwrap();
+    let (head, body) = h1_request("{}", "msg_before_forged");
+    s.write_all(format!("{head}{body}").as_bytes())
+        .await
+        .unwrap();
+    s.flush().await.unwrap();
+    let (status, _) = within(Duration::from_secs(30), read_h1_response(&mut s)).await;
+    assert_eq!(status, 200);
+    // Let the server's read of the idle connection go pending first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut tcp, _) = s.into_inner();
+    // An application-data record of 48 bytes that no key of this connection sealed.
+    let mut record = vec![0x17, 0x03, 0x03, 0x00, 0x30];
+    record.extend((0u8..48).map(|i| i.wrapping_mul(37)));
+    tcp.write_all(&record).await.unwrap();
+    let mut rest = Vec::new();
+    // The server sends its alert and closes (or resets): either way the read ends.
+    let _ = within(Duration::from_secs(20), tcp.read_to_end(&mut rest)).await;
+    assert_eq!(upstream.count(), 1, "nothing more was forwarded");
 }
