@@ -457,6 +457,10 @@ impl Proxy {
                 if let Some(h) = route.and_then(|r| r.cfg.options.hmac.as_ref()) {
                     signature_headers.push(&h.header);
                 }
+                // A `jwt` route's own token header (`[route.jwt] header`): a bearer token
+                // valid until its `exp`, whatever its name.
+                let jwt = route.and_then(|r| r.cfg.options.engine.jwt.as_ref());
+                signature_headers.extend(jwt.and_then(|j| j.header.as_deref()));
                 self.rejections.record(&Rejected {
                     route: name,
                     reason,

@@ -547,11 +547,14 @@ impl SnsVerifier {
         let mut cache = self.lock();
         cache.retain(|_, c| !self.expired(c, mono));
         if cache.len() >= self.options.cert_cache_entries {
+            // A failure is given up before any certificate: the URL's path is the sender's
+            // choice, so made-up URLs on the allowed host (404s) must not push the genuine
+            // certificate out and send every genuine message back to a fetch.
             let oldest = cache
                 .iter()
                 .min_by_key(|(_, c)| match c {
-                    Cached::Cert { fetched, .. } => *fetched,
-                    Cached::Failed { at } => *at,
+                    Cached::Cert { fetched, .. } => (1, *fetched),
+                    Cached::Failed { at } => (0, *at),
                 })
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {

@@ -365,6 +365,51 @@ async fn the_cache_is_bounded_and_expires() {
 }
 
 #[tokio::test]
+async fn made_up_cert_urls_do_not_evict_a_cached_certificate() {
+    // The SigningCertURL's path is the sender's: anyone who knows an allowed topic can send
+    // messages naming made-up certificates on the allowed host. Their failures must not push
+    // the genuine certificate out of the cache (every genuine message would fetch again,
+    // queued behind the made-up fetches).
+    let ca = TestCa::new();
+    let srv = TestServer::start(&ca).await;
+    srv.set(
+        "/good.pem",
+        Canned::ok(ca.rsa_leaf_pem(&["localhost"], None)),
+    );
+    let verifier = SnsVerifier::new(
+        SnsOptions {
+            cert_cache_entries: 2,
+            ..options(&srv)
+        },
+        ca.fetcher(),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let genuine = sign(notification(&srv.url("/good.pem"), None), 2).to_string();
+    verifier.verify(genuine.as_bytes(), NOW, t0).await.unwrap();
+    for i in 0..4u64 {
+        let forged = notification(&srv.url(&format!("/made-up-{i}.pem")), None);
+        let forged = sign(forged, 2).to_string();
+        let at = t0 + Duration::from_secs(i + 1);
+        assert_eq!(
+            verifier.verify(forged.as_bytes(), NOW, at).await,
+            Err(SnsError::CertUnavailable)
+        );
+    }
+    let later = t0 + Duration::from_secs(10);
+    verifier
+        .verify(genuine.as_bytes(), NOW, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        srv.hits("/good.pem"),
+        1,
+        "the genuine certificate was fetched again"
+    );
+    assert!(verifier.lock().len() <= 2);
+}
+
+#[tokio::test]
 async fn malformed_messages() {
     let e = env().await;
     let cert = e.srv.url(CERT_PATH);

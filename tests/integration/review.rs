@@ -1,0 +1,166 @@
+//! Regression tests of the second phase's security review (SECURITY.md rows 43-46): each
+//! failed on the code before its fix.
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+
+use crate::support::{send, Sidecar, Upstream};
+
+/// X's CRC is unsigned and answers HMAC(consumer secret, token), and a POST's signature is
+/// HMAC(consumer secret, body): the token must never be a body the app would take. JSON
+/// scalars (`null`, `true`, `1`) are whole JSON documents in the CRC's character set; their
+/// answer used to be a valid signature, and the POST reached the app as verified.
+#[tokio::test]
+async fn x_crc_never_signs_a_json_document() {
+    let up = Upstream::start().await;
+    let routes = "[[route]]\nname = \"x\"\npath = \"/x\"\nscheme = \"x\"\n\
+                  secrets = [{ value = \"consumer-secret\" }]\n";
+    let sc = Sidecar::start(up.addr, "", routes).await;
+    for body in ["null", "true", "false", "0", "1", "-2.5e3"] {
+        let crc = send(
+            Method::GET,
+            &sc.url(&format!("/x?crc_token={body}")),
+            &[],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(crc.status, StatusCode::BAD_REQUEST, "{body}: {crc:?}");
+        assert_eq!(crc.error(), "malformed_signature", "{body}");
+    }
+    assert_eq!(up.count(), 0);
+    // A token as X sends them is still answered.
+    let crc = send(
+        Method::GET,
+        &sc.url("/x?crc_token=9b4507b3-9040-4669-9ca3-6b94edb50553"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(crc.status, StatusCode::OK);
+}
+
+/// A `jwt` route reading its token from `[route.jwt] header`: the token (a bearer credential,
+/// valid until its `exp`) was kept in clear in `/debug/rejections`, since only the scheme's
+/// first header (`authorization`) and names on the deny-list were redacted.
+#[tokio::test]
+async fn a_jwt_in_a_custom_header_is_redacted_in_the_record_of_rejections() {
+    let up = Upstream::start().await;
+    let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"1","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YilurN5ZQsSq9D5-kqQ6rBV2ZfTK0Njvgs"}]}"#;
+    let routes = format!(
+        "[[route]]\nname = \"j\"\npath = \"/j\"\nscheme = \"jwt\"\n\
+         [route.jwt]\nkeys = {{ value = '{jwks}' }}\naudiences = [\"a\"]\nheader = \"X-Push-Assertion\"\n"
+    );
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let token = "eyJhbGciOiJFUzI1NiIsImtpZCI6IjEifQ.eyJhdWQiOiJhIn0.c2VjcmV0LXRva2VuLXNpZ25hdHVyZQ";
+    let r = send(
+        Method::POST,
+        &sc.url("/j"),
+        &[("x-push-assertion", token.into())],
+        Bytes::from_static(b"{}"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
+    let record = send(
+        Method::GET,
+        &format!("http://{}/debug/rejections", sc.admin),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(record.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&record.body).into_owned();
+    assert!(
+        !text.contains("c2VjcmV0"),
+        "the token is in the record: {text}"
+    );
+    let entries = record.json();
+    assert_eq!(
+        entries[0]["headers"]["x-push-assertion"], "<redacted>",
+        "{text}"
+    );
+    assert_eq!(up.count(), 0);
+}
+
+/// The admin port's operator endpoints against a browser: a page re-pointing its name at
+/// 127.0.0.1 (DNS rebinding) arrives from loopback with its own name in `Host`; a cross-site
+/// POST without a preflight is `text/plain`. Both used to be served.
+#[tokio::test]
+async fn the_operator_endpoints_refuse_rebound_hosts_and_simple_posts() {
+    let up = Upstream::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let queue = format!(
+        "[queue]\npath = \"{}\"\n",
+        spool.path().join("spool").display()
+    );
+    let routes = "[[route]]\nname = \"gh\"\npath = \"/gh\"\nscheme = \"github\"\n\
+                  secrets = [{ value = \"s\" }]\n[route.delivery]\nmode = \"queued\"\n";
+    let sc = Sidecar::start(up.addr, &queue, routes).await;
+    let admin = |path: &str| format!("http://{}{path}", sc.admin);
+    let purge = br#"{"route":"gh","dead":true}"#;
+
+    for path in ["/debug/rejections", "/queue"] {
+        let r = send(
+            Method::GET,
+            &admin(path),
+            &[("host", "rebound.example:9090".into())],
+            Bytes::new(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {r:?}");
+        assert_eq!(r.error(), "bad_host");
+        let r = send(Method::GET, &admin(path), &[], Bytes::new()).await;
+        assert_eq!(r.status, StatusCode::OK, "{path} under the address itself");
+    }
+    let r = send(
+        Method::POST,
+        &admin("/queue/purge"),
+        &[
+            ("host", "rebound.example:9090".into()),
+            ("content-type", "application/json".into()),
+        ],
+        Bytes::from_static(purge),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    // `/metrics` stays open to any name (a scraper may use the pod's).
+    let r = send(
+        Method::GET,
+        &admin("/metrics"),
+        &[("host", "hookseal.example:9090".into())],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    for ctype in ["text/plain", "application/x-www-form-urlencoded", ""] {
+        let headers: Vec<(&str, String)> = if ctype.is_empty() {
+            vec![]
+        } else {
+            vec![("content-type", ctype.into())]
+        };
+        for path in ["/queue/purge", "/queue/retry"] {
+            let r = send(
+                Method::POST,
+                &admin(path),
+                &headers,
+                Bytes::from_static(purge),
+            )
+            .await;
+            assert_eq!(
+                r.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{path} {ctype}: {r:?}"
+            );
+            assert_eq!(r.error(), "unsupported_media_type");
+        }
+    }
+    let r = send(
+        Method::POST,
+        &admin("/queue/purge"),
+        &[("content-type", "application/json".into())],
+        Bytes::from_static(purge),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.json()["purged"], 0);
+}
