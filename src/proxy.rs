@@ -530,6 +530,14 @@ impl Proxy {
         if let Some(miss @ Rejection::Route(_)) = verdict.failure {
             return Err(miss);
         }
+        // Such a GET is only ever a handshake: one that failed is refused in every mode
+        // (observe mode forwards what fails verification, never a method the route lacks).
+        let get_beyond_methods =
+            parts.method == http::Method::GET && !cfg.methods.contains(&http::Method::GET);
+        match verdict.failure {
+            Some(failed) if get_beyond_methods => return Err(failed),
+            _ => {}
+        }
         let on_store_error = cx.snap.config.replay.on_store_error;
         let observed = match decide(cfg.mode, on_store_error, verdict.failure) {
             Decision::Forward(observed) => observed,

@@ -164,3 +164,66 @@ async fn the_operator_endpoints_refuse_rebound_hosts_and_simple_posts() {
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.json()["purged"], 0);
 }
+
+/// Observe mode forwards what fails verification, but a GET on a route whose methods lack
+/// GET reaches the route only as its scheme's handshake: a failed handshake (a wrong Meta
+/// `verify_token`, a refused X `crc_token`, a Dropbox challenge sent twice) was forwarded to
+/// the app as a GET the route table would have refused.
+#[tokio::test]
+async fn observe_mode_never_forwards_a_failed_get_handshake() {
+    let up = Upstream::start().await;
+    let routes = "[[route]]\nname = \"meta\"\npath = \"/meta\"\nscheme = \"meta\"\nmode = \"observe\"\n\
+                  secrets = [{ value = \"meta-app-secret\" }]\nverify_token = { value = \"vt-123\" }\n\
+                  [[route]]\nname = \"x\"\npath = \"/x\"\nscheme = \"x\"\nmode = \"observe\"\n\
+                  secrets = [{ value = \"consumer-secret\" }]\n\
+                  [[route]]\nname = \"dropbox\"\npath = \"/dropbox\"\nscheme = \"dropbox\"\nmode = \"observe\"\n\
+                  secrets = [{ value = \"dropbox-secret\" }]\n";
+    let sc = Sidecar::start(up.addr, "", routes).await;
+    for (target, status, reason) in [
+        (
+            "/meta?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=7",
+            StatusCode::FORBIDDEN,
+            "bad_verify_token",
+        ),
+        (
+            "/x?crc_token=%7B%7D",
+            StatusCode::BAD_REQUEST,
+            "malformed_signature",
+        ),
+        (
+            "/dropbox?challenge=a&challenge=b",
+            StatusCode::BAD_REQUEST,
+            "malformed_signature",
+        ),
+    ] {
+        let r = send(Method::GET, &sc.url(target), &[], Bytes::new()).await;
+        assert_eq!(
+            (r.status, r.error()),
+            (status, reason.to_owned()),
+            "{target}"
+        );
+    }
+    assert_eq!(up.count(), 0, "a failed GET handshake reached the app");
+    // The handshake itself, and observe mode's POSTs, are as before.
+    let r = send(
+        Method::GET,
+        &sc.url("/meta?hub.mode=subscribe&hub.verify_token=vt-123&hub.challenge=7"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!((r.status, &r.body[..]), (StatusCode::OK, &b"7"[..]));
+    let r = send(
+        Method::POST,
+        &sc.url("/meta"),
+        &[],
+        Bytes::from_static(b"{}"),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "observe mode forwards an unsigned POST"
+    );
+    assert_eq!(up.count(), 1);
+}
