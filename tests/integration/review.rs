@@ -227,3 +227,35 @@ async fn observe_mode_never_forwards_a_failed_get_handshake() {
     );
     assert_eq!(up.count(), 1);
 }
+
+/// An `okta` route without `secrets` checks nothing (SPEC: they are optional), so every
+/// request to it reaches the app with `x-hookseal-verified: true`; `check` said nothing.
+#[test]
+fn check_warns_about_an_okta_route_without_secrets() {
+    let run = |route: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hookseal.toml");
+        let text = format!(
+            "[upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+             [[route]]\nname = \"okta\"\npath = \"/okta\"\nscheme = \"okta\"\n{route}"
+        );
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookseal"))
+            .env_remove("HOOKSEAL_CONFIG")
+            .args(["check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let open = run("");
+    assert!(
+        open.lines()
+            .any(|l| l.starts_with("warning: route okta: scheme okta without secrets")),
+        "{open}"
+    );
+    let closed = run("secrets = [{ value = \"Bearer okta-key\" }]\n");
+    assert!(!closed.contains("warning"), "{closed}");
+    assert!(!closed.contains("okta-key"), "{closed}");
+}
