@@ -259,3 +259,61 @@ fn check_warns_about_an_okta_route_without_secrets() {
     assert!(!closed.contains("warning"), "{closed}");
     assert!(!closed.contains("okta-key"), "{closed}");
 }
+
+/// What held: reflected handshake values stay bodies of their declared type. CR/LF and HTML
+/// in Graph's and Dropbox's unauthenticated echoes are `text/plain` with `nosniff`, no header
+/// is added from them; Okta's is JSON-escaped; a byte that is not UTF-8 is replaced; and none
+/// of it reaches the app.
+#[tokio::test]
+async fn reflected_handshake_values_stay_inert() {
+    let up = Upstream::start().await;
+    let routes = "[[route]]\nname = \"graph\"\npath = \"/graph\"\nscheme = \"msgraph\"\n\
+                  client_state = { value = \"cs\" }\n\
+                  [[route]]\nname = \"dropbox\"\npath = \"/dropbox\"\nscheme = \"dropbox\"\n\
+                  secrets = [{ value = \"d\" }]\n\
+                  [[route]]\nname = \"okta\"\npath = \"/okta\"\nscheme = \"okta\"\n\
+                  secrets = [{ value = \"Bearer k\" }]\n";
+    let sc = Sidecar::start(up.addr, "", routes).await;
+    let evil = "%3Cscript%3Ealert(1)%3C%2Fscript%3E%0D%0AX-Evil%3A%201%0D%0A%0D%0A";
+    let decoded = "<script>alert(1)</script>\r\nX-Evil: 1\r\n\r\n";
+    for (method, target) in [
+        (Method::POST, format!("/graph?validationToken={evil}")),
+        (Method::GET, format!("/dropbox?challenge={evil}")),
+    ] {
+        let r = send(method, &sc.url(&target), &[], Bytes::new()).await;
+        assert_eq!(r.status, StatusCode::OK, "{target}");
+        assert_eq!(r.headers["content-type"], "text/plain", "{target}");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{target}");
+        assert!(r.headers.get("x-evil").is_none(), "{target}");
+        assert_eq!(&r.body[..], decoded.as_bytes(), "{target}");
+    }
+    let r = send(
+        Method::POST,
+        &sc.url("/graph?validationToken=%FF%FE"),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(std::str::from_utf8(&r.body).is_ok(), "{:?}", r.body);
+    let r = send(
+        Method::GET,
+        &sc.url("/okta"),
+        &[
+            ("authorization", "Bearer k".into()),
+            (
+                "x-okta-verification-challenge",
+                "\"}</script><script>alert(1)</script>".into(),
+            ),
+        ],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["content-type"], "application/json");
+    assert_eq!(
+        r.json()["verification"],
+        "\"}</script><script>alert(1)</script>"
+    );
+    assert_eq!(up.count(), 0);
+}

@@ -227,6 +227,40 @@ async fn a_bad_cert_url_is_refused_before_any_fetch() {
     assert_eq!(e.srv.connections(), 0);
 }
 
+#[test]
+fn cert_url_host_tricks_are_refused() {
+    // The second phase's review: spellings that some URL parsers read as the allowed host.
+    let expected = "sns.eu-west-1.amazonaws.com";
+    for bad in [
+        "https://sns.eu-west-1.amazonaws.com./x.pem",
+        "https://sns.eu-west-1.amazonaws.com:443/x.pem",
+        "https://sns.eu-west-1.amazonaws.com:8443/x.pem",
+        "https://sns.eu-west-1.amazonaws.com%2eevil.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com%40evil.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com@evil.com/x.pem",
+        "https://evil.com@sns.eu-west-1.amazonaws.com/x.pem",
+        "https://evil.com\\@sns.eu-west-1.amazonaws.com/x.pem",
+        "https://evil.com#@sns.eu-west-1.amazonaws.com/x.pem",
+        "https://evil.com?@sns.eu-west-1.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com\\.evil.com/x.pem",
+        "https://xn--sns-eu-west-1-amazonaws-com.evil/x.pem",
+        "https://sns.eu-west-1.amazonaws.com /x.pem",
+        " https://sns.eu-west-1.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com/x.pem\n",
+        "https:sns.eu-west-1.amazonaws.com/x.pem",
+        "https:///sns.eu-west-1.amazonaws.com/x.pem",
+        "//sns.eu-west-1.amazonaws.com/x.pem",
+        "ftp://sns.eu-west-1.amazonaws.com/x.pem",
+        "https://[::1]/x.pem",
+    ] {
+        assert!(allowed_host(bad, expected).is_none(), "{bad}");
+    }
+    assert_eq!(
+        allowed_host("https://SNS.EU-WEST-1.amazonaws.com/x.pem", expected).as_deref(),
+        Some(expected)
+    );
+}
+
 #[tokio::test]
 async fn the_region_comes_from_the_topic() {
     let opts = SnsOptions::new(vec![TOPIC.to_owned()]);
