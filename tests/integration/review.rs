@@ -317,3 +317,64 @@ async fn reflected_handshake_values_stay_inert() {
     );
     assert_eq!(up.count(), 0);
 }
+
+/// What held: a queued request's spoofed `x-hookseal-*` headers (both spellings, the
+/// worker's own `x-hookseal-attempt` / `-queued-at` included) and its hop-by-hop headers never
+/// reach the spool, so the app gets hookseal's values only, byte-identical body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_requests_carry_no_spoofed_or_hop_by_hop_headers() {
+    use crate::netkit::eventually;
+    use crate::support::{sign_standard, sw_route, unix_now, WHSEC};
+    use std::time::Duration;
+
+    let up = Upstream::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let queue = format!(
+        "[queue]\npath = \"{}\"\n",
+        spool.path().join("spool").display()
+    );
+    let route = sw_route("[route.delivery]\nmode = \"queued\"\n");
+    let sc = Sidecar::start(up.addr, &queue, &route).await;
+    let body = b"{\"spoof\":true}";
+    let mut headers = sign_standard(WHSEC, "msg_spoof_1", unix_now(), body);
+    for (name, value) in [
+        ("x-hookseal-verified", "true"),
+        ("x-hookseal-attempt", "99"),
+        ("x-hookseal-queued-at", "1"),
+        ("x-hookseal-id", "forged"),
+        ("x_hookseal_route", "admin"),
+        ("connection", "x-listed"),
+        ("x-listed", "1"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("te", "trailers"),
+    ] {
+        headers.push((name, value.to_owned()));
+    }
+    let r = send(
+        Method::POST,
+        &sc.url("/hooks/sw"),
+        &headers,
+        Bytes::from_static(body),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert!(
+        eventually(Duration::from_secs(15), || async { up.count() == 1 }).await,
+        "delivered"
+    );
+    let got = up.last();
+    assert_eq!(&got.body[..], body);
+    let h = &got.headers;
+    assert_eq!(h["x-hookseal-attempt"], "1");
+    assert_eq!(h.get_all("x-hookseal-attempt").iter().count(), 1);
+    let queued_at: i64 = h["x-hookseal-queued-at"].to_str().unwrap().parse().unwrap();
+    assert!((unix_now() - queued_at).abs() < 60, "{queued_at}");
+    assert_eq!(h["x-hookseal-id"], "msg_spoof_1");
+    assert_eq!(h.get_all("x-hookseal-verified").iter().count(), 1);
+    assert_eq!(h["x-hookseal-verified"], "true");
+    for gone in ["x_hookseal_route", "x-listed", "keep-alive", "proxy-connection", "te"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the app: {h:?}");
+    }
+    assert_eq!(h["x-hookseal-route"], "sw");
+}
