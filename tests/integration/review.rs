@@ -373,8 +373,70 @@ async fn queued_requests_carry_no_spoofed_or_hop_by_hop_headers() {
     assert_eq!(h["x-hookseal-id"], "msg_spoof_1");
     assert_eq!(h.get_all("x-hookseal-verified").iter().count(), 1);
     assert_eq!(h["x-hookseal-verified"], "true");
-    for gone in ["x_hookseal_route", "x-listed", "keep-alive", "proxy-connection", "te"] {
+    for gone in [
+        "x_hookseal_route",
+        "x-listed",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+    ] {
         assert!(h.get(gone).is_none(), "{gone} reached the app: {h:?}");
     }
     assert_eq!(h["x-hookseal-route"], "sw");
+}
+
+/// A C1 control sent as UTF-8 in a header value (obs-text to HTTP) reaches the record of
+/// rejections as it is: the `hookseal rejections` CLI escapes it before the terminal sees it
+/// (`sender_text_cannot_drive_the_terminal` in src/cli/rejections.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c1_control_in_a_header_reaches_the_record_and_the_cli_escapes_it() {
+    let up = Upstream::start().await;
+    let routes = "[[route]]\nname = \"gh\"\npath = \"/gh\"\nscheme = \"github\"\n\
+                  secrets = [{ value = \"s\" }]\n";
+    let sc = Sidecar::start(up.addr, "", routes).await;
+    let mut req = http::Request::post(sc.url("/gh"));
+    req = req.header(
+        "x-note",
+        http::HeaderValue::from_bytes(b"\xc2\x9b2J\xc2\x9bHforged").unwrap(),
+    );
+    let resp = crate::support::client()
+        .request(req.body(http_body_util::Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let record = send(
+        Method::GET,
+        &format!("http://{}/debug/rejections", sc.admin),
+        &[],
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(
+        record.json()[0]["headers"]["x-note"],
+        "\u{9b}2J\u{9b}Hforged"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookseal"))
+        .env_remove("HOOKSEAL_CONFIG")
+        .args(["rejections", "--admin", &format!("http://{}", sc.admin)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains('\u{9b}'), "{text:?}");
+    assert!(text.contains("x-note: \\u{9b}2J\\u{9b}Hforged"), "{text}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookseal"))
+        .env_remove("HOOKSEAL_CONFIG")
+        .args([
+            "rejections",
+            "--json",
+            "--admin",
+            &format!("http://{}", sc.admin),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains('\u{9b}'), "{text:?}");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(json[0]["headers"]["x-note"], "\u{9b}2J\u{9b}Hforged");
 }
