@@ -92,7 +92,7 @@ pub async fn serve(
                 async move {
                     let path = req.uri().path();
                     let operator_only = QueueAdmin::serves(path) || path.starts_with("/debug/");
-                    if operator_only && peer.ip().is_loopback() && !local_host(req.headers()) {
+                    if operator_only && local_peer(peer.ip()) && !local_host(req.headers()) {
                         return Ok(text(
                             StatusCode::FORBIDDEN,
                             "{\"error\":\"bad_host\"}\n".into(),
@@ -101,12 +101,9 @@ pub async fn serve(
                     }
                     let resp = match queue {
                         Some(q) if QueueAdmin::serves(req.uri().path()) => q.answer(req).await,
-                        _ if req.uri().path().starts_with("/debug/") => debug(
-                            req.method(),
-                            req.uri(),
-                            &rejections,
-                            peer.ip().is_loopback(),
-                        ),
+                        _ if req.uri().path().starts_with("/debug/") => {
+                            debug(req.method(), req.uri(), &rejections, local_peer(peer.ip()))
+                        }
                         _ => answer(&req, &metrics, &ready),
                     };
                     Ok::<_, std::convert::Infallible>(resp)
@@ -119,6 +116,13 @@ pub async fn serve(
                 .await;
         });
     }
+}
+
+/// Whether a client is on this host: a loopback address, also as an IPv4-mapped IPv6
+/// address (a dual-stack `[::]` listener sees 127.0.0.1 as `::ffff:127.0.0.1`, which
+/// `is_loopback` alone does not count).
+fn local_peer(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// DNS rebinding: a web page whose name its owner re-points at `127.0.0.1` reaches the
@@ -232,6 +236,16 @@ fn answer(req: &Request<Incoming>, metrics: &Metrics, ready: &Readiness) -> Resp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapped_loopback_peer_is_local() {
+        for ip in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            assert!(local_peer(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "::ffff:10.0.0.1", "::", "0.0.0.0", "fe80::1"] {
+            assert!(!local_peer(ip.parse().unwrap()), "{ip}");
+        }
+    }
 
     #[test]
     fn operator_endpoints_refuse_a_rebound_host() {
