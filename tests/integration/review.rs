@@ -440,3 +440,30 @@ async fn a_c1_control_in_a_header_reaches_the_record_and_the_cli_escapes_it() {
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json[0]["headers"]["x-note"], "\u{9b}2J\u{9b}Hforged");
 }
+
+/// What held: on routes whose `methods` lack GET, only a GET can be a handshake: HEAD,
+/// OPTIONS, PUT and DELETE carrying a handshake's parameters are 405, never answered or
+/// forwarded.
+#[tokio::test]
+async fn head_and_options_never_reach_a_handshake() {
+    let up = Upstream::start().await;
+    let routes = "[[route]]\nname = \"meta\"\npath = \"/meta\"\nscheme = \"meta\"\n\
+                  secrets = [{ value = \"m\" }]\nverify_token = { value = \"vt\" }\n\
+                  [[route]]\nname = \"dropbox\"\npath = \"/dropbox\"\nscheme = \"dropbox\"\n\
+                  secrets = [{ value = \"d\" }]\n";
+    let sc = Sidecar::start(up.addr, "", routes).await;
+    for method in [Method::HEAD, Method::OPTIONS, Method::PUT, Method::DELETE] {
+        for target in [
+            "/meta?hub.mode=subscribe&hub.verify_token=vt&hub.challenge=7",
+            "/dropbox?challenge=abc",
+        ] {
+            let r = send(method.clone(), &sc.url(target), &[], Bytes::new()).await;
+            assert_eq!(
+                r.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {target}"
+            );
+        }
+    }
+    assert_eq!(up.count(), 0);
+}
