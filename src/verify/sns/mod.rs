@@ -534,7 +534,14 @@ impl SnsVerifier {
         if let Some(hit) = self.cached(url, mono)? {
             return Ok(hit);
         }
-        let _one = self.fetching.lock().await;
+        // One fetch at a time, and a bounded wait for it: the URLs are the sender's, so a
+        // crowd of made-up ones must not hold every waiting request (and its connection) for
+        // as long as the line is. Past one fetch's total time: 503, SNS retries.
+        let wait = self.fetcher.options().total_timeout;
+        let Ok(_one) = tokio::time::timeout(wait, self.fetching.lock()).await else {
+            tracing::warn!("SNS signing certificate: waited too long behind other fetches");
+            return Err(SnsError::CertUnavailable);
+        };
         if let Some(hit) = self.cached(url, mono)? {
             return Ok(hit);
         }

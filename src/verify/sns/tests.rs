@@ -444,6 +444,61 @@ async fn made_up_cert_urls_do_not_evict_a_cached_certificate() {
 }
 
 #[tokio::test]
+async fn waiting_behind_other_fetches_is_bounded() {
+    // Made-up certificate URLs that answer slowly, many at once: a message behind them waits
+    // at most one fetch's total time for its turn (then 503), not for the whole line.
+    let ca = TestCa::new();
+    let srv = TestServer::start(&ca).await;
+    let slow = Canned {
+        status: 404,
+        delay: Duration::from_millis(900),
+        ..Canned::ok("no")
+    };
+    for i in 0..6 {
+        srv.set(&format!("/slow-{i}.pem"), slow.clone());
+    }
+    srv.set(
+        "/good.pem",
+        Canned::ok(ca.rsa_leaf_pem(&["localhost"], None)),
+    );
+    let fetcher = crate::fetch::Fetcher::new(
+        crate::fetch::FetchOptions {
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(1),
+            max_bytes: 64 * 1024,
+        },
+        ca.roots(),
+    );
+    let verifier = std::sync::Arc::new(SnsVerifier::new(options(&srv), fetcher).unwrap());
+    let mut crowd = Vec::new();
+    for i in 0..6 {
+        let v = std::sync::Arc::clone(&verifier);
+        let m = sign(notification(&srv.url(&format!("/slow-{i}.pem")), None), 2).to_string();
+        crowd.push(tokio::spawn(async move {
+            v.verify(m.as_bytes(), NOW, Instant::now()).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let genuine = sign(notification(&srv.url("/good.pem"), None), 2).to_string();
+    let t = std::time::Instant::now();
+    let got = verifier
+        .verify(genuine.as_bytes(), NOW, Instant::now())
+        .await;
+    let waited = t.elapsed();
+    // The line is 6 x 900 ms long; the wait is cut at the 1 s total time.
+    assert!(waited < Duration::from_millis(3000), "waited {waited:?}");
+    assert_eq!(got, Err(SnsError::CertUnavailable));
+    for c in crowd {
+        assert!(c.await.unwrap().is_err());
+    }
+    // Once the line is gone the genuine message verifies.
+    verifier
+        .verify(genuine.as_bytes(), NOW, Instant::now())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn malformed_messages() {
     let e = env().await;
     let cert = e.srv.url(CERT_PATH);
