@@ -90,14 +90,20 @@ pub async fn serve(
                 let (metrics, ready, queue) = (Arc::clone(&metrics), ready.clone(), queue.clone());
                 let rejections = Arc::clone(&rejections);
                 async move {
+                    let path = req.uri().path();
+                    let operator_only = QueueAdmin::serves(path) || path.starts_with("/debug/");
+                    if operator_only && local_peer(peer.ip()) && !local_host(req.headers()) {
+                        return Ok(text(
+                            StatusCode::FORBIDDEN,
+                            "{\"error\":\"bad_host\"}\n".into(),
+                            "application/json",
+                        ));
+                    }
                     let resp = match queue {
                         Some(q) if QueueAdmin::serves(req.uri().path()) => q.answer(req).await,
-                        _ if req.uri().path().starts_with("/debug/") => debug(
-                            req.method(),
-                            req.uri(),
-                            &rejections,
-                            peer.ip().is_loopback(),
-                        ),
+                        _ if req.uri().path().starts_with("/debug/") => {
+                            debug(req.method(), req.uri(), &rejections, local_peer(peer.ip()))
+                        }
                         _ => answer(&req, &metrics, &ready),
                     };
                     Ok::<_, std::convert::Infallible>(resp)
@@ -110,6 +116,39 @@ pub async fn serve(
                 .await;
         });
     }
+}
+
+/// Whether a client is on this host: a loopback address, also as an IPv4-mapped IPv6
+/// address (a dual-stack `[::]` listener sees 127.0.0.1 as `::ffff:127.0.0.1`, which
+/// `is_loopback` alone does not count).
+fn local_peer(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+/// DNS rebinding: a web page whose name its owner re-points at `127.0.0.1` reaches the
+/// admin port from the operator's browser (hookseal run locally, or `kubectl port-forward`)
+/// as its own origin, and can read `/debug/rejections` or POST to `/queue`. Such a request
+/// arrives from loopback with the page's name in `Host`. From a loopback peer, `/debug` and
+/// `/queue` answer only a `Host` that is `localhost` or an IP address (or none, HTTP/1.0).
+fn local_host(headers: &http::HeaderMap) -> bool {
+    let mut all = headers.get_all(header::HOST).iter();
+    let (value, None) = (all.next(), all.next()) else {
+        return false;
+    };
+    let Some(value) = value else { return true };
+    let Ok(authority) = value.to_str() else {
+        return false;
+    };
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').unwrap_or(("", "")),
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => (authority, ""),
+        },
+    };
+    let port = port.strip_prefix(':').unwrap_or(port);
+    let port_ok = port.bytes().all(|b| b.is_ascii_digit());
+    port_ok && (host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok())
 }
 
 fn text(status: StatusCode, body: String, ctype: &'static str) -> Response<Full<Bytes>> {
@@ -197,6 +236,50 @@ fn answer(req: &Request<Incoming>, metrics: &Metrics, ready: &Readiness) -> Resp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapped_loopback_peer_is_local() {
+        for ip in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            assert!(local_peer(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "::ffff:10.0.0.1", "::", "0.0.0.0", "fe80::1"] {
+            assert!(!local_peer(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn operator_endpoints_refuse_a_rebound_host() {
+        let h = |values: &[&str]| {
+            let mut m = http::HeaderMap::new();
+            for v in values {
+                m.append(header::HOST, v.parse().unwrap());
+            }
+            local_host(&m)
+        };
+        for ok in [
+            "localhost",
+            "LOCALHOST:9090",
+            "127.0.0.1:9090",
+            "127.0.0.2",
+            "[::1]:9090",
+            "[::1]",
+            "10.0.0.7:9090",
+        ] {
+            assert!(h(&[ok]), "{ok}");
+        }
+        assert!(h(&[]), "HTTP/1.0 without Host");
+        for bad in [
+            "evil.example",
+            "evil.example:9090",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:9090",
+            "[::1",
+            "localhost:9090@evil",
+        ] {
+            assert!(!h(&[bad]), "{bad}");
+        }
+        assert!(!h(&["localhost", "evil.example"]), "two Hosts");
+    }
 
     #[test]
     fn debug_is_for_loopback_clients_only_and_filters() {

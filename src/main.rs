@@ -314,6 +314,20 @@ fn route_warnings(config: &hookseal::config::Config) -> Vec<String> {
     }
     out.extend(queue_cli::warnings(config));
     for r in &config.routes {
+        let okta = r
+            .scheme
+            .as_ref()
+            .is_some_and(|s| s.name().as_str() == "okta");
+        if okta && r.secret_ids.is_empty() {
+            out.push(format!(
+                "route {}: scheme okta without secrets checks nothing: every request to it is \
+                 forwarded with x-hookseal-verified: true. Give the hook's Authorization header \
+                 value as secrets (Okta sends it with every request).",
+                r.name
+            ));
+        }
+    }
+    for r in &config.routes {
         let pinned = r
             .options
             .public_url

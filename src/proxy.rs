@@ -457,6 +457,10 @@ impl Proxy {
                 if let Some(h) = route.and_then(|r| r.cfg.options.hmac.as_ref()) {
                     signature_headers.push(&h.header);
                 }
+                // A `jwt` route's own token header (`[route.jwt] header`): a bearer token
+                // valid until its `exp`, whatever its name.
+                let jwt = route.and_then(|r| r.cfg.options.engine.jwt.as_ref());
+                signature_headers.extend(jwt.and_then(|j| j.header.as_deref()));
                 self.rejections.record(&Rejected {
                     route: name,
                     reason,
@@ -525,6 +529,14 @@ impl Proxy {
         // 405 the route table would have given, whatever the mode.
         if let Some(miss @ Rejection::Route(_)) = verdict.failure {
             return Err(miss);
+        }
+        // Such a GET is only ever a handshake: one that failed is refused in every mode
+        // (observe mode forwards what fails verification, never a method the route lacks).
+        let get_beyond_methods =
+            parts.method == http::Method::GET && !cfg.methods.contains(&http::Method::GET);
+        match verdict.failure {
+            Some(failed) if get_beyond_methods => return Err(failed),
+            _ => {}
         }
         let on_store_error = cx.snap.config.replay.on_store_error;
         let observed = match decide(cfg.mode, on_store_error, verdict.failure) {

@@ -84,7 +84,8 @@ fn fetch(args: &RejectionsArgs, config: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let body = runtime.block_on(get(uri))?;
     if args.json {
-        return super::write_out(&format!("{}\n", String::from_utf8_lossy(&body)));
+        let text = String::from_utf8_lossy(&body);
+        return super::write_out(&format!("{}\n", json_escaped(&text)));
     }
     let list: Vec<serde_json::Value> =
         serde_json::from_slice(&body).map_err(|e| format!("{url}: not a JSON array: {e}"))?;
@@ -120,6 +121,44 @@ async fn get(uri: http::Uri) -> Result<Bytes, String> {
     Ok(body)
 }
 
+/// `text` safe for a terminal: header values are the sender's, and a byte that is not UTF-8
+/// was stored as U+FFFD but a C1 control sent as UTF-8 (U+009B is CSI: clear the screen, move
+/// the cursor over earlier lines) or a bidi override (U+202E) was not. Those, and any other
+/// control character, are written as `\u{..}` escapes.
+fn printable(text: &str) -> String {
+    if !text.chars().any(hostile) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if hostile(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn hostile(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The JSON text with the characters [`printable`] escapes written as JSON `\uXXXX` escapes
+/// (the same JSON; the control characters JSON requires escaped already are).
+fn json_escaped(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if hostile(c) {
+                format!("\\u{:04x}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// One block per rejection: a summary line, then the headers, then the body's length and hash.
 fn render(list: &[serde_json::Value]) -> String {
     use std::fmt::Write as _;
@@ -127,7 +166,7 @@ fn render(list: &[serde_json::Value]) -> String {
         return "no rejected requests recorded\n".into();
     }
     let s = |v: &serde_json::Value| match v {
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => printable(s),
         serde_json::Value::Null => "-".into(),
         other => other.to_string(),
     };
@@ -159,4 +198,32 @@ fn render(list: &[serde_json::Value]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_text_cannot_drive_the_terminal() {
+        let entry = serde_json::json!({
+            "time": "t", "status": 401, "reason": "bad_signature", "route": "gh",
+            "peer": "10.0.0.1:5", "request_id": "r\u{9b}2J",
+            "headers": {"x-a": "\u{9b}2J\u{9d}0;title\u{9c}", "x-b": "abc\u{202e}gpj.exe", "x-c": "caf\u{e9}"},
+            "body_bytes": 0, "body_sha256": "00"
+        });
+        let out = render(&[entry]);
+        for c in ['\u{9b}', '\u{9d}', '\u{9c}', '\u{202e}'] {
+            assert!(!out.contains(c), "{c:?} written raw: {out:?}");
+        }
+        assert!(out.contains("x-a: \\u{9b}2J\\u{9d}0;title\\u{9c}"), "{out}");
+        assert!(out.contains("x-b: abc\\u{202e}gpj.exe"), "{out}");
+        assert!(out.contains("x-c: caf\u{e9}"), "ordinary text stays: {out}");
+        assert!(out.contains("request_id=r\\u{9b}2J"), "{out}");
+        let raw = r#"[{"headers":{"x-a":"\u009b2J"}}]"#.replace("\\u009b", "\u{9b}");
+        let json = json_escaped(&raw);
+        assert!(!json.contains('\u{9b}'), "{json:?}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back[0]["headers"]["x-a"], "\u{9b}2J", "the same JSON");
+    }
 }

@@ -238,8 +238,29 @@ async fn purge(
     Ok(reply(StatusCode::OK, &json!({"purged": n, "route": route})))
 }
 
-/// The JSON body of a POST, bounded in size and time.
+/// Whether a POST says its body is JSON (`application/json`, parameters allowed). A browser
+/// sends a cross-site POST without asking first only as a "simple" request (`text/plain`,
+/// form types): requiring JSON makes it ask (a CORS preflight, which this port never
+/// grants), so a web page cannot retry or purge through an operator's `kubectl port-forward`.
+fn json_content_type(headers: &http::HeaderMap) -> bool {
+    let mut all = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(v), None) = (all.next(), all.next()) else {
+        return false;
+    };
+    v.to_str().is_ok_and(|v| {
+        let essence = v.split(';').next().unwrap_or("").trim();
+        essence.eq_ignore_ascii_case("application/json")
+    })
+}
+
+/// The JSON body of a POST (`Content-Type: application/json`), bounded in size and time.
 async fn body(req: Request<Incoming>) -> Result<Value, Response<Full<Bytes>>> {
+    if !json_content_type(req.headers()) {
+        return Err(reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &json!({"error": "unsupported_media_type", "detail": "send Content-Type: application/json"}),
+        ));
+    }
     let read = tokio::time::timeout(
         Duration::from_secs(10),
         Limited::new(req.into_body(), MAX_BODY).collect(),
@@ -303,6 +324,30 @@ fn reply(status: StatusCode, v: &Value) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn posts_must_say_they_are_json() {
+        let h = |values: &[&str]| {
+            let mut m = http::HeaderMap::new();
+            for v in values {
+                m.append(header::CONTENT_TYPE, v.parse().unwrap());
+            }
+            json_content_type(&m)
+        };
+        assert!(h(&["application/json"]));
+        assert!(h(&["Application/JSON; charset=utf-8"]));
+        // What a cross-site form or `fetch` sends without a preflight, and nothing at all.
+        for simple in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ] {
+            assert!(!h(&[simple]), "{simple}");
+        }
+        assert!(!h(&[]));
+        assert!(!h(&["application/json", "text/plain"]));
+        assert!(!h(&["application/jsonx"]));
+    }
 
     #[test]
     fn query_values_are_percent_decoded() {

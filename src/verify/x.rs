@@ -7,8 +7,9 @@
 //!   {"response_token":"sha256=<base64 HMAC-SHA256(secret, C)>"}` with the **first** secret
 //!   (the app's current consumer secret); never forwarded, also on a route whose `methods`
 //!   lack GET. The CRC is unsigned, so it is an HMAC oracle over C: hookseal answers only a
-//!   token of at most 256 characters of `[A-Za-z0-9._~+/=-]` (X's tokens), never JSON (a
-//!   delivery body), so the answer cannot be replayed as a POST signature.
+//!   token of at most 256 characters of `[A-Za-z0-9._~+/=-]` (X's tokens) that is not a JSON
+//!   document (not an object, nor a scalar such as `null`, `true` or `1`: any body a JSON
+//!   parser accepts), so the answer cannot be replayed as the signature of a JSON delivery.
 //! * No timestamp, no message id.
 
 use std::sync::Arc;
@@ -52,12 +53,16 @@ struct X {
     keys: Vec<MacKey>,
 }
 
-/// A CRC token as X sends them; anything else is refused (see the module doc).
+/// A CRC token as X sends them; anything else is refused (see the module doc). The
+/// character set keeps out JSON objects, arrays and strings, but not JSON's scalars: `null`,
+/// `true`, `1e5` are a whole JSON document an app's parser accepts, and their answer would be
+/// the signature of a POST with that body. A token that is JSON is refused too.
 fn plausible_token(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 256
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._~+/=-".contains(&b))
+        && serde_json::from_str::<serde::de::IgnoredAny>(t).is_err()
 }
 
 impl X {
@@ -94,5 +99,32 @@ impl Verifier for X {
             return Check::Ready(self.crc(&input).map(Checked::Handshake));
         }
         Check::Ready(self.verify(&input, now, tol).map(Checked::Verified))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plausible_token;
+
+    #[test]
+    fn crc_tokens_that_are_json_documents_are_refused() {
+        for t in ["null", "true", "false", "0", "1", "-2.5e3", "1E5", "123456"] {
+            assert!(
+                !plausible_token(t),
+                "{t} is JSON: its answer would sign that body"
+            );
+        }
+        for t in [
+            "9b4507b3-9040-4669-9ca3-6b94edb50553",
+            "abc",
+            "nul",
+            "1.2.3",
+            "-",
+            "e5",
+            "01",
+            "aGVsbG8=",
+        ] {
+            assert!(plausible_token(t), "{t}");
+        }
     }
 }

@@ -19,5 +19,6 @@ mod queue;
 mod reference;
 mod reload;
 mod replay;
+mod review;
 mod sign;
 mod tls;

@@ -777,3 +777,94 @@ async fn first_fetch_failing_is_keys_unavailable() {
     )
     .is_err());
 }
+
+/// The second phase's review, what held: keys named or carried by the token's header are
+/// never used, a `kid` is only a name, duplicate header members and nested or huge tokens are
+/// refused, and `aud` may be an array holding the allowed audience among others (RFC 7519).
+#[tokio::test]
+async fn review_header_keys_and_token_shapes_are_not_trusted() {
+    let g = google();
+    let generic = JwtVerifier::new(
+        JwtPolicy {
+            audiences: vec![AUD.to_owned()],
+            ..JwtPolicy::default()
+        },
+        inline(&[g.key.jwk("g1")]),
+    )
+    .unwrap();
+    let check = |t: String| {
+        let v = &generic;
+        async move {
+            v.verify(&bearer(&t), Body::new(b"{}"), NOW, Instant::now())
+                .await
+        }
+    };
+    let evil = Signer::ec();
+    for (name, value) in [
+        ("jwk", evil.jwk("g1")),
+        ("jku", json!("https://evil.example/jwks.json")),
+        ("x5u", json!("https://evil.example/cert.pem")),
+        ("x5c", json!(["MIIBevil"])),
+    ] {
+        let mut h = json!({"alg": "ES256", "kid": "g1"});
+        h[name] = value;
+        let t = evil.token(&h, &google_claims());
+        assert_eq!(
+            check(t).await,
+            Err(JwtError::BadToken("unknown key")),
+            "{name}"
+        );
+    }
+    for kid in [
+        "../../jwks",
+        "https://evil.example/k",
+        "g1\u{0}",
+        "g1/../g1",
+        "G1",
+    ] {
+        assert_eq!(
+            g.check(&g.key.signed(kid, &google_claims())).await,
+            Err(JwtError::BadToken("unknown key")),
+            "{kid:?}"
+        );
+    }
+    // A header with `alg` twice (one parser reads `none`, another `RS256`).
+    let raw = |header: &str, claims: &str| {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+        let s = g.key.sign_raw(input.as_bytes());
+        format!("{input}.{}", b64(&s))
+    };
+    let claims = google_claims().to_string();
+    let dup = raw(r#"{"alg":"none","alg":"RS256","kid":"g1"}"#, &claims);
+    assert_eq!(
+        g.check(&dup).await,
+        Err(JwtError::BadToken("header not JSON"))
+    );
+    // A nested JWS (`cty: JWT`, the payload a token) is no claims object.
+    let inner = g.key.signed("g1", &google_claims());
+    let nested = raw(
+        r#"{"alg":"RS256","kid":"g1","cty":"JWT"}"#,
+        &json!(inner).to_string(),
+    );
+    assert_eq!(
+        g.check(&nested).await,
+        Err(JwtError::BadToken("payload not a JSON object"))
+    );
+    // Over 16 KiB: refused before any decoding.
+    let pad = "x".repeat(MAX_TOKEN_BYTES);
+    let huge = g
+        .key
+        .signed("g1", &with(google_claims(), "pad", json!(pad)));
+    assert_eq!(
+        g.check(&huge).await,
+        Err(JwtError::BadToken("token too long"))
+    );
+    // `aud` as an array: one allowed member is enough; none is a mismatch.
+    let aud = json!(["https://other.example", AUD]);
+    assert!(g.claims(with(google_claims(), "aud", aud)).await.is_ok());
+    let aud = json!(["https://other.example", [AUD], {"aud": AUD}]);
+    assert_eq!(
+        g.claims(with(google_claims(), "aud", aud)).await,
+        Err(JwtError::ClaimMismatch("aud".to_owned()))
+    );
+}

@@ -534,7 +534,14 @@ impl SnsVerifier {
         if let Some(hit) = self.cached(url, mono)? {
             return Ok(hit);
         }
-        let _one = self.fetching.lock().await;
+        // One fetch at a time, and a bounded wait for it: the URLs are the sender's, so a
+        // crowd of made-up ones must not hold every waiting request (and its connection) for
+        // as long as the line is. Past one fetch's total time: 503, SNS retries.
+        let wait = self.fetcher.options().total_timeout;
+        let Ok(_one) = tokio::time::timeout(wait, self.fetching.lock()).await else {
+            tracing::warn!("SNS signing certificate: waited too long behind other fetches");
+            return Err(SnsError::CertUnavailable);
+        };
         if let Some(hit) = self.cached(url, mono)? {
             return Ok(hit);
         }
@@ -547,11 +554,14 @@ impl SnsVerifier {
         let mut cache = self.lock();
         cache.retain(|_, c| !self.expired(c, mono));
         if cache.len() >= self.options.cert_cache_entries {
+            // A failure is given up before any certificate: the URL's path is the sender's
+            // choice, so made-up URLs on the allowed host (404s) must not push the genuine
+            // certificate out and send every genuine message back to a fetch.
             let oldest = cache
                 .iter()
                 .min_by_key(|(_, c)| match c {
-                    Cached::Cert { fetched, .. } => *fetched,
-                    Cached::Failed { at } => *at,
+                    Cached::Cert { fetched, .. } => (1, *fetched),
+                    Cached::Failed { at } => (0, *at),
                 })
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {

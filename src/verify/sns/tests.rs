@@ -227,6 +227,40 @@ async fn a_bad_cert_url_is_refused_before_any_fetch() {
     assert_eq!(e.srv.connections(), 0);
 }
 
+#[test]
+fn cert_url_host_tricks_are_refused() {
+    // The second phase's review: spellings that some URL parsers read as the allowed host.
+    let expected = "sns.eu-west-1.amazonaws.com";
+    for bad in [
+        "https://sns.eu-west-1.amazonaws.com./x.pem",
+        "https://sns.eu-west-1.amazonaws.com:443/x.pem",
+        "https://sns.eu-west-1.amazonaws.com:8443/x.pem",
+        "https://sns.eu-west-1.amazonaws.com%2eevil.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com%40evil.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com@evil.com/x.pem",
+        "https://evil.com@sns.eu-west-1.amazonaws.com/x.pem",
+        "https://evil.com\\@sns.eu-west-1.amazonaws.com/x.pem",
+        "https://evil.com#@sns.eu-west-1.amazonaws.com/x.pem",
+        "https://evil.com?@sns.eu-west-1.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com\\.evil.com/x.pem",
+        "https://xn--sns-eu-west-1-amazonaws-com.evil/x.pem",
+        "https://sns.eu-west-1.amazonaws.com /x.pem",
+        " https://sns.eu-west-1.amazonaws.com/x.pem",
+        "https://sns.eu-west-1.amazonaws.com/x.pem\n",
+        "https:sns.eu-west-1.amazonaws.com/x.pem",
+        "https:///sns.eu-west-1.amazonaws.com/x.pem",
+        "//sns.eu-west-1.amazonaws.com/x.pem",
+        "ftp://sns.eu-west-1.amazonaws.com/x.pem",
+        "https://[::1]/x.pem",
+    ] {
+        assert!(allowed_host(bad, expected).is_none(), "{bad}");
+    }
+    assert_eq!(
+        allowed_host("https://SNS.EU-WEST-1.amazonaws.com/x.pem", expected).as_deref(),
+        Some(expected)
+    );
+}
+
 #[tokio::test]
 async fn the_region_comes_from_the_topic() {
     let opts = SnsOptions::new(vec![TOPIC.to_owned()]);
@@ -362,6 +396,106 @@ async fn the_cache_is_bounded_and_expires() {
     // past max age: fetched again
     run(1, t0 + Duration::from_secs(700)).await.unwrap();
     assert_eq!(srv.hits("/c1.pem"), 2);
+}
+
+#[tokio::test]
+async fn made_up_cert_urls_do_not_evict_a_cached_certificate() {
+    // The SigningCertURL's path is the sender's: anyone who knows an allowed topic can send
+    // messages naming made-up certificates on the allowed host. Their failures must not push
+    // the genuine certificate out of the cache (every genuine message would fetch again,
+    // queued behind the made-up fetches).
+    let ca = TestCa::new();
+    let srv = TestServer::start(&ca).await;
+    srv.set(
+        "/good.pem",
+        Canned::ok(ca.rsa_leaf_pem(&["localhost"], None)),
+    );
+    let verifier = SnsVerifier::new(
+        SnsOptions {
+            cert_cache_entries: 2,
+            ..options(&srv)
+        },
+        ca.fetcher(),
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let genuine = sign(notification(&srv.url("/good.pem"), None), 2).to_string();
+    verifier.verify(genuine.as_bytes(), NOW, t0).await.unwrap();
+    for i in 0..4u64 {
+        let forged = notification(&srv.url(&format!("/made-up-{i}.pem")), None);
+        let forged = sign(forged, 2).to_string();
+        let at = t0 + Duration::from_secs(i + 1);
+        assert_eq!(
+            verifier.verify(forged.as_bytes(), NOW, at).await,
+            Err(SnsError::CertUnavailable)
+        );
+    }
+    let later = t0 + Duration::from_secs(10);
+    verifier
+        .verify(genuine.as_bytes(), NOW, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        srv.hits("/good.pem"),
+        1,
+        "the genuine certificate was fetched again"
+    );
+    assert!(verifier.lock().len() <= 2);
+}
+
+#[tokio::test]
+async fn waiting_behind_other_fetches_is_bounded() {
+    // Made-up certificate URLs that answer slowly, many at once: a message behind them waits
+    // at most one fetch's total time for its turn (then 503), not for the whole line.
+    let ca = TestCa::new();
+    let srv = TestServer::start(&ca).await;
+    let slow = Canned {
+        status: 404,
+        delay: Duration::from_millis(900),
+        ..Canned::ok("no")
+    };
+    for i in 0..6 {
+        srv.set(&format!("/slow-{i}.pem"), slow.clone());
+    }
+    srv.set(
+        "/good.pem",
+        Canned::ok(ca.rsa_leaf_pem(&["localhost"], None)),
+    );
+    let fetcher = crate::fetch::Fetcher::new(
+        crate::fetch::FetchOptions {
+            connect_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(1),
+            max_bytes: 64 * 1024,
+        },
+        ca.roots(),
+    );
+    let verifier = std::sync::Arc::new(SnsVerifier::new(options(&srv), fetcher).unwrap());
+    let mut crowd = Vec::new();
+    for i in 0..6 {
+        let v = std::sync::Arc::clone(&verifier);
+        let m = sign(notification(&srv.url(&format!("/slow-{i}.pem")), None), 2).to_string();
+        crowd.push(tokio::spawn(async move {
+            v.verify(m.as_bytes(), NOW, Instant::now()).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let genuine = sign(notification(&srv.url("/good.pem"), None), 2).to_string();
+    let t = std::time::Instant::now();
+    let got = verifier
+        .verify(genuine.as_bytes(), NOW, Instant::now())
+        .await;
+    let waited = t.elapsed();
+    // The line is 6 x 900 ms long; the wait is cut at the 1 s total time.
+    assert!(waited < Duration::from_millis(3000), "waited {waited:?}");
+    assert_eq!(got, Err(SnsError::CertUnavailable));
+    for c in crowd {
+        assert!(c.await.unwrap().is_err());
+    }
+    // Once the line is gone the genuine message verifies.
+    verifier
+        .verify(genuine.as_bytes(), NOW, Instant::now())
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
