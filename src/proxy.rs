@@ -1007,12 +1007,13 @@ async fn verdict(cx: &Ctx<'_>, parts: &Parts, body: &RawBody, rec: &mut Record<'
             }
         }
     };
-    // Step 3b: the verified request's event type, and the route's filter (before the replay
-    // store: a filtered request claims no key). Observe mode filters nothing ([`decide`]), so
-    // there the request goes on to the replay check like any other.
+    // Step 3b: the verified request's event type, and the route's filter. Observe mode
+    // filters nothing ([`decide`]), so there the request goes on to the replay check like any
+    // other.
     let event = event_type(cx.route, parts, body, rec);
     let observe = cx.route.cfg.mode == Mode::Observe;
     if !observe && !cx.route.cfg.events.allows(event.as_ref()) {
+        settle_filtered(cx, scheme, &verified, parts, body, rec).await;
         return Verdict {
             verified: Some(verified),
             mark: None,
@@ -1090,6 +1091,30 @@ async fn verify(
         .map(|ts| ts.abs_diff(now));
     rec.key_index = Some(verified.key_index);
     Ok(checked)
+}
+
+/// A filtered delivery is settled by hookseal's own answer: its dedupe key is marked done, as
+/// a delivered one is. A header-sourced event type is unsigned, so without this a captured
+/// filtered delivery replayed with an allowed type would be a first delivery (SECURITY.md
+/// row 50). A duplicate stays filtered; a store error is logged, the answer unchanged (the
+/// request is not forwarded either way).
+async fn settle_filtered(
+    cx: &Ctx<'_>,
+    scheme: &Scheme,
+    verified: &Verified,
+    parts: &Parts,
+    body: &RawBody,
+    rec: &mut Record<'_>,
+) {
+    let Ok(Some(key)) = claim(cx, scheme, verified, parts, body, rec).await else {
+        return;
+    };
+    let cfg = &cx.route.cfg;
+    let signed_ts = cx.route.signed_timestamp && verified.timestamp.is_some();
+    let done_ttl = cfg.events.done_ttl(cfg.tolerance, signed_ts);
+    if let Err(e) = cx.route.replay.finish(&key, true, done_ttl).await {
+        tracing::warn!(route = %cfg.name, error = %e, "replay store: could not settle a filtered delivery");
+    }
 }
 
 /// Step 4: dedupe on the route's `dedupe_key` of the verified request (src/events.rs).

@@ -498,3 +498,30 @@ async fn a_preset_keys_on_its_signature_and_reads_its_default_event() {
     assert_eq!(r.json()["status"], "filtered");
     assert_eq!(up.count(), 1);
 }
+
+/// A filtered delivery is settled by hookseal's answer: replayed with an allowed (unsigned)
+/// event type and the same id, it is a duplicate, never a first delivery (SECURITY.md row 50).
+/// Before the fix a filtered request claimed no key, and this replay reached the app.
+#[tokio::test]
+async fn a_filtered_delivery_replayed_with_an_allowed_type_is_a_duplicate() {
+    let up = Upstream::start().await;
+    let sc = Sidecar::start(up.addr, "", &gh_route("events = [\"push\"]")).await;
+    let url = sc.url("/hooks/gh");
+    let body = br#"{"action":"opened","number":7}"#;
+    let r = post(&url, &gh_headers("issues", "d-1", body), &body[..]).await;
+    assert_eq!(r.json()["status"], "filtered");
+    let r = post(&url, &gh_headers("push", "d-1", body), &body[..]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["status"], "duplicate");
+    // Its repeat with the filtered type is still filtered; a new delivery of an allowed type
+    // goes through.
+    let r = post(&url, &gh_headers("issues", "d-1", body), &body[..]).await;
+    assert_eq!(r.json()["status"], "filtered");
+    let r = post(&url, &gh_headers("push", "d-2", body), &body[..]).await;
+    assert_eq!(r.body, Bytes::from_static(b"upstream-ok"));
+    assert_eq!(
+        up.count(),
+        1,
+        "only the new allowed delivery reached the app"
+    );
+}
