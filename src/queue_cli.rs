@@ -95,11 +95,7 @@ pub fn run(cmd: QueueCommand, config: &Path) -> ExitCode {
     };
     match runtime.block_on(cli::call(&base, &action)) {
         Ok((status, body)) => {
-            let pretty = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| serde_json::to_string_pretty(&v).ok())
-                .unwrap_or(body);
-            let out = format!("{pretty}\n");
+            let out = printable(body);
             if (200..300).contains(&status) {
                 if let Err(e) = crate::write_out(&out) {
                     eprintln!("{e}");
@@ -116,6 +112,17 @@ pub fn run(cmd: QueueCommand, config: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The admin's answer for a terminal: pretty JSON, with the control characters and bidi
+/// overrides JSON leaves raw escaped (ids come from senders' unsigned headers, `last_error`
+/// from the app: a C1 control such as U+009B would drive the operator's terminal).
+fn printable(body: String) -> String {
+    let pretty = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or(body);
+    format!("{}\n", crate::rejections::json_escaped(&pretty))
 }
 
 /// `check`'s line about the spool, when a route is queued.
@@ -167,5 +174,21 @@ pub fn warnings(config: &hookseal::config::Config) -> Vec<String> {
             q.path.display(),
             dir.display()
         )]
+    }
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn sender_and_app_text_cannot_drive_the_terminal() {
+        let body = "{\"dead\":[{\"id\":\"d\u{9b}2J\",\"last_error\":\"HTTP 410 abc\u{202e}gpj\"}]}";
+        let out = super::printable(body.to_owned());
+        for c in ['\u{9b}', '\u{202e}'] {
+            assert!(!out.contains(c), "{c:?} written raw: {out:?}");
+        }
+        let back: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(back["dead"][0]["id"], "d\u{9b}2J", "the same JSON");
+        // Not JSON (an error page): escaped as well.
+        assert!(!super::printable("bad \u{9b}".to_owned()).contains('\u{9b}'));
     }
 }

@@ -146,11 +146,12 @@ fn hostile(c: char) -> bool {
 }
 
 /// The JSON text with the characters [`printable`] escapes written as JSON `\uXXXX` escapes
-/// (the same JSON; the control characters JSON requires escaped already are).
-fn json_escaped(text: &str) -> String {
+/// (the same JSON; the control characters JSON requires escaped already are, so a raw line
+/// feed can only be the layout of pretty JSON, and stays).
+pub(crate) fn json_escaped(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if hostile(c) {
+            if hostile(c) && c != '\n' {
                 format!("\\u{:04x}", u32::from(c))
             } else {
                 c.to_string()
