@@ -23,18 +23,19 @@ pub struct Handshake {
     pub content_type: &'static str,
     /// The exact body bytes.
     pub body: Bytes,
-    /// `X-Content-Type-Options: nosniff` (Dropbox's challenge echo).
+    /// `X-Content-Type-Options: nosniff`: set on every `text/plain` echo (Dropbox asks for it;
+    /// for the others it keeps a browser from sniffing the sender's text as HTML).
     pub nosniff: bool,
 }
 
 impl Handshake {
-    /// 200 `text/plain` with `body` as it is.
+    /// 200 `text/plain` with `body` as it is, and `nosniff`.
     pub fn text(body: impl Into<Bytes>) -> Handshake {
         Handshake {
             status: StatusCode::OK,
             content_type: "text/plain",
             body: body.into(),
-            nosniff: false,
+            nosniff: true,
         }
     }
 

@@ -77,6 +77,10 @@ fn assert_answer(a: &Answer, status: u16, content_type: &str, body: &[u8]) {
     assert_eq!(a.status.as_u16(), status, "{a:?}");
     assert_eq!(a.headers["content-type"], content_type, "{a:?}");
     assert_eq!(&a.body[..], body, "{a:?}");
+    if content_type == "text/plain" {
+        // An echo of the sender's text is never sniffed into HTML by a browser.
+        assert_eq!(a.headers["x-content-type-options"], "nosniff", "{a:?}");
+    }
 }
 
 async fn get(sc: &Sidecar, path: &str, headers: &[(&str, String)]) -> Answer {
