@@ -25,6 +25,8 @@ pub struct Handshake {
     pub body: Bytes,
     /// `X-Content-Type-Options: nosniff` (Dropbox's challenge echo).
     pub nosniff: bool,
+    /// One more response header (Asana's `X-Hook-Secret` echo), if the provider wants one.
+    pub header: Option<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Handshake {
@@ -35,6 +37,7 @@ impl Handshake {
             content_type: "text/plain",
             body: body.into(),
             nosniff: false,
+            header: None,
         }
     }
 
@@ -45,6 +48,7 @@ impl Handshake {
             content_type: "application/json",
             body: Bytes::from(value.to_string()),
             nosniff: false,
+            header: None,
         }
     }
 }

@@ -883,6 +883,90 @@ static CLEARBIT_SPEC: Spec = body_mac(
 );
 pub(crate) static CLEARBIT: SchemeDef = preset!(CLEARBIT_SPEC);
 
+/// AfterShip Tracking: `aftership-hmac-sha256: <base64 HMAC-SHA256(body)>` keyed with the
+/// webhook secret (Settings → Webhooks). AfterShip's Returns/Warranty products sign the same
+/// way under `as-signature-hmac-sha256` (use `hmac` for those). Source: AfterShip Tracking API
+/// "Webhook signature" (aftership.com/docs/tracking/webhook/webhook-signature).
+static AFTERSHIP_SPEC: Spec = body_mac(
+    "aftership",
+    &["aftership-hmac-sha256"],
+    SHA256,
+    Enc::Base64,
+    "",
+    &[],
+);
+pub(crate) static AFTERSHIP: SchemeDef = preset!(AFTERSHIP_SPEC, Json("/event"));
+
+/// Alchemy Notify: `X-Alchemy-Signature: <hex HMAC-SHA256(body)>` keyed with the webhook's
+/// signing key (no prefix, no timestamp). Source: Alchemy "Notify API quickstart — validate
+/// the signature" (alchemy.com/docs/reference/notify-api-quickstart).
+static ALCHEMY_SPEC: Spec = body_mac(
+    "alchemy",
+    &["X-Alchemy-Signature"],
+    SHA256,
+    Enc::Hex,
+    "",
+    &[],
+);
+pub(crate) static ALCHEMY: SchemeDef = preset!(ALCHEMY_SPEC, Json("/type"));
+
+/// Bolt: `X-Bolt-Hmac-Sha256: <base64 HMAC-SHA256(body)>` keyed with the merchant's signing
+/// secret (Administration → API). Source: Bolt "How to verify webhooks"
+/// (help.bolt.com/developers/webhooks/hook-verification).
+static BOLT_SPEC: Spec = body_mac(
+    "bolt",
+    &["X-Bolt-Hmac-Sha256"],
+    SHA256,
+    Enc::Base64,
+    "",
+    &[],
+);
+pub(crate) static BOLT: SchemeDef = preset!(BOLT_SPEC, Json("/type"));
+
+/// Chargify / Maxio Advanced Billing: `X-Chargify-Webhook-Signature-Hmac-Sha-256: <hex
+/// HMAC-SHA256(body)>` keyed with the site's shared key; id `X-Chargify-Webhook-Id`. Source:
+/// Chargify "Webhooks reference — Webhook signature"
+/// (chargify.zendesk.com/hc/en-us/articles/4407905415963-Webhooks-Reference).
+static CHARGIFY_SPEC: Spec = body_mac(
+    "chargify",
+    &[
+        "X-Chargify-Webhook-Signature-Hmac-Sha-256",
+        "X-Chargify-Webhook-Id",
+    ],
+    SHA256,
+    Enc::Hex,
+    "",
+    &["X-Chargify-Webhook-Id"],
+);
+pub(crate) static CHARGIFY: SchemeDef = preset!(CHARGIFY_SPEC);
+
+/// Heroku app webhooks: `Heroku-Webhook-Hmac-SHA256: <base64 HMAC-SHA256(body)>` keyed with the
+/// subscription's secret; id `Heroku-Webhook-Id`. Source: Heroku Dev Center "App webhooks —
+/// Securing webhook requests" (devcenter.heroku.com/articles/app-webhooks).
+static HEROKU_SPEC: Spec = body_mac(
+    "heroku",
+    &["Heroku-Webhook-Hmac-SHA256", "Heroku-Webhook-Id"],
+    SHA256,
+    Enc::Base64,
+    "",
+    &["Heroku-Webhook-Id"],
+);
+pub(crate) static HEROKU: SchemeDef = preset!(HEROKU_SPEC, Header("Heroku-Webhook-Event"));
+
+/// Sonatype Nexus Repository / IQ: `X-Nexus-Webhook-Signature: <hex HMAC-SHA1(body)>` keyed
+/// with the capability's secret key; id `X-Nexus-Webhook-Delivery`, event type
+/// `X-Nexus-Webhook-Id`. Source: Sonatype "Webhooks — Working with HMAC payloads" and "Example
+/// headers and payloads" (help.sonatype.com).
+static SONATYPE_SPEC: Spec = body_mac(
+    "sonatype",
+    &["X-Nexus-Webhook-Signature", "X-Nexus-Webhook-Delivery"],
+    SHA1,
+    Enc::Hex,
+    "",
+    &["X-Nexus-Webhook-Delivery"],
+);
+pub(crate) static SONATYPE: SchemeDef = preset!(SONATYPE_SPEC, Header("X-Nexus-Webhook-Id"));
+
 // ------------------------------------------------------------------------------------------
 // The engine
 // ------------------------------------------------------------------------------------------

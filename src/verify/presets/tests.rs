@@ -48,6 +48,12 @@ pub(crate) const ALL: &[&Spec] = &[
     &LEMON_SQUEEZY_SPEC,
     &NOTION_SPEC,
     &CLEARBIT_SPEC,
+    &AFTERSHIP_SPEC,
+    &ALCHEMY_SPEC,
+    &BOLT_SPEC,
+    &CHARGIFY_SPEC,
+    &HEROKU_SPEC,
+    &SONATYPE_SPEC,
 ];
 
 const NOW: i64 = 1_735_689_600;
