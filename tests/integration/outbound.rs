@@ -886,6 +886,160 @@ async fn jwks_unknown_kids_are_rate_limited_and_cached_keys_outlive_an_outage() 
     );
 }
 
+/// Polls `post` on `path` every 500 ms until its answer has `status`; returns the time it
+/// took from `since`, or panics after `limit`.
+async fn poll_until(
+    sc: &Sidecar,
+    path: &str,
+    token: &str,
+    status: StatusCode,
+    since: std::time::Instant,
+    limit: std::time::Duration,
+) -> std::time::Duration {
+    loop {
+        let a = post(&sc.url(path), &bearer(token), "{}").await;
+        if a.status == status {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < limit,
+            "{path}: still {:?} after {limit:?}: {a:?}",
+            a.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The JWKS cache with the real binary, across its real (default) bounds: an unknown `kid`
+/// makes exactly one refetch once `refetch_interval` (60 s) has passed since the last fetch,
+/// and is then accepted, while another unknown `kid` inside the interval makes none; and with
+/// the JWKS server down, the cached keys serve until they expire (`min_ttl`, 60 s, for a
+/// `no-store` answer), then the route fails closed with 503 `keys_unavailable`.
+///
+/// This test waits about a minute, on purpose: both bounds are fixed (`JwksOptions::default()`,
+/// no config key — an operator has no reason to fetch a provider's keys more often, and a
+/// shorter `min_ttl` would only weaken the rate limit), and only the real clock shows them in
+/// the binary. The two routes run their minute side by side, so the wait is paid once; it runs
+/// in parallel with the rest of the suite; every wait is a bounded poll.
+#[tokio::test]
+async fn jwks_refetch_after_the_interval_and_fail_closed_after_expiry() {
+    let ca = TestCa::new();
+    let rotating = HttpsServer::start(&ca).await;
+    let failing = HttpsServer::start(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let old = Es256::new("old");
+    let new = Es256::new("new");
+    let cached = Es256::new("cached");
+    rotating.set(
+        "/jwks",
+        200,
+        &[("cache-control", "max-age=3600")],
+        json!({"keys":[old.jwk()]}).to_string(),
+    );
+    // `no-store`: kept for min_ttl only.
+    failing.set(
+        "/jwks",
+        200,
+        &[("cache-control", "no-store")],
+        json!({"keys":[cached.jwk()]}).to_string(),
+    );
+    let route = |name: &str, url: String| {
+        format!(
+            "[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nscheme = \"jwt\"\nca_file = \"{}\"\n\
+             [route.jwt]\njwks_url = \"{url}\"\naudiences = [\"a\"]\n",
+            ca_file.display()
+        )
+    };
+    let routes = route("rotating", rotating.url("/jwks")) + &route("failing", failing.url("/jwks"));
+    let up = Upstream::start().await;
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let claims = json!({"aud":"a","exp":unix_now() + 600});
+    let (old_t, new_t, cached_t) = (
+        old.token(&claims),
+        new.token(&claims),
+        cached.token(&claims),
+    );
+
+    // The first use of each route fetches its JWKS once.
+    let start = std::time::Instant::now();
+    let a = post(&sc.url("/rotating"), &bearer(&old_t), "{}").await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    let a = post(&sc.url("/failing"), &bearer(&cached_t), "{}").await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!((rotating.hits("/jwks"), failing.hits("/jwks")), (1, 1));
+
+    // The provider rotates in a new key; the other JWKS server goes down.
+    rotating.set(
+        "/jwks",
+        200,
+        &[("cache-control", "max-age=3600")],
+        json!({"keys":[old.jwk(), new.jwk()]}).to_string(),
+    );
+    failing.state.down.store(true, Ordering::SeqCst);
+    let failing_connections = failing.connections();
+
+    // Within the interval the new kid is unknown and fetches nothing; the cached key of the
+    // failing route serves without a connection.
+    let a = post(&sc.url("/rotating"), &bearer(&new_t), "{}").await;
+    assert_eq!(
+        (a.status, a.error()),
+        (StatusCode::UNAUTHORIZED, "bad_token".into())
+    );
+    let a = post(&sc.url("/failing"), &bearer(&cached_t), "{}").await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(rotating.hits("/jwks"), 1);
+    assert_eq!(failing.connections(), failing_connections);
+
+    // Both routes over the same minute: the rotating one refetches once the interval has
+    // passed and accepts the new key; the failing one serves its cached key until it expires,
+    // then answers 503.
+    let limit = std::time::Duration::from_secs(120);
+    let (refetched_after, closed_after) = tokio::join!(
+        poll_until(&sc, "/rotating", &new_t, StatusCode::OK, start, limit),
+        poll_until(
+            &sc,
+            "/failing",
+            &cached_t,
+            StatusCode::SERVICE_UNAVAILABLE,
+            start,
+            limit
+        ),
+    );
+    // Neither happened before its 60 s bound (measured from before the first fetch).
+    assert!(refetched_after.as_secs() >= 59, "{refetched_after:?}");
+    assert!(closed_after.as_secs() >= 59, "{closed_after:?}");
+    assert_eq!(
+        rotating.hits("/jwks"),
+        2,
+        "exactly one refetch for the new kid"
+    );
+    // Another unknown kid right after that refetch: no fetch, 401.
+    let a = post(
+        &sc.url("/rotating"),
+        &bearer(&Es256::new("other").token(&claims)),
+        "{}",
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.error()),
+        (StatusCode::UNAUTHORIZED, "bad_token".into())
+    );
+    assert_eq!(rotating.hits("/jwks"), 2);
+    // The failing route stays closed, with its reason, and counts the failed fetch.
+    let a = post(&sc.url("/failing"), &bearer(&cached_t), "{}").await;
+    assert_eq!(
+        (a.status, a.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "keys_unavailable".into())
+    );
+    let m = sc.metrics().await;
+    assert!(
+        metric(&m, "hookseal_fetch_failures_total{purpose=\"jwks\"}") >= 1.0,
+        "{m}"
+    );
+}
+
 /// The route keys of the engines are checked at load time, with file:line:key.
 #[test]
 fn engine_keys_are_checked_when_the_config_loads() {
