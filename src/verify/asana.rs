@@ -23,31 +23,33 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 
-use super::check::{Check, Checked, Handshake};
+use super::body_mac::BodyMac;
+use super::check::{handshake_or, Check, Handshake};
 use super::{
-    ct_eq, first_match, hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey,
-    SchemeDef, SignRequest, Verified, Verifier, VerifyError,
+    ct_eq, first_match, hex_lower, required, HmacAlgorithm, Input, MacKey, SchemeDef, Verified,
+    Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Hook-Signature";
 pub(crate) const SECRET_HEADER: &str = "X-Hook-Secret";
+
+const MAC: BodyMac = BodyMac {
+    header: SIG_HEADER,
+    prefix: "",
+    alg: HmacAlgorithm::Sha256,
+    encode: hex_lower,
+};
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "asana",
     headers: &[SIG_HEADER, SECRET_HEADER],
     build: |_, secrets| {
         Ok(Arc::new(Asana {
-            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
+            keys: MAC.keys(secrets),
             secrets: secrets.iter().map(|s| s.bytes.clone()).collect(),
         }))
     },
-    sign: |r| {
-        let mac = MacKey::new(HmacAlgorithm::Sha256, r.secret).compute(&[r.body]);
-        Ok(vec![SignRequest::header(
-            SIG_HEADER,
-            hex_lower(mac.as_bytes()),
-        )])
-    },
+    sign: |r| Ok(vec![MAC.signed(r)]),
     signed_content: super::SignedContent::Body { id: false },
     handshakes: true,
     ..SchemeDef::BASE
@@ -80,22 +82,17 @@ impl Asana {
 
 impl Verifier for Asana {
     fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
-        let sig = required(input.headers, SIG_HEADER)?;
-        let key_index = match_encoded(&self.keys, &[], input.body, &[sig.as_bytes()], hex_lower)
-            .ok_or(VerifyError::BadSignature)?;
         Ok(Verified {
-            key_index,
+            key_index: MAC.key_index(&self.keys, input)?,
             id: None,
             timestamp: None,
         })
     }
 
     fn check<'a>(&'a self, input: Input<'a>, now: i64, tol: Duration) -> Check<'a> {
-        if input.method == Method::POST && input.headers.contains_key(SECRET_HEADER) {
-            let r = required(input.headers, SECRET_HEADER).and_then(|s| self.handshake(s));
-            return Check::Ready(r.map(Checked::Handshake));
-        }
-        Check::Ready(self.verify(&input, now, tol).map(Checked::Verified))
+        let handshake = (input.method == Method::POST && input.headers.contains_key(SECRET_HEADER))
+            .then(|| self.handshake(required(input.headers, SECRET_HEADER)?));
+        handshake_or(handshake, || self.verify(&input, now, tol))
     }
 }
 
@@ -103,6 +100,7 @@ impl Verifier for Asana {
 mod tests {
     use super::*;
     use crate::verify::tests::{req_full, scheme, sn};
+    use crate::verify::Checked;
     use crate::verify::SchemeOptions;
 
     const SECRET: &str = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81";

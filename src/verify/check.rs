@@ -114,6 +114,27 @@ pub(crate) fn query_param(
     Ok(found)
 }
 
+/// The one value of query parameter `name`, which must be there and not empty (a handshake's
+/// challenge): absent or empty → missing, sent twice → malformed.
+pub(crate) fn required_query(uri: &http::Uri, name: &'static str) -> Result<String, VerifyError> {
+    match query_param(uri, name)? {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(VerifyError::MissingSignature(name)),
+    }
+}
+
+/// The check of a scheme with a handshake: `handshake` (`Some` when the request is one) is
+/// answered as it is, never forwarded; any other request is a delivery, `verify`'d.
+pub(crate) fn handshake_or(
+    handshake: Option<Result<Handshake, VerifyError>>,
+    verify: impl FnOnce() -> Result<Verified, VerifyError>,
+) -> Check<'static> {
+    Check::Ready(match handshake {
+        Some(answer) => answer.map(Checked::Handshake),
+        None => verify().map(Checked::Verified),
+    })
+}
+
 /// Handshake bodies are small: a larger body is never one (and is not parsed here).
 const MAX_HANDSHAKE_BODY: usize = 16 * 1024;
 

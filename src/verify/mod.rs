@@ -42,6 +42,7 @@ use http::{HeaderMap, HeaderValue, Method, Uri};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 mod asana;
+mod body_mac;
 pub mod check;
 mod contentful;
 mod discord;
