@@ -89,6 +89,7 @@ const EXPECTED: &[(&str, SC, DE)] = &[
     ("chargify", BODY, DE::None),
     ("heroku", BODY, DE::Header("Heroku-Webhook-Event")),
     ("sonatype", BODY, DE::Header("X-Nexus-Webhook-Id")),
+    ("orb", BODY, DE::Json("/type")),
     ("sendgrid", BODY, DE::None),
     ("postmark", NO, DE::Json("/RecordType")),
     // The signature covers `timestamp` + `token` only, never the event data; `event-data.event`
@@ -102,6 +103,7 @@ const EXPECTED: &[(&str, SC, DE)] = &[
     // Signed URL + sorted form fields: one canonical signature value per delivery.
     ("mandrill", SC::Header("X-Mandrill-Signature"), DE::None),
     ("asana", BODY, DE::None),
+    ("worldline", BODY, DE::Json("/type")),
 ];
 
 #[test]

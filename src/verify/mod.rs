@@ -76,6 +76,7 @@ mod standard;
 mod stripe;
 mod timestamped;
 mod twilio;
+mod worldline;
 mod x;
 mod zoom;
 

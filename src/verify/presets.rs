@@ -77,6 +77,9 @@ pub(crate) enum TsFmt {
     Millis,
     /// RFC 3339 date-time.
     Rfc3339,
+    /// RFC 3339, or the same date-time without an offset, read as UTC (Orb; Python's
+    /// `datetime.fromisoformat` with a naive value taken as UTC).
+    IsoUtc,
 }
 
 /// Where the timestamp is.
@@ -967,6 +970,32 @@ static SONATYPE_SPEC: Spec = body_mac(
 );
 pub(crate) static SONATYPE: SchemeDef = preset!(SONATYPE_SPEC, Header("X-Nexus-Webhook-Id"));
 
+/// Orb: `X-Orb-Signature: v1=<hex HMAC-SHA256("v1:" + timestamp + ":" + body)>` (several
+/// space-separated entries allowed, any `v1` one matching), `X-Orb-Timestamp` an ISO 8601
+/// date-time (without an offset it is UTC), 5-minute window both ways. Source: Orb "Webhooks —
+/// Verifying signatures"; `orb-billing` Python SDK `webhooks.verify_signature` (which also
+/// refuses a body that is not UTF-8; hookseal verifies the bytes as signed).
+static ORB_SPEC: Spec = Spec {
+    name: "orb",
+    headers: &["X-Orb-Signature", "X-Orb-Timestamp"],
+    sig: "X-Orb-Signature",
+    alt: &[],
+    alg: SHA256,
+    enc: Enc::Hex,
+    form: Form::List {
+        seps: &[' '],
+        ts: "",
+        sig: "v1",
+    },
+    ts: Ts::Header("X-Orb-Timestamp", TsFmt::IsoUtc),
+    id: &[],
+    payload: &[Part::Lit("v1:"), Part::Ts, Part::Lit(":"), Part::Body],
+    key: Key::Text,
+    tolerance: MIN5,
+    fixed: &[],
+};
+pub(crate) static ORB: SchemeDef = preset!(ORB_SPEC, Json("/type"));
+
 // ------------------------------------------------------------------------------------------
 // The engine
 // ------------------------------------------------------------------------------------------
@@ -1079,6 +1108,15 @@ fn parse_ts(fmt: TsFmt, text: &str) -> Option<i64> {
                     .ok()?;
             Some(t.unix_timestamp())
         }
+        TsFmt::IsoUtc => parse_ts(TsFmt::Rfc3339, text).or_else(|| {
+            // An ISO 8601 date-time without an offset (`2025-01-01T00:00:00.143045`): UTC.
+            let t = time::PrimitiveDateTime::parse(
+                text,
+                &time::format_description::well_known::Iso8601::DEFAULT,
+            )
+            .ok()?;
+            Some(t.assume_utc().unix_timestamp())
+        }),
     }
 }
 
@@ -1220,6 +1258,20 @@ fn ts_text(fmt: TsFmt, ts: i64) -> Result<String, SchemeError> {
     match fmt {
         TsFmt::Secs => Ok(ts.to_string()),
         TsFmt::Millis => Ok((i128::from(ts) * 1000).to_string()),
+        // As Orb sends it: no offset, UTC.
+        TsFmt::IsoUtc => {
+            let t = time::OffsetDateTime::from_unix_timestamp(ts)
+                .map_err(|_| SchemeError::config("timestamp out of range"))?;
+            Ok(format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ))
+        }
         TsFmt::Rfc3339 => time::OffsetDateTime::from_unix_timestamp(ts)
             .ok()
             .and_then(|t| {

@@ -15,8 +15,8 @@ use super::check::{Check, Checked};
 use super::{
     asana, contentful, discord, dropbox, github, gitlab, hmac, hotglue, hygraph, jwt, linear,
     mailgun, mandrill, meta, msgraph, okta, paddle, plivo, postmark, presets, sendgrid, shopify,
-    slack, sns, square, standard, stripe, twilio, x, zoom, Input, SchemeError, SchemeName,
-    SchemeOptions, SecretMaterial, Verified, VerifyError,
+    slack, sns, square, standard, stripe, twilio, worldline, x, zoom, Input, SchemeError,
+    SchemeName, SchemeOptions, SecretMaterial, Verified, VerifyError,
 };
 
 /// Every scheme, in the order the CLI and error messages list them. One line per scheme.
@@ -93,6 +93,7 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &presets::CHARGIFY,
     &presets::HEROKU,
     &presets::SONATYPE,
+    &presets::ORB,
     &sendgrid::DEF,
     &postmark::DEF,
     &mailgun::DEF,
@@ -101,6 +102,7 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &plivo::DEF,
     &mandrill::DEF,
     &asana::DEF,
+    &worldline::DEF,
 ];
 
 /// The config word for "no verification" (`scheme = "none"`): the route has no scheme.

@@ -61,6 +61,12 @@ name = "asana"
 path = "/asana"
 scheme = "asana"
 secrets = [{ value = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81" }]
+
+[[route]]
+name = "worldline"
+path = "/worldline"
+scheme = "worldline"
+secrets = [{ value = "worldline-key" }]
 "#;
 
 const ASANA_SECRET: &str = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81";
@@ -216,6 +222,16 @@ async fn every_handshake_is_answered(sc: &Sidecar) {
     let a = post(sc, "/asana", &[("x-hook-secret", ASANA_SECRET.into())], b"").await;
     assert_answer(&a, 200, "text/plain", b"");
     assert_eq!(a.headers["x-hook-secret"], ASANA_SECRET);
+
+    // Worldline: the endpoint verification value echoed, with nosniff.
+    let a = get(
+        sc,
+        "/worldline",
+        &[("x-gcs-webhooks-endpoint-verification", "0ea1-77".into())],
+    )
+    .await;
+    assert_answer(&a, 200, "text/plain", b"0ea1-77");
+    assert_eq!(a.headers["x-content-type-options"], "nosniff");
 }
 
 #[tokio::test]
@@ -226,7 +242,15 @@ async fn handshakes_are_answered_exactly_and_never_forwarded() {
     assert_eq!(up.count(), 0, "the app saw a handshake");
     let m = sc.metrics().await;
     for route in [
-        "slack", "zoom", "meta", "graph", "okta", "x", "dropbox", "asana",
+        "slack",
+        "zoom",
+        "meta",
+        "graph",
+        "okta",
+        "x",
+        "dropbox",
+        "asana",
+        "worldline",
     ] {
         let series = format!(
             "hookseal_requests_total{{reason=\"ok\",result=\"handshake\",route=\"{route}\"}}"
