@@ -90,6 +90,7 @@ const EXPECTED: &[(&str, SC, DE)] = &[
     ("heroku", BODY, DE::Header("Heroku-Webhook-Event")),
     ("sonatype", BODY, DE::Header("X-Nexus-Webhook-Id")),
     ("orb", BODY, DE::Json("/type")),
+    ("signal-sciences", BODY, DE::Json("/type")),
     ("sendgrid", BODY, DE::None),
     ("postmark", NO, DE::Json("/RecordType")),
     // The signature covers `timestamp` + `token` only, never the event data; `event-data.event`

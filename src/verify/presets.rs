@@ -996,6 +996,19 @@ static ORB_SPEC: Spec = Spec {
 };
 pub(crate) static ORB: SchemeDef = preset!(ORB_SPEC, Json("/type"));
 
+/// Signal Sciences (Fastly Next-Gen WAF) generic webhooks: `X-SigSci-Signature: <hex
+/// HMAC-SHA256(body)>` keyed with the integration's signing key. Source: Fastly "Signal
+/// Sciences — Generic webhooks" (docs.fastly.com/signalsciences/integrations/generic-webhooks).
+static SIGNAL_SCIENCES_SPEC: Spec = body_mac(
+    "signal-sciences",
+    &["X-SigSci-Signature"],
+    SHA256,
+    Enc::Hex,
+    "",
+    &[],
+);
+pub(crate) static SIGNAL_SCIENCES: SchemeDef = preset!(SIGNAL_SCIENCES_SPEC, Json("/type"));
+
 // ------------------------------------------------------------------------------------------
 // The engine
 // ------------------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &presets::HEROKU,
     &presets::SONATYPE,
     &presets::ORB,
+    &presets::SIGNAL_SCIENCES,
     &sendgrid::DEF,
     &postmark::DEF,
     &mailgun::DEF,

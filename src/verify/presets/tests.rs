@@ -55,6 +55,7 @@ pub(crate) const ALL: &[&Spec] = &[
     &HEROKU_SPEC,
     &SONATYPE_SPEC,
     &ORB_SPEC,
+    &SIGNAL_SCIENCES_SPEC,
 ];
 
 const NOW: i64 = 1_735_689_600;
