@@ -62,7 +62,7 @@ def add(name, method, path, body, nonce, sig, reason, want):
         "now": NOW,
         "expect": sdk,
         "reason": reason,
-        "public_url": PUBLIC,
+        "public_url": PUBLIC + path,
         "tolerance_s": None,
         "sdk_verdict": {SDK: sdk},
     })
