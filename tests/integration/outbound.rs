@@ -3,188 +3,49 @@
 //! `cert_host` pointed at it), the subscription confirmed once across two replicas, and JWTs
 //! (`jwt`, `google-pubsub`, `plaid`) with inline keys and with a JWKS URL.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
 use base64::Engine;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
 use ring::rand::SystemRandom;
 use ring::signature::{self as sig, KeyPair};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::PrivateKeyDer;
 use serde_json::{json, Value};
 use sha2::Digest;
 
 use crate::netkit::metric;
 use crate::support::{post, unix_now, Sidecar, Upstream};
+use crate::tlskit::testkit::{Canned, TestCa, TestServer, RSA_KEY_PEM};
 use hookseal::replay::testing::RedisServer;
 
-const RSA_KEY_PEM: &str = include_str!("../../src/fetch/testdata/rsa2048.pem");
 const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:orders";
 const CERT_PATH: &str = "/SimpleNotificationService-0123456789abcdef.pem";
 
-// === a test CA and a local HTTPS server ===
+// === the library's test CA and HTTPS server (tests/integration/tlskit.rs) ===
 
-struct TestCa {
-    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "hookseal outbound test CA");
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = rcgen::KeyPair::generate().unwrap();
-        TestCa {
-            issuer: rcgen::CertifiedIssuer::self_signed(params, key).unwrap(),
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    fn leaf(&self, names: &[&str], key: &rcgen::KeyPair) -> rcgen::Certificate {
-        let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-        let mut params = rcgen::CertificateParams::new(names).unwrap();
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        params.signed_by(key, &self.issuer).unwrap()
-    }
-}
-
-/// A canned answer: status, headers, body.
-type Canned = (u16, Vec<(String, String)>, Vec<u8>);
-
-#[derive(Default)]
-struct State {
-    answers: Mutex<HashMap<String, Canned>>,
-    hits: Mutex<HashMap<String, usize>>,
-    connections: AtomicUsize,
-    down: AtomicBool,
-}
-
-/// HTTPS on 127.0.0.1 with a certificate for `localhost`; canned answers per path and query.
-struct HttpsServer {
-    addr: SocketAddr,
-    state: Arc<State>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for HttpsServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// The shared test server, with the canned-answer shape these tests write.
+struct HttpsServer(TestServer);
 
 impl HttpsServer {
     async fn start(ca: &TestCa) -> HttpsServer {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = ca.leaf(&["localhost"], &key);
-        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
-        let config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(hookseal::tls::provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![cert.der().clone()], key)
-                .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(State::default());
-        let st = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                st.connections.fetch_add(1, Ordering::SeqCst);
-                if st.down.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let (acceptor, st) = (acceptor.clone(), Arc::clone(&st));
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let st = Arc::clone(&st);
-                        async move { Ok::<_, std::convert::Infallible>(answer(&st, &req)) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                });
-            }
-        });
-        HttpsServer { addr, state, task }
+        HttpsServer(TestServer::start(ca).await)
     }
 
     fn set(&self, path: &str, status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) {
-        let headers = headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.state
-            .answers
-            .lock()
-            .unwrap()
-            .insert(path.to_owned(), (status, headers, body.into()));
-    }
-
-    fn authority(&self) -> String {
-        format!("localhost:{}", self.addr.port())
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.authority())
-    }
-
-    fn hits(&self, path: &str) -> usize {
-        self.state
-            .hits
-            .lock()
-            .unwrap()
-            .get(path)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn connections(&self) -> usize {
-        self.state.connections.load(Ordering::SeqCst)
+        let mut canned = Canned::ok(body);
+        canned.status = status;
+        for (name, value) in headers {
+            canned = canned.header(name, value);
+        }
+        self.0.set(path, canned);
     }
 }
 
-fn answer(st: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let key = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    *st.hits.lock().unwrap().entry(key.clone()).or_insert(0) += 1;
-    let Some((status, headers, body)) = st.answers.lock().unwrap().get(&key).cloned() else {
-        return Response::builder()
-            .status(404)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-    };
-    let mut b = Response::builder().status(status);
-    for (k, v) in headers {
-        b = b.header(k, v);
+impl std::ops::Deref for HttpsServer {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.0
     }
-    b.body(Full::new(Bytes::from(body))).unwrap()
 }
 
 fn b64(b: &[u8]) -> String {
@@ -286,10 +147,12 @@ struct SnsEnv {
 async fn sns_env() -> SnsEnv {
     let ca = TestCa::new();
     let srv = HttpsServer::start(&ca).await;
-    let key =
-        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(RSA_KEY_PEM, &rcgen::PKCS_RSA_SHA256).unwrap();
-    let signing = ca.leaf(&["sns.amazonaws.com"], &key);
-    srv.set(CERT_PATH, 200, &[], signing.pem());
+    srv.set(
+        CERT_PATH,
+        200,
+        &[],
+        ca.rsa_leaf_pem(&["sns.amazonaws.com"], None),
+    );
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
@@ -408,7 +271,7 @@ async fn a_foreign_topic_or_cert_host_is_refused_and_nothing_is_fetched() {
         "https://sns.eu-west-1.amazonaws.com/cert.pem".to_owned(),
         format!("http://{}{CERT_PATH}", env.srv.authority()),
         format!("https://user@{}{CERT_PATH}", env.srv.authority()),
-        format!("https://127.0.0.1:{}{CERT_PATH}", env.srv.addr.port()),
+        format!("https://127.0.0.1:{}{CERT_PATH}", env.srv.port()),
     ] {
         let msg = sns_sign(notification(&bad, TOPIC), 2);
         let a = post(
@@ -426,7 +289,7 @@ async fn a_foreign_topic_or_cert_host_is_refused_and_nothing_is_fetched() {
     assert_eq!(env.srv.connections(), 0, "nothing was fetched");
     assert_eq!(up.count(), 0);
     // The certificate host down: 503 cert_unavailable, counted as a fetch failure.
-    env.srv.state.down.store(true, Ordering::SeqCst);
+    env.srv.set_down(true);
     let msg = sns_sign(notification(&cert_url, TOPIC), 2);
     let a = post(
         &sc.url("/sns"),
@@ -863,7 +726,7 @@ async fn jwks_unknown_kids_are_rate_limited_and_cached_keys_outlive_an_outage() 
         "rate-limited: no fetch for the unknown kids"
     );
     // The JWKS endpoint down: the cached keys still serve.
-    srv.state.down.store(true, Ordering::SeqCst);
+    srv.set_down(true);
     let a = post(&sc.url("/jwt"), &bearer(&es.token(&claims)), "{}").await;
     assert_eq!(a.status, StatusCode::OK, "{a:?}");
     // A route whose JWKS cannot be fetched at all fails closed: 503 keys_unavailable.
@@ -977,7 +840,7 @@ async fn jwks_refetch_after_the_interval_and_fail_closed_after_expiry() {
         &[("cache-control", "max-age=3600")],
         json!({"keys":[old.jwk(), new.jwk()]}).to_string(),
     );
-    failing.state.down.store(true, Ordering::SeqCst);
+    failing.set_down(true);
     let failing_connections = failing.connections();
 
     // Within the interval the new kid is unknown and fetches nothing; the cached key of the
