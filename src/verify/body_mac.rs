@@ -9,7 +9,7 @@
 
 use super::{
     mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SecretMaterial, SignRequest,
-    VerifyError,
+    Verified, VerifyError,
 };
 
 /// A signature header over the raw body: `header: prefix ‖ encode(HMAC(secret, body))`.
@@ -38,6 +38,20 @@ impl BodyMac {
             .ok_or(VerifyError::MalformedSignature(self.header))?;
         match_encoded(keys, &[], input.body, &[sig.as_bytes()], self.encode)
             .ok_or(VerifyError::BadSignature)
+    }
+
+    /// [`BodyMac::key_index`] as a verified delivery: no id, no timestamp (these schemes sign
+    /// neither).
+    pub(crate) fn verified(
+        &self,
+        keys: &[MacKey],
+        input: &Input<'_>,
+    ) -> Result<Verified, VerifyError> {
+        Ok(Verified {
+            key_index: self.key_index(keys, input)?,
+            id: None,
+            timestamp: None,
+        })
     }
 
     /// The header value a sender holding `secret` sends with `body`.
