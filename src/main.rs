@@ -97,7 +97,7 @@ struct SignArgs {
     /// Take scheme options (`[route.hmac]`, `public_url`, tolerance) from this route of --config.
     #[arg(long)]
     route: Option<String>,
-    /// twilio, square, hubspot: the URL the provider signs (a route's `public_url`). Without --url, the
+    /// twilio, square, hubspot, plivo, mandrill: the URL the provider signs (a route's `public_url`). Without --url, the
     /// signed request's path and query are this URL's.
     #[arg(long)]
     public_url: Option<String>,

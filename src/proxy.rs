@@ -1203,6 +1203,9 @@ fn answer(
                     HeaderValue::from_static("nosniff"),
                 );
             }
+            if let Some((name, value)) = h.header {
+                map.insert(name, value);
+            }
             resp
         }
         Err(rejection) => {

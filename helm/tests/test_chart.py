@@ -713,7 +713,7 @@ def every_scheme_values(tmp_path):
         if scheme == "google-pubsub":
             r["publicUrl"] = "https://hooks.example.com/hooks/google-pubsub"
             r["jwt"]["claims"] = {"email": ["push@example.iam.gserviceaccount.com"]}
-        if scheme in ("twilio", "square", "hubspot"):
+        if scheme in ("twilio", "square", "hubspot", "plivo", "mandrill"):
             r["publicUrl"] = f"https://hooks.example.com/hooks/{scheme}"
         if scheme == "hmac":
             r["hmac"] = {"header": "X-Sig", "algorithm": "sha512", "encoding": "base64", "prefix": "v1=",

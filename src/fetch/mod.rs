@@ -31,6 +31,28 @@ use tokio::net::TcpStream;
 
 #[cfg(test)]
 pub(crate) mod testkit;
+
+/// The crypto provider of the test HTTPS server (`testkit` is shared with the integration
+/// tests, which provide their own).
+#[cfg(test)]
+fn tls_provider() -> rustls::crypto::CryptoProvider {
+    crate::tls::provider()
+}
+
+#[cfg(test)]
+impl testkit::TestCa {
+    /// A fetcher trusting only this CA, with short test timeouts.
+    pub(crate) fn fetcher(&self) -> Fetcher {
+        Fetcher::new(
+            FetchOptions {
+                connect_timeout: Duration::from_secs(5),
+                total_timeout: Duration::from_secs(10),
+                max_bytes: 64 * 1024,
+            },
+            self.roots(),
+        )
+    }
+}
 #[cfg(test)]
 mod tests;
 

@@ -1,5 +1,10 @@
 //! Test support shared by the fetch, JWT and SNS tests: an rcgen test CA, and a local HTTPS
 //! server on 127.0.0.1 with canned answers per path that counts connections and hits.
+//!
+//! The integration tests compile this same file (`tests/integration/tlskit.rs` includes it by
+//! path), so it uses nothing of the library: its includer provides `super::tls_provider()`
+//! (the crypto provider hookseal runs with), and the library adds `TestCa::fetcher` in
+//! `fetch/mod.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -15,8 +20,6 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::RootCertStore;
-
-use super::{FetchOptions, Fetcher};
 
 /// A 2048-bit RSA test key (PKCS#8), made with `openssl genpkey` for these tests only.
 pub(crate) const RSA_KEY_PEM: &str = include_str!("testdata/rsa2048.pem");
@@ -50,16 +53,10 @@ impl TestCa {
         Arc::new(roots)
     }
 
-    /// A fetcher trusting only this CA, with short test timeouts.
-    pub(crate) fn fetcher(&self) -> Fetcher {
-        Fetcher::new(
-            FetchOptions {
-                connect_timeout: Duration::from_secs(5),
-                total_timeout: Duration::from_secs(10),
-                max_bytes: 64 * 1024,
-            },
-            self.roots(),
-        )
+    /// The CA certificate as PEM (a route's `ca_file`: the integration tests write one).
+    #[allow(dead_code)]
+    pub(crate) fn pem(&self) -> String {
+        self.issuer.pem()
     }
 
     /// A TLS server certificate for `names` (ECDSA key): the chain and key.
@@ -152,7 +149,7 @@ impl Drop for TestServer {
 impl TestServer {
     pub(crate) async fn start(ca: &TestCa) -> TestServer {
         let (chain, key) = ca.server_cert(&["localhost", "127.0.0.1"]);
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(crate::tls::provider()))
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(super::tls_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
@@ -203,7 +200,17 @@ impl TestServer {
 
     /// `https://localhost:<port><path>`.
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.addr.port())
+        format!("https://{}{path}", self.authority())
+    }
+
+    /// `localhost:<port>`.
+    pub(crate) fn authority(&self) -> String {
+        format!("localhost:{}", self.port())
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub(crate) fn port(&self) -> u16 {
+        self.addr.port()
     }
 
     /// TCP connections accepted so far.

@@ -26,6 +26,8 @@ pub struct Handshake {
     /// `X-Content-Type-Options: nosniff`: set on every `text/plain` echo (Dropbox asks for it;
     /// for the others it keeps a browser from sniffing the sender's text as HTML).
     pub nosniff: bool,
+    /// One more response header (Asana's `X-Hook-Secret` echo), if the provider wants one.
+    pub header: Option<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl Handshake {
@@ -36,6 +38,7 @@ impl Handshake {
             content_type: "text/plain",
             body: body.into(),
             nosniff: true,
+            header: None,
         }
     }
 
@@ -46,6 +49,7 @@ impl Handshake {
             content_type: "application/json",
             body: Bytes::from(value.to_string()),
             nosniff: false,
+            header: None,
         }
     }
 }
@@ -109,6 +113,27 @@ pub(crate) fn query_param(
         }
     }
     Ok(found)
+}
+
+/// The one value of query parameter `name`, which must be there and not empty (a handshake's
+/// challenge): absent or empty → missing, sent twice → malformed.
+pub(crate) fn required_query(uri: &http::Uri, name: &'static str) -> Result<String, VerifyError> {
+    match query_param(uri, name)? {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(VerifyError::MissingSignature(name)),
+    }
+}
+
+/// The check of a scheme with a handshake: `handshake` (`Some` when the request is one) is
+/// answered as it is, never forwarded; any other request is a delivery, `verify`'d.
+pub(crate) fn handshake_or(
+    handshake: Option<Result<Handshake, VerifyError>>,
+    verify: impl FnOnce() -> Result<Verified, VerifyError>,
+) -> Check<'static> {
+    Check::Ready(match handshake {
+        Some(answer) => answer.map(Checked::Handshake),
+        None => verify().map(Checked::Verified),
+    })
 }
 
 /// Handshake bodies are small: a larger body is never one (and is not parsed here).

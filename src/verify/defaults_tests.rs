@@ -83,12 +83,28 @@ const EXPECTED: &[(&str, SC, DE)] = &[
     ("lemon-squeezy", BODY, DE::Header("X-Event-Name")),
     ("notion", BODY, DE::Json("/type")),
     ("clearbit", BODY, DE::None),
+    ("aftership", BODY, DE::Json("/event")),
+    ("alchemy", BODY, DE::Json("/type")),
+    ("bolt", BODY, DE::Json("/type")),
+    ("chargify", BODY, DE::None),
+    ("heroku", BODY, DE::Header("Heroku-Webhook-Event")),
+    ("sonatype", BODY, DE::Header("X-Nexus-Webhook-Id")),
+    ("orb", BODY, DE::Json("/type")),
+    ("signal-sciences", BODY, DE::Json("/type")),
     ("sendgrid", BODY, DE::None),
     ("postmark", NO, DE::Json("/RecordType")),
     // The signature covers `timestamp` + `token` only, never the event data; `event-data.event`
     // is not signed, so no default reads it.
     ("mailgun", NO, DE::None),
     ("contentful", NO, DE::Header("X-Contentful-Topic")),
+    // The body is signed inside a JSON document with the environment and the timestamp.
+    ("hygraph", BODY, DE::Json("/operation")),
+    // Signed URL + nonce + parsed form fields: no raw-body or single canonical key.
+    ("plivo", NO, DE::None),
+    // Signed URL + sorted form fields: one canonical signature value per delivery.
+    ("mandrill", SC::Header("X-Mandrill-Signature"), DE::None),
+    ("asana", BODY, DE::None),
+    ("worldline", BODY, DE::Json("/type")),
 ];
 
 #[test]

@@ -12,29 +12,28 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::check::{query_param, Check, Checked, Handshake};
-use super::{
-    hex_lower, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeDef,
-    SignRequest, Verified, Verifier, VerifyError,
-};
+use super::body_mac::BodyMac;
+use super::check::{handshake_or, required_query, Check, Handshake};
+use super::{hex_lower, HmacAlgorithm, Input, MacKey, SchemeDef, Verified, Verifier, VerifyError};
 
 pub(crate) const SIG_HEADER: &str = "X-Dropbox-Signature";
+
+const MAC: BodyMac = BodyMac {
+    header: SIG_HEADER,
+    prefix: "",
+    alg: HmacAlgorithm::Sha256,
+    encode: hex_lower,
+};
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "dropbox",
     headers: &[SIG_HEADER],
     build: |_, secrets| {
         Ok(Arc::new(Dropbox {
-            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
+            keys: MAC.keys(secrets),
         }))
     },
-    sign: |r| {
-        let mac = MacKey::new(HmacAlgorithm::Sha256, r.secret).compute(&[r.body]);
-        Ok(vec![SignRequest::header(
-            SIG_HEADER,
-            hex_lower(mac.as_bytes()),
-        )])
-    },
+    sign: |r| Ok(vec![MAC.signed(r)]),
     get_handshake: Some("challenge"),
     handshakes: true,
     // `X-Dropbox-Signature`: HMAC of the raw body; the notification has no event type.
@@ -49,27 +48,15 @@ struct Dropbox {
 
 impl Verifier for Dropbox {
     fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
-        let sig = required(input.headers, SIG_HEADER)?;
-        let key_index = match_encoded(&self.keys, &[], input.body, &[sig.as_bytes()], hex_lower)
-            .ok_or(VerifyError::BadSignature)?;
-        Ok(Verified {
-            key_index,
-            id: None,
-            timestamp: None,
-        })
+        MAC.verified(&self.keys, input)
     }
 
     fn check<'a>(&'a self, input: Input<'a>, now: i64, tol: Duration) -> Check<'a> {
-        if input.method == Method::GET {
-            let challenge = match query_param(input.uri, "challenge") {
-                Ok(Some(c)) if !c.is_empty() => c,
-                Ok(_) => return Check::Ready(Err(VerifyError::MissingSignature("challenge"))),
-                Err(e) => return Check::Ready(Err(e)),
-            };
-            let mut h = Handshake::text(challenge);
+        let challenge = (input.method == Method::GET).then(|| {
+            let mut h = Handshake::text(required_query(input.uri, "challenge")?);
             h.nosniff = true;
-            return Check::Ready(Ok(Checked::Handshake(h)));
-        }
-        Check::Ready(self.verify(&input, now, tol).map(Checked::Verified))
+            Ok(h)
+        });
+        handshake_or(challenge, || self.verify(&input, now, tol))
     }
 }

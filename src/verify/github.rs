@@ -12,26 +12,29 @@
 
 use std::time::Duration;
 
+use super::body_mac::BodyMac;
 use super::{
-    hex_lower, mac_keys, match_encoded, optional_id, required, HmacAlgorithm, Input, MacKey,
-    MessageId, SchemeDef, SchemeError, SecretMaterial, SignRequest, Verified, Verifier,
-    VerifyError,
+    hex_lower, optional_id, HmacAlgorithm, Input, MacKey, MessageId, SchemeDef, SchemeError,
+    SecretMaterial, Verified, Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Hub-Signature-256";
 pub(crate) const ID_HEADER: &str = "X-GitHub-Delivery";
+
+/// `X-Hub-Signature-256: sha256=<lowercase hex>` over the body (GitHub, and Meta's POSTs).
+pub(crate) const MAC: BodyMac = BodyMac {
+    header: SIG_HEADER,
+    prefix: "sha256=",
+    alg: HmacAlgorithm::Sha256,
+    encode: hex_lower,
+};
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "github",
     message_id: MessageId::Headers(&[ID_HEADER]),
     headers: &[SIG_HEADER, ID_HEADER],
     build: |_, secrets| Ok(std::sync::Arc::new(Github::new(secrets)?)),
-    sign: |r| {
-        Ok(r.with_id(
-            SignRequest::header(SIG_HEADER, sign_value(r.secret, r.body)),
-            ID_HEADER,
-        ))
-    },
+    sign: |r| Ok(r.with_id(MAC.signed(r), ID_HEADER)),
     signed_content: super::SignedContent::Body { id: false },
     event: crate::events::DefaultEvent::Header("X-GitHub-Event"),
     ..SchemeDef::BASE
@@ -45,7 +48,7 @@ struct Github {
 impl Github {
     pub(crate) fn new(secrets: &[SecretMaterial]) -> Result<Github, SchemeError> {
         Ok(Github {
-            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
+            keys: MAC.keys(secrets),
         })
     }
 }
@@ -53,28 +56,17 @@ impl Github {
 impl Verifier for Github {
     fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         Ok(Verified {
-            key_index: check_hub_sha256(&self.keys, input)?,
+            key_index: MAC.key_index(&self.keys, input)?,
             id: optional_id(input.headers, ID_HEADER)?,
             timestamp: None,
         })
     }
 }
 
-/// `X-Hub-Signature-256: sha256=<lowercase hex>` over the body (GitHub, and Meta's POSTs):
-/// the index of the key that made it.
-pub(crate) fn check_hub_sha256(keys: &[MacKey], input: &Input<'_>) -> Result<usize, VerifyError> {
-    let sig = required(input.headers, SIG_HEADER)?;
-    let hex = sig
-        .strip_prefix("sha256=")
-        .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-    match_encoded(keys, &[], input.body, &[hex.as_bytes()], hex_lower)
-        .ok_or(VerifyError::BadSignature)
-}
-
 /// `sha256=<hex>`
-pub(crate) fn sign_value(secret: &[u8], body: &[u8]) -> String {
-    let mac = MacKey::new(HmacAlgorithm::Sha256, secret).compute(&[body]);
-    format!("sha256={}", hex_lower(mac.as_bytes()))
+#[cfg(test)]
+fn sign_value(secret: &[u8], body: &[u8]) -> String {
+    MAC.value(secret, body)
 }
 
 #[cfg(test)]

@@ -15,11 +15,8 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::check::{query_param, Check, Checked, Handshake};
-use super::{
-    ct_eq, mac_keys, HmacAlgorithm, Input, MacKey, SchemeDef, SchemeError, SignRequest, Verified,
-    Verifier, VerifyError,
-};
+use super::check::{handshake_or, query_param, Check, Handshake};
+use super::{ct_eq, Input, MacKey, SchemeDef, SchemeError, Verified, Verifier, VerifyError};
 
 pub(crate) const SIG_HEADER: &str = super::github::SIG_HEADER;
 
@@ -35,16 +32,11 @@ pub(crate) static DEF: SchemeDef = SchemeDef {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| SchemeError::config("scheme meta needs verify_token"))?;
         Ok(Arc::new(Meta {
-            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
+            keys: super::github::MAC.keys(secrets),
             verify_token,
         }))
     },
-    sign: |r| {
-        Ok(vec![SignRequest::header(
-            SIG_HEADER,
-            super::github::sign_value(r.secret, r.body),
-        )])
-    },
+    sign: |r| Ok(vec![super::github::MAC.signed(r)]),
     get_handshake: Some("hub.verify_token"),
     handshakes: true,
     // `X-Hub-Signature-256`: HMAC of the raw body. Meta names no single event type field
@@ -88,17 +80,11 @@ impl Meta {
 
 impl Verifier for Meta {
     fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
-        Ok(Verified {
-            key_index: super::github::check_hub_sha256(&self.keys, input)?,
-            id: None,
-            timestamp: None,
-        })
+        super::github::MAC.verified(&self.keys, input)
     }
 
     fn check<'a>(&'a self, input: Input<'a>, now: i64, tol: Duration) -> Check<'a> {
-        if input.method == Method::GET {
-            return Check::Ready(self.handshake(&input).map(Checked::Handshake));
-        }
-        Check::Ready(self.verify(&input, now, tol).map(Checked::Verified))
+        let handshake = (input.method == Method::GET).then(|| self.handshake(&input));
+        handshake_or(handshake, || self.verify(&input, now, tol))
     }
 }

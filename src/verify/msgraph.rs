@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::check::{query_param, Check, Checked, Handshake};
+use super::check::{handshake_or, query_param, Check, Handshake};
 use super::registry::SecretUse;
 use super::{ct_eq, Input, SchemeDef, SchemeError, Verified, Verifier, VerifyError};
 
@@ -90,14 +90,14 @@ impl Verifier for MsGraph {
     }
 
     fn check<'a>(&'a self, input: Input<'a>, now: i64, tol: Duration) -> Check<'a> {
-        match query_param(input.uri, "validationToken") {
-            Ok(Some(token)) => {
-                let mut h = Handshake::text(token);
+        // `?validationToken=` (even empty) is the handshake; sent twice, a malformed one.
+        let handshake = query_param(input.uri, "validationToken")
+            .transpose()
+            .map(|token| {
+                let mut h = Handshake::text(token?);
                 h.nosniff = true;
-                Check::Ready(Ok(Checked::Handshake(h)))
-            }
-            Ok(None) => Check::Ready(self.verify(&input, now, tol).map(Checked::Verified)),
-            Err(e) => Check::Ready(Err(e)),
-        }
+                Ok(h)
+            });
+        handshake_or(handshake, || self.verify(&input, now, tol))
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::check::{Check, Checked, Handshake};
+use super::check::{handshake_or, Check, Handshake};
 use super::registry::SecretUse;
 use super::{
     ct_eq, first_match, required, Input, SchemeDef, SignRequest, Verified, Verifier, VerifyError,
@@ -79,15 +79,13 @@ impl Verifier for Okta {
     }
 
     fn check<'a>(&'a self, input: Input<'a>, now: i64, tol: Duration) -> Check<'a> {
-        if input.method != Method::GET {
-            return Check::Ready(self.verify(&input, now, tol).map(Checked::Verified));
-        }
-        let handshake = required(input.headers, CHALLENGE_HEADER).and_then(|challenge| {
+        let handshake = (input.method == Method::GET).then(|| {
+            let challenge = required(input.headers, CHALLENGE_HEADER)?;
             self.verify(&input, now, tol)?;
-            Ok(Checked::Handshake(Handshake::json(
+            Ok(Handshake::json(
                 &serde_json::json!({ "verification": challenge }),
-            )))
+            ))
         });
-        Check::Ready(handshake)
+        handshake_or(handshake, || self.verify(&input, now, tol))
     }
 }

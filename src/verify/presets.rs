@@ -77,6 +77,9 @@ pub(crate) enum TsFmt {
     Millis,
     /// RFC 3339 date-time.
     Rfc3339,
+    /// RFC 3339, or the same date-time without an offset, read as UTC (Orb; Python's
+    /// `datetime.fromisoformat` with a naive value taken as UTC).
+    IsoUtc,
 }
 
 /// Where the timestamp is.
@@ -883,6 +886,129 @@ static CLEARBIT_SPEC: Spec = body_mac(
 );
 pub(crate) static CLEARBIT: SchemeDef = preset!(CLEARBIT_SPEC);
 
+/// AfterShip Tracking: `aftership-hmac-sha256: <base64 HMAC-SHA256(body)>` keyed with the
+/// webhook secret (Settings → Webhooks). AfterShip's Returns/Warranty products sign the same
+/// way under `as-signature-hmac-sha256` (use `hmac` for those). Source: AfterShip Tracking API
+/// "Webhook signature" (aftership.com/docs/tracking/webhook/webhook-signature).
+static AFTERSHIP_SPEC: Spec = body_mac(
+    "aftership",
+    &["aftership-hmac-sha256"],
+    SHA256,
+    Enc::Base64,
+    "",
+    &[],
+);
+pub(crate) static AFTERSHIP: SchemeDef = preset!(AFTERSHIP_SPEC, Json("/event"));
+
+/// Alchemy Notify: `X-Alchemy-Signature: <hex HMAC-SHA256(body)>` keyed with the webhook's
+/// signing key (no prefix, no timestamp). Source: Alchemy "Notify API quickstart — validate
+/// the signature" (alchemy.com/docs/reference/notify-api-quickstart).
+static ALCHEMY_SPEC: Spec = body_mac(
+    "alchemy",
+    &["X-Alchemy-Signature"],
+    SHA256,
+    Enc::Hex,
+    "",
+    &[],
+);
+pub(crate) static ALCHEMY: SchemeDef = preset!(ALCHEMY_SPEC, Json("/type"));
+
+/// Bolt: `X-Bolt-Hmac-Sha256: <base64 HMAC-SHA256(body)>` keyed with the merchant's signing
+/// secret (Administration → API). Source: Bolt "How to verify webhooks"
+/// (help.bolt.com/developers/webhooks/hook-verification).
+static BOLT_SPEC: Spec = body_mac(
+    "bolt",
+    &["X-Bolt-Hmac-Sha256"],
+    SHA256,
+    Enc::Base64,
+    "",
+    &[],
+);
+pub(crate) static BOLT: SchemeDef = preset!(BOLT_SPEC, Json("/type"));
+
+/// Chargify / Maxio Advanced Billing: `X-Chargify-Webhook-Signature-Hmac-Sha-256: <hex
+/// HMAC-SHA256(body)>` keyed with the site's shared key; id `X-Chargify-Webhook-Id`. Source:
+/// Chargify "Webhooks reference — Webhook signature"
+/// (chargify.zendesk.com/hc/en-us/articles/4407905415963-Webhooks-Reference).
+static CHARGIFY_SPEC: Spec = body_mac(
+    "chargify",
+    &[
+        "X-Chargify-Webhook-Signature-Hmac-Sha-256",
+        "X-Chargify-Webhook-Id",
+    ],
+    SHA256,
+    Enc::Hex,
+    "",
+    &["X-Chargify-Webhook-Id"],
+);
+pub(crate) static CHARGIFY: SchemeDef = preset!(CHARGIFY_SPEC);
+
+/// Heroku app webhooks: `Heroku-Webhook-Hmac-SHA256: <base64 HMAC-SHA256(body)>` keyed with the
+/// subscription's secret; id `Heroku-Webhook-Id`. Source: Heroku Dev Center "App webhooks —
+/// Securing webhook requests" (devcenter.heroku.com/articles/app-webhooks).
+static HEROKU_SPEC: Spec = body_mac(
+    "heroku",
+    &["Heroku-Webhook-Hmac-SHA256", "Heroku-Webhook-Id"],
+    SHA256,
+    Enc::Base64,
+    "",
+    &["Heroku-Webhook-Id"],
+);
+pub(crate) static HEROKU: SchemeDef = preset!(HEROKU_SPEC, Header("Heroku-Webhook-Event"));
+
+/// Sonatype Nexus Repository / IQ: `X-Nexus-Webhook-Signature: <hex HMAC-SHA1(body)>` keyed
+/// with the capability's secret key; id `X-Nexus-Webhook-Delivery`, event type
+/// `X-Nexus-Webhook-Id`. Source: Sonatype "Webhooks — Working with HMAC payloads" and "Example
+/// headers and payloads" (help.sonatype.com).
+static SONATYPE_SPEC: Spec = body_mac(
+    "sonatype",
+    &["X-Nexus-Webhook-Signature", "X-Nexus-Webhook-Delivery"],
+    SHA1,
+    Enc::Hex,
+    "",
+    &["X-Nexus-Webhook-Delivery"],
+);
+pub(crate) static SONATYPE: SchemeDef = preset!(SONATYPE_SPEC, Header("X-Nexus-Webhook-Id"));
+
+/// Orb: `X-Orb-Signature: v1=<hex HMAC-SHA256("v1:" + timestamp + ":" + body)>` (several
+/// space-separated entries allowed, any `v1` one matching), `X-Orb-Timestamp` an ISO 8601
+/// date-time (without an offset it is UTC), 5-minute window both ways. Source: Orb "Webhooks —
+/// Verifying signatures"; `orb-billing` Python SDK `webhooks.verify_signature` (which also
+/// refuses a body that is not UTF-8; hookseal verifies the bytes as signed).
+static ORB_SPEC: Spec = Spec {
+    name: "orb",
+    headers: &["X-Orb-Signature", "X-Orb-Timestamp"],
+    sig: "X-Orb-Signature",
+    alt: &[],
+    alg: SHA256,
+    enc: Enc::Hex,
+    form: Form::List {
+        seps: &[' '],
+        ts: "",
+        sig: "v1",
+    },
+    ts: Ts::Header("X-Orb-Timestamp", TsFmt::IsoUtc),
+    id: &[],
+    payload: &[Part::Lit("v1:"), Part::Ts, Part::Lit(":"), Part::Body],
+    key: Key::Text,
+    tolerance: MIN5,
+    fixed: &[],
+};
+pub(crate) static ORB: SchemeDef = preset!(ORB_SPEC, Json("/type"));
+
+/// Signal Sciences (Fastly Next-Gen WAF) generic webhooks: `X-SigSci-Signature: <hex
+/// HMAC-SHA256(body)>` keyed with the integration's signing key. Source: Fastly "Signal
+/// Sciences — Generic webhooks" (docs.fastly.com/signalsciences/integrations/generic-webhooks).
+static SIGNAL_SCIENCES_SPEC: Spec = body_mac(
+    "signal-sciences",
+    &["X-SigSci-Signature"],
+    SHA256,
+    Enc::Hex,
+    "",
+    &[],
+);
+pub(crate) static SIGNAL_SCIENCES: SchemeDef = preset!(SIGNAL_SCIENCES_SPEC, Json("/type"));
+
 // ------------------------------------------------------------------------------------------
 // The engine
 // ------------------------------------------------------------------------------------------
@@ -995,6 +1121,15 @@ fn parse_ts(fmt: TsFmt, text: &str) -> Option<i64> {
                     .ok()?;
             Some(t.unix_timestamp())
         }
+        TsFmt::IsoUtc => parse_ts(TsFmt::Rfc3339, text).or_else(|| {
+            // An ISO 8601 date-time without an offset (`2025-01-01T00:00:00.143045`): UTC.
+            let t = time::PrimitiveDateTime::parse(
+                text,
+                &time::format_description::well_known::Iso8601::DEFAULT,
+            )
+            .ok()?;
+            Some(t.assume_utc().unix_timestamp())
+        }),
     }
 }
 
@@ -1136,6 +1271,20 @@ fn ts_text(fmt: TsFmt, ts: i64) -> Result<String, SchemeError> {
     match fmt {
         TsFmt::Secs => Ok(ts.to_string()),
         TsFmt::Millis => Ok((i128::from(ts) * 1000).to_string()),
+        // As Orb sends it: no offset, UTC.
+        TsFmt::IsoUtc => {
+            let t = time::OffsetDateTime::from_unix_timestamp(ts)
+                .map_err(|_| SchemeError::config("timestamp out of range"))?;
+            Ok(format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ))
+        }
         TsFmt::Rfc3339 => time::OffsetDateTime::from_unix_timestamp(ts)
             .ok()
             .and_then(|t| {

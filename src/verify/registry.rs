@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use super::check::{Check, Checked};
 use super::{
-    contentful, discord, dropbox, github, gitlab, hmac, hotglue, jwt, linear, mailgun, meta,
-    msgraph, okta, paddle, postmark, presets, sendgrid, shopify, slack, sns, square, standard,
-    stripe, twilio, x, zoom, Input, SchemeError, SchemeName, SchemeOptions, SecretMaterial,
-    Verified, VerifyError,
+    asana, contentful, discord, dropbox, github, gitlab, hmac, hotglue, hygraph, jwt, linear,
+    mailgun, mandrill, meta, msgraph, okta, paddle, plivo, postmark, presets, sendgrid, shopify,
+    slack, sns, square, standard, stripe, twilio, worldline, x, zoom, Input, SchemeError,
+    SchemeName, SchemeOptions, SecretMaterial, Verified, VerifyError,
 };
 
 /// Every scheme, in the order the CLI and error messages list them. One line per scheme.
@@ -87,10 +87,23 @@ pub(crate) static SCHEMES: &[&SchemeDef] = &[
     &presets::LEMON_SQUEEZY,
     &presets::NOTION,
     &presets::CLEARBIT,
+    &presets::AFTERSHIP,
+    &presets::ALCHEMY,
+    &presets::BOLT,
+    &presets::CHARGIFY,
+    &presets::HEROKU,
+    &presets::SONATYPE,
+    &presets::ORB,
+    &presets::SIGNAL_SCIENCES,
     &sendgrid::DEF,
     &postmark::DEF,
     &mailgun::DEF,
     &contentful::DEF,
+    &hygraph::DEF,
+    &plivo::DEF,
+    &mandrill::DEF,
+    &asana::DEF,
+    &worldline::DEF,
 ];
 
 /// The config word for "no verification" (`scheme = "none"`): the route has no scheme.

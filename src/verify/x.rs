@@ -17,29 +17,28 @@ use std::time::Duration;
 
 use http::Method;
 
-use super::check::{query_param, Check, Checked, Handshake};
-use super::{
-    b64_std, mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SchemeDef,
-    SignRequest, Verified, Verifier, VerifyError,
-};
+use super::body_mac::BodyMac;
+use super::check::{handshake_or, query_param, Check, Handshake};
+use super::{b64_std, HmacAlgorithm, Input, MacKey, SchemeDef, Verified, Verifier, VerifyError};
 
 pub(crate) const SIG_HEADER: &str = "x-twitter-webhooks-signature";
+
+const MAC: BodyMac = BodyMac {
+    header: SIG_HEADER,
+    prefix: "sha256=",
+    alg: HmacAlgorithm::Sha256,
+    encode: b64_std,
+};
 
 pub(crate) static DEF: SchemeDef = SchemeDef {
     name: "x",
     headers: &[SIG_HEADER],
     build: |_, secrets| {
         Ok(Arc::new(X {
-            keys: mac_keys(HmacAlgorithm::Sha256, secrets),
+            keys: MAC.keys(secrets),
         }))
     },
-    sign: |r| {
-        let mac = MacKey::new(HmacAlgorithm::Sha256, r.secret).compute(&[r.body]);
-        Ok(vec![SignRequest::header(
-            SIG_HEADER,
-            format!("sha256={}", b64_std(mac.as_bytes())),
-        )])
-    },
+    sign: |r| Ok(vec![MAC.signed(r)]),
     get_handshake: Some("crc_token"),
     handshakes: true,
     // `x-twitter-webhooks-signature`: HMAC of the raw body. The event kind is the name of a
@@ -81,24 +80,12 @@ impl X {
 
 impl Verifier for X {
     fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
-        let sig = required(input.headers, SIG_HEADER)?;
-        let b64 = sig
-            .strip_prefix("sha256=")
-            .ok_or(VerifyError::MalformedSignature(SIG_HEADER))?;
-        let key_index = match_encoded(&self.keys, &[], input.body, &[b64.as_bytes()], b64_std)
-            .ok_or(VerifyError::BadSignature)?;
-        Ok(Verified {
-            key_index,
-            id: None,
-            timestamp: None,
-        })
+        MAC.verified(&self.keys, input)
     }
 
     fn check<'a>(&'a self, input: Input<'a>, now: i64, tol: Duration) -> Check<'a> {
-        if input.method == Method::GET {
-            return Check::Ready(self.crc(&input).map(Checked::Handshake));
-        }
-        Check::Ready(self.verify(&input, now, tol).map(Checked::Verified))
+        let crc = (input.method == Method::GET).then(|| self.crc(&input));
+        handshake_or(crc, || self.verify(&input, now, tol))
     }
 }
 

@@ -55,7 +55,21 @@ name = "dropbox"
 path = "/dropbox"
 scheme = "dropbox"
 secrets = [{ value = "dropbox-secret" }]
+
+[[route]]
+name = "asana"
+path = "/asana"
+scheme = "asana"
+secrets = [{ value = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81" }]
+
+[[route]]
+name = "worldline"
+path = "/worldline"
+scheme = "worldline"
+secrets = [{ value = "worldline-key" }]
 "#;
+
+const ASANA_SECRET: &str = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81";
 
 fn mac(secret: &str, parts: &[&[u8]]) -> Vec<u8> {
     let mut m = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
@@ -207,6 +221,21 @@ async fn every_handshake_is_answered(sc: &Sidecar) {
     let a = get(sc, "/dropbox?challenge=abc123", &[]).await;
     assert_answer(&a, 200, "text/plain", b"abc123");
     assert_eq!(a.headers["x-content-type-options"], "nosniff");
+
+    // Asana: the configured X-Hook-Secret echoed in the header, empty body.
+    let a = post(sc, "/asana", &[("x-hook-secret", ASANA_SECRET.into())], b"").await;
+    assert_answer(&a, 200, "text/plain", b"");
+    assert_eq!(a.headers["x-hook-secret"], ASANA_SECRET);
+
+    // Worldline: the endpoint verification value echoed, with nosniff.
+    let a = get(
+        sc,
+        "/worldline",
+        &[("x-gcs-webhooks-endpoint-verification", "0ea1-77".into())],
+    )
+    .await;
+    assert_answer(&a, 200, "text/plain", b"0ea1-77");
+    assert_eq!(a.headers["x-content-type-options"], "nosniff");
 }
 
 #[tokio::test]
@@ -216,7 +245,17 @@ async fn handshakes_are_answered_exactly_and_never_forwarded() {
     every_handshake_is_answered(&sc).await;
     assert_eq!(up.count(), 0, "the app saw a handshake");
     let m = sc.metrics().await;
-    for route in ["slack", "zoom", "meta", "graph", "okta", "x", "dropbox"] {
+    for route in [
+        "slack",
+        "zoom",
+        "meta",
+        "graph",
+        "okta",
+        "x",
+        "dropbox",
+        "asana",
+        "worldline",
+    ] {
         let series = format!(
             "hookseal_requests_total{{reason=\"ok\",result=\"handshake\",route=\"{route}\"}}"
         );
@@ -298,6 +337,20 @@ async fn failed_handshakes_are_refused_with_their_reason() {
         (a.status, a.error()),
         (StatusCode::FORBIDDEN, "bad_verify_token".into())
     );
+    // Asana: a handshake with a secret hookseal was not given is refused and never echoed
+    // (the handshake is unauthenticated: echoing any secret would hand the key to whoever sent it).
+    let a = post(
+        &sc,
+        "/asana",
+        &[("x-hook-secret", "attacker-chosen".into())],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.error()),
+        (StatusCode::FORBIDDEN, "bad_verify_token".into())
+    );
+    assert!(!a.headers.contains_key("x-hook-secret"), "{a:?}");
     assert_eq!(up.count(), 0);
     let m = sc.metrics().await;
     assert_eq!(
@@ -375,10 +428,16 @@ async fn deliveries_of_the_handshake_schemes_are_verified_and_forwarded() {
     )
     .await;
     assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    let body = br#"{"events":[{"action":"changed","resource":{"gid":"1"}}]}"#;
+    let sig = hex(&mac(ASANA_SECRET, &[body]));
+    let a = post(&sc, "/asana", &[("x-hook-signature", sig.clone())], body).await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    let a = post(&sc, "/asana", &[("x-hook-signature", sig)], &b"{}"[..]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     let body = br#"{"event":"meeting.started","payload":{}}"#;
     let a = post(&sc, "/zoom", &zoom_headers("zoom-old", body), body).await;
     assert_eq!(a.status, StatusCode::OK, "{a:?}");
-    assert_eq!(up.count(), 6);
+    assert_eq!(up.count(), 7);
     let last = up.last();
     assert_eq!(&last.body[..], body);
     assert_eq!(last.headers["x-hookseal-key"], "0");

@@ -2,6 +2,7 @@
 
 mod netkit;
 mod support;
+mod tlskit;
 
 mod config;
 mod debugging;

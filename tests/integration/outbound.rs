@@ -3,188 +3,49 @@
 //! `cert_host` pointed at it), the subscription confirmed once across two replicas, and JWTs
 //! (`jwt`, `google-pubsub`, `plaid`) with inline keys and with a JWKS URL.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
 use base64::Engine;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
 use ring::rand::SystemRandom;
 use ring::signature::{self as sig, KeyPair};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::PrivateKeyDer;
 use serde_json::{json, Value};
 use sha2::Digest;
 
 use crate::netkit::metric;
 use crate::support::{post, unix_now, Sidecar, Upstream};
+use crate::tlskit::testkit::{Canned, TestCa, TestServer, RSA_KEY_PEM};
 use hookseal::replay::testing::RedisServer;
 
-const RSA_KEY_PEM: &str = include_str!("../../src/fetch/testdata/rsa2048.pem");
 const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:orders";
 const CERT_PATH: &str = "/SimpleNotificationService-0123456789abcdef.pem";
 
-// === a test CA and a local HTTPS server ===
+// === the library's test CA and HTTPS server (tests/integration/tlskit.rs) ===
 
-struct TestCa {
-    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "hookseal outbound test CA");
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = rcgen::KeyPair::generate().unwrap();
-        TestCa {
-            issuer: rcgen::CertifiedIssuer::self_signed(params, key).unwrap(),
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
-    fn leaf(&self, names: &[&str], key: &rcgen::KeyPair) -> rcgen::Certificate {
-        let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-        let mut params = rcgen::CertificateParams::new(names).unwrap();
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        params.signed_by(key, &self.issuer).unwrap()
-    }
-}
-
-/// A canned answer: status, headers, body.
-type Canned = (u16, Vec<(String, String)>, Vec<u8>);
-
-#[derive(Default)]
-struct State {
-    answers: Mutex<HashMap<String, Canned>>,
-    hits: Mutex<HashMap<String, usize>>,
-    connections: AtomicUsize,
-    down: AtomicBool,
-}
-
-/// HTTPS on 127.0.0.1 with a certificate for `localhost`; canned answers per path and query.
-struct HttpsServer {
-    addr: SocketAddr,
-    state: Arc<State>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for HttpsServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// The shared test server, with the canned-answer shape these tests write.
+struct HttpsServer(TestServer);
 
 impl HttpsServer {
     async fn start(ca: &TestCa) -> HttpsServer {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = ca.leaf(&["localhost"], &key);
-        let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
-        let config =
-            rustls::ServerConfig::builder_with_provider(Arc::new(hookseal::tls::provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(vec![cert.der().clone()], key)
-                .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(State::default());
-        let st = Arc::clone(&state);
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                st.connections.fetch_add(1, Ordering::SeqCst);
-                if st.down.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let (acceptor, st) = (acceptor.clone(), Arc::clone(&st));
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let st = Arc::clone(&st);
-                        async move { Ok::<_, std::convert::Infallible>(answer(&st, &req)) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                });
-            }
-        });
-        HttpsServer { addr, state, task }
+        HttpsServer(TestServer::start(ca).await)
     }
 
     fn set(&self, path: &str, status: u16, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) {
-        let headers = headers
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        self.state
-            .answers
-            .lock()
-            .unwrap()
-            .insert(path.to_owned(), (status, headers, body.into()));
-    }
-
-    fn authority(&self) -> String {
-        format!("localhost:{}", self.addr.port())
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.authority())
-    }
-
-    fn hits(&self, path: &str) -> usize {
-        self.state
-            .hits
-            .lock()
-            .unwrap()
-            .get(path)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn connections(&self) -> usize {
-        self.state.connections.load(Ordering::SeqCst)
+        let mut canned = Canned::ok(body);
+        canned.status = status;
+        for (name, value) in headers {
+            canned = canned.header(name, value);
+        }
+        self.0.set(path, canned);
     }
 }
 
-fn answer(st: &State, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let key = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
-    *st.hits.lock().unwrap().entry(key.clone()).or_insert(0) += 1;
-    let Some((status, headers, body)) = st.answers.lock().unwrap().get(&key).cloned() else {
-        return Response::builder()
-            .status(404)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-    };
-    let mut b = Response::builder().status(status);
-    for (k, v) in headers {
-        b = b.header(k, v);
+impl std::ops::Deref for HttpsServer {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.0
     }
-    b.body(Full::new(Bytes::from(body))).unwrap()
 }
 
 fn b64(b: &[u8]) -> String {
@@ -286,10 +147,12 @@ struct SnsEnv {
 async fn sns_env() -> SnsEnv {
     let ca = TestCa::new();
     let srv = HttpsServer::start(&ca).await;
-    let key =
-        rcgen::KeyPair::from_pkcs8_pem_and_sign_algo(RSA_KEY_PEM, &rcgen::PKCS_RSA_SHA256).unwrap();
-    let signing = ca.leaf(&["sns.amazonaws.com"], &key);
-    srv.set(CERT_PATH, 200, &[], signing.pem());
+    srv.set(
+        CERT_PATH,
+        200,
+        &[],
+        ca.rsa_leaf_pem(&["sns.amazonaws.com"], None),
+    );
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
@@ -408,7 +271,7 @@ async fn a_foreign_topic_or_cert_host_is_refused_and_nothing_is_fetched() {
         "https://sns.eu-west-1.amazonaws.com/cert.pem".to_owned(),
         format!("http://{}{CERT_PATH}", env.srv.authority()),
         format!("https://user@{}{CERT_PATH}", env.srv.authority()),
-        format!("https://127.0.0.1:{}{CERT_PATH}", env.srv.addr.port()),
+        format!("https://127.0.0.1:{}{CERT_PATH}", env.srv.port()),
     ] {
         let msg = sns_sign(notification(&bad, TOPIC), 2);
         let a = post(
@@ -426,7 +289,7 @@ async fn a_foreign_topic_or_cert_host_is_refused_and_nothing_is_fetched() {
     assert_eq!(env.srv.connections(), 0, "nothing was fetched");
     assert_eq!(up.count(), 0);
     // The certificate host down: 503 cert_unavailable, counted as a fetch failure.
-    env.srv.state.down.store(true, Ordering::SeqCst);
+    env.srv.set_down(true);
     let msg = sns_sign(notification(&cert_url, TOPIC), 2);
     let a = post(
         &sc.url("/sns"),
@@ -863,7 +726,7 @@ async fn jwks_unknown_kids_are_rate_limited_and_cached_keys_outlive_an_outage() 
         "rate-limited: no fetch for the unknown kids"
     );
     // The JWKS endpoint down: the cached keys still serve.
-    srv.state.down.store(true, Ordering::SeqCst);
+    srv.set_down(true);
     let a = post(&sc.url("/jwt"), &bearer(&es.token(&claims)), "{}").await;
     assert_eq!(a.status, StatusCode::OK, "{a:?}");
     // A route whose JWKS cannot be fetched at all fails closed: 503 keys_unavailable.
@@ -880,6 +743,160 @@ async fn jwks_unknown_kids_are_rate_limited_and_cached_keys_outlive_an_outage() 
         (StatusCode::SERVICE_UNAVAILABLE, "keys_unavailable".into())
     );
     let m = cold.metrics().await;
+    assert!(
+        metric(&m, "hookseal_fetch_failures_total{purpose=\"jwks\"}") >= 1.0,
+        "{m}"
+    );
+}
+
+/// Polls `post` on `path` every 500 ms until its answer has `status`; returns the time it
+/// took from `since`, or panics after `limit`.
+async fn poll_until(
+    sc: &Sidecar,
+    path: &str,
+    token: &str,
+    status: StatusCode,
+    since: std::time::Instant,
+    limit: std::time::Duration,
+) -> std::time::Duration {
+    loop {
+        let a = post(&sc.url(path), &bearer(token), "{}").await;
+        if a.status == status {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < limit,
+            "{path}: still {:?} after {limit:?}: {a:?}",
+            a.status
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The JWKS cache with the real binary, across its real (default) bounds: an unknown `kid`
+/// makes exactly one refetch once `refetch_interval` (60 s) has passed since the last fetch,
+/// and is then accepted, while another unknown `kid` inside the interval makes none; and with
+/// the JWKS server down, the cached keys serve until they expire (`min_ttl`, 60 s, for a
+/// `no-store` answer), then the route fails closed with 503 `keys_unavailable`.
+///
+/// This test waits about a minute, on purpose: both bounds are fixed (`JwksOptions::default()`,
+/// no config key — an operator has no reason to fetch a provider's keys more often, and a
+/// shorter `min_ttl` would only weaken the rate limit), and only the real clock shows them in
+/// the binary. The two routes run their minute side by side, so the wait is paid once; it runs
+/// in parallel with the rest of the suite; every wait is a bounded poll.
+#[tokio::test]
+async fn jwks_refetch_after_the_interval_and_fail_closed_after_expiry() {
+    let ca = TestCa::new();
+    let rotating = HttpsServer::start(&ca).await;
+    let failing = HttpsServer::start(&ca).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let old = Es256::new("old");
+    let new = Es256::new("new");
+    let cached = Es256::new("cached");
+    rotating.set(
+        "/jwks",
+        200,
+        &[("cache-control", "max-age=3600")],
+        json!({"keys":[old.jwk()]}).to_string(),
+    );
+    // `no-store`: kept for min_ttl only.
+    failing.set(
+        "/jwks",
+        200,
+        &[("cache-control", "no-store")],
+        json!({"keys":[cached.jwk()]}).to_string(),
+    );
+    let route = |name: &str, url: String| {
+        format!(
+            "[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nscheme = \"jwt\"\nca_file = \"{}\"\n\
+             [route.jwt]\njwks_url = \"{url}\"\naudiences = [\"a\"]\n",
+            ca_file.display()
+        )
+    };
+    let routes = route("rotating", rotating.url("/jwks")) + &route("failing", failing.url("/jwks"));
+    let up = Upstream::start().await;
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let claims = json!({"aud":"a","exp":unix_now() + 600});
+    let (old_t, new_t, cached_t) = (
+        old.token(&claims),
+        new.token(&claims),
+        cached.token(&claims),
+    );
+
+    // The first use of each route fetches its JWKS once.
+    let start = std::time::Instant::now();
+    let a = post(&sc.url("/rotating"), &bearer(&old_t), "{}").await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    let a = post(&sc.url("/failing"), &bearer(&cached_t), "{}").await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!((rotating.hits("/jwks"), failing.hits("/jwks")), (1, 1));
+
+    // The provider rotates in a new key; the other JWKS server goes down.
+    rotating.set(
+        "/jwks",
+        200,
+        &[("cache-control", "max-age=3600")],
+        json!({"keys":[old.jwk(), new.jwk()]}).to_string(),
+    );
+    failing.set_down(true);
+    let failing_connections = failing.connections();
+
+    // Within the interval the new kid is unknown and fetches nothing; the cached key of the
+    // failing route serves without a connection.
+    let a = post(&sc.url("/rotating"), &bearer(&new_t), "{}").await;
+    assert_eq!(
+        (a.status, a.error()),
+        (StatusCode::UNAUTHORIZED, "bad_token".into())
+    );
+    let a = post(&sc.url("/failing"), &bearer(&cached_t), "{}").await;
+    assert_eq!(a.status, StatusCode::OK, "{a:?}");
+    assert_eq!(rotating.hits("/jwks"), 1);
+    assert_eq!(failing.connections(), failing_connections);
+
+    // Both routes over the same minute: the rotating one refetches once the interval has
+    // passed and accepts the new key; the failing one serves its cached key until it expires,
+    // then answers 503.
+    let limit = std::time::Duration::from_secs(120);
+    let (refetched_after, closed_after) = tokio::join!(
+        poll_until(&sc, "/rotating", &new_t, StatusCode::OK, start, limit),
+        poll_until(
+            &sc,
+            "/failing",
+            &cached_t,
+            StatusCode::SERVICE_UNAVAILABLE,
+            start,
+            limit
+        ),
+    );
+    // Neither happened before its 60 s bound (measured from before the first fetch).
+    assert!(refetched_after.as_secs() >= 59, "{refetched_after:?}");
+    assert!(closed_after.as_secs() >= 59, "{closed_after:?}");
+    assert_eq!(
+        rotating.hits("/jwks"),
+        2,
+        "exactly one refetch for the new kid"
+    );
+    // Another unknown kid right after that refetch: no fetch, 401.
+    let a = post(
+        &sc.url("/rotating"),
+        &bearer(&Es256::new("other").token(&claims)),
+        "{}",
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.error()),
+        (StatusCode::UNAUTHORIZED, "bad_token".into())
+    );
+    assert_eq!(rotating.hits("/jwks"), 2);
+    // The failing route stays closed, with its reason, and counts the failed fetch.
+    let a = post(&sc.url("/failing"), &bearer(&cached_t), "{}").await;
+    assert_eq!(
+        (a.status, a.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "keys_unavailable".into())
+    );
+    let m = sc.metrics().await;
     assert!(
         metric(&m, "hookseal_fetch_failures_total{purpose=\"jwks\"}") >= 1.0,
         "{m}"

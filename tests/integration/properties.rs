@@ -224,7 +224,14 @@ fn body_for(name: SchemeName, raw: Vec<u8>, form: String, ts: i64, extra: u16) -
         .into_bytes(),
         // Twilio signs decoded form parameters; an alphabet without `%`, `+` and non-ASCII keeps
         // every single bit flip a different parameter set (SECURITY.md explains the equivalences).
-        "twilio" => form.into_bytes(),
+        "twilio" | "plivo" | "mandrill" => form.into_bytes(),
+        // Hygraph signs the body as a JSON string: it must be UTF-8 (a unit test in
+        // hygraph.rs checks that other bytes are refused).
+        "hygraph" => raw
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .into_bytes(),
         // Shopify and Square reject an empty body, as their libraries do (a unit test in each
         // scheme's file checks that rejection).
         "shopify" | "square" if raw.is_empty() => b"{}".to_vec(),
@@ -312,6 +319,7 @@ fn carries_timestamp(name: SchemeName) -> bool {
                 | "tiktok"
                 | "sendgrid"
                 | "contentful"
+                | "hygraph"
         )
 }
 

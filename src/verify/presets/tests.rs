@@ -48,6 +48,14 @@ pub(crate) const ALL: &[&Spec] = &[
     &LEMON_SQUEEZY_SPEC,
     &NOTION_SPEC,
     &CLEARBIT_SPEC,
+    &AFTERSHIP_SPEC,
+    &ALCHEMY_SPEC,
+    &BOLT_SPEC,
+    &CHARGIFY_SPEC,
+    &HEROKU_SPEC,
+    &SONATYPE_SPEC,
+    &ORB_SPEC,
+    &SIGNAL_SCIENCES_SPEC,
 ];
 
 const NOW: i64 = 1_735_689_600;
@@ -303,14 +311,16 @@ fn single_forms_need_their_prefix() {
 #[test]
 fn lists_take_any_signature_and_the_first_timestamp() {
     for spec in ALL {
-        let Form::List { ts, sig, .. } = spec.form else {
+        let Form::List { ts, sig, seps } = spec.form else {
             continue;
         };
+        // The entry's own separator (`,` for most, a space for Orb).
+        let sep = seps[0];
         let t = build(spec, &[secret_of(spec)]);
         let hs = signed(spec, NOW);
         let mac = hs[0]
             .1
-            .split(',')
+            .split(sep)
             .find_map(|e| e.strip_prefix(&format!("{sig}=")))
             .unwrap()
             .to_owned();
@@ -318,10 +328,10 @@ fn lists_take_any_signature_and_the_first_timestamp() {
         let head = if ts.is_empty() {
             String::new()
         } else {
-            format!("{ts}={NOW},")
+            format!("{ts}={NOW}{sep}")
         };
         // rotation: ours second, an unknown version ignored
-        let v = format!("{head}{sig}={other},v9={mac},{sig}={mac}");
+        let v = format!("{head}{sig}={other}{sep}v9={mac}{sep}{sig}={mac}");
         assert!(
             run(&t, &with(&hs, spec.sig, &v), BODY_TEXT, NOW).is_ok(),
             "{}: {v}",
@@ -414,6 +424,23 @@ fn alt_headers_are_candidates_too() {
 #[test]
 fn rfc3339_and_millisecond_timestamps() {
     assert_eq!(parse_ts(TsFmt::Rfc3339, "2025-01-01T00:00:00Z"), Some(NOW));
+    // Orb's ISO 8601: with an offset as RFC 3339, without one as UTC.
+    for t in [
+        "2025-01-01T00:00:00Z",
+        "2025-01-01T00:00:00",
+        "2025-01-01T00:00:00.143045",
+        "2025-01-01T01:00:00+01:00",
+    ] {
+        assert_eq!(parse_ts(TsFmt::IsoUtc, t), Some(NOW), "{t}");
+    }
+    for bad in [
+        "2025-01-01 00:00:00",
+        "1735689600",
+        "2025-01-01T00:00:00Zjunk",
+        "",
+    ] {
+        assert_eq!(parse_ts(TsFmt::IsoUtc, bad), None, "{bad}");
+    }
     assert_eq!(
         parse_ts(TsFmt::Rfc3339, "2025-01-01T01:00:00.123456789+01:00"),
         Some(NOW)
