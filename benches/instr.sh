@@ -130,7 +130,7 @@ ctx_sum() { # PID: voluntary + involuntary context switches of all its threads
 }
 
 echo "requests per run: $N, body $SIZE B; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-4s %-6s %14s %10s %10s %10s  %s\n' target load "instr/req" "timers/req" "ctxsw/req" "sysc/req" spec
+printf '%-4s %-6s %10s %8s %10s %10s %10s  %s\n' target load "instr/req" "HMAC" "timers/req" "ctxsw/req" "sysc/req" spec
 for i in "${!BINS[@]}"; do
     spec=${BINS[$i]}
     for load in $LOADS; do

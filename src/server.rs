@@ -487,12 +487,17 @@ impl ConnState {
     }
 
     /// Registers a response handed to the HTTP layer: it waits on the client from now. Wakes
-    /// the connection's task to move its timer closer if it is set for later than a quarter
-    /// of `write_timeout` from now (a connection idle or new until this request).
+    /// the connection's task to move its timer closer if it is set for later than
+    /// `write_timeout` from now (a connection idle or new until this request, whose idle
+    /// deadline lies beyond it). A timer due within `write_timeout` needs no move: when it
+    /// fires with a request in progress it checks again every quarter of `write_timeout`, so a
+    /// stalled response is still seen within a quarter of `write_timeout` after it ran out. On
+    /// HTTP/1.1 with the default limits the idle deadline (`header_timeout`) always is within
+    /// it: a request wakes nothing.
     fn watch_response(&self, write_timeout: Duration) -> Arc<AtomicU64> {
         let now = self.ms_since_born();
-        let quarter = u64::try_from((write_timeout / 4).as_millis()).unwrap_or(u64::MAX);
-        if self.timer_at.load(Ordering::SeqCst) > now.saturating_add(quarter) {
+        let limit = u64::try_from(write_timeout.as_millis()).unwrap_or(u64::MAX);
+        if self.timer_at.load(Ordering::SeqCst) > now.saturating_add(limit) {
             self.rearm_due.store(true, Ordering::SeqCst);
             self.rearm.notify_one();
         }
