@@ -57,23 +57,33 @@ pub static POLICY: [HeaderName; 9] = [
 /// after [`add_forwarded`]. `client` is the client address hookseal determined
 /// ([`client_ip`]); `None` leaves no `X-Real-IP`.
 pub fn apply_policy(headers: &mut HeaderMap, keep: &[HeaderName], client: Option<IpAddr>) {
-    for name in &POLICY {
-        if keep.contains(name) {
-            continue;
+    // The names that are only removed: one pass over the request's names finds the ones it
+    // has (usually none), instead of a lookup of each on every request.
+    // POLICY's first seven; the last two (X-Real-IP, Forwarded) are rewritten below.
+    let removed = &POLICY[..7];
+    let mut present = [false; 7];
+    for name in headers.keys() {
+        if let Some(i) = removed.iter().position(|p| p == name) {
+            present[i] = true;
         }
-        headers.remove(name);
-        if *name == X_REAL_IP {
-            if let Some(ip) = client {
-                let mut text = [0u8; 48];
-                if let Ok(v) = HeaderValue::from_bytes(ip_text(ip, &mut text)) {
-                    headers.insert(X_REAL_IP, v);
-                }
-            }
-        } else if *name == header::FORWARDED {
-            if let Some(v) = forwarded_value(headers) {
-                headers.insert(header::FORWARDED, v);
-            }
+    }
+    for (name, _) in removed.iter().zip(present).filter(|(_, p)| *p) {
+        if !keep.contains(name) {
+            headers.remove(name);
         }
+    }
+    if !keep.contains(&X_REAL_IP) {
+        let mut text = [0u8; 48];
+        match client.and_then(|ip| HeaderValue::from_bytes(ip_text(ip, &mut text)).ok()) {
+            Some(v) => headers.insert(X_REAL_IP, v),
+            None => headers.remove(X_REAL_IP),
+        };
+    }
+    if !keep.contains(&header::FORWARDED) {
+        match forwarded_value(headers) {
+            Some(v) => headers.insert(header::FORWARDED, v),
+            None => headers.remove(header::FORWARDED),
+        };
     }
 }
 
@@ -82,31 +92,43 @@ pub fn apply_policy(headers: &mut HeaderMap, keep: &[HeaderName], client: Option
 /// `proto` and `host`.
 fn forwarded_value(headers: &HeaderMap) -> Option<HeaderValue> {
     let xff = headers.get(&X_FORWARDED_FOR)?.to_str().ok()?;
-    let mut out = String::new();
+    // Written by hand, as `format!` would write it (tested): this runs on every request.
+    let mut out: Vec<u8> = Vec::with_capacity(64);
+    let mut text = [0u8; 48];
     for hop in xff.split(',').map(str::trim).filter(|h| !h.is_empty()) {
         if !out.is_empty() {
-            out.push_str(", ");
+            out.extend_from_slice(b", ");
         }
         match parse_hop(hop) {
-            Some(IpAddr::V4(v4)) => out.push_str(&format!("for={v4}")),
-            Some(IpAddr::V6(v6)) => out.push_str(&format!("for=\"[{v6}]\"")),
-            None => out.push_str("for=unknown"),
+            Some(ip @ IpAddr::V4(_)) => {
+                out.extend_from_slice(b"for=");
+                out.extend_from_slice(ip_text(ip, &mut text));
+            }
+            Some(ip @ IpAddr::V6(_)) => {
+                out.extend_from_slice(b"for=\"[");
+                out.extend_from_slice(ip_text(ip, &mut text));
+                out.extend_from_slice(b"]\"");
+            }
+            None => out.extend_from_slice(b"for=unknown"),
         }
     }
     if let Some(proto) = headers
         .get(&X_FORWARDED_PROTO)
         .and_then(|v| v.to_str().ok())
     {
-        out.push_str(";proto=");
-        out.push_str(proto);
+        out.extend_from_slice(b";proto=");
+        out.extend_from_slice(proto.as_bytes());
     }
     if let Some(host) = headers.get(&X_FORWARDED_HOST).and_then(|v| v.to_str().ok()) {
         // A checked authority (see `check_host`): never a quote or a backslash.
         if !host.bytes().any(|b| b == b'"' || b == b'\\') {
-            out.push_str(&format!(";host=\"{host}\""));
+            out.extend_from_slice(b";host=\"");
+            out.extend_from_slice(host.as_bytes());
+            out.push(b'"');
         }
     }
-    HeaderValue::from_str(&out).ok()
+    // Visible ASCII only (every piece is `to_str` text or an address), as `from_str` checks.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
 }
 
 /// Whether the request's `Host` can be forwarded: at most one, not empty, a plain
@@ -312,6 +334,142 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `format!` version [`forwarded_value`] replaces.
+    fn forwarded_by_format(headers: &HeaderMap) -> Option<HeaderValue> {
+        let xff = headers.get(&X_FORWARDED_FOR)?.to_str().ok()?;
+        let mut out = String::new();
+        for hop in xff.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            if !out.is_empty() {
+                out.push_str(", ");
+            }
+            match parse_hop(hop) {
+                Some(IpAddr::V4(v4)) => out.push_str(&format!("for={v4}")),
+                Some(IpAddr::V6(v6)) => out.push_str(&format!("for=\"[{v6}]\"")),
+                None => out.push_str("for=unknown"),
+            }
+        }
+        if let Some(proto) = headers
+            .get(&X_FORWARDED_PROTO)
+            .and_then(|v| v.to_str().ok())
+        {
+            out.push_str(";proto=");
+            out.push_str(proto);
+        }
+        if let Some(host) = headers.get(&X_FORWARDED_HOST).and_then(|v| v.to_str().ok()) {
+            if !host.bytes().any(|b| b == b'"' || b == b'\\') {
+                out.push_str(&format!(";host=\"{host}\""));
+            }
+        }
+        HeaderValue::from_str(&out).ok()
+    }
+
+    /// The per-name loop [`apply_policy`] replaces.
+    fn apply_policy_by_lookups(
+        headers: &mut HeaderMap,
+        keep: &[HeaderName],
+        client: Option<IpAddr>,
+    ) {
+        for name in &POLICY {
+            if keep.contains(name) {
+                continue;
+            }
+            headers.remove(name);
+            if *name == X_REAL_IP {
+                if let Some(ip) = client {
+                    headers.insert(X_REAL_IP, HeaderValue::from_str(&ip.to_string()).unwrap());
+                }
+            } else if *name == header::FORWARDED {
+                if let Some(v) = forwarded_by_format(headers) {
+                    headers.insert(header::FORWARDED, v);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_policy_in_one_pass_does_what_a_lookup_per_name_did() {
+        let clients = [
+            None,
+            Some("192.0.2.1".parse().unwrap()),
+            Some("2001:db8::2".parse().unwrap()),
+        ];
+        let mut cases = 0;
+        // Every subset of the policy's names present (twice over: some names repeated), beside
+        // other headers, under three `keep` lists and three clients.
+        for mask in 0u32..(1 << POLICY.len()) {
+            let mut h = map(&[
+                ("host", "x"),
+                ("x-forwarded-for", "10.0.0.1"),
+                ("x-forwarded-proto", "http"),
+            ]);
+            for (i, name) in POLICY.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    h.append(name.clone(), HeaderValue::from_static("1"));
+                    if i % 2 == 0 {
+                        h.append(name.clone(), HeaderValue::from_static("2"));
+                    }
+                }
+            }
+            for keep in [
+                vec![],
+                vec![POLICY[0].clone(), X_REAL_IP],
+                vec![header::FORWARDED, POLICY[5].clone()],
+            ] {
+                for client in clients {
+                    let (mut a, mut b) = (h.clone(), h.clone());
+                    apply_policy(&mut a, &keep, client);
+                    apply_policy_by_lookups(&mut b, &keep, client);
+                    assert_eq!(a, b, "mask {mask:b} keep {keep:?} client {client:?}");
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 512 * 9);
+    }
+
+    #[test]
+    fn forwarded_reads_as_the_format_it_replaces() {
+        let hops = [
+            "10.0.0.1",
+            "203.0.113.250:8080",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+            "[2001:db8::1]:443",
+            "::ffff:192.0.2.128",
+            "fe80::1:2:3:4",
+            "not-an-ip",
+            "",
+            " 192.0.2.9 ",
+        ];
+        let mut cases = 0;
+        for a in hops {
+            for b in ["", "198.51.100.2", "2001:db8:0:0:1:0:0:1", "unknown"] {
+                for (proto, host) in [
+                    (None, None),
+                    (Some("https"), Some("hooks.example:8443")),
+                    (Some("http"), Some("[::1]:80")),
+                    (None, Some("bad\"host")),
+                ] {
+                    let xff = if b.is_empty() {
+                        a.to_owned()
+                    } else {
+                        format!("{a}, {b}")
+                    };
+                    let mut pairs = vec![("x-forwarded-for", xff.as_str())];
+                    pairs.extend(proto.map(|p| ("x-forwarded-proto", p)));
+                    pairs.extend(host.map(|h| ("x-forwarded-host", h)));
+                    let h = map(&pairs);
+                    assert_eq!(forwarded_value(&h), forwarded_by_format(&h), "{pairs:?}");
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(forwarded_value(&HeaderMap::new()), None);
+        assert!(cases > 100);
+    }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

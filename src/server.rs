@@ -2,9 +2,12 @@
 //! deadlines, graceful drain.
 //!
 //! Every connection is driven by `serve`, which watches three things besides the protocol:
-//! - the first request must arrive within `header_timeout` of the connection (hyper enforces
-//!   it for each HTTP/1.1 request head; here it also covers HTTP/2 and a client that connects
-//!   and sends nothing, which the protocol sniffing would otherwise wait on forever);
+//! - the first request must arrive within `header_timeout` of the connection (this also
+//!   covers HTTP/2 and a client that connects and sends nothing, which the protocol sniffing
+//!   would otherwise wait on forever), and on HTTP/1.1 each later request head within
+//!   `header_timeout` of the end of the request before it (what hyper's own header timer
+//!   does; the connection's one timer does it here, so that a request arms no timer of its
+//!   own);
 //! - a connection with no request in progress for `idle_timeout` is closed gracefully;
 //! - a connection with a response its client has not taken more of for `write_timeout` (the
 //!   HTTP/1.1 socket or the HTTP/2 flow-control window full) is dropped, with every request
@@ -23,7 +26,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Method, Request, Uri};
+use http::{Method, Request, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -72,6 +75,10 @@ struct Shared {
     drain: watch::Receiver<bool>,
     /// Turns true when `shutdown_grace` ran out: connections are dropped.
     cut: watch::Receiver<bool>,
+    /// Set just before `drain` turns true: connections poll its watch only then.
+    draining: AtomicBool,
+    /// Set just before `cut` turns true.
+    cutting: AtomicBool,
     requests_cut_off: AtomicUsize,
 }
 
@@ -119,7 +126,9 @@ impl Server {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
+            // Enforced by the connection's own timer (`ConnState::check`): hyper's would
+            // allocate and arm a timer for every request head.
+            .header_read_timeout(None)
             .max_headers(limits.max_headers)
             .max_buf_size(limits.max_header_bytes.max(8192))
             .keep_alive(true);
@@ -139,6 +148,8 @@ impl Server {
             metrics: Arc::clone(&metrics),
             drain,
             cut,
+            draining: AtomicBool::new(false),
+            cutting: AtomicBool::new(false),
             requests_cut_off: AtomicUsize::new(0),
         });
         tokio::pin!(stop);
@@ -192,6 +203,7 @@ impl Server {
         drop(listener);
         let open = max - permits.available_permits();
         tracing::info!(open_connections = open, "stopped accepting; draining");
+        shared.draining.store(true, Ordering::SeqCst);
         let _ = drain_tx.send(true);
         // Every connection holds a permit until its task ends: all permits back = drained.
         let all = u32::try_from(max).unwrap_or(u32::MAX);
@@ -206,6 +218,7 @@ impl Server {
             };
         }
         let left = max - permits.available_permits();
+        shared.cutting.store(true, Ordering::SeqCst);
         let _ = cut_tx.send(true);
         // The tasks return as soon as they see the cut; give them a moment to log.
         let _ = tokio::time::timeout(Duration::from_secs(5), permits.acquire_many(all)).await;
@@ -269,7 +282,7 @@ where
         let inflight = shared.metrics.inflight.clone();
         let write_timeout = shared.write_timeout;
         service_fn(move |req: Request<Incoming>| {
-            let guard = InFlight::begin(&state, &inflight, req.method(), req.uri());
+            let guard = InFlight::begin(&state, &inflight, &req);
             let proxy = Arc::clone(&proxy);
             let state = Arc::clone(&state);
             async move {
@@ -304,17 +317,57 @@ where
             closing = Some(Instant::now());
             sleep.as_mut().reset(state.next_check(shared, closing));
         }
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
+        let drain_wait = drain.wait_for(|d| *d);
+        let cut_wait = cut.wait_for(|c| *c);
+        let quiet = state.quiet.notified();
+        let rearm = state.rearm.notified();
+        tokio::pin!(drain_wait, cut_wait, quiet, rearm);
+        // The connection is polled on every wake-up (several per request); the other sources
+        // once when they are made (which registers this task to be woken by each), then only
+        // when a flag set before that wake-up says they may be ready: no watch, notify or
+        // timer is polled per request.
+        let mut fresh = true;
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Event::Ended(r.err()));
+            }
+            let first = std::mem::take(&mut fresh);
+            if (first || shared.cutting.load(Ordering::SeqCst))
+                && cut_wait.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Event::Cut);
+            }
+            if !draining
+                && (first || shared.draining.load(Ordering::SeqCst))
+                && drain_wait.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(Event::Drain);
+            }
+            // Draining: a request ended, so the connection may now be shut down.
+            if draining && quiet.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Quiet);
+            }
+            // A response began while the timer was set for later than `write_timeout` allows.
+            if state.rearm_due.swap(false, Ordering::SeqCst)
+                || (first && rearm.as_mut().poll(cx).is_ready())
+            {
+                return Poll::Ready(Event::Rearm);
+            }
+            if (first || sleep.is_elapsed()) && sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Timer);
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Ended(e) => {
+                if let Some(e) = e {
                     tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            _ = drain.wait_for(|d| *d), if !draining => {
-                state.draining.store(true, Ordering::SeqCst);
-            }
-            _ = cut.wait_for(|c| *c) => {
+            Event::Drain => state.draining.store(true, Ordering::SeqCst),
+            Event::Cut => {
                 let n = state.cut_off();
                 shared.requests_cut_off.fetch_add(n, Ordering::SeqCst);
                 if n > 0 {
@@ -323,13 +376,9 @@ where
                 // Dropping `conn` drops the requests on it; each logs itself (InFlight).
                 return;
             }
-            // Draining: a request ended, so the connection may now be shut down.
-            () = state.quiet.notified(), if draining => {}
-            // A response began while the timer was set for later than `write_timeout` allows.
-            () = state.rearm.notified() => {
-                sleep.as_mut().reset(state.next_check(shared, closing));
-            }
-            () = &mut sleep => {
+            Event::Quiet => {}
+            Event::Rearm => sleep.as_mut().reset(state.next_check(shared, closing)),
+            Event::Timer => {
                 match state.check(shared, closing) {
                     Check::Keep => {}
                     Check::Close => {
@@ -358,6 +407,17 @@ where
     }
 }
 
+/// What woke a connection's task for more than its protocol.
+enum Event {
+    /// The connection ended (with the error, if any).
+    Ended(Option<Box<dyn std::error::Error + Send + Sync>>),
+    Drain,
+    Cut,
+    Quiet,
+    Rearm,
+    Timer,
+}
+
 /// What one connection's deadline check decided.
 enum Check {
     Keep,
@@ -378,6 +438,9 @@ struct ConnState {
     active: AtomicUsize,
     /// Requests begun on this connection.
     started: AtomicU64,
+    /// Set by its first request when the connection speaks HTTP/2: its later requests come
+    /// as streams, with no request head to wait for between them.
+    h2: AtomicBool,
     /// When the last request ended, in milliseconds after `born`.
     last_end_ms: AtomicU64,
     /// Set when the connection is being cut off, so that its requests log themselves.
@@ -393,6 +456,8 @@ struct ConnState {
     timer_at: AtomicU64,
     /// Signalled when a response begins and the timer is too far off to see it stall in time.
     rearm: Notify,
+    /// Set just before `rearm` is signalled.
+    rearm_due: AtomicBool,
 }
 
 /// A response's wait time when it is not waiting on its client.
@@ -405,6 +470,7 @@ impl ConnState {
             born: Instant::now(),
             active: AtomicUsize::new(0),
             started: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
             last_end_ms: AtomicU64::new(0),
             cut: AtomicBool::new(false),
             draining: AtomicBool::new(false),
@@ -412,6 +478,7 @@ impl ConnState {
             responses: Mutex::new(Vec::new()),
             timer_at: AtomicU64::new(0),
             rearm: Notify::new(),
+            rearm_due: AtomicBool::new(false),
         }
     }
 
@@ -420,12 +487,18 @@ impl ConnState {
     }
 
     /// Registers a response handed to the HTTP layer: it waits on the client from now. Wakes
-    /// the connection's task to move its timer closer if it is set for later than a quarter
-    /// of `write_timeout` from now (a connection idle or new until this request).
+    /// the connection's task to move its timer closer if it is set for later than
+    /// `write_timeout` from now (a connection idle or new until this request, whose idle
+    /// deadline lies beyond it). A timer due within `write_timeout` needs no move: when it
+    /// fires with a request in progress it checks again every quarter of `write_timeout`, so a
+    /// stalled response is still seen within a quarter of `write_timeout` after it ran out. On
+    /// HTTP/1.1 with the default limits the idle deadline (`header_timeout`) always is within
+    /// it: a request wakes nothing.
     fn watch_response(&self, write_timeout: Duration) -> Arc<AtomicU64> {
         let now = self.ms_since_born();
-        let quarter = u64::try_from((write_timeout / 4).as_millis()).unwrap_or(u64::MAX);
-        if self.timer_at.load(Ordering::SeqCst) > now.saturating_add(quarter) {
+        let limit = u64::try_from(write_timeout.as_millis()).unwrap_or(u64::MAX);
+        if self.timer_at.load(Ordering::SeqCst) > now.saturating_add(limit) {
+            self.rearm_due.store(true, Ordering::SeqCst);
             self.rearm.notify_one();
         }
         let waiting = Arc::new(AtomicU64::new(now));
@@ -484,7 +557,17 @@ impl ConnState {
             None if self.started.load(Ordering::SeqCst) == 0 => {
                 (self.born + shared.header_timeout).min(now + shared.idle_timeout)
             }
-            None => self.idle_since() + shared.idle_timeout,
+            None => self.idle_since() + self.idle_limit(shared),
+        }
+    }
+
+    /// How long the connection may have no request in progress: `idle_timeout`, and on
+    /// HTTP/1.1 at most `header_timeout`, as the next request head must arrive within it.
+    fn idle_limit(&self, shared: &Shared) -> Duration {
+        if self.h2.load(Ordering::SeqCst) {
+            shared.idle_timeout
+        } else {
+            shared.idle_timeout.min(shared.header_timeout)
         }
     }
 
@@ -510,7 +593,12 @@ impl ConnState {
                 Check::Keep
             };
         }
-        if now >= self.idle_since() + shared.idle_timeout {
+        let idle = self.idle_since();
+        if !self.h2.load(Ordering::SeqCst) && now >= idle + shared.header_timeout {
+            // No (complete) HTTP/1.1 request head within `header_timeout` of the last request:
+            // dropped, as a stalled first head is (hyper's header timer ended it the same way).
+            Check::Drop("no request head within header_timeout")
+        } else if now >= idle + shared.idle_timeout {
             Check::Close
         } else {
             Check::Keep
@@ -539,20 +627,22 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn begin(
+    fn begin<B>(
         state: &Arc<ConnState>,
         inflight: &prometheus::IntGauge,
-        method: &Method,
-        uri: &Uri,
+        req: &Request<B>,
     ) -> InFlight {
+        if state.started.load(Ordering::SeqCst) == 0 && req.version() == Version::HTTP_2 {
+            state.h2.store(true, Ordering::SeqCst);
+        }
         state.started.fetch_add(1, Ordering::SeqCst);
         state.active.fetch_add(1, Ordering::SeqCst);
         inflight.inc();
         InFlight {
             state: Arc::clone(state),
             inflight: inflight.clone(),
-            method: method.clone(),
-            uri: uri.clone(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
             started: Instant::now(),
         }
     }

@@ -238,27 +238,22 @@ impl UpstreamClient {
             }
         }
 
+        // A pooled connection first, without registering for one coming back: the common case.
+        req = match self.pooled(req, authority).await {
+            Ok(done) => return done,
+            Err(req) => req,
+        };
         let slot = loop {
-            // Registered before looking, so that a connection coming back after the look is
-            // not missed.
+            // Registered before looking again, so that a connection coming back after the
+            // look is not missed.
             let returned = self.pool.returned.notified();
             tokio::pin!(returned);
             returned.as_mut().enable();
 
-            // Reused connections first. A request handed back unsent goes to the next one.
-            while let Some(mut link) = self.pool.checkout(authority) {
-                if !link.ready().await {
-                    continue;
-                }
-                match link.exchange(req).await {
-                    Ok(resp) => return Ok(self.lend(resp, link)),
-                    Err(Some(back)) => {
-                        tracing::debug!("pooled upstream connection closed before the request was written; using another");
-                        req = back;
-                    }
-                    Err(None) => return Err(UpstreamError::Unavailable),
-                }
-            }
+            req = match self.pooled(req, authority).await {
+                Ok(done) => return done,
+                Err(req) => req,
+            };
             if let Some(slot) = self.pool.free_slot() {
                 break slot;
             }
@@ -278,6 +273,30 @@ impl UpstreamClient {
             Ok(resp) => Ok(self.lend(resp, link)),
             Err(_) => Err(UpstreamError::Unavailable),
         }
+    }
+
+    /// Sends `req` on the reused connections (the most recently used first): the answer, or
+    /// `req` back when no pooled connection took it (each one closed, or none idle). A request
+    /// handed back unsent goes to the next one.
+    async fn pooled(
+        &self,
+        mut req: Request<RawBody>,
+        authority: &Authority,
+    ) -> Result<Result<Response<UpstreamBody>, UpstreamError>, Request<RawBody>> {
+        while let Some(mut link) = self.pool.checkout(authority) {
+            if !link.ready().await {
+                continue;
+            }
+            match link.exchange(req).await {
+                Ok(resp) => return Ok(Ok(self.lend(resp, link))),
+                Err(Some(back)) => {
+                    tracing::debug!("pooled upstream connection closed before the request was written; using another");
+                    req = back;
+                }
+                Err(None) => return Ok(Err(UpstreamError::Unavailable)),
+            }
+        }
+        Err(req)
     }
 
     fn lend(&self, resp: Response<Incoming>, link: Link) -> Response<UpstreamBody> {

@@ -476,6 +476,66 @@ async fn stalled_heads_and_silent_connections_are_closed_after_header_timeout() 
     assert_gauges_settle(&sc).await;
 }
 
+/// `header_timeout` between HTTP/1.1 requests (README "Slow and abusive clients"): each later
+/// head must arrive within it of the end of the request before, so a keep-alive connection is
+/// closed after the smaller of `header_timeout` and `idle_timeout`; an HTTP/2 connection,
+/// whose later requests are streams, stays open until `idle_timeout`.
+#[tokio::test]
+async fn later_http1_heads_are_bounded_by_header_timeout_and_http2_streams_are_not() {
+    let up = Upstream::start().await;
+    let sc = Sidecar::start(
+        up.addr,
+        "[limits]\nheader_timeout = \"1s\"\nidle_timeout = \"1h\"",
+        &sw_route(""),
+    )
+    .await;
+    let limit = Duration::from_secs(20);
+    let post = |id: &str| request_bytes("POST", "/hooks/sw", &signed(id), BODY);
+
+    // Keep-alive: requests within header_timeout of each other are served on one connection.
+    let mut h1 = TcpStream::connect(sc.addr).await.unwrap();
+    for id in ["msg_later_1", "msg_later_2", "msg_later_3"] {
+        h1.write_all(&post(id)).await.unwrap();
+        let r = within(limit, read_response(&mut h1)).await.unwrap();
+        assert_eq!(r.status, 200, "{id}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Then part of a head, and nothing more: cut off.
+    h1.write_all(b"POST /hooks/sw HTTP/1.1\r\nhost: x\r\nx-slow: ")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut h1, limit).await, "stalled later head");
+
+    // One request, then nothing: closed although idle_timeout is an hour.
+    let mut quiet = TcpStream::connect(sc.addr).await.unwrap();
+    quiet.write_all(&post("msg_later_4")).await.unwrap();
+    let r = within(limit, read_response(&mut quiet)).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(closed_within(&mut quiet, limit).await, "idle HTTP/1.1");
+
+    // HTTP/2: a second stream three header_timeouts after the first is still served.
+    let mut h2 = H2::connect(sc.addr).await;
+    for (stream, id) in [(1, "msg_later_h2_1"), (3, "msg_later_h2_2")] {
+        h2.post(stream, "/hooks/sw", &signed(id), BODY).await;
+        let status = within(limit, async {
+            loop {
+                let f = h2.next().await.expect("HTTP/2 connection closed");
+                if f.kind == H2_HEADERS && f.stream == stream {
+                    return h2_status(&f.payload);
+                }
+            }
+        })
+        .await;
+        assert_eq!(status, Some(200), "stream {stream}");
+        if stream == 1 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+    }
+    assert_eq!(up.count(), 6);
+    drop(h2);
+    assert_gauges_settle(&sc).await;
+}
+
 #[tokio::test]
 async fn idle_connections_are_closed_but_slow_requests_are_not() {
     let up = Upstream::start().await;
