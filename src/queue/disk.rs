@@ -14,7 +14,9 @@
 //! so a crash (`kill -9`, power loss) only forgets the claims and acks of that last window:
 //! an entry acknowledged in it is delivered again, and an attempt counted in it is counted
 //! again (the repeat may carry the same `x-hookseal-attempt`). Both are within at-least-once;
-//! no acknowledged enqueue is ever lost. If a commit fails, every command of the batch gets
+//! no acknowledged enqueue is ever lost. One exception keeps crash loops bounded: a claim of
+//! an entry that was already in the file when it was opened is committed durably, so an
+//! entry whose delivery keeps ending in a crash still counts its attempts to `max_attempts`. If a commit fails, every command of the batch gets
 //! [`QueueError::Unavailable`] and nothing of it is kept, in the file or in memory.
 //!
 //! # Tables
@@ -133,6 +135,12 @@ struct State {
     routes: HashMap<String, (u64, u64)>,
     /// seq → when it was claimed (unix ms)
     leases: HashMap<u64, u64>,
+    /// Entries below this sequence number were in the file when it was opened: their claims
+    /// are made durable at once, so that an entry whose attempts end in a crash (again and
+    /// again) still counts them toward `max_attempts`.
+    durable_below: u64,
+    /// Set by a claim of such an entry: this batch is committed durably.
+    force_durable: bool,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
@@ -589,6 +597,7 @@ fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
         tx.open_table(ATTEMPTS).map_err(|e| msg(e.into()))?;
     }
     tx.commit().map_err(|e| msg(e.into()))?;
+    state.durable_below = state.next_seq;
     Ok((db, state, quarantined))
 }
 
@@ -651,7 +660,7 @@ impl Committer {
         let mut state = self.state.clone();
         let durable = self.lazy_since.is_some_and(|t| t.elapsed() >= LAZY_WINDOW)
             || batch.iter().any(Command::durable);
-        let tx = match self.db.begin_write() {
+        let mut tx = match self.db.begin_write() {
             Ok(mut tx) => {
                 if !durable {
                     tx.set_durability(Durability::None);
@@ -689,12 +698,18 @@ impl Committer {
                 }
             }
         }
+        let durable = durable || std::mem::take(&mut state.force_durable);
         let outcome = match failed {
             Some(why) => {
                 let _ = tx.abort();
                 Err(why)
             }
-            None => tx.commit().map_err(|e| format!("spool commit: {e}")),
+            None => {
+                if durable {
+                    tx.set_durability(Durability::Immediate);
+                }
+                tx.commit().map_err(|e| format!("spool commit: {e}"))
+            }
         };
         match outcome {
             Ok(()) => {
@@ -855,6 +870,7 @@ fn lease(
     e.attempts = attempts_of(t, seq, e.attempts)?.saturating_add(1);
     t.attempts.insert(seq, e.attempts)?;
     st.leases.insert(seq, now);
+    st.force_durable |= seq < st.durable_below;
     Ok(Some(Claimed {
         entry: e,
         lease: Lease::Disk(seq),
@@ -950,7 +966,10 @@ fn finish(t: &mut Tables<'_>, st: &mut State, seq: u64, how: Finish) -> Step<()>
             full,
         )
     };
-    let attempts = attempts_of(t, seq, stored_attempts)?;
+    let attempts = match how {
+        Finish::Ack => stored_attempts,
+        Finish::Retry(..) | Finish::Dead(_) => attempts_of(t, seq, stored_attempts)?,
+    };
     t.attempts.remove(seq)?;
     t.due.remove((route.as_str(), next_at, seq))?;
     match (how, full) {
@@ -1417,6 +1436,68 @@ mod tests {
             }
             // e10..e19: acknowledged just before the kill: gone or delivered again.
             assert!(left.len() <= 20);
+        });
+    }
+
+    const REOPEN_CHILD_ENV: &str = "HOOKSEAL_TEST_SPOOL_REOPEN_DIR";
+
+    /// The child half of `claims_of_entries_from_before_a_restart_are_durable_at_once`.
+    fn reopen_claimer(dir: &Path) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let spool = open(dir);
+            for i in 0..10 {
+                spool
+                    .enqueue(&entry("r", &format!("p{i}"), b"x"))
+                    .await
+                    .unwrap();
+            }
+            drop(spool);
+            let spool = open(dir);
+            assert_eq!(spool.claim("r", "w", 100, T0).await.unwrap().len(), 10);
+            println!("ready");
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+    }
+
+    /// An entry that was in the file when it was opened (it may be the one whose delivery
+    /// crashed the process last time) has its claim made durable before it is handed out:
+    /// a SIGKILL right after the claim still counts the attempt, so a crash loop ends in
+    /// `max_attempts`, not in endless attempts numbered 1.
+    #[test]
+    fn claims_of_entries_from_before_a_restart_are_durable_at_once() {
+        if let Some(dir) = std::env::var_os(REOPEN_CHILD_ENV) {
+            reopen_claimer(Path::new(&dir));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Process::new(std::env::current_exe().unwrap())
+            .args([
+                "queue::disk::tests::claims_of_entries_from_before_a_restart_are_durable_at_once",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(REOPEN_CHILD_ENV, dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("ready"));
+        child.kill().unwrap(); // SIGKILL, well within the lazy window of the claim
+        let status = child.wait().unwrap();
+        assert!(ready, "the child stopped early: {status:?}");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let spool = open(dir.path());
+            let c = spool.claim("r", "w", 100, T0).await.unwrap();
+            assert_eq!(c.len(), 10);
+            assert!(c.iter().all(|c| c.entry.attempts == 2), "{c:?}");
         });
     }
 
