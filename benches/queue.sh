@@ -6,6 +6,9 @@
 #   bash benches/queue.sh --quick          # dry run: 1 round, 1 s runs
 #   options: --rounds N  --duration SECONDS  --out DIR  --bin PATH (a hookseal binary to use
 #            instead of building the release one; the upstream is then built in debug too)
+#   bash benches/queue.sh --bin OLD --bin NEW   # A/B: each round runs every cell on each
+#            binary in turn (a fresh hookseal and spool per binary and round); the report has
+#            a row per binary, and the machine's load average at the start and the end
 #
 # One hookseal (disk spool, durability on: every 202 follows an fsync, group commit) in front of
 # examples/bench_upstream.rs, two routes with the same scheme (Standard Webhooks, dedupe off so
@@ -24,15 +27,15 @@ SIZES=(1024 65536)
 ROUNDS=3
 DURATION=10
 OUT=""
-BIN=""
+BINS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) ROUNDS=1; DURATION=1 ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DURATION=$2; shift ;;
         --out) OUT=$2; shift ;;
-        --bin) BIN=$2; shift ;;
-        -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --bin) BINS+=("$2"); shift ;;
+        -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -45,16 +48,16 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 export PATH="$PATH:$HOME/.cargo/bin"
 command -v oha >/dev/null || { echo "oha is required (cargo install oha --locked)" >&2; exit 1; }
 
-if [ -n "$BIN" ]; then
+if [ ${#BINS[@]} -gt 0 ]; then
     cargo build --locked --quiet --example bench_upstream
-    HS=$BIN
     UP=$ROOT/target/debug/examples/bench_upstream
 else
     log "building release binaries"
     cargo build --release --locked --quiet --bin hookseal --example bench_upstream
-    HS=$ROOT/target/release/hookseal
+    BINS=("$ROOT/target/release/hookseal")
     UP=$ROOT/target/release/examples/bench_upstream
 fi
+HS=${BINS[0]}
 for port in $P_UP $P_HS $P_ADMIN; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "port $port is in use on 127.0.0.1; stop what listens there and run again" >&2
@@ -67,7 +70,8 @@ mkdir -p "$OUT/runs"
 W=$OUT
 log "results in $W"
 for size in "${SIZES[@]}"; do write_body "$size" "$W/body-$size.json"; done
-{
+# config SPOOL_DIR: hookseal's config, the spool in SPOOL_DIR
+config() {
     hs_config $P_HS $P_ADMIN $P_UP
     cat <<EOF
 
@@ -81,10 +85,10 @@ dedupe = false
 mode = "queued"
 
 [queue]
-path = "$W/spool"
+path = "$1"
 max_bytes = "8GiB"
 EOF
-} >"$W/hookseal.toml"
+}
 
 trap stop_started EXIT
 wait_port() {
@@ -96,11 +100,21 @@ wait_port() {
     return 1
 }
 "$UP" 127.0.0.1:$P_UP >/dev/null 2>&1 & pids+=($!)
-"$HS" run --config "$W/hookseal.toml" 2>"$W/hookseal.log" & pids+=($!)
-HS_PID=$!
 wait_port $P_UP
-wait_port $P_HS
-wait_port $P_ADMIN
+HS_PID=""
+# start_hs BIN TAG: a fresh hookseal (and spool) from BIN
+start_hs() {
+    rm -rf "$W/spool-$2"
+    config "$W/spool-$2" >"$W/hookseal-$2.toml"
+    "$1" run --config "$W/hookseal-$2.toml" 2>>"$W/hookseal-$2.log" & pids+=($!)
+    HS_PID=$!
+    wait_port $P_HS
+    wait_port $P_ADMIN
+}
+stop_hs() {
+    kill "$HS_PID"
+    wait "$HS_PID" 2>/dev/null || true
+}
 
 depth() {
     curl -s "http://127.0.0.1:$P_ADMIN/metrics" \
@@ -108,6 +122,7 @@ depth() {
 }
 
 # run NAME PATH SIZE ROUND: one oha run; writes runs/NAME-SIZE-ROUND.{json,txt}
+# (NAME is prefixed with the binary's name and `_` when there are several)
 run() {
     local name=$1 path=$2 size=$3 round=$4 headers=() line base
     base=$W/runs/$name-$size-$round
@@ -120,7 +135,7 @@ run() {
     oha -c 16 -z "${DURATION}s" -w --no-tui --output-format json -m POST "${headers[@]}" \
         -H 'content-type: application/json' -D "$W/body-$size.json" \
         "http://127.0.0.1:$P_HS$path" >"$base.json"
-    if [ "$name" = queued ]; then
+    if [ "${name##*_}" = queued ]; then
         for _ in $(seq 6000); do
             [ "$(depth)" = 0 ] && break
             sleep 0.05
@@ -133,14 +148,23 @@ run() {
     echo "$name $size $round $((c1 - c0)) $drained_ms" >"$base.txt"
 }
 
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$ROUNDS"); do
-    for size in "${SIZES[@]}"; do
-        log "round $round, $size bytes: direct"
-        run direct "$BENCH_ROUTE" "$size" "$round"
-        log "round $round, $size bytes: queued"
-        run queued "${BENCH_ROUTE}-queued" "$size" "$round"
+    for i in "${!BINS[@]}"; do
+        tag=""
+        [ ${#BINS[@]} -gt 1 ] && tag="$(basename "${BINS[$i]}" | tr -- '-_' '..')_"
+        HS=${BINS[$i]}
+        start_hs "$HS" "${tag:-hs}"
+        for size in "${SIZES[@]}"; do
+            log "round $round, $size bytes: ${tag}direct"
+            run "${tag}direct" "$BENCH_ROUTE" "$size" "$round"
+            log "round $round, $size bytes: ${tag}queued"
+            run "${tag}queued" "${BENCH_ROUTE}-queued" "$size" "$round"
+        done
+        stop_hs
     done
 done
+echo "load average: $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" | tee "$W/load.txt"
 
 python3 - "$W" "$(getconf CLK_TCK)" <<'EOF' | tee "$W/report.md"
 import json, sys, glob, os, statistics
@@ -150,7 +174,7 @@ for f in sorted(glob.glob(os.path.join(w, "runs", "*.json"))):
     name, size, rnd = os.path.basename(f)[:-5].rsplit("-", 2)
     j = json.load(open(f))
     codes = j.get("statusCodeDistribution", {})
-    want = "202" if name == "queued" else "200"
+    want = "202" if name.endswith("queued") else "200"
     n = sum(codes.values())
     bad = {k: v for k, v in codes.items() if k != want}
     if bad or j.get("errorDistribution"):
@@ -161,7 +185,7 @@ for f in sorted(glob.glob(os.path.join(w, "runs", "*.json"))):
     rows.setdefault((size, name), []).append({
         "rps": s["requestsPerSec"], "p50": lat["p50"] * 1000, "p99": lat["p99"] * 1000,
         "cpu_us": cpu / tck / max(n, 1) * 1e6,
-        "delivered_per_s": n / (elapsed_ms / 1000) if name == "queued" else None,
+        "delivered_per_s": n / (elapsed_ms / 1000) if name.endswith("queued") else None,
     })
 med = lambda xs: statistics.median(xs)
 print("| body | target | answers/s | p50 ms | p99 ms | hookseal CPU µs/req | delivered/s (end to end) |")

@@ -4,10 +4,20 @@
 //!
 //! Every change (enqueue, claim, ack, reschedule, dead letter, retry, purge) is a command sent
 //! to one committer thread. The thread takes every command waiting, applies them all in one
-//! write transaction, commits it with `Durability::Immediate` (redb fsyncs before `commit`
-//! returns), and only then answers each caller. So an enqueue that returned `Ok` is on disk,
-//! and concurrent enqueuers share one fsync. If the commit fails, every command of the batch
-//! gets [`QueueError::Unavailable`] and nothing of it is kept, in the file or in memory.
+//! write transaction, commits it, and only then answers each caller. A batch that holds
+//! anything but claims and acks is committed with `Durability::Immediate` (redb fsyncs before
+//! `commit` returns): an enqueue that returned `Ok` is on disk, and concurrent enqueuers share
+//! one fsync. A batch of only claims and acks is committed with `Durability::None` (visible
+//! at once, written without an fsync) and made durable by the next durable commit: the next
+//! enqueue's, or an empty one at most [`LAZY_WINDOW`] later, or when the spool closes
+//! ([`DiskSpool::persist`] at shutdown). redb keeps the last durable commit intact until then,
+//! so a crash (`kill -9`, power loss) only forgets the claims and acks of that last window:
+//! an entry acknowledged in it is delivered again, and an attempt counted in it is counted
+//! again (the repeat may carry the same `x-hookseal-attempt`). Both are within at-least-once;
+//! no acknowledged enqueue is ever lost. One exception keeps crash loops bounded: a claim of
+//! an entry that was already in the file when it was opened is committed durably, so an
+//! entry whose delivery keeps ending in a crash still counts its attempts to `max_attempts`. If a commit fails, every command of the batch gets
+//! [`QueueError::Unavailable`] and nothing of it is kept, in the file or in memory.
 //!
 //! # Tables
 //!
@@ -20,9 +30,13 @@
 //! | `ids` | (route, id) | seq: the dedupe of undelivered ids |
 //! | `dead` | (route, seq) | encoded [`Entry`] |
 //! | `quarantine` | seq | bytes of an entry that did not decode |
+//! | `attempts` | seq | attempts begun, once claimed (a claim writes these four bytes, not the entry) |
 //!
 //! Leases live in memory: a restart releases them, so an entry that was in flight when the
-//! process died is claimed again (its attempt count, written at claim, says it was tried).
+//! process died is claimed again (its attempt count, written at claim, says it was tried,
+//! unless the crash came within [`LAZY_WINDOW`] of the claim). An entry's `attempts` field is
+//! the count as of its last rewrite (retry, dead letter); the `attempts` row, when there is
+//! one, is newer. A file of the first layout has no such rows and reads the same.
 //!
 //! # A damaged spool
 //!
@@ -46,11 +60,14 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
-use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use tokio::sync::oneshot;
 
-use super::{Claimed, DeadInfo, Entry, Failure, Lease, Limits, QueueError, RouteStats};
+use super::{Claimed, DeadInfo, Entry, EntryMeta, Failure, Lease, Limits, QueueError, RouteStats};
 
 /// The layout version this build reads and writes, kept in the `meta` table.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -64,6 +81,11 @@ const QUEUED: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("queu
 const IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("ids");
 const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead");
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
+const ATTEMPTS: TableDefinition<u64, u32> = TableDefinition::new("attempts");
+
+/// The longest a claim or acknowledgement stays written but not yet durable (see the module
+/// docs): a crash forgets at most this much of them.
+pub const LAZY_WINDOW: Duration = Duration::from_millis(250);
 
 /// The embedded spool. Cheap to clone: clones share the file and the committer thread.
 #[derive(Clone)]
@@ -113,12 +135,27 @@ struct State {
     routes: HashMap<String, (u64, u64)>,
     /// seq → when it was claimed (unix ms)
     leases: HashMap<u64, u64>,
+    /// Entries below this sequence number were in the file when it was opened: their claims
+    /// are made durable at once, so that an entry whose attempts end in a crash (again and
+    /// again) still counts them toward `max_attempts`.
+    durable_below: u64,
+    /// Set by a claim of such an entry: this batch is committed durably.
+    force_durable: bool,
 }
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
+/// An entry to store, encoded by the caller (off the committer thread).
+struct NewEntry {
+    route: String,
+    id: String,
+    queued_at: u64,
+    next_attempt_at: u64,
+    bytes: Vec<u8>,
+}
+
 enum Command {
-    Enqueue(Entry, Reply<()>),
+    Enqueue(NewEntry, Reply<()>),
     Claim {
         route: String,
         max: usize,
@@ -142,6 +179,20 @@ enum Command {
         reply: Reply<u64>,
     },
     Purge(String, Reply<u64>),
+    /// Makes every commit so far durable.
+    Persist(Reply<()>),
+}
+
+impl Command {
+    /// Whether the batch holding this command must be durable before anyone is answered.
+    /// Claims and acknowledgements are not (a crash can forget the last [`LAZY_WINDOW`] of
+    /// them: a repeat, which at-least-once allows); everything else is.
+    fn durable(&self) -> bool {
+        !matches!(
+            self,
+            Command::Claim { .. } | Command::Reclaim { .. } | Command::Ack(..)
+        )
+    }
 }
 
 /// A command's answer, held until the batch's commit decides whether it stands.
@@ -226,6 +277,7 @@ impl DiskSpool {
             state,
             limits,
             counts: counts.clone(),
+            lazy_since: None,
         };
         let thread = std::thread::Builder::new()
             .name("hookseal-spool".into())
@@ -266,8 +318,20 @@ impl DiskSpool {
     }
 
     pub(super) async fn enqueue(&self, entry: &Entry) -> Result<(), QueueError> {
-        let entry = entry.clone();
-        self.call(|r| Command::Enqueue(entry, r)).await
+        let new = NewEntry {
+            route: entry.route.clone(),
+            id: entry.id.clone(),
+            queued_at: entry.queued_at,
+            next_attempt_at: entry.next_attempt_at,
+            bytes: entry.encode(),
+        };
+        self.call(|r| Command::Enqueue(new, r)).await
+    }
+
+    /// Makes every change so far durable (claims and acknowledgements are committed without
+    /// waiting for the disk; this waits for it).
+    pub(super) async fn persist(&self) -> Result<(), QueueError> {
+        self.call(Command::Persist).await
     }
 
     pub(super) async fn claim(
@@ -530,8 +594,10 @@ fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
         tx.open_table(DUE).map_err(|e| msg(e.into()))?;
         tx.open_table(QUEUED).map_err(|e| msg(e.into()))?;
         tx.open_table(IDS).map_err(|e| msg(e.into()))?;
+        tx.open_table(ATTEMPTS).map_err(|e| msg(e.into()))?;
     }
     tx.commit().map_err(|e| msg(e.into()))?;
+    state.durable_below = state.next_seq;
     Ok((db, state, quarantined))
 }
 
@@ -540,14 +606,51 @@ struct Committer {
     state: State,
     limits: Limits,
     counts: Counts,
+    /// Since when a commit is not durable yet (`None`: everything committed is durable).
+    lazy_since: Option<Instant>,
 }
 
 impl Committer {
     fn run(mut self, rx: &mpsc::Receiver<Command>) {
-        while let Ok(first) = rx.recv() {
+        loop {
+            let first = match self.lazy_since {
+                None => match rx.recv() {
+                    Ok(c) => c,
+                    Err(_) => break,
+                },
+                Some(since) => match rx.recv_timeout(LAZY_WINDOW.saturating_sub(since.elapsed())) {
+                    Ok(c) => c,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.persist();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                },
+            };
             let mut batch = vec![first];
             batch.extend(rx.try_iter());
             self.commit_batch(batch);
+        }
+        // Closing: what was committed lazily becomes durable.
+        if self.lazy_since.is_some() {
+            self.persist();
+        }
+    }
+
+    /// An empty durable commit: makes the lazy commits before it durable.
+    fn persist(&mut self) {
+        let done = self
+            .db
+            .begin_write()
+            .map_err(DbError::from)
+            .and_then(|tx| tx.commit().map_err(DbError::from));
+        match done {
+            Ok(()) => self.lazy_since = None,
+            Err(e) => {
+                // Tried again after another window; a crash meanwhile repeats deliveries.
+                self.lazy_since = Some(Instant::now());
+                tracing::warn!(error = %e, "spool: cannot make acknowledged deliveries durable");
+            }
         }
     }
 
@@ -555,8 +658,15 @@ impl Committer {
     /// commit, and keeps the copy only if it succeeded.
     fn commit_batch(&mut self, batch: Vec<Command>) {
         let mut state = self.state.clone();
-        let tx = match self.db.begin_write() {
-            Ok(tx) => tx,
+        let durable = self.lazy_since.is_some_and(|t| t.elapsed() >= LAZY_WINDOW)
+            || batch.iter().any(Command::durable);
+        let mut tx = match self.db.begin_write() {
+            Ok(mut tx) => {
+                if !durable {
+                    tx.set_durability(Durability::None);
+                }
+                tx
+            }
             Err(e) => {
                 let why = format!("spool write: {e}");
                 for c in batch {
@@ -588,15 +698,26 @@ impl Committer {
                 }
             }
         }
+        let durable = durable || std::mem::take(&mut state.force_durable);
         let outcome = match failed {
             Some(why) => {
                 let _ = tx.abort();
                 Err(why)
             }
-            None => tx.commit().map_err(|e| format!("spool commit: {e}")),
+            None => {
+                if durable {
+                    tx.set_durability(Durability::Immediate);
+                }
+                tx.commit().map_err(|e| format!("spool commit: {e}"))
+            }
         };
         match outcome {
             Ok(()) => {
+                if durable {
+                    self.lazy_since = None;
+                } else if self.lazy_since.is_none() {
+                    self.lazy_since = Some(Instant::now());
+                }
                 if state.routes != self.state.routes {
                     state.routes.clone_into(&mut lock(&self.counts));
                 }
@@ -611,9 +732,10 @@ impl Committer {
 /// An answer that will only ever be failed (its command was not applied).
 fn answer_of(c: Command) -> Answer {
     match c {
-        Command::Enqueue(_, r) | Command::Ack(_, r) | Command::Reschedule(_, _, _, r) => {
-            Answer::Unit(r, failed(""))
-        }
+        Command::Enqueue(_, r)
+        | Command::Ack(_, r)
+        | Command::Reschedule(_, _, _, r)
+        | Command::Persist(r) => Answer::Unit(r, failed("")),
         Command::Dead(_, _, r) => Answer::Unit(r, failed("")),
         Command::Claim { reply, .. } | Command::Reclaim { reply, .. } => {
             Answer::Claimed(reply, failed(""))
@@ -632,6 +754,7 @@ struct Tables<'t> {
     queued: redb::Table<'t, (&'static str, u64, u64), ()>,
     ids: redb::Table<'t, (&'static str, &'static str), u64>,
     dead: redb::Table<'t, (&'static str, u64), &'static [u8]>,
+    attempts: redb::Table<'t, u64, u32>,
 }
 
 fn open_tables(tx: &WriteTransaction) -> Result<Tables<'_>, DbError> {
@@ -641,6 +764,7 @@ fn open_tables(tx: &WriteTransaction) -> Result<Tables<'_>, DbError> {
         queued: tx.open_table(QUEUED)?,
         ids: tx.open_table(IDS)?,
         dead: tx.open_table(DEAD)?,
+        attempts: tx.open_table(ATTEMPTS)?,
     })
 }
 
@@ -680,6 +804,7 @@ fn apply(t: &mut Tables<'_>, st: &mut State, limits: &Limits, c: Command) -> App
             Answer::Count(reply, v)
         }),
         Command::Purge(route, r) => wrap(purge(t, st, &route), |v| Answer::Count(r, v)),
+        Command::Persist(r) => Ok(Answer::Unit(r, Ok(()))),
     }
 }
 
@@ -696,11 +821,11 @@ fn wrap<T>(
 
 type Step<T> = Result<Result<T, QueueError>, DbError>;
 
-fn enqueue(t: &mut Tables<'_>, st: &mut State, limits: &Limits, e: &Entry) -> Step<()> {
+fn enqueue(t: &mut Tables<'_>, st: &mut State, limits: &Limits, e: &NewEntry) -> Step<()> {
     if t.ids.get((e.route.as_str(), e.id.as_str()))?.is_some() {
         return Ok(Err(QueueError::AlreadyQueued));
     }
-    let bytes = e.encode();
+    let bytes = &e.bytes;
     if st.entries + 1 > limits.max_entries || st.bytes + bytes.len() as u64 > limits.max_bytes {
         return Ok(Err(QueueError::Full));
     }
@@ -713,11 +838,22 @@ fn enqueue(t: &mut Tables<'_>, st: &mut State, limits: &Limits, e: &Entry) -> St
     t.queued.insert((route, e.queued_at, seq), ())?;
     st.entries += 1;
     st.bytes += bytes.len() as u64;
-    st.routes.entry(e.route.clone()).or_default().0 += 1;
+    match st.routes.get_mut(&e.route) {
+        Some(r) => r.0 += 1,
+        None => drop(st.routes.insert(e.route.clone(), (1, 0))),
+    }
     Ok(Ok(()))
 }
 
-/// Counts one more attempt on entry `seq`, writes it, leases it.
+/// The attempts begun on entry `seq`: its `attempts` row once claimed, else the entry's own.
+fn attempts_of(t: &Tables<'_>, seq: u64, stored: u32) -> Result<u32, DbError> {
+    Ok(t.attempts
+        .get(seq)?
+        .map_or(stored, |a| a.value().max(stored)))
+}
+
+/// Counts one more attempt on entry `seq` (in its small `attempts` row: the entry itself is
+/// not rewritten), leases it.
 fn lease(
     t: &mut Tables<'_>,
     st: &mut State,
@@ -731,9 +867,10 @@ fn lease(
     else {
         return Ok(None);
     };
-    e.attempts = e.attempts.saturating_add(1);
-    t.entries.insert(seq, e.encode().as_slice())?;
+    e.attempts = attempts_of(t, seq, e.attempts)?.saturating_add(1);
+    t.attempts.insert(seq, e.attempts)?;
     st.leases.insert(seq, now);
+    st.force_durable |= seq < st.durable_below;
     Ok(Some(Claimed {
         entry: e,
         lease: Lease::Disk(seq),
@@ -784,8 +921,7 @@ fn reclaim(
             .get(*seq)
             .ok()
             .flatten()
-            .and_then(|v| Entry::decode(v.value()).ok())
-            .is_some_and(|e| e.route == route)
+            .is_some_and(|v| EntryMeta::read(v.value()).is_ok_and(|m| m.route == route))
     });
     let mut out = Vec::new();
     for seq in stale.into_iter().take(max) {
@@ -801,21 +937,44 @@ enum Finish {
 }
 
 fn finish(t: &mut Tables<'_>, st: &mut State, seq: u64, how: Finish) -> Step<()> {
-    let Some(mut e) = t
-        .entries
-        .get(seq)?
-        .and_then(|v| Entry::decode(v.value()).ok())
-    else {
-        // Already finished (e.g. acknowledged twice): nothing to do.
-        st.leases.remove(&seq);
-        return Ok(Ok(()));
-    };
-    let old_len = e.encoded_len() as u64;
     st.leases.remove(&seq);
-    let route = e.route.clone();
-    t.due.remove((route.as_str(), e.next_attempt_at, seq))?;
-    match how {
-        Finish::Retry(at, f) => {
+    // The bookkeeping is read in place; the whole entry is decoded only when it is written
+    // again (retry, dead letter), never for an acknowledgement.
+    let (route, id, queued_at, next_at, stored_attempts, old_len, full) = {
+        let Some(v) = t.entries.get(seq)? else {
+            // Already finished (e.g. acknowledged twice): nothing to do.
+            return Ok(Ok(()));
+        };
+        let bytes = v.value();
+        let Ok(m) = EntryMeta::read(bytes) else {
+            return Ok(Ok(()));
+        };
+        let full = match how {
+            Finish::Ack => None,
+            Finish::Retry(..) | Finish::Dead(_) => match Entry::decode(bytes) {
+                Ok(e) => Some(e),
+                Err(_) => return Ok(Ok(())),
+            },
+        };
+        (
+            m.route.to_owned(),
+            m.id.to_owned(),
+            m.queued_at,
+            m.next_attempt_at,
+            m.attempts,
+            bytes.len() as u64,
+            full,
+        )
+    };
+    let attempts = match how {
+        Finish::Ack => stored_attempts,
+        Finish::Retry(..) | Finish::Dead(_) => attempts_of(t, seq, stored_attempts)?,
+    };
+    t.attempts.remove(seq)?;
+    t.due.remove((route.as_str(), next_at, seq))?;
+    match (how, full) {
+        (Finish::Retry(at, f), Some(mut e)) => {
+            e.attempts = attempts;
             e.next_attempt_at = at;
             e.last_status = f.status;
             e.last_error = f.error;
@@ -825,13 +984,8 @@ fn finish(t: &mut Tables<'_>, st: &mut State, seq: u64, how: Finish) -> Step<()>
             st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
             return Ok(Ok(()));
         }
-        Finish::Ack => {
-            st.entries = st.entries.saturating_sub(1);
-            st.bytes = st.bytes.saturating_sub(old_len);
-            let r = st.routes.entry(route.clone()).or_default();
-            r.0 = r.0.saturating_sub(1);
-        }
-        Finish::Dead(f) => {
+        (Finish::Dead(f), Some(mut e)) => {
+            e.attempts = attempts;
             e.last_status = f.status;
             e.last_error = f.error;
             let bytes = e.encode();
@@ -841,10 +995,19 @@ fn finish(t: &mut Tables<'_>, st: &mut State, seq: u64, how: Finish) -> Step<()>
             r.0 = r.0.saturating_sub(1);
             r.1 += 1;
         }
+        (Finish::Ack, _) => {
+            st.entries = st.entries.saturating_sub(1);
+            st.bytes = st.bytes.saturating_sub(old_len);
+            if let Some(r) = st.routes.get_mut(&route) {
+                r.0 = r.0.saturating_sub(1);
+            }
+        }
+        // Not reached: a retry or dead letter decoded the entry above or returned.
+        (Finish::Retry(..) | Finish::Dead(_), None) => return Ok(Ok(())),
     }
     t.entries.remove(seq)?;
-    t.queued.remove((route.as_str(), e.queued_at, seq))?;
-    t.ids.remove((route.as_str(), e.id.as_str()))?;
+    t.queued.remove((route.as_str(), queued_at, seq))?;
+    t.ids.remove((route.as_str(), id.as_str()))?;
     Ok(Ok(()))
 }
 
@@ -928,6 +1091,10 @@ fn drop_index_rows(
         .collect();
     for (route, id) in keys {
         ids.remove((route.as_str(), id.as_str()))?;
+    }
+    let mut attempts = tx.open_table(ATTEMPTS)?;
+    for seq in gone {
+        attempts.remove(*seq)?;
     }
     Ok(())
 }
@@ -1183,6 +1350,174 @@ mod tests {
             assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
             assert!(stored.len() >= acked.len());
         });
+    }
+
+    const LAZY_CHILD_ENV: &str = "HOOKSEAL_TEST_SPOOL_LAZY_DIR";
+
+    /// The child half of `lazy_claims_and_acks_are_durable_after_the_window`: 30 entries,
+    /// all claimed, 0..10 acknowledged; then, past the lazy window, 10..20 acknowledged
+    /// just before it prints `ready` and waits to be killed (60 s at most).
+    fn lazy_writer(dir: &Path) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let spool = open(dir);
+            for i in 0..30 {
+                spool
+                    .enqueue(&entry("r", &format!("e{i:02}"), b"x"))
+                    .await
+                    .unwrap();
+            }
+            let c = spool.claim("r", "w", 100, T0).await.unwrap();
+            assert_eq!(c.len(), 30);
+            for c in &c[..10] {
+                spool.ack(c).await.unwrap();
+            }
+            tokio::time::sleep(LAZY_WINDOW * 8).await;
+            for c in &c[10..20] {
+                spool.ack(c).await.unwrap();
+            }
+            println!("ready");
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+    }
+
+    /// Claims and acknowledgements are committed without an fsync of their own, and are
+    /// durable within LAZY_WINDOW. A SIGKILL after the window: the acknowledged entries are
+    /// gone and the claimed ones carry their attempt. Acknowledgements made just before the
+    /// kill may be forgotten (the entry is delivered again: at-least-once), never an entry
+    /// that was not acknowledged.
+    #[test]
+    fn lazy_claims_and_acks_are_durable_after_the_window() {
+        if let Some(dir) = std::env::var_os(LAZY_CHILD_ENV) {
+            lazy_writer(Path::new(&dir));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Process::new(std::env::current_exe().unwrap())
+            .args([
+                "queue::disk::tests::lazy_claims_and_acks_are_durable_after_the_window",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(LAZY_CHILD_ENV, dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("ready"));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(ready, "the child stopped early: {status:?}");
+
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let spool = open(dir.path());
+            let c = spool.claim("r", "w", 100, T0).await.unwrap();
+            let left: Vec<(&str, u32)> = c
+                .iter()
+                .map(|c| (c.entry.id.as_str(), c.entry.attempts))
+                .collect();
+            // e00..e09: acknowledged long before the kill, gone.
+            assert!(
+                left.iter().all(|(id, _)| id.as_bytes()[1] != b'0'),
+                "{left:?}"
+            );
+            // e20..e29: claimed (durably, past the window), never acknowledged: kept, and
+            // this is their second attempt.
+            for i in 20..30 {
+                let id = format!("e{i}");
+                assert!(left.contains(&(id.as_str(), 2)), "{id}: {left:?}");
+            }
+            // e10..e19: acknowledged just before the kill: gone or delivered again.
+            assert!(left.len() <= 20);
+        });
+    }
+
+    const REOPEN_CHILD_ENV: &str = "HOOKSEAL_TEST_SPOOL_REOPEN_DIR";
+
+    /// The child half of `claims_of_entries_from_before_a_restart_are_durable_at_once`.
+    fn reopen_claimer(dir: &Path) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let spool = open(dir);
+            for i in 0..10 {
+                spool
+                    .enqueue(&entry("r", &format!("p{i}"), b"x"))
+                    .await
+                    .unwrap();
+            }
+            drop(spool);
+            let spool = open(dir);
+            assert_eq!(spool.claim("r", "w", 100, T0).await.unwrap().len(), 10);
+            println!("ready");
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        });
+    }
+
+    /// An entry that was in the file when it was opened (it may be the one whose delivery
+    /// crashed the process last time) has its claim made durable before it is handed out:
+    /// a SIGKILL right after the claim still counts the attempt, so a crash loop ends in
+    /// `max_attempts`, not in endless attempts numbered 1.
+    #[test]
+    fn claims_of_entries_from_before_a_restart_are_durable_at_once() {
+        if let Some(dir) = std::env::var_os(REOPEN_CHILD_ENV) {
+            reopen_claimer(Path::new(&dir));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Process::new(std::env::current_exe().unwrap())
+            .args([
+                "queue::disk::tests::claims_of_entries_from_before_a_restart_are_durable_at_once",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(REOPEN_CHILD_ENV, dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("ready"));
+        child.kill().unwrap(); // SIGKILL, well within the lazy window of the claim
+        let status = child.wait().unwrap();
+        assert!(ready, "the child stopped early: {status:?}");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let spool = open(dir.path());
+            let c = spool.claim("r", "w", 100, T0).await.unwrap();
+            assert_eq!(c.len(), 10);
+            assert!(c.iter().all(|c| c.entry.attempts == 2), "{c:?}");
+        });
+    }
+
+    /// Closing the spool makes the lazy acknowledgements durable: after a clean stop
+    /// nothing acknowledged is delivered again.
+    #[tokio::test]
+    async fn closing_makes_the_last_acknowledgements_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        for id in ["a", "b"] {
+            spool.enqueue(&entry("r", id, b"x")).await.unwrap();
+        }
+        let c = spool.claim("r", "w", 10, T0).await.unwrap();
+        spool.ack(&c[0]).await.unwrap();
+        spool.persist().await.unwrap();
+        spool.ack(&c[1]).await.unwrap();
+        drop(c);
+        drop(spool);
+        let spool = open(dir.path());
+        assert!(spool.claim("r", "w", 10, T0).await.unwrap().is_empty());
     }
 
     fn open_err(dir: &Path) -> String {

@@ -50,8 +50,10 @@
 //!
 //! An [`Entry`] is the request that would have been forwarded: method, path and query, the
 //! headers in order (duplicates kept), the body, plus its bookkeeping. `attempts` counts the
-//! attempts *begun*: a claim counts the attempt it hands out (durably), so an attempt whose
-//! answer was lost in a crash still counts, and its repeat carries the next number. The
+//! attempts *begun*: a claim counts the attempt it hands out, so an attempt whose answer was
+//! lost in a crash still counts, and its repeat carries the next number (the disk spool
+//! makes a claim durable within [`disk::LAZY_WINDOW`]: a crash inside that window can repeat
+//! a number). The
 //! worker sends `x-hookseal-attempt: <attempts>` of the claimed entry.
 //!
 //! A dead-lettered entry frees its id (a new request with that id is queued again). A retried
@@ -258,6 +260,52 @@ impl Entry {
     }
 }
 
+/// The bookkeeping of an encoded [`Entry`], read in place: no copy of the headers or the
+/// body (what the disk spool needs to remove or re-index an entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryMeta<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) route: &'a str,
+    pub(crate) queued_at: u64,
+    pub(crate) attempts: u32,
+    pub(crate) next_attempt_at: u64,
+}
+
+impl<'a> EntryMeta<'a> {
+    /// Reads [`Entry::encode`]'s output as far as the bookkeeping; the same checks as
+    /// [`Entry::decode`] on what it reads (a meta that reads is not proof the rest decodes).
+    pub(crate) fn read(bytes: &'a [u8]) -> Result<EntryMeta<'a>, &'static str> {
+        let mut r = Reader(bytes);
+        if r.take(1)? != [ENTRY_FORMAT] {
+            return Err("unknown entry format");
+        }
+        let text = |b: &'a [u8]| std::str::from_utf8(b).map_err(|_| "entry text is not UTF-8");
+        let id = text(r.bytes()?)?;
+        let route = text(r.bytes()?)?;
+        r.bytes()?; // method
+        r.bytes()?; // path and query
+        let count = r.u32()?;
+        if usize::try_from(count).map_or(true, |c| c > r.0.len() / 8) {
+            return Err("truncated entry");
+        }
+        for _ in 0..count {
+            r.bytes()?;
+            r.bytes()?;
+        }
+        r.bytes()?; // body
+        let queued_at = r.u64()?;
+        let attempts = r.u32()?;
+        let next_attempt_at = r.u64()?;
+        Ok(EntryMeta {
+            id,
+            route,
+            queued_at,
+            attempts,
+            next_attempt_at,
+        })
+    }
+}
+
 /// The first byte of an encoded [`Entry`].
 const ENTRY_FORMAT: u8 = 1;
 
@@ -455,6 +503,20 @@ impl Spool {
         }
     }
 
+    /// Makes every change so far durable. The disk spool commits claims and acknowledgements
+    /// without waiting for the disk and makes them durable within [`disk::LAZY_WINDOW`] (or
+    /// with the next enqueue); this is for shutdown. Redis: nothing to do.
+    ///
+    /// # Errors
+    ///
+    /// [`QueueError::Unavailable`].
+    pub async fn persist(&self) -> Result<(), QueueError> {
+        match self {
+            Spool::Disk(d) => d.persist().await,
+            Spool::Redis(_) => Ok(()),
+        }
+    }
+
     /// Leases up to `max` of `route`'s entries due at `now_ms` to `consumer`, oldest first,
     /// counting one attempt on each.
     ///
@@ -647,6 +709,29 @@ mod tests {
         e.headers.clear();
         assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
         assert_eq!(e.encode().len(), e.encoded_len());
+    }
+
+    #[test]
+    fn meta_reads_the_bookkeeping_in_place() {
+        let mut e = sample("m1");
+        e.attempts = 3;
+        e.next_attempt_at = 42;
+        let bytes = e.encode();
+        let m = EntryMeta::read(&bytes).unwrap();
+        assert_eq!(
+            (m.id, m.route, m.queued_at, m.attempts, m.next_attempt_at),
+            ("m1", "r", e.queued_at, 3, 42)
+        );
+        // Cut anywhere before the end of next_attempt_at: an error, never a panic.
+        let end = bytes.len() - 2 - 4;
+        for cut in 0..end {
+            assert!(EntryMeta::read(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0xa5;
+            let _ = EntryMeta::read(&b);
+        }
     }
 
     #[test]

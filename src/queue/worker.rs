@@ -195,6 +195,10 @@ impl Worker {
             );
             loops.abort_all();
         }
+        // The last acknowledgements, durable before the process exits.
+        if let Err(e) = self.shared.spool.persist().await {
+            tracing::warn!(error = %e, "spool: cannot make the last acknowledgements durable");
+        }
     }
 }
 
