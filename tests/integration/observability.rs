@@ -1396,8 +1396,10 @@ async fn connections_are_spread_over_the_worker_threads() {
 #[tokio::test]
 async fn memory_of_a_burst_of_large_bodies_is_given_back() {
     let up = Upstream::start().await;
-    // The app answers after 1 s, so that every body is buffered in hookseal at once.
-    up.set(|b| b.delay = Duration::from_secs(1));
+    // The app answers after 3 s, so that every body is buffered in hookseal at once (1 s was
+    // too short to send all 40 on a loaded machine: the first were answered and freed before
+    // the last arrived, and the peak stayed under the mark).
+    up.set(|b| b.delay = Duration::from_secs(3));
     let bin = Binary::start("json", up.addr, closed_port().await);
     let idle = bin.status_kib("VmRSS");
     let body = Bytes::from(vec![b'a'; 900 * 1024]);
