@@ -1251,6 +1251,45 @@ mod tests {
         assert_eq!(spool.stats(&["r"], T0).await.unwrap()["r"].depth, 320);
     }
 
+    /// Runs the test `name` of this module again in a child process with `env` set to `dir`
+    /// (the test's child half), and returns it with the lines of its stdout.
+    fn spawn_child(
+        name: &str,
+        env: &str,
+        dir: &Path,
+    ) -> (
+        std::process::Child,
+        std::io::Lines<BufReader<std::process::ChildStdout>>,
+    ) {
+        let mut child = Process::new(std::env::current_exe().unwrap())
+            .args([
+                &format!("queue::disk::tests::{name}"),
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(env, dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        (child, lines)
+    }
+
+    /// [`spawn_child`], then SIGKILL once the child printed `ready`.
+    fn kill_when_ready(name: &str, env: &str, dir: &Path) {
+        let (mut child, mut lines) = spawn_child(name, env, dir);
+        let ready = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("ready"));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(ready, "the child stopped early: {status:?}");
+    }
+
     const CHILD_ENV: &str = "HOOKSEAL_TEST_SPOOL_WRITER_DIR";
 
     /// The child half of `acked_entries_survive_sigkill`: enqueue from 8 tasks, print
@@ -1294,20 +1333,8 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Process::new(std::env::current_exe().unwrap())
-            .args([
-                "queue::disk::tests::acked_entries_survive_sigkill",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_ENV, dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let (mut child, mut lines) =
+            spawn_child("acked_entries_survive_sigkill", CHILD_ENV, dir.path());
         let mut acked = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while acked.len() < 300 {
@@ -1393,27 +1420,11 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Process::new(std::env::current_exe().unwrap())
-            .args([
-                "queue::disk::tests::lazy_claims_and_acks_are_durable_after_the_window",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(LAZY_CHILD_ENV, dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|l| l.contains("ready"));
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        assert!(ready, "the child stopped early: {status:?}");
+        kill_when_ready(
+            "lazy_claims_and_acks_are_durable_after_the_window",
+            LAZY_CHILD_ENV,
+            dir.path(),
+        );
 
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
@@ -1471,27 +1482,12 @@ mod tests {
             return;
         }
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Process::new(std::env::current_exe().unwrap())
-            .args([
-                "queue::disk::tests::claims_of_entries_from_before_a_restart_are_durable_at_once",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(REOPEN_CHILD_ENV, dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .any(|l| l.contains("ready"));
-        child.kill().unwrap(); // SIGKILL, well within the lazy window of the claim
-        let status = child.wait().unwrap();
-        assert!(ready, "the child stopped early: {status:?}");
+        // SIGKILL, well within the lazy window of the claim.
+        kill_when_ready(
+            "claims_of_entries_from_before_a_restart_are_durable_at_once",
+            REOPEN_CHILD_ENV,
+            dir.path(),
+        );
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
             let spool = open(dir.path());
