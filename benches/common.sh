@@ -45,6 +45,42 @@ dedupe = false
 EOF
 }
 
+# queued_config PORT ADMIN_PORT UPSTREAM_PORT SPOOL_DIR: hs_config plus the same route queued
+# (/webhooks/bench-queued) on a disk spool in SPOOL_DIR (benches/queue.sh, queue_count.sh).
+queued_config() {
+    hs_config "$1" "$2" "$3"
+    cat <<EOF
+
+[[route]]
+name = "bench-queued"
+path = "${BENCH_ROUTE}-queued"
+scheme = "standard-webhooks"
+secrets = [{ value = "$BENCH_SECRET" }]
+dedupe = false
+[route.delivery]
+mode = "queued"
+
+[queue]
+path = "$4"
+max_bytes = "8GiB"
+EOF
+}
+
+# log MESSAGE...: a line on stderr with the time.
+log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+# wait_port PORT [TRIES]: until something listens on 127.0.0.1:PORT, polling every 0.1 s at
+# most TRIES times (default 100); fails (status 1) with a message otherwise.
+wait_port() {
+    local tries=${2:-100}
+    for _ in $(seq "$tries"); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on 127.0.0.1:$1" >&2
+    return 1
+}
+
 # nginx_config DIR UPSTREAM_PORT PORT: proxy_pass with upstream keep-alive, the body buffered
 # in memory, access log off, 2 workers; pid, logs and temp files under DIR.
 nginx_config() {

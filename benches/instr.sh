@@ -52,13 +52,6 @@ P_UP=38080 P_T=38100 P_ADMIN=38200
 write_body "$SIZE" "$W/body.json"
 "$UP" 127.0.0.1:$P_UP 2>/dev/null & pids+=($!)
 
-wait_port() { # PORT
-    for _ in $(seq 600); do
-        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on port $1" >&2; exit 1
-}
 
 # The signer: the first hookseal target.
 SIGNER=""
@@ -107,7 +100,7 @@ start() {
         env "${envs[@]}" HOOKSEAL_LOG=warn "$@" "$spec" run --config "$W/hs.toml" 2>>"$W/target.log" &
     fi
     PID=$!
-    wait_port $P_T
+    wait_port $P_T 600
 }
 
 stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }

@@ -77,7 +77,6 @@ PEERS=${PEERS:-$ROOT/../shared/peers}
 PEERS_BUILD=${PEERS_BUILD:-${XDG_CACHE_HOME:-$HOME/.cache}/hookseal-peers}
 export PEERS_BUILD
 
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
 # ---------------------------------------------------------------------------------- tools
 need_apt=()
@@ -185,14 +184,6 @@ EOF
 # ---------------------------------------------------------------------------------- processes
 trap stop_started EXIT
 
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
 
 "$UP" 127.0.0.1:$P_UP 2>"$W/upstream.log" & UP_PID=$!; pids+=($UP_PID)
 HOOKSEAL_LOG=warn "$HS" run --config "$W/hookseal.toml" 2>"$W/hookseal.log" & HS_PID=$!; pids+=($HS_PID)

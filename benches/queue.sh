@@ -44,7 +44,6 @@ done
 P_UP=18180 P_HS=18181 P_ADMIN=18190
 # shellcheck source=benches/common.sh
 . "$ROOT/benches/common.sh"
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 export PATH="$PATH:$HOME/.cargo/bin"
 command -v oha >/dev/null || { echo "oha is required (cargo install oha --locked)" >&2; exit 1; }
 
@@ -71,34 +70,9 @@ W=$OUT
 log "results in $W"
 for size in "${SIZES[@]}"; do write_body "$size" "$W/body-$size.json"; done
 # config SPOOL_DIR: hookseal's config, the spool in SPOOL_DIR
-config() {
-    hs_config $P_HS $P_ADMIN $P_UP
-    cat <<EOF
-
-[[route]]
-name = "bench-queued"
-path = "${BENCH_ROUTE}-queued"
-scheme = "standard-webhooks"
-secrets = [{ value = "$BENCH_SECRET" }]
-dedupe = false
-[route.delivery]
-mode = "queued"
-
-[queue]
-path = "$1"
-max_bytes = "8GiB"
-EOF
-}
+config() { queued_config $P_HS $P_ADMIN $P_UP "$1"; }
 
 trap stop_started EXIT
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
 "$UP" 127.0.0.1:$P_UP >/dev/null 2>&1 & pids+=($!)
 wait_port $P_UP
 HS_PID=""

@@ -46,7 +46,6 @@ done
 P_UP=18280 P_HS=18281 P_ADMIN=18290
 # shellcheck source=benches/common.sh
 . "$ROOT/benches/common.sh"
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 export PATH="$PATH:$HOME/.cargo/bin"
 for t in oha valgrind strace perf; do
     command -v $t >/dev/null || { echo "$t is required" >&2; exit 1; }
@@ -61,16 +60,8 @@ log "results in $W"
 for size in "${SIZES[@]}"; do write_body "$size" "$W/body-$size.json"; done
 
 trap stop_started EXIT
-wait_port() {
-    for _ in $(seq 600); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "nothing listens on 127.0.0.1:$1" >&2
-    return 1
-}
 "$UP" 127.0.0.1:$P_UP >/dev/null 2>&1 & pids+=($!)
-wait_port $P_UP
+wait_port $P_UP 600
 
 depth() {
     curl -s "http://127.0.0.1:$P_ADMIN/metrics" \
@@ -82,24 +73,7 @@ one() {
     local bin=$1 tool=$2 size=$3 target=$4 n=$5 base path headers=() line
     base=$W/run-$(basename "$bin")-$tool-$size-$target-$n
     rm -rf "$base.spool"
-    {
-        hs_config $P_HS $P_ADMIN $P_UP
-        cat <<EOF
-
-[[route]]
-name = "bench-queued"
-path = "${BENCH_ROUTE}-queued"
-scheme = "standard-webhooks"
-secrets = [{ value = "$BENCH_SECRET" }]
-dedupe = false
-[route.delivery]
-mode = "queued"
-
-[queue]
-path = "$base.spool"
-max_bytes = "8GiB"
-EOF
-    } >"$base.toml"
+    queued_config $P_HS $P_ADMIN $P_UP "$base.spool" >"$base.toml"
     case $tool in
         callgrind) valgrind --tool=callgrind --callgrind-out-file="$base.cg" \
             "$bin" run --config "$base.toml" 2>"$base.log" & ;;
@@ -109,8 +83,8 @@ EOF
     esac
     local pid=$!
     pids+=("$pid")
-    wait_port $P_HS
-    wait_port $P_ADMIN
+    wait_port $P_HS 600
+    wait_port $P_ADMIN 600
     path=$BENCH_ROUTE
     [ "$target" = queued ] && path=${BENCH_ROUTE}-queued
     while IFS= read -r line; do
