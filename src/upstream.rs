@@ -86,12 +86,16 @@ struct Pool {
 const SHARDS: usize = 64;
 
 /// One thread's idle connections by authority (a handful of upstreams: a list beats hashing).
+// Boxed links on purpose: a link leaves the list for a response body and comes back, and moves
+// with every move of that response on the way (see [`Link`]).
+#[allow(clippy::vec_box)]
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct Shard(Mutex<Vec<(Authority, Vec<Link>)>>);
+struct Shard(Mutex<Vec<(Authority, Vec<Box<Link>>)>>);
 
 impl Shard {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Authority, Vec<Link>)>> {
+    #[allow(clippy::vec_box)]
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Authority, Vec<Box<Link>>)>> {
         match self.0.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -100,7 +104,9 @@ impl Shard {
 }
 
 /// One connection to the app: the request side and the connection state machine, which
-/// whoever holds the link polls.
+/// whoever holds the link polls. Boxed once when the connection is made: a request moves it
+/// from the pool into its response body and back, and with it every move of that response
+/// (hyper's connection state is several hundred bytes), so it moves as a pointer.
 #[derive(Debug)]
 struct Link {
     sender: Sender,
@@ -299,7 +305,7 @@ impl UpstreamClient {
         Err(req)
     }
 
-    fn lend(&self, resp: Response<Incoming>, link: Link) -> Response<UpstreamBody> {
+    fn lend(&self, resp: Response<Incoming>, link: Box<Link>) -> Response<UpstreamBody> {
         let pool = Arc::clone(&self.pool);
         let mut link = Some(link);
         if resp.body().is_end_stream() {
@@ -319,7 +325,7 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is still open and young enough.
-    fn checkout(&self, authority: &Authority) -> Option<Link> {
+    fn checkout(&self, authority: &Authority) -> Option<Box<Link>> {
         let mut idle = self.shard().lock();
         let (_, list) = idle.iter_mut().find(|(a, _)| a == authority)?;
         let now = Instant::now();
@@ -331,7 +337,7 @@ impl Pool {
         None
     }
 
-    fn checkin(&self, mut link: Link) {
+    fn checkin(&self, mut link: Box<Link>) {
         if !link.is_open() {
             return;
         }
@@ -383,7 +389,7 @@ impl Pool {
         &self,
         authority: Authority,
         slot: OwnedSemaphorePermit,
-    ) -> Result<Link, UpstreamError> {
+    ) -> Result<Box<Link>, UpstreamError> {
         let port = authority.port_u16().unwrap_or(80);
         let host = authority
             .host()
@@ -414,14 +420,14 @@ impl Pool {
                 UpstreamError::Unavailable
             })?;
         self.open.inc();
-        Ok(Link {
+        Ok(Box::new(Link {
             sender,
             conn: Some(conn),
             authority,
             since: Instant::now(),
             _slot: slot,
             open: self.open.clone(),
-        })
+        }))
     }
 }
 
@@ -452,7 +458,7 @@ async fn reap(pool: Weak<Pool>) {
 #[derive(Debug)]
 pub struct UpstreamBody {
     body: Incoming,
-    link: Option<Link>,
+    link: Option<Box<Link>>,
     pool: Arc<Pool>,
 }
 
