@@ -650,10 +650,21 @@ pub(crate) fn match_encoded(
 /// A header the verifier reads must come at most once: with two copies the app would see both
 /// (or their comma-joined value) while only one was verified.
 pub(crate) fn single(headers: &HeaderMap, name: &'static str) -> Result<(), VerifyError> {
-    if headers.get_all(name).iter().nth(1).is_some() {
+    once(headers, name).map(|_| ())
+}
+
+/// The first value of `name`, or the malformed error of [`single`] when it came twice: one
+/// lookup (a name given as text is parsed and hashed at each lookup).
+fn once<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a HeaderValue>, VerifyError> {
+    let mut all = headers.get_all(name).iter();
+    let first = all.next();
+    if all.next().is_some() {
         return Err(VerifyError::MalformedSignature(name));
     }
-    Ok(())
+    Ok(first)
 }
 
 /// A required header: absent or empty → missing; sent twice or not visible ASCII → malformed.
@@ -661,10 +672,7 @@ pub(crate) fn required<'a>(
     headers: &'a HeaderMap,
     name: &'static str,
 ) -> Result<&'a str, VerifyError> {
-    let v = headers
-        .get(name)
-        .ok_or(VerifyError::MissingSignature(name))?;
-    single(headers, name)?;
+    let v = once(headers, name)?.ok_or(VerifyError::MissingSignature(name))?;
     if v.is_empty() {
         return Err(VerifyError::MissingSignature(name));
     }
@@ -677,8 +685,7 @@ pub(crate) fn optional_id(
     headers: &HeaderMap,
     name: &'static str,
 ) -> Result<Option<HeaderValue>, VerifyError> {
-    single(headers, name)?;
-    Ok(headers.get(name).filter(|v| !v.is_empty()).cloned())
+    Ok(once(headers, name)?.filter(|v| !v.is_empty()).cloned())
 }
 
 /// A `key=value` list separated by `sep` (Stripe `,`, Paddle `;`): elements are not trimmed,
