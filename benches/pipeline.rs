@@ -177,13 +177,11 @@ async fn connect(proxy: Option<Arc<Proxy>>) -> SendRequest<Full<Bytes>> {
     let server = hyper::server::conn::http1::Builder::new();
     match proxy {
         Some(proxy) => {
-            let info = ConnInfo {
-                peer: SocketAddr::from(([127, 0, 0, 1], 40000)),
-                tls: false,
-            };
+            let info = ConnInfo::new(SocketAddr::from(([127, 0, 0, 1], 40000)), false);
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     let proxy = Arc::clone(&proxy);
+                    let info = info.clone();
                     async move { Ok::<Response<ProxyBody>, Infallible>(proxy.handle(req, info).await) }
                 });
                 let _ = server.serve_connection(TokioIo::new(server_io), svc).await;

@@ -55,8 +55,15 @@ pub static POLICY: [HeaderName; 9] = [
 
 /// Applies the `[forwarding]` policy (see [`POLICY`]) to a request about to be forwarded,
 /// after [`add_forwarded`]. `client` is the client address hookseal determined
-/// ([`client_ip`]); `None` leaves no `X-Real-IP`.
-pub fn apply_policy(headers: &mut HeaderMap, keep: &[HeaderName], client: Option<IpAddr>) {
+/// ([`client_ip`]) as a header value ([`ip_value`]); `None` leaves no `X-Real-IP`.
+/// `forwarded` is what [`add_forwarded`] returned: the `Forwarded` value of the
+/// `X-Forwarded-*` headers it set.
+pub fn apply_policy(
+    headers: &mut HeaderMap,
+    keep: &[HeaderName],
+    client: Option<HeaderValue>,
+    forwarded: Option<HeaderValue>,
+) {
     // The names that are only removed: one pass over the request's names finds the ones it
     // has (usually none), instead of a lookup of each on every request.
     // POLICY's first seven; the last two (X-Real-IP, Forwarded) are rewritten below.
@@ -73,14 +80,13 @@ pub fn apply_policy(headers: &mut HeaderMap, keep: &[HeaderName], client: Option
         }
     }
     if !keep.contains(&X_REAL_IP) {
-        let mut text = [0u8; 48];
-        match client.and_then(|ip| HeaderValue::from_bytes(ip_text(ip, &mut text)).ok()) {
+        match client {
             Some(v) => headers.insert(X_REAL_IP, v),
             None => headers.remove(X_REAL_IP),
         };
     }
     if !keep.contains(&header::FORWARDED) {
-        match forwarded_value(headers) {
+        match forwarded {
             Some(v) => headers.insert(header::FORWARDED, v),
             None => headers.remove(header::FORWARDED),
         };
@@ -90,45 +96,101 @@ pub fn apply_policy(headers: &mut HeaderMap, keep: &[HeaderName], client: Option
 /// `Forwarded` (RFC 7239) saying what the `X-Forwarded-*` headers say: one `for=` element per
 /// `X-Forwarded-For` hop (`unknown` for one that is not an address), the last carrying
 /// `proto` and `host`.
+#[cfg(test)]
 fn forwarded_value(headers: &HeaderMap) -> Option<HeaderValue> {
-    let xff = headers.get(&X_FORWARDED_FOR)?.to_str().ok()?;
+    forwarded_of(
+        headers.get(&X_FORWARDED_FOR)?,
+        headers.get(&X_FORWARDED_PROTO),
+        headers.get(&X_FORWARDED_HOST),
+    )
+}
+
+/// [`forwarded_value`] of a request whose `X-Forwarded-*` headers are `xff`, `proto` and
+/// `host`: [`add_forwarded`] writes it from what it sets, without looking the three up again.
+fn forwarded_of(
+    xff: &HeaderValue,
+    proto: Option<&HeaderValue>,
+    host: Option<&HeaderValue>,
+) -> Option<HeaderValue> {
+    let xff = xff.to_str().ok()?;
     // Written by hand, as `format!` would write it (tested): this runs on every request.
-    let mut out: Vec<u8> = Vec::with_capacity(64);
+    let mut out = ValueBuf::new();
     let mut text = [0u8; 48];
     for hop in xff.split(',').map(str::trim).filter(|h| !h.is_empty()) {
         if !out.is_empty() {
-            out.extend_from_slice(b", ");
+            out.push(b", ");
         }
         match parse_hop(hop) {
             Some(ip @ IpAddr::V4(_)) => {
-                out.extend_from_slice(b"for=");
-                out.extend_from_slice(ip_text(ip, &mut text));
+                out.push(b"for=");
+                out.push(ip_text(ip, &mut text));
             }
             Some(ip @ IpAddr::V6(_)) => {
-                out.extend_from_slice(b"for=\"[");
-                out.extend_from_slice(ip_text(ip, &mut text));
-                out.extend_from_slice(b"]\"");
+                out.push(b"for=\"[");
+                out.push(ip_text(ip, &mut text));
+                out.push(b"]\"");
             }
-            None => out.extend_from_slice(b"for=unknown"),
+            None => out.push(b"for=unknown"),
         }
     }
-    if let Some(proto) = headers
-        .get(&X_FORWARDED_PROTO)
-        .and_then(|v| v.to_str().ok())
-    {
-        out.extend_from_slice(b";proto=");
-        out.extend_from_slice(proto.as_bytes());
+    if let Some(proto) = proto.and_then(|v| v.to_str().ok()) {
+        out.push(b";proto=");
+        out.push(proto.as_bytes());
     }
-    if let Some(host) = headers.get(&X_FORWARDED_HOST).and_then(|v| v.to_str().ok()) {
+    if let Some(host) = host.and_then(|v| v.to_str().ok()) {
         // A checked authority (see `check_host`): never a quote or a backslash.
         if !host.bytes().any(|b| b == b'"' || b == b'\\') {
-            out.extend_from_slice(b";host=\"");
-            out.extend_from_slice(host.as_bytes());
-            out.push(b'"');
+            out.push(b";host=\"");
+            out.push(host.as_bytes());
+            out.push(b"\"");
         }
     }
     // Visible ASCII only (every piece is `to_str` text or an address), as `from_str` checks.
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(out)).ok()
+    HeaderValue::from_bytes(out.as_bytes()).ok()
+}
+
+/// A header value written piece by piece: on the stack while it fits, so that the value's own
+/// copy is its one allocation (a `Vec` made into `Bytes` would cost a second, for sharing).
+struct ValueBuf {
+    stack: [u8; 192],
+    len: usize,
+    /// Everything, once it did not fit on the stack.
+    heap: Vec<u8>,
+}
+
+impl ValueBuf {
+    fn new() -> ValueBuf {
+        ValueBuf {
+            stack: [0; 192],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if self.heap.is_empty() && end <= self.stack.len() {
+            self.stack[self.len..end].copy_from_slice(bytes);
+        } else {
+            if self.heap.is_empty() {
+                self.heap.extend_from_slice(&self.stack[..self.len]);
+            }
+            self.heap.extend_from_slice(bytes);
+        }
+        self.len = end;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        if self.heap.is_empty() {
+            &self.stack[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Whether the request's `Host` can be forwarded: at most one, not empty, a plain
@@ -229,33 +291,41 @@ pub fn strip_hookseal(headers: &mut HeaderMap) {
     }
 }
 
-/// Appends the peer to `X-Forwarded-For` (every line the client sent, joined with `, `) and
-/// sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
-pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Option<HeaderValue>) {
-    let mut text = [0u8; 48];
-    let peer = ip_text(peer, &mut text);
-    let mut xff = Vec::new();
+/// Appends the peer (its address as [`ip_value`] writes it) to `X-Forwarded-For` (every line
+/// the client sent, joined with `, `) and sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
+/// Returns the `Forwarded` value that says the same, for [`apply_policy`].
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    peer: &HeaderValue,
+    tls: bool,
+    host: Option<HeaderValue>,
+) -> Option<HeaderValue> {
+    let mut xff = ValueBuf::new();
     for prev in headers.get_all(&X_FORWARDED_FOR) {
         let prev = prev.as_bytes().trim_ascii();
         if !prev.is_empty() {
-            xff.extend_from_slice(prev);
-            xff.extend_from_slice(b", ");
+            xff.push(prev);
+            xff.push(b", ");
         }
     }
+    // `insert` drops every earlier value: no `remove` first. Without an earlier hop the value
+    // is the peer's own (a clone shares it).
     let value = if xff.is_empty() {
-        HeaderValue::from_bytes(peer)
+        Ok(peer.clone())
     } else {
-        xff.extend_from_slice(peer);
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(xff))
+        xff.push(peer.as_bytes());
+        HeaderValue::from_bytes(xff.as_bytes())
     };
-    headers.remove(&X_FORWARDED_FOR);
-    if let Ok(v) = value {
-        headers.insert(X_FORWARDED_FOR, v);
-    }
-    headers.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if tls { "https" } else { "http" }),
-    );
+    let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+    let forwarded = value
+        .as_ref()
+        .ok()
+        .and_then(|xff| forwarded_of(xff, Some(&proto), host.as_ref()));
+    match value {
+        Ok(v) => headers.insert(X_FORWARDED_FOR, v),
+        Err(_) => headers.remove(&X_FORWARDED_FOR),
+    };
+    headers.insert(X_FORWARDED_PROTO, proto);
     match host {
         Some(h) => {
             headers.insert(X_FORWARDED_HOST, h);
@@ -263,6 +333,32 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer: IpAddr, tls: bool, host: Opt
         None => {
             headers.remove(X_FORWARDED_HOST);
         }
+    }
+    forwarded
+}
+
+/// `ip` as a header value (as `Display` writes it), in the one allocation its `Bytes` owns:
+/// its clones share it (a value copied from a slice would allocate again when first cloned).
+pub fn ip_value(ip: IpAddr) -> HeaderValue {
+    let mut text = IpText {
+        buf: [0; 48],
+        len: 0,
+    };
+    text.len = ip_text(ip, &mut text.buf).len();
+    // An address is visible ASCII: never the fallback.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
+        .unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// An address's text.
+struct IpText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl AsRef<[u8]> for IpText {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -418,7 +514,8 @@ mod tests {
             ] {
                 for client in clients {
                     let (mut a, mut b) = (h.clone(), h.clone());
-                    apply_policy(&mut a, &keep, client);
+                    let forwarded = forwarded_value(&a);
+                    apply_policy(&mut a, &keep, client.map(ip_value), forwarded);
                     apply_policy_by_lookups(&mut b, &keep, client);
                     assert_eq!(a, b, "mask {mask:b} keep {keep:?} client {client:?}");
                     cases += 1;
@@ -469,6 +566,22 @@ mod tests {
         }
         assert_eq!(forwarded_value(&HeaderMap::new()), None);
         assert!(cases > 100);
+    }
+
+    #[test]
+    fn values_longer_than_the_stack_buffer_are_written_whole() {
+        // 40 hops: X-Forwarded-For and Forwarded both run past `ValueBuf`'s 192 bytes.
+        let hops: Vec<String> = (0..40).map(|i| format!("198.51.100.{i}")).collect();
+        let xff = hops.join(", ");
+        let mut h = map(&[("x-forwarded-for", &xff)]);
+        let forwarded = add_forwarded(&mut h, &ip_value("192.0.2.1".parse().unwrap()), true, None);
+        assert_eq!(forwarded, forwarded_value(&h));
+        let joined = format!("{xff}, 192.0.2.1");
+        assert!(joined.len() > 192);
+        assert_eq!(h.get(&X_FORWARDED_FOR).unwrap(), joined.as_str());
+        let forwarded = forwarded_value(&h).unwrap();
+        assert!(forwarded.len() > 192);
+        assert_eq!(Some(forwarded), forwarded_by_format(&h));
     }
 
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -541,7 +654,7 @@ mod tests {
         let mut h = map(&[("x-forwarded-for", "203.0.113.9")]);
         add_forwarded(
             &mut h,
-            "10.0.0.1".parse().unwrap(),
+            &ip_value("10.0.0.1".parse().unwrap()),
             true,
             Some(HeaderValue::from_static("ex.com")),
         );
@@ -557,7 +670,12 @@ mod tests {
             ("x-forwarded-for", " "),
             ("x-forwarded-for", "198.51.100.1, 198.51.100.2 "),
         ]);
-        add_forwarded(&mut h, "10.20.0.255".parse().unwrap(), false, None);
+        add_forwarded(
+            &mut h,
+            &ip_value("10.20.0.255".parse().unwrap()),
+            false,
+            None,
+        );
         assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(
             h["x-forwarded-for"],
@@ -578,6 +696,9 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             let mut buf = [0u8; 48];
             assert_eq!(ip_text(ip, &mut buf), ip.to_string().as_bytes());
+            let value = ip_value(ip);
+            assert_eq!(value, ip.to_string().as_str());
+            assert_eq!(value.clone(), value);
         }
         for i in 0..=255u8 {
             let ip = IpAddr::from([i, 255 - i, i / 3, 7]);
@@ -602,13 +723,19 @@ mod tests {
             ("content-type", "application/json"),
         ];
         let mut h = map(&sent);
-        add_forwarded(
+        let forwarded = add_forwarded(
             &mut h,
-            "2001:db8::1".parse().unwrap(),
+            &ip_value("2001:db8::1".parse().unwrap()),
             true,
             Some(HeaderValue::from_static("hooks.example:8443")),
         );
-        apply_policy(&mut h, &[], Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(forwarded, forwarded_value(&h));
+        apply_policy(
+            &mut h,
+            &[],
+            Some(ip_value("203.0.113.5".parse().unwrap())),
+            forwarded,
+        );
         for name in &POLICY[..7] {
             assert!(!h.contains_key(name), "{name} kept");
         }
@@ -621,15 +748,22 @@ mod tests {
 
         // No client address: no X-Real-IP at all. A hop that is no address: `unknown`.
         let mut h = map(&[("x-real-ip", "1.1.1.1"), ("x-forwarded-for", "junk")]);
-        add_forwarded(&mut h, "10.0.0.1".parse().unwrap(), false, None);
-        apply_policy(&mut h, &[], None);
+        let forwarded = add_forwarded(&mut h, &ip_value("10.0.0.1".parse().unwrap()), false, None);
+        assert_eq!(forwarded, forwarded_value(&h));
+        apply_policy(&mut h, &[], None, forwarded);
         assert!(!h.contains_key("x-real-ip"));
         assert_eq!(h["forwarded"], "for=unknown, for=10.0.0.1;proto=http");
 
         // `keep` passes a header on untouched.
         let mut h = map(&sent);
         let keep = [POLICY[0].clone(), X_REAL_IP, header::FORWARDED];
-        apply_policy(&mut h, &keep, Some("203.0.113.5".parse().unwrap()));
+        let forwarded = forwarded_value(&h);
+        apply_policy(
+            &mut h,
+            &keep,
+            Some(ip_value("203.0.113.5".parse().unwrap())),
+            forwarded,
+        );
         assert_eq!(h["x-original-url"], "/admin");
         assert_eq!(h["x-real-ip"], "127.0.0.1");
         assert_eq!(h["forwarded"], "for=127.0.0.1;host=admin.internal");

@@ -42,12 +42,27 @@ mod handshake;
 pub type ProxyBody = Either<UpstreamBody, Full<Bytes>>;
 
 /// What the server knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The socket peer.
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The peer's address as a header value, written once for all the connection's requests
+    /// (their `X-Forwarded-For` hop, and `X-Real-IP` when the peer is the client); its clones
+    /// share it.
+    peer_value: HeaderValue,
+}
+
+impl ConnInfo {
+    /// A connection from `peer`, TLS or not.
+    pub fn new(peer: SocketAddr, tls: bool) -> ConnInfo {
+        ConnInfo {
+            peer,
+            tls,
+            peer_value: headers::ip_value(peer.ip()),
+        }
+    }
 }
 
 /// Shared state of the pipeline. The config snapshot is swapped whole on reload; requests in
@@ -105,7 +120,7 @@ struct Route {
 struct Ctx<'a> {
     snap: &'a Snapshot,
     route: &'a Route,
-    conn: ConnInfo,
+    conn: &'a ConnInfo,
     request_id: &'a HeaderValue,
     start: Instant,
     /// The request's trace, when `[tracing]` is on and it is sampled.
@@ -373,14 +388,21 @@ impl Proxy {
     /// library's), the whole request runs inside that span; otherwise the only lines a request
     /// can log are hookseal's own warn lines, and each makes the span when it is written
     /// ([`in_request_span`]): the same output, without a span per request nobody reads.
-    pub async fn handle(&self, req: Request<Incoming>, conn: ConnInfo) -> Response<ProxyBody> {
+    ///
+    /// Not an `async fn` of its own: the request's future is [`Proxy::serve`]'s, not one more
+    /// level around it that would copy it once more (with no span, entering it is a no-op).
+    pub fn handle(
+        &self,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> impl std::future::Future<Output = Response<ProxyBody>> + Send + '_ {
         let request_id = self.request_id(req.headers());
-        if tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG {
-            let span = request_span(&request_id);
-            self.serve(req, conn, request_id).instrument(span).await
+        let span = if tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG {
+            request_span(&request_id)
         } else {
-            self.serve(req, conn, request_id).await
-        }
+            tracing::Span::none()
+        };
+        self.serve(req, conn, request_id).instrument(span)
     }
 
     async fn serve(
@@ -420,7 +442,7 @@ impl Proxy {
         let cx = Ctx {
             snap: &snap,
             route: &route,
-            conn,
+            conn: &conn,
             request_id: &request_id,
             start,
             trace: trace.as_ref(),
@@ -662,10 +684,8 @@ impl Proxy {
         })?;
         rec.upstream_class = Some(UpstreamClass::of(resp.status()));
         headers::strip_hop_by_hop(resp.headers_mut());
-        if !resp.headers().contains_key(headers::REQUEST_ID) {
-            resp.headers_mut()
-                .insert(headers::REQUEST_ID, request_id.clone());
-        }
+        // One lookup: the app's own id stays.
+        (resp.headers_mut().entry(headers::REQUEST_ID)).or_insert_with(|| request_id.clone());
         Ok(resp)
     }
 
@@ -863,29 +883,34 @@ fn prepare(cx: &Ctx<'_>, parts: &mut Parts, pass: &Pass) -> Uri {
         ..
     } = *cx;
     let cfg = &route.cfg;
-    let client = headers::client_ip(
-        conn.peer.ip(),
-        &parts.headers,
-        &snap.config.listen.trusted_proxies,
-    );
+    let peer = conn.peer.ip();
+    let client = headers::client_ip(peer, &parts.headers, &snap.config.listen.trusted_proxies);
+    // The connection's own copy when the client is the peer (no trusted proxy before it).
+    let client = client.map(|ip| {
+        if ip == peer {
+            conn.peer_value.clone()
+        } else {
+            headers::ip_value(ip)
+        }
+    });
     let h = &mut parts.headers;
     headers::strip_hookseal(h);
     if let Some(scheme) = &cfg.scheme {
         scheme.strip_unread(h);
     }
-    let host = h.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    if let Some(host) = &host {
-        if !h.contains_key(header::HOST) {
-            h.insert(header::HOST, host.clone());
+    let host = match h.get(header::HOST) {
+        Some(host) => Some(host.clone()),
+        None => {
+            let from_uri =
+                (parts.uri.authority()).and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+            if let Some(host) = &from_uri {
+                h.insert(header::HOST, host.clone());
+            }
+            from_uri
         }
-    }
-    headers::add_forwarded(h, conn.peer.ip(), conn.tls, host);
-    headers::apply_policy(h, &snap.config.forwarding.keep, client);
+    };
+    let forwarded = headers::add_forwarded(h, &conn.peer_value, conn.tls, host);
+    headers::apply_policy(h, &snap.config.forwarding.keep, client, forwarded);
     h.insert(headers::REQUEST_ID, request_id.clone());
     if let Some(t) = cx.trace {
         h.insert(crate::otel::TRACEPARENT, t.forward_traceparent());
@@ -1235,7 +1260,9 @@ fn log_line(
     let Some((outcome, reason, status)) = rec.answer else {
         return;
     };
-    let elapsed_ms = rec.start.elapsed().as_millis() as u64;
+    // Read only for a line that is written (the debug line's fields are evaluated only when
+    // it is enabled): the clock is not read again for every request.
+    let elapsed_ms = || rec.start.elapsed().as_millis() as u64;
     let upstream_failed = matches!(
         reason,
         Reason::UpstreamUnavailable | Reason::UpstreamTimeout
@@ -1264,7 +1291,7 @@ fn log_line(
                 reason = %reason.as_str(),
                 status,
                 peer = %conn.peer,
-                elapsed_ms,
+                elapsed_ms = elapsed_ms(),
                 "request forwarded"
             );
             return;
@@ -1282,7 +1309,7 @@ fn log_line(
             status,
             peer = %conn.peer,
             error = error.map(tracing::field::display),
-            elapsed_ms = upstream_failed.then_some(elapsed_ms),
+            elapsed_ms = upstream_failed.then(elapsed_ms),
             "{message}"
         )
     });
@@ -1329,7 +1356,9 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// `{mixed:016x}{n:08x}`, written without the formatting machinery.
+/// `{mixed:016x}{n:08x}`, written without the formatting machinery, in the one allocation
+/// its `Bytes` owns: the id is cloned into the app's request and the response, and a clone of
+/// a value copied from a slice would allocate again to share it.
 fn generated_id(mixed: u64, n: u64) -> HeaderValue {
     use crate::hex::DIGITS as HEX;
     let mut buf = [0u8; 32];
@@ -1340,7 +1369,23 @@ fn generated_id(mixed: u64, n: u64) -> HeaderValue {
     for (i, b) in buf[16..16 + n_digits].iter_mut().enumerate() {
         *b = HEX[(n >> (4 * (n_digits - 1 - i)) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&buf[..16 + n_digits]).unwrap_or(HeaderValue::from_static("-"))
+    let text = IdText {
+        buf,
+        len: 16 + n_digits,
+    };
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text)).unwrap_or(HeaderValue::from_static("-"))
+}
+
+/// A generated request id's text.
+struct IdText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl AsRef<[u8]> for IdText {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
 }
 
 /// SplitMix64's output function: a well-mixed 64-bit value from a counter.
@@ -1474,10 +1519,7 @@ mod tests {
     fn a_request_line_has_its_message_and_only_the_fields_that_apply() {
         let metrics = Metrics::new();
         let errors = IntCounter::new("e", "e").unwrap();
-        let conn = ConnInfo {
-            peer: "127.0.0.1:9".parse().unwrap(),
-            tls: false,
-        };
+        let conn = ConnInfo::new("127.0.0.1:9".parse().unwrap(), false);
         let id = HeaderValue::from_static("rid-1");
         let gate = LogGate::new();
         let line = |json: bool, outcome: Outcome, reason: Reason, store_error: Option<&str>| {

@@ -22,7 +22,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -249,7 +249,7 @@ async fn connection(
     metrics.connections.inc();
     let _conn_guard = ConnGuard(&metrics);
     match tls {
-        None => serve(&shared, tcp, ConnInfo { peer, tls: false }).await,
+        None => serve(&shared, tcp, ConnInfo::new(peer, false)).await,
         Some(acceptor) => {
             let stream =
                 match tokio::time::timeout(shared.header_timeout, acceptor.accept(tcp)).await {
@@ -265,7 +265,7 @@ async fn connection(
                         return;
                     }
                 };
-            serve(&shared, stream, ConnInfo { peer, tls: true }).await;
+            serve(&shared, stream, ConnInfo::new(peer, true)).await;
         }
     }
 }
@@ -277,6 +277,7 @@ where
 {
     let state = Arc::new(ConnState::new(info.peer));
     let svc = {
+        let info = info.clone();
         let state = Arc::clone(&state);
         let proxy = Arc::clone(&shared.proxy);
         let inflight = shared.metrics.inflight.clone();
@@ -285,6 +286,7 @@ where
             let guard = InFlight::begin(&state, &inflight, &req);
             let proxy = Arc::clone(&proxy);
             let state = Arc::clone(&state);
+            let info = info.clone();
             async move {
                 let resp = proxy.handle(req, info).await;
                 let waiting = state.watch_response(write_timeout);
@@ -450,8 +452,10 @@ struct ConnState {
     /// Signalled, while draining, when the last request in progress ends.
     quiet: Notify,
     /// The responses being written, each with when it began to wait on the client
-    /// ([`Tracked`]).
-    responses: Mutex<Vec<Weak<AtomicU64>>>,
+    /// ([`Tracked`]): the slots a response holds (a strong count above one). A slot no
+    /// response holds any more is given to the next one, so that a response allocates none;
+    /// the list is as long as the most responses ever in progress at once on the connection.
+    responses: Mutex<Vec<Arc<AtomicU64>>>,
     /// When the connection's timer fires next, in milliseconds after `born`.
     timer_at: AtomicU64,
     /// Signalled when a response begins and the timer is too far off to see it stall in time.
@@ -501,13 +505,20 @@ impl ConnState {
             self.rearm_due.store(true, Ordering::SeqCst);
             self.rearm.notify_one();
         }
-        let waiting = Arc::new(AtomicU64::new(now));
         let mut list = match self.responses.lock() {
             Ok(l) => l,
             Err(poisoned) => poisoned.into_inner(),
         };
-        list.retain(|w| w.strong_count() > 0);
-        list.push(Arc::downgrade(&waiting));
+        // Only this list holds a free slot, and only under its lock is one handed out: a count
+        // of one stays one until then.
+        if let Some(free) = list.iter().find(|w| Arc::strong_count(w) == 1) {
+            // Whatever its last response wrote into it comes before this.
+            std::sync::atomic::fence(Ordering::Acquire);
+            free.store(now, Ordering::SeqCst);
+            return Arc::clone(free);
+        }
+        let waiting = Arc::new(AtomicU64::new(now));
+        list.push(Arc::clone(&waiting));
         waiting
     }
 
@@ -519,7 +530,7 @@ impl ConnState {
         };
         let since = list
             .iter()
-            .filter_map(Weak::upgrade)
+            .filter(|w| Arc::strong_count(w) > 1)
             .map(|w| w.load(Ordering::SeqCst))
             .filter(|&ms| ms != NOT_WAITING)
             .min()?;
@@ -714,5 +725,38 @@ struct ConnGuard<'a>(&'a Metrics);
 impl Drop for ConnGuard<'_> {
     fn drop(&mut self) {
         self.0.connections.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_response_gives_its_slot_to_the_next_and_is_not_waited_on() {
+        let state = ConnState::new("127.0.0.1:9".parse().unwrap());
+        let write_timeout = Duration::from_secs(60);
+        let slots = |s: &ConnState| s.responses.lock().unwrap().len();
+        let a = state.watch_response(write_timeout);
+        assert!(state.longest_wait().is_some());
+        drop(a);
+        // Its wait time is still in the slot, but no response holds it.
+        assert_eq!(state.longest_wait(), None);
+        let b = state.watch_response(write_timeout);
+        assert_eq!(slots(&state), 1, "the free slot is taken again");
+        let c = state.watch_response(write_timeout);
+        assert_eq!(slots(&state), 2);
+        assert!(!Arc::ptr_eq(&b, &c));
+        b.store(NOT_WAITING, Ordering::SeqCst);
+        c.store(0, Ordering::SeqCst);
+        assert!(
+            state.longest_wait().is_some(),
+            "c waits since the connection was born"
+        );
+        c.store(NOT_WAITING, Ordering::SeqCst);
+        assert_eq!(state.longest_wait(), None);
+        drop((b, c));
+        let _d = state.watch_response(write_timeout);
+        assert_eq!(slots(&state), 2);
     }
 }
