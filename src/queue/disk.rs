@@ -1,4 +1,4 @@
-//! The embedded spool: one redb file, `<path>/spool.redb`.
+//! The embedded spool: one redb file, `<path>/spool.redb`, and an index of it in memory.
 //!
 //! # Durability and group commit
 //!
@@ -16,8 +16,9 @@
 //! again (the repeat may carry the same `x-hookseal-attempt`). Both are within at-least-once;
 //! no acknowledged enqueue is ever lost. One exception keeps crash loops bounded: a claim of
 //! an entry that was already in the file when it was opened is committed durably, so an
-//! entry whose delivery keeps ending in a crash still counts its attempts to `max_attempts`. If a commit fails, every command of the batch gets
-//! [`QueueError::Unavailable`] and nothing of it is kept, in the file or in memory.
+//! entry whose delivery keeps ending in a crash still counts its attempts to `max_attempts`.
+//! If a commit fails, every command of the batch gets [`QueueError::Unavailable`] and nothing
+//! of it is kept, in the file or in memory (the index undoes the batch's changes).
 //!
 //! # Tables
 //!
@@ -25,18 +26,26 @@
 //! |---|---|---|
 //! | `meta` | `"schema_version"` | [`SCHEMA_VERSION`] |
 //! | `entries` | sequence number | encoded [`Entry`] (waiting or in flight) |
-//! | `due` | (route, next_attempt_at, seq) | — : the claim order |
-//! | `queued` | (route, queued_at, seq) | — : the oldest entry per route |
-//! | `ids` | (route, id) | seq: the dedupe of undelivered ids |
+//! | `attempts` | seq | attempts begun, once claimed (a claim writes these four bytes, not the entry) |
 //! | `dead` | (route, seq) | encoded [`Entry`] |
 //! | `quarantine` | seq | bytes of an entry that did not decode |
-//! | `attempts` | seq | attempts begun, once claimed (a claim writes these four bytes, not the entry) |
+//!
+//! The file holds the entries and nothing derived from them. What finds them — the claim order
+//! per route (next attempt time, seq), the oldest entry per route, the dedupe of undelivered
+//! ids, each entry's size and attempts — is an [`Index`] in memory, rebuilt from `entries` and
+//! `attempts` when the file is opened. So an enqueue writes one row, a claim reads one and
+//! writes four bytes, an acknowledgement removes two, and a commit dirties at most three
+//! tables (the first layout, [`SCHEMA_VERSION`] 1, kept these indexes as three more tables:
+//! about sixteen B-tree operations over five tables per delivered request, BENCHMARKS.md §13).
+//! The cost is memory: about [`INDEX_BYTES_PER_ENTRY`] bytes per entry waiting or in flight
+//! (dead letters cost none), measured by `examples/spool_memory.rs`. A file of layout 1 is
+//! upgraded when it is opened (its three index tables dropped, its entries kept).
 //!
 //! Leases live in memory: a restart releases them, so an entry that was in flight when the
 //! process died is claimed again (its attempt count, written at claim, says it was tried,
 //! unless the crash came within [`LAZY_WINDOW`] of the claim). An entry's `attempts` field is
 //! the count as of its last rewrite (retry, dead letter); the `attempts` row, when there is
-//! one, is newer. A file of the first layout has no such rows and reads the same.
+//! one, is newer.
 //!
 //! # A damaged spool
 //!
@@ -46,7 +55,7 @@
 //! - not a redb file, or a redb file format this build does not read;
 //! - a truncated file: redb cannot recover any entry from one (tested: cut at 100 bytes, 4 KiB,
 //!   half, all but one byte; redb errs or panics, and the panic is caught);
-//! - a `schema_version` other than [`SCHEMA_VERSION`], or entries without one;
+//! - a `schema_version` other than 1 or [`SCHEMA_VERSION`], or entries without one;
 //! - another process holding the file.
 //!
 //! A crash, `kill -9` or power loss in the middle of a commit is not damage: redb checksums its
@@ -56,7 +65,8 @@
 //! id freed, with a warning naming the file and the count; every other entry is kept and
 //! delivered.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
@@ -69,19 +79,31 @@ use tokio::sync::oneshot;
 
 use super::{Claimed, DeadInfo, Entry, EntryMeta, Failure, Lease, Limits, QueueError, RouteStats};
 
-/// The layout version this build reads and writes, kept in the `meta` table.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The layout version this build writes, kept in the `meta` table. It also opens layout 1
+/// (the same entries, with the indexes as tables) and upgrades it.
+pub const SCHEMA_VERSION: u64 = 2;
 /// The spool file's name inside `[queue] path`.
 pub const FILE_NAME: &str = "spool.redb";
+/// Memory the index holds per entry waiting or in flight, as measured with a million entries
+/// (`cargo run --release --example spool_memory`; BENCHMARKS.md §17).
+pub const INDEX_BYTES_PER_ENTRY: u64 = 160;
+
+/// The storage engine's page cache. redb's default is 1 GiB, and opening the spool reads
+/// every entry: a full spool's file would stay in memory whole after a restart
+/// (measured: +154 MiB for 200,000 entries of 256 bytes, 806 bytes per entry with the index).
+/// The pages the spool works on — entries just written, claimed and acknowledged — are few.
+const CACHE_BYTES: usize = 32 << 20;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-const DUE: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("due");
-const QUEUED: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("queued");
-const IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("ids");
 const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead");
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
 const ATTEMPTS: TableDefinition<u64, u32> = TableDefinition::new("attempts");
+/// Layout 1's index tables, dropped when such a file is opened: (route, next attempt, seq),
+/// (route, queued_at, seq), (route, id) → seq.
+const V1_DUE: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("due");
+const V1_QUEUED: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("queued");
+const V1_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("ids");
 
 /// The longest a claim or acknowledgement stays written but not yet durable (see the module
 /// docs): a crash forgets at most this much of them.
@@ -122,17 +144,26 @@ impl std::fmt::Debug for DiskSpool {
     }
 }
 
-/// route → (waiting or in flight, dead), as of the last commit.
-type Counts = Arc<std::sync::Mutex<HashMap<String, (u64, u64)>>>;
+/// One route's numbers as of the last commit, for `stats` (read without the committer).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Published {
+    depth: u64,
+    dead: u64,
+    /// `queued_at` of the oldest entry waiting or in flight.
+    oldest: Option<u64>,
+}
 
-/// What the committer keeps in memory, rebuilt from the file on open.
+/// route → its numbers as of the last commit.
+type Counts = Arc<std::sync::Mutex<HashMap<String, Published>>>;
+
+/// The committer's small state, copied for each batch and kept only if the batch commits.
 #[derive(Clone, Default)]
 struct State {
     next_seq: u64,
+    /// Entries held, dead letters included.
     entries: u64,
+    /// Encoded bytes held, dead letters included.
     bytes: u64,
-    /// route → (waiting or in flight, dead)
-    routes: HashMap<String, (u64, u64)>,
     /// seq → when it was claimed (unix ms)
     leases: HashMap<u64, u64>,
     /// Entries below this sequence number were in the file when it was opened: their claims
@@ -143,6 +174,227 @@ struct State {
     force_durable: bool,
 }
 
+/// What the index knows of an entry waiting or in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Meta {
+    /// The route's number in [`Index::routes`].
+    route: u32,
+    /// Attempts begun: the newer of the entry's own count and its `attempts` row.
+    attempts: u32,
+    /// The encoded entry's length.
+    len: u64,
+    queued_at: u64,
+    next_at: u64,
+    /// [`Index::id_hash`] of (route, id).
+    id_hash: u64,
+}
+
+/// One route's part of the index.
+#[derive(Default)]
+struct RouteIndex {
+    name: String,
+    /// (next attempt time, seq): the claim order.
+    due: BTreeSet<(u64, u64)>,
+    /// (queued_at, seq): the oldest entry.
+    queued: BTreeSet<(u64, u64)>,
+    /// Dead letters (they are in the `dead` table, not in the index).
+    dead: u64,
+}
+
+/// A change to the index, recorded so that a batch whose commit fails can be undone.
+enum Undo {
+    /// The entry's meta before the change (`None`: it was not there).
+    Meta(u64, Option<Meta>),
+    /// A route's dead count before the change.
+    Dead(u32, u64),
+}
+
+/// The in-memory index of the spool's entries (see the module docs). The ids are kept as a
+/// keyed hash of (route, id): a match is confirmed against the stored entry, so two ids
+/// whose hashes meet are still told apart.
+struct Index {
+    metas: HashMap<u64, Meta>,
+    routes: Vec<RouteIndex>,
+    route_ids: HashMap<String, u32>,
+    /// id hash → seq
+    ids: HashMap<u64, u64>,
+    /// (id hash, seq) of entries whose hash was already in `ids` when they came (almost
+    /// always empty).
+    collided: Vec<(u64, u64)>,
+    hasher: RandomState,
+    /// Every id hashes alike: the tests' way to make every id meet another.
+    #[cfg(test)]
+    collide: bool,
+    /// The changes of the batch being applied.
+    journal: Vec<Undo>,
+}
+
+impl Index {
+    fn new() -> Index {
+        Index {
+            metas: HashMap::new(),
+            routes: Vec::new(),
+            route_ids: HashMap::new(),
+            ids: HashMap::new(),
+            collided: Vec::new(),
+            hasher: RandomState::new(),
+            #[cfg(test)]
+            collide: false,
+            journal: Vec::new(),
+        }
+    }
+
+    /// The route's number, given one if it has none.
+    fn route(&mut self, name: &str) -> u32 {
+        if let Some(&r) = self.route_ids.get(name) {
+            return r;
+        }
+        let r = u32::try_from(self.routes.len()).expect("fewer than 2^32 routes");
+        self.routes.push(RouteIndex {
+            name: name.to_owned(),
+            ..RouteIndex::default()
+        });
+        self.route_ids.insert(name.to_owned(), r);
+        r
+    }
+
+    fn id_hash(&self, route: u32, id: &str) -> u64 {
+        #[cfg(test)]
+        if self.collide {
+            return 7;
+        }
+        self.hasher.hash_one((route, id))
+    }
+
+    /// The entries whose (route, id) hash is `hash`: the candidates for a duplicate.
+    fn with_hash(&self, hash: u64) -> Vec<u64> {
+        let mut out: Vec<u64> = self.ids.get(&hash).copied().into_iter().collect();
+        if !self.collided.is_empty() {
+            out.extend(
+                self.collided
+                    .iter()
+                    .filter(|(h, _)| *h == hash)
+                    .map(|(_, s)| *s),
+            );
+        }
+        out
+    }
+
+    fn insert(&mut self, seq: u64, m: Meta) {
+        self.journal.push(Undo::Meta(seq, None));
+        self.put(seq, m);
+    }
+
+    fn remove(&mut self, seq: u64) -> Option<Meta> {
+        let m = self.take(seq)?;
+        self.journal.push(Undo::Meta(seq, Some(m)));
+        Some(m)
+    }
+
+    /// Changes entry `seq`'s meta (and its place in the index with it).
+    fn update(&mut self, seq: u64, change: impl FnOnce(&mut Meta)) {
+        if let Some(mut m) = self.take(seq) {
+            self.journal.push(Undo::Meta(seq, Some(m)));
+            change(&mut m);
+            self.put(seq, m);
+        }
+    }
+
+    /// Sets entry `seq`'s attempt count (not part of any ordering: changed in place).
+    fn set_attempts(&mut self, seq: u64, attempts: u32) {
+        if let Some(m) = self.metas.get_mut(&seq) {
+            self.journal.push(Undo::Meta(seq, Some(*m)));
+            m.attempts = attempts;
+        }
+    }
+
+    fn add_dead(&mut self, route: u32, delta: i64) {
+        let r = &mut self.routes[route as usize];
+        self.journal.push(Undo::Dead(route, r.dead));
+        r.dead = r.dead.saturating_add_signed(delta);
+    }
+
+    /// Forgets the journal: the batch committed.
+    fn keep(&mut self) {
+        self.journal.clear();
+    }
+
+    /// Undoes the batch's changes: its commit failed.
+    fn undo(&mut self) {
+        while let Some(u) = self.journal.pop() {
+            match u {
+                Undo::Meta(seq, old) => {
+                    self.take(seq);
+                    if let Some(m) = old {
+                        self.put(seq, m);
+                    }
+                }
+                Undo::Dead(route, n) => self.routes[route as usize].dead = n,
+            }
+        }
+    }
+
+    fn put(&mut self, seq: u64, m: Meta) {
+        let r = &mut self.routes[m.route as usize];
+        r.due.insert((m.next_at, seq));
+        r.queued.insert((m.queued_at, seq));
+        match self.ids.entry(m.id_hash) {
+            std::collections::hash_map::Entry::Occupied(_) => self.collided.push((m.id_hash, seq)),
+            std::collections::hash_map::Entry::Vacant(v) => drop(v.insert(seq)),
+        }
+        self.metas.insert(seq, m);
+    }
+
+    fn take(&mut self, seq: u64) -> Option<Meta> {
+        let m = self.metas.remove(&seq)?;
+        let r = &mut self.routes[m.route as usize];
+        r.due.remove(&(m.next_at, seq));
+        r.queued.remove(&(m.queued_at, seq));
+        if self.ids.get(&m.id_hash) == Some(&seq) {
+            self.ids.remove(&m.id_hash);
+            if let Some(i) = self.collided.iter().position(|(h, _)| *h == m.id_hash) {
+                let (h, s) = self.collided.swap_remove(i);
+                self.ids.insert(h, s);
+            }
+        } else {
+            self.collided.retain(|&(h, s)| (h, s) != (m.id_hash, seq));
+        }
+        Some(m)
+    }
+
+    fn published(&self, r: &RouteIndex) -> Published {
+        Published {
+            depth: r.due.len() as u64,
+            dead: r.dead,
+            oldest: r.queued.first().map(|(at, _)| *at),
+        }
+    }
+}
+
+/// An index of `n` entries on one route, as `examples/spool_memory.rs` measures it: what the
+/// spool holds in memory per entry waiting or in flight. Not part of the API.
+#[doc(hidden)]
+pub fn index_of(n: u64) -> Box<dyn std::any::Any> {
+    let mut ix = Index::new();
+    let route = ix.route("route");
+    for seq in 0..n {
+        let id_hash = ix.id_hash(route, &format!("msg_{seq:016x}"));
+        let at = 1_700_000_000_000 + seq;
+        ix.put(
+            seq,
+            Meta {
+                route,
+                attempts: 0,
+                len: 1024,
+                queued_at: at,
+                next_at: at,
+                id_hash,
+            },
+        );
+    }
+    Box::new(ix)
+}
+
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
 /// An entry to store, encoded by the caller (off the committer thread).
@@ -151,6 +403,7 @@ struct NewEntry {
     id: String,
     queued_at: u64,
     next_attempt_at: u64,
+    attempts: u32,
     bytes: Vec<u8>,
 }
 
@@ -233,6 +486,10 @@ impl DiskSpool {
     /// [`QueueError::Corrupt`] naming the file when it cannot be opened or read (see the module
     /// docs), or another process holds it; never a panic.
     pub fn open(dir: &Path, limits: Limits) -> Result<DiskSpool, QueueError> {
+        DiskSpool::open_with(dir, limits, Index::new())
+    }
+
+    fn open_with(dir: &Path, limits: Limits, index: Index) -> Result<DiskSpool, QueueError> {
         let file = dir.join(FILE_NAME);
         let bad = |detail: String| QueueError::Corrupt {
             file: file.clone(),
@@ -241,7 +498,7 @@ impl DiskSpool {
         create_private_dir(dir).map_err(|e| bad(format!("cannot create directory: {e}")))?;
         // redb reports most damage as errors, but panics on some truncated files (measured:
         // cut at 4 KiB or at half its length): the catch turns that into the same error.
-        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| open_file(&file)))
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| open_file(&file, index)))
             .unwrap_or_else(|panic| {
                 let why = panic
                     .downcast_ref::<String>()
@@ -252,7 +509,7 @@ impl DiskSpool {
                     "unreadable (truncated or corrupt?): the storage engine failed: {why}"
                 ))
             });
-        let (db, state, quarantined) = opened.map_err(bad)?;
+        let (db, state, index, quarantined) = opened.map_err(bad)?;
         // The spool holds verified bodies and the headers sent with them: owner only.
         #[cfg(unix)]
         {
@@ -270,15 +527,17 @@ impl DiskSpool {
             );
         }
         let db = Arc::new(db);
-        let counts: Counts = Arc::new(std::sync::Mutex::new(state.routes.clone()));
+        let counts: Counts = Arc::default();
         let (tx, rx) = mpsc::channel();
         let committer = Committer {
             db: db.clone(),
             state,
+            index,
             limits,
             counts: counts.clone(),
             lazy_since: None,
         };
+        committer.publish();
         let thread = std::thread::Builder::new()
             .name("hookseal-spool".into())
             .spawn(move || committer.run(&rx))
@@ -323,6 +582,7 @@ impl DiskSpool {
             id: entry.id.clone(),
             queued_at: entry.queued_at,
             next_attempt_at: entry.next_attempt_at,
+            attempts: entry.attempts,
             bytes: entry.encode(),
         };
         self.call(|r| Command::Enqueue(new, r)).await
@@ -416,27 +676,16 @@ impl DiskSpool {
         self.call(|r| Command::Purge(route, r)).await
     }
 
+    /// The route's numbers as of the last commit (from memory: no read of the file).
     pub(super) async fn stats(&self, route: &str, now: u64) -> Result<RouteStats, QueueError> {
-        let (depth, dead) = lock(&self.inner.counts)
+        let p = lock(&self.inner.counts)
             .get(route)
             .copied()
             .unwrap_or_default();
-        let route = route.to_owned();
-        let oldest = self
-            .read(move |db| {
-                let tx = db.begin_read()?;
-                let queued = tx.open_table(QUEUED)?;
-                let first = queued
-                    .range((route.as_str(), 0, 0)..=(route.as_str(), u64::MAX, u64::MAX))?
-                    .next()
-                    .transpose()?;
-                Ok(first.map(|(k, _)| k.value().1))
-            })
-            .await?;
         Ok(RouteStats {
-            depth,
-            dead,
-            oldest_ms: oldest.map_or(0, |q| now.saturating_sub(q)),
+            depth: p.depth,
+            dead: p.dead,
+            oldest_ms: p.oldest.map_or(0, |q| now.saturating_sub(q)),
         })
     }
 
@@ -514,18 +763,22 @@ fn seq(c: &Claimed) -> Result<u64, QueueError> {
     }
 }
 
-/// Opens the file, checks the schema version, quarantines undecodable entries and rebuilds
-/// the in-memory state. The error is the detail for [`QueueError::Corrupt`].
-fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
-    let db = Database::create(file).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => {
-            "already open (another hookseal process uses this spool)".to_owned()
-        }
-        redb::DatabaseError::UpgradeRequired(v) => {
-            format!("redb file format {v} is not the one this build reads")
-        }
-        e => format!("cannot open: {e}"),
-    })?;
+/// Opens the file, checks the schema version (upgrading layout 1), quarantines undecodable
+/// entries and builds the index and the state. The error is the detail for
+/// [`QueueError::Corrupt`].
+fn open_file(file: &Path, mut index: Index) -> Result<(Database, State, Index, u64), String> {
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(file)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                "already open (another hookseal process uses this spool)".to_owned()
+            }
+            redb::DatabaseError::UpgradeRequired(v) => {
+                format!("redb file format {v} is not the one this build reads")
+            }
+            e => format!("cannot open: {e}"),
+        })?;
     let msg = |e: DbError| format!("cannot read: {e}");
     let tx = db.begin_write().map_err(|e| msg(e.into()))?;
     let quarantined;
@@ -539,9 +792,21 @@ fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
             .map(|v| v.value());
         match found {
             Some(SCHEMA_VERSION) => {}
+            Some(1) => {
+                // Layout 1: the same entries, plus index tables this build keeps in memory.
+                for deleted in [
+                    tx.delete_table(V1_DUE),
+                    tx.delete_table(V1_QUEUED),
+                    tx.delete_table(V1_IDS),
+                ] {
+                    deleted.map_err(|e| msg(e.into()))?;
+                }
+                meta.insert("schema_version", SCHEMA_VERSION)
+                    .map_err(|e| msg(e.into()))?;
+            }
             Some(v) => {
                 return Err(format!(
-                    "spool schema version {v}, this hookseal reads version {SCHEMA_VERSION}"
+                    "spool schema version {v}, this hookseal reads versions 1 and {SCHEMA_VERSION}"
                 ))
             }
             None if entries.len().map_err(|e| msg(e.into()))? > 0 => {
@@ -559,27 +824,48 @@ fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
             state.next_seq = state.next_seq.max(seq + 1);
             match Entry::decode(v.value()) {
                 Ok(e) => {
+                    let len = v.value().len() as u64;
                     state.entries += 1;
-                    state.bytes += v.value().len() as u64;
-                    state.routes.entry(e.route).or_default().0 += 1;
+                    state.bytes += len;
+                    let route = index.route(&e.route);
+                    let id_hash = index.id_hash(route, &e.id);
+                    index.put(
+                        seq,
+                        Meta {
+                            route,
+                            attempts: e.attempts,
+                            len,
+                            queued_at: e.queued_at,
+                            next_at: e.next_attempt_at,
+                            id_hash,
+                        },
+                    );
                 }
                 Err(_) => bad.push((seq, v.value().to_vec())),
             }
         }
         let mut q = tx.open_table(QUARANTINE).map_err(|e| msg(e.into()))?;
         for (seq, bytes) in &bad {
-            // Its index rows are removed below (drop_index_rows), freeing its id.
             q.insert(*seq, bytes.as_slice())
                 .map_err(|e| msg(e.into()))?;
             entries.remove(*seq).map_err(|e| msg(e.into()))?;
         }
         quarantined = bad.len() as u64;
-        if !bad.is_empty() {
-            let gone: std::collections::HashSet<u64> = bad.iter().map(|(s, _)| *s).collect();
-            drop_index_rows(&tx, &gone).map_err(msg)?;
-        }
         if let Some(last) = q.last().map_err(|e| msg(e.into()))? {
             state.next_seq = state.next_seq.max(last.0.value() + 1);
+        }
+        // The newer attempt counts; rows of entries that are gone (quarantined) are dropped.
+        let mut attempts = tx.open_table(ATTEMPTS).map_err(|e| msg(e.into()))?;
+        let mut orphans = Vec::new();
+        for row in attempts.iter().map_err(|e| msg(e.into()))? {
+            let (k, v) = row.map_err(|e| msg(e.into()))?;
+            match index.metas.get_mut(&k.value()) {
+                Some(m) => m.attempts = m.attempts.max(v.value()),
+                None => orphans.push(k.value()),
+            }
+        }
+        for seq in orphans {
+            attempts.remove(seq).map_err(|e| msg(e.into()))?;
         }
         let dead = tx.open_table(DEAD).map_err(|e| msg(e.into()))?;
         for row in dead.iter().map_err(|e| msg(e.into()))? {
@@ -588,22 +874,19 @@ fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
             state.next_seq = state.next_seq.max(seq + 1);
             state.entries += 1;
             state.bytes += v.value().len() as u64;
-            state.routes.entry(route.to_owned()).or_default().1 += 1;
+            let route = index.route(route);
+            index.routes[route as usize].dead += 1;
         }
-        // Make sure every table exists, so readers never meet a missing one.
-        tx.open_table(DUE).map_err(|e| msg(e.into()))?;
-        tx.open_table(QUEUED).map_err(|e| msg(e.into()))?;
-        tx.open_table(IDS).map_err(|e| msg(e.into()))?;
-        tx.open_table(ATTEMPTS).map_err(|e| msg(e.into()))?;
     }
     tx.commit().map_err(|e| msg(e.into()))?;
     state.durable_below = state.next_seq;
-    Ok((db, state, quarantined))
+    Ok((db, state, index, quarantined))
 }
 
 struct Committer {
     db: Arc<Database>,
     state: State,
+    index: Index,
     limits: Limits,
     counts: Counts,
     /// Since when a commit is not durable yet (`None`: everything committed is durable).
@@ -654,8 +937,21 @@ impl Committer {
         }
     }
 
-    /// Applies `batch` in one transaction on a copy of the state; answers only after the
-    /// commit, and keeps the copy only if it succeeded.
+    /// Every route's numbers into the shared counts, for `stats`.
+    fn publish(&self) {
+        let mut counts = lock(&self.counts);
+        for r in &self.index.routes {
+            let p = self.index.published(r);
+            match counts.get_mut(&r.name) {
+                Some(c) => *c = p,
+                None => drop(counts.insert(r.name.clone(), p)),
+            }
+        }
+    }
+
+    /// Applies `batch` in one transaction, on a copy of the state and on the index (which
+    /// records how to undo it); answers only after the commit, and keeps the changes only if
+    /// it succeeded.
     fn commit_batch(&mut self, batch: Vec<Command>) {
         let mut state = self.state.clone();
         let durable = self.lazy_since.is_some_and(|t| t.elapsed() >= LAZY_WINDOW)
@@ -683,12 +979,18 @@ impl Committer {
                 answers.extend(batch.into_iter().map(answer_of));
             }
             Ok(mut tables) => {
+                let mut cx = Cx {
+                    t: &mut tables,
+                    st: &mut state,
+                    ix: &mut self.index,
+                    limits: &self.limits,
+                };
                 for c in batch {
                     if failed.is_some() {
                         answers.push(answer_of(c));
                         continue;
                     }
-                    match apply(&mut tables, &mut state, &self.limits, c) {
+                    match cx.apply(c) {
                         Ok(a) => answers.push(a),
                         Err((a, e)) => {
                             answers.push(a);
@@ -718,13 +1020,18 @@ impl Committer {
                 } else if self.lazy_since.is_none() {
                     self.lazy_since = Some(Instant::now());
                 }
-                if state.routes != self.state.routes {
-                    state.routes.clone_into(&mut lock(&self.counts));
-                }
+                let changed = !self.index.journal.is_empty();
+                self.index.keep();
                 self.state = state;
+                if changed {
+                    self.publish();
+                }
                 answers.into_iter().for_each(Answer::send);
             }
-            Err(why) => answers.into_iter().for_each(|a| a.fail(&why)),
+            Err(why) => {
+                self.index.undo();
+                answers.into_iter().for_each(|a| a.fail(&why));
+            }
         }
     }
 }
@@ -750,9 +1057,6 @@ type Applied = Result<Answer, (Answer, DbError)>;
 /// more than the writes themselves: BENCHMARKS.md "Spool store choice").
 struct Tables<'t> {
     entries: redb::Table<'t, u64, &'static [u8]>,
-    due: redb::Table<'t, (&'static str, u64, u64), ()>,
-    queued: redb::Table<'t, (&'static str, u64, u64), ()>,
-    ids: redb::Table<'t, (&'static str, &'static str), u64>,
     dead: redb::Table<'t, (&'static str, u64), &'static [u8]>,
     attempts: redb::Table<'t, u64, u32>,
 }
@@ -760,52 +1064,9 @@ struct Tables<'t> {
 fn open_tables(tx: &WriteTransaction) -> Result<Tables<'_>, DbError> {
     Ok(Tables {
         entries: tx.open_table(ENTRIES)?,
-        due: tx.open_table(DUE)?,
-        queued: tx.open_table(QUEUED)?,
-        ids: tx.open_table(IDS)?,
         dead: tx.open_table(DEAD)?,
         attempts: tx.open_table(ATTEMPTS)?,
     })
-}
-
-fn apply(t: &mut Tables<'_>, st: &mut State, limits: &Limits, c: Command) -> Applied {
-    match c {
-        Command::Enqueue(e, r) => wrap(enqueue(t, st, limits, &e), |v| Answer::Unit(r, v)),
-        Command::Claim {
-            route,
-            max,
-            now,
-            reply,
-        } => wrap(claim(t, st, &route, max, now), |v| {
-            Answer::Claimed(reply, v)
-        }),
-        Command::Reclaim {
-            route,
-            older_than,
-            max,
-            now,
-            reply,
-        } => wrap(reclaim(t, st, &route, older_than, max, now), |v| {
-            Answer::Claimed(reply, v)
-        }),
-        Command::Ack(seq, r) => wrap(finish(t, st, seq, Finish::Ack), |v| Answer::Unit(r, v)),
-        Command::Reschedule(seq, at, f, r) => wrap(finish(t, st, seq, Finish::Retry(at, f)), |v| {
-            Answer::Unit(r, v)
-        }),
-        Command::Dead(seq, f, r) => {
-            wrap(finish(t, st, seq, Finish::Dead(f)), |v| Answer::Unit(r, v))
-        }
-        Command::Retry {
-            route,
-            id,
-            now,
-            reply,
-        } => wrap(retry(t, st, &route, id.as_deref(), now), |v| {
-            Answer::Count(reply, v)
-        }),
-        Command::Purge(route, r) => wrap(purge(t, st, &route), |v| Answer::Count(r, v)),
-        Command::Persist(r) => Ok(Answer::Unit(r, Ok(()))),
-    }
 }
 
 /// A storage error fails the whole batch; a logical one (full, duplicate) only its command.
@@ -821,282 +1082,292 @@ fn wrap<T>(
 
 type Step<T> = Result<Result<T, QueueError>, DbError>;
 
-fn enqueue(t: &mut Tables<'_>, st: &mut State, limits: &Limits, e: &NewEntry) -> Step<()> {
-    if t.ids.get((e.route.as_str(), e.id.as_str()))?.is_some() {
-        return Ok(Err(QueueError::AlreadyQueued));
-    }
-    let bytes = &e.bytes;
-    if st.entries + 1 > limits.max_entries || st.bytes + bytes.len() as u64 > limits.max_bytes {
-        return Ok(Err(QueueError::Full));
-    }
-    let seq = st.next_seq;
-    st.next_seq += 1;
-    let route = e.route.as_str();
-    t.ids.insert((route, e.id.as_str()), seq)?;
-    t.entries.insert(seq, bytes.as_slice())?;
-    t.due.insert((route, e.next_attempt_at, seq), ())?;
-    t.queued.insert((route, e.queued_at, seq), ())?;
-    st.entries += 1;
-    st.bytes += bytes.len() as u64;
-    match st.routes.get_mut(&e.route) {
-        Some(r) => r.0 += 1,
-        None => drop(st.routes.insert(e.route.clone(), (1, 0))),
-    }
-    Ok(Ok(()))
-}
-
-/// The attempts begun on entry `seq`: its `attempts` row once claimed, else the entry's own.
-fn attempts_of(t: &Tables<'_>, seq: u64, stored: u32) -> Result<u32, DbError> {
-    Ok(t.attempts
-        .get(seq)?
-        .map_or(stored, |a| a.value().max(stored)))
-}
-
-/// Counts one more attempt on entry `seq` (in its small `attempts` row: the entry itself is
-/// not rewritten), leases it.
-fn lease(
-    t: &mut Tables<'_>,
-    st: &mut State,
-    seq: u64,
-    now: u64,
-) -> Result<Option<Claimed>, DbError> {
-    let Some(mut e) = t
-        .entries
-        .get(seq)?
-        .and_then(|v| Entry::decode(v.value()).ok())
-    else {
-        return Ok(None);
-    };
-    e.attempts = attempts_of(t, seq, e.attempts)?.saturating_add(1);
-    t.attempts.insert(seq, e.attempts)?;
-    st.leases.insert(seq, now);
-    st.force_durable |= seq < st.durable_below;
-    Ok(Some(Claimed {
-        entry: e,
-        lease: Lease::Disk(seq),
-    }))
-}
-
-fn claim(
-    t: &mut Tables<'_>,
-    st: &mut State,
-    route: &str,
-    max: usize,
-    now: u64,
-) -> Step<Vec<Claimed>> {
-    let mut seqs = Vec::new();
-    for row in t.due.range((route, 0, 0)..=(route, now, u64::MAX))? {
-        if seqs.len() >= max {
-            break;
-        }
-        let seq = row?.0.value().2;
-        if !st.leases.contains_key(&seq) {
-            seqs.push(seq);
-        }
-    }
-    let mut out = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        out.extend(lease(t, st, seq, now)?);
-    }
-    Ok(Ok(out))
-}
-
-fn reclaim(
-    t: &mut Tables<'_>,
-    st: &mut State,
-    route: &str,
-    older_than: u64,
-    max: usize,
-    now: u64,
-) -> Step<Vec<Claimed>> {
-    let mut stale: Vec<u64> = st
-        .leases
-        .iter()
-        .filter(|(_, &at)| at <= older_than)
-        .map(|(&seq, _)| seq)
-        .collect();
-    stale.sort_unstable();
-    stale.retain(|seq| {
-        t.entries
-            .get(*seq)
-            .ok()
-            .flatten()
-            .is_some_and(|v| EntryMeta::read(v.value()).is_ok_and(|m| m.route == route))
-    });
-    let mut out = Vec::new();
-    for seq in stale.into_iter().take(max) {
-        out.extend(lease(t, st, seq, now)?);
-    }
-    Ok(Ok(out))
-}
-
 enum Finish {
     Ack,
     Retry(u64, Failure),
     Dead(Failure),
 }
 
-fn finish(t: &mut Tables<'_>, st: &mut State, seq: u64, how: Finish) -> Step<()> {
-    st.leases.remove(&seq);
-    // The bookkeeping is read in place; the whole entry is decoded only when it is written
-    // again (retry, dead letter), never for an acknowledgement.
-    let (route, id, queued_at, next_at, stored_attempts, old_len, full) = {
-        let Some(v) = t.entries.get(seq)? else {
+/// What a batch's commands work on: the transaction's tables, the copy of the state, the
+/// index.
+struct Cx<'a, 't> {
+    t: &'a mut Tables<'t>,
+    st: &'a mut State,
+    ix: &'a mut Index,
+    limits: &'a Limits,
+}
+
+impl Cx<'_, '_> {
+    fn apply(&mut self, c: Command) -> Applied {
+        match c {
+            Command::Enqueue(e, r) => wrap(self.enqueue(&e), |v| Answer::Unit(r, v)),
+            Command::Claim {
+                route,
+                max,
+                now,
+                reply,
+            } => wrap(self.claim(&route, max, now), |v| Answer::Claimed(reply, v)),
+            Command::Reclaim {
+                route,
+                older_than,
+                max,
+                now,
+                reply,
+            } => wrap(self.reclaim(&route, older_than, max, now), |v| {
+                Answer::Claimed(reply, v)
+            }),
+            Command::Ack(seq, r) => wrap(self.finish(seq, Finish::Ack), |v| Answer::Unit(r, v)),
+            Command::Reschedule(seq, at, f, r) => {
+                wrap(self.finish(seq, Finish::Retry(at, f)), |v| {
+                    Answer::Unit(r, v)
+                })
+            }
+            Command::Dead(seq, f, r) => {
+                wrap(self.finish(seq, Finish::Dead(f)), |v| Answer::Unit(r, v))
+            }
+            Command::Retry {
+                route,
+                id,
+                now,
+                reply,
+            } => wrap(self.retry(&route, id.as_deref(), now), |v| {
+                Answer::Count(reply, v)
+            }),
+            Command::Purge(route, r) => wrap(self.purge(&route), |v| Answer::Count(r, v)),
+            Command::Persist(r) => Ok(Answer::Unit(r, Ok(()))),
+        }
+    }
+
+    /// The entry of `route` with `id` that is waiting or in flight, if any: the index's
+    /// candidates, each confirmed against its stored entry.
+    fn queued_id(&self, route: u32, route_name: &str, id: &str) -> Result<Option<u64>, DbError> {
+        for seq in self.ix.with_hash(self.ix.id_hash(route, id)) {
+            if let Some(v) = self.t.entries.get(seq)? {
+                if EntryMeta::read(v.value()).is_ok_and(|m| m.id == id && m.route == route_name) {
+                    return Ok(Some(seq));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn enqueue(&mut self, e: &NewEntry) -> Step<()> {
+        let route = self.ix.route(&e.route);
+        if self.queued_id(route, &e.route, &e.id)?.is_some() {
+            return Ok(Err(QueueError::AlreadyQueued));
+        }
+        let len = e.bytes.len() as u64;
+        let st = &mut *self.st;
+        if st.entries + 1 > self.limits.max_entries || st.bytes + len > self.limits.max_bytes {
+            return Ok(Err(QueueError::Full));
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        self.t.entries.insert(seq, e.bytes.as_slice())?;
+        st.entries += 1;
+        st.bytes += len;
+        let id_hash = self.ix.id_hash(route, &e.id);
+        self.ix.insert(
+            seq,
+            Meta {
+                route,
+                attempts: e.attempts,
+                len,
+                queued_at: e.queued_at,
+                next_at: e.next_attempt_at,
+                id_hash,
+            },
+        );
+        Ok(Ok(()))
+    }
+
+    /// Counts one more attempt on entry `seq` (in its small `attempts` row: the entry itself
+    /// is not rewritten), leases it.
+    fn lease(&mut self, seq: u64, now: u64) -> Result<Option<Claimed>, DbError> {
+        let Some(m) = self.ix.metas.get(&seq).copied() else {
+            return Ok(None);
+        };
+        let Some(mut e) = self
+            .t
+            .entries
+            .get(seq)?
+            .and_then(|v| Entry::decode(v.value()).ok())
+        else {
+            return Ok(None);
+        };
+        e.attempts = m.attempts.saturating_add(1);
+        self.t.attempts.insert(seq, e.attempts)?;
+        self.ix.set_attempts(seq, e.attempts);
+        self.st.leases.insert(seq, now);
+        self.st.force_durable |= seq < self.st.durable_below;
+        Ok(Some(Claimed {
+            entry: e,
+            lease: Lease::Disk(seq),
+        }))
+    }
+
+    fn claim(&mut self, route: &str, max: usize, now: u64) -> Step<Vec<Claimed>> {
+        let Some(&r) = self.ix.route_ids.get(route) else {
+            return Ok(Ok(Vec::new()));
+        };
+        let seqs: Vec<u64> = self.ix.routes[r as usize]
+            .due
+            .range(..=(now, u64::MAX))
+            .map(|(_, seq)| *seq)
+            .filter(|seq| !self.st.leases.contains_key(seq))
+            .take(max)
+            .collect();
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            out.extend(self.lease(seq, now)?);
+        }
+        Ok(Ok(out))
+    }
+
+    fn reclaim(
+        &mut self,
+        route: &str,
+        older_than: u64,
+        max: usize,
+        now: u64,
+    ) -> Step<Vec<Claimed>> {
+        let Some(&r) = self.ix.route_ids.get(route) else {
+            return Ok(Ok(Vec::new()));
+        };
+        let mut stale: Vec<u64> = self
+            .st
+            .leases
+            .iter()
+            .filter(|(seq, &at)| {
+                at <= older_than && self.ix.metas.get(seq).is_some_and(|m| m.route == r)
+            })
+            .map(|(&seq, _)| seq)
+            .collect();
+        stale.sort_unstable();
+        let mut out = Vec::new();
+        for seq in stale.into_iter().take(max) {
+            out.extend(self.lease(seq, now)?);
+        }
+        Ok(Ok(out))
+    }
+
+    fn finish(&mut self, seq: u64, how: Finish) -> Step<()> {
+        self.st.leases.remove(&seq);
+        let Some(m) = self.ix.metas.get(&seq).copied() else {
             // Already finished (e.g. acknowledged twice): nothing to do.
             return Ok(Ok(()));
         };
-        let bytes = v.value();
-        let Ok(m) = EntryMeta::read(bytes) else {
-            return Ok(Ok(()));
+        // An acknowledgement needs nothing of the stored entry; a retry or dead letter
+        // rewrites it.
+        let (f, mut e) = match how {
+            Finish::Ack => {
+                self.t.entries.remove(seq)?;
+                self.t.attempts.remove(seq)?;
+                self.ix.remove(seq);
+                self.st.entries = self.st.entries.saturating_sub(1);
+                self.st.bytes = self.st.bytes.saturating_sub(m.len);
+                return Ok(Ok(()));
+            }
+            Finish::Retry(_, ref f) | Finish::Dead(ref f) => {
+                let Some(e) = self
+                    .t
+                    .entries
+                    .get(seq)?
+                    .and_then(|v| Entry::decode(v.value()).ok())
+                else {
+                    return Ok(Ok(()));
+                };
+                (f.clone(), e)
+            }
         };
-        let full = match how {
-            Finish::Ack => None,
-            Finish::Retry(..) | Finish::Dead(_) => match Entry::decode(bytes) {
-                Ok(e) => Some(e),
-                Err(_) => return Ok(Ok(())),
-            },
-        };
-        (
-            m.route.to_owned(),
-            m.id.to_owned(),
-            m.queued_at,
-            m.next_attempt_at,
-            m.attempts,
-            bytes.len() as u64,
-            full,
-        )
-    };
-    let attempts = match how {
-        Finish::Ack => stored_attempts,
-        Finish::Retry(..) | Finish::Dead(_) => attempts_of(t, seq, stored_attempts)?,
-    };
-    t.attempts.remove(seq)?;
-    t.due.remove((route.as_str(), next_at, seq))?;
-    match (how, full) {
-        (Finish::Retry(at, f), Some(mut e)) => {
-            e.attempts = attempts;
+        e.attempts = m.attempts;
+        e.last_status = f.status;
+        e.last_error = f.error;
+        self.t.attempts.remove(seq)?;
+        if let Finish::Retry(at, _) = how {
             e.next_attempt_at = at;
-            e.last_status = f.status;
-            e.last_error = f.error;
             let bytes = e.encode();
-            t.entries.insert(seq, bytes.as_slice())?;
-            t.due.insert((route.as_str(), at, seq), ())?;
-            st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
+            self.t.entries.insert(seq, bytes.as_slice())?;
+            let len = bytes.len() as u64;
+            self.st.bytes = self.st.bytes.saturating_sub(m.len) + len;
+            self.ix.update(seq, |m| {
+                m.next_at = at;
+                m.len = len;
+            });
             return Ok(Ok(()));
         }
-        (Finish::Dead(f), Some(mut e)) => {
-            e.attempts = attempts;
-            e.last_status = f.status;
-            e.last_error = f.error;
-            let bytes = e.encode();
-            t.dead.insert((route.as_str(), seq), bytes.as_slice())?;
-            st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
-            let r = st.routes.entry(route.clone()).or_default();
-            r.0 = r.0.saturating_sub(1);
-            r.1 += 1;
-        }
-        (Finish::Ack, _) => {
-            st.entries = st.entries.saturating_sub(1);
-            st.bytes = st.bytes.saturating_sub(old_len);
-            if let Some(r) = st.routes.get_mut(&route) {
-                r.0 = r.0.saturating_sub(1);
+        let bytes = e.encode();
+        let route_name = &self.ix.routes[m.route as usize].name;
+        self.t
+            .dead
+            .insert((route_name.as_str(), seq), bytes.as_slice())?;
+        self.t.entries.remove(seq)?;
+        self.st.bytes = self.st.bytes.saturating_sub(m.len) + bytes.len() as u64;
+        self.ix.remove(seq);
+        self.ix.add_dead(m.route, 1);
+        Ok(Ok(()))
+    }
+
+    fn retry(&mut self, route: &str, id: Option<&str>, now: u64) -> Step<u64> {
+        let mut found = Vec::new();
+        for row in self.t.dead.range((route, 0)..=(route, u64::MAX))? {
+            let (k, v) = row?;
+            let Ok(e) = Entry::decode(v.value()) else {
+                continue;
+            };
+            if id.is_none_or(|id| id == e.id) {
+                found.push((k.value().1, e, v.value().len() as u64));
             }
         }
-        // Not reached: a retry or dead letter decoded the entry above or returned.
-        (Finish::Retry(..) | Finish::Dead(_), None) => return Ok(Ok(())),
-    }
-    t.entries.remove(seq)?;
-    t.queued.remove((route.as_str(), queued_at, seq))?;
-    t.ids.remove((route.as_str(), id.as_str()))?;
-    Ok(Ok(()))
-}
-
-fn retry(t: &mut Tables<'_>, st: &mut State, route: &str, id: Option<&str>, now: u64) -> Step<u64> {
-    let mut found = Vec::new();
-    for row in t.dead.range((route, 0)..=(route, u64::MAX))? {
-        let (k, v) = row?;
-        let Ok(e) = Entry::decode(v.value()) else {
-            continue;
-        };
-        if id.is_none_or(|id| id == e.id) {
-            found.push((k.value().1, e, v.value().len() as u64));
+        let r = self.ix.route(route);
+        let mut n = 0;
+        for (seq, mut e, old_len) in found {
+            if self.queued_id(r, route, &e.id)?.is_some() {
+                continue; // queued again meanwhile: the dead letter stays
+            }
+            e.next_attempt_at = now;
+            let bytes = e.encode();
+            self.t.dead.remove((route, seq))?;
+            self.t.entries.insert(seq, bytes.as_slice())?;
+            let len = bytes.len() as u64;
+            self.st.bytes = self.st.bytes.saturating_sub(old_len) + len;
+            let id_hash = self.ix.id_hash(r, &e.id);
+            self.ix.insert(
+                seq,
+                Meta {
+                    route: r,
+                    attempts: e.attempts,
+                    len,
+                    queued_at: e.queued_at,
+                    next_at: now,
+                    id_hash,
+                },
+            );
+            self.ix.add_dead(r, -1);
+            n += 1;
         }
+        Ok(Ok(n))
     }
-    let mut n = 0;
-    for (seq, mut e, old_len) in found {
-        if t.ids.get((route, e.id.as_str()))?.is_some() {
-            continue; // queued again meanwhile: the dead letter stays
-        }
-        e.next_attempt_at = now;
-        let bytes = e.encode();
-        t.dead.remove((route, seq))?;
-        t.entries.insert(seq, bytes.as_slice())?;
-        t.due.insert((route, now, seq), ())?;
-        t.queued.insert((route, e.queued_at, seq), ())?;
-        t.ids.insert((route, e.id.as_str()), seq)?;
-        st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
-        let r = st.routes.entry(route.to_owned()).or_default();
-        r.0 += 1;
-        r.1 = r.1.saturating_sub(1);
-        n += 1;
-    }
-    Ok(Ok(n))
-}
 
-fn purge(t: &mut Tables<'_>, st: &mut State, route: &str) -> Step<u64> {
-    let rows: Vec<(u64, u64)> = t
-        .dead
-        .range((route, 0)..=(route, u64::MAX))?
-        .map(|r| r.map(|(k, v)| (k.value().1, v.value().len() as u64)))
-        .collect::<Result<_, _>>()?;
-    for (seq, len) in &rows {
-        t.dead.remove((route, *seq))?;
-        st.entries = st.entries.saturating_sub(1);
-        st.bytes = st.bytes.saturating_sub(*len);
-    }
-    let r = st.routes.entry(route.to_owned()).or_default();
-    r.1 = r.1.saturating_sub(rows.len() as u64);
-    Ok(Ok(rows.len() as u64))
-}
-
-/// Removes the `due`, `queued` and `ids` rows of the quarantined entries `gone`.
-fn drop_index_rows(
-    tx: &WriteTransaction,
-    gone: &std::collections::HashSet<u64>,
-) -> Result<(), DbError> {
-    for def in [DUE, QUEUED] {
-        let mut t = tx.open_table(def)?;
-        let keys: Vec<(String, u64, u64)> = t
-            .iter()?
-            .filter_map(|r| r.ok())
-            .map(|(k, _)| {
-                let (route, a, seq) = k.value();
-                (route.to_owned(), a, seq)
-            })
-            .filter(|(_, _, seq)| gone.contains(seq))
-            .collect();
-        for (route, a, seq) in keys {
-            t.remove((route.as_str(), a, seq))?;
+    fn purge(&mut self, route: &str) -> Step<u64> {
+        let rows: Vec<(u64, u64)> = self
+            .t
+            .dead
+            .range((route, 0)..=(route, u64::MAX))?
+            .map(|r| r.map(|(k, v)| (k.value().1, v.value().len() as u64)))
+            .collect::<Result<_, _>>()?;
+        for (seq, len) in &rows {
+            self.t.dead.remove((route, *seq))?;
+            self.st.entries = self.st.entries.saturating_sub(1);
+            self.st.bytes = self.st.bytes.saturating_sub(*len);
         }
+        let n = rows.len() as u64;
+        if n > 0 {
+            let r = self.ix.route(route);
+            self.ix.add_dead(r, -(n as i64));
+        }
+        Ok(Ok(n))
     }
-    let mut ids = tx.open_table(IDS)?;
-    let keys: Vec<(String, String)> = ids
-        .iter()?
-        .filter_map(|r| r.ok())
-        .filter(|(_, v)| gone.contains(&v.value()))
-        .map(|(k, _)| {
-            let (route, id) = k.value();
-            (route.to_owned(), id.to_owned())
-        })
-        .collect();
-    for (route, id) in keys {
-        ids.remove((route.as_str(), id.as_str()))?;
-    }
-    let mut attempts = tx.open_table(ATTEMPTS)?;
-    for seq in gone {
-        attempts.remove(*seq)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1119,6 +1390,165 @@ mod tests {
         let spool = open(dir.path());
         assert_eq!(spool.kind(), "disk");
         conformance::check_semantics(&spool).await;
+    }
+
+    /// The same semantics when every (route, id) hashes alike: each dedupe is decided by
+    /// the stored entry, never by the hash alone.
+    #[tokio::test]
+    async fn disk_spool_semantics_when_every_id_hash_collides() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = Index::new();
+        index.collide = true;
+        let spool =
+            Spool::Disk(DiskSpool::open_with(dir.path(), Limits::default(), index).unwrap());
+        conformance::check_semantics(&spool).await;
+        // Distinct ids all stored, a repeat refused, freed ids taken again.
+        for id in ["x", "y", "z"] {
+            spool.enqueue(&entry("c", id, b"1")).await.unwrap();
+        }
+        assert!(matches!(
+            spool.enqueue(&entry("c", "y", b"2")).await,
+            Err(QueueError::AlreadyQueued)
+        ));
+        let c = spool.claim("c", "w", 10, T0).await.unwrap();
+        spool.ack(&c[1]).await.unwrap();
+        spool.enqueue(&entry("c", "y", b"3")).await.unwrap();
+        assert!(matches!(
+            spool.enqueue(&entry("c", "x", b"4")).await,
+            Err(QueueError::AlreadyQueued)
+        ));
+    }
+
+    /// What the index holds, in a comparable form.
+    fn snapshot(ix: &Index) -> impl PartialEq + std::fmt::Debug {
+        let mut metas: Vec<(u64, Meta)> = ix.metas.iter().map(|(s, m)| (*s, *m)).collect();
+        metas.sort_unstable_by_key(|(s, _)| *s);
+        let routes: Vec<_> = ix
+            .routes
+            .iter()
+            .map(|r| (r.name.clone(), r.due.clone(), r.queued.clone(), r.dead))
+            .collect();
+        let mut ids: Vec<(u64, u64)> = ix.ids.iter().map(|(h, s)| (*h, *s)).collect();
+        ids.extend(ix.collided.iter().copied());
+        ids.sort_unstable();
+        (metas, routes, ids)
+    }
+
+    /// A batch whose commit fails leaves the index as it was: every change undone, in
+    /// reverse, hash collisions included.
+    #[test]
+    fn index_undo_restores_every_change() {
+        let mut ix = Index::new();
+        let r = ix.route("r");
+        let q = ix.route("q");
+        let meta = |route, at, hash| Meta {
+            route,
+            attempts: 0,
+            len: 10,
+            queued_at: at,
+            next_at: at,
+            id_hash: hash,
+        };
+        for seq in 0..6 {
+            ix.put(
+                seq,
+                meta(if seq % 2 == 0 { r } else { q }, 100 + seq, seq % 3),
+            );
+        }
+        ix.add_dead(r, 2);
+        ix.keep();
+        let before = snapshot(&ix);
+        // A batch: new entries (one colliding), removals (one that owns a hash another
+        // collided on), a reschedule, attempts, dead counts.
+        ix.insert(6, meta(r, 50, 0));
+        ix.insert(7, meta(q, 60, 9));
+        assert_eq!(ix.remove(0).map(|m| m.id_hash), Some(0));
+        assert_eq!(ix.with_hash(0).len(), 2, "3 and 6 share hash 0");
+        ix.update(4, |m| m.next_at = 1);
+        ix.set_attempts(5, 3);
+        ix.remove(7);
+        ix.add_dead(q, 1);
+        ix.add_dead(r, -1);
+        assert_ne!(snapshot(&ix), before);
+        ix.undo();
+        assert_eq!(snapshot(&ix), before);
+        assert!(ix.journal.is_empty());
+    }
+
+    /// A spool of the first layout (index tables on disk) opens: its entries, attempts and
+    /// dead letters are kept, its index tables are dropped, it is version 2 from then on.
+    #[tokio::test]
+    async fn layout_1_spool_is_upgraded_keeping_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                tx.open_table(META)
+                    .unwrap()
+                    .insert("schema_version", 1)
+                    .unwrap();
+                let mut entries = tx.open_table(ENTRIES).unwrap();
+                let mut due = tx.open_table(V1_DUE).unwrap();
+                let mut queued = tx.open_table(V1_QUEUED).unwrap();
+                let mut ids = tx.open_table(V1_IDS).unwrap();
+                for (seq, id, at) in [(0u64, "a", T0 + 5), (1, "b", T0), (2, "c", T0 + 9)] {
+                    let mut e = entry("r", id, id.as_bytes());
+                    e.next_attempt_at = at;
+                    entries.insert(seq, e.encode().as_slice()).unwrap();
+                    due.insert(("r", at, seq), ()).unwrap();
+                    queued.insert(("r", T0, seq), ()).unwrap();
+                    ids.insert(("r", id), seq).unwrap();
+                }
+                tx.open_table(ATTEMPTS).unwrap().insert(1, 4).unwrap();
+                let dead = entry("r", "d", b"d").encode();
+                tx.open_table(DEAD)
+                    .unwrap()
+                    .insert(("r", 3), dead.as_slice())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let spool = open(dir.path());
+        let s = spool.stats(&["r"], T0 + 10).await.unwrap();
+        assert_eq!((s["r"].depth, s["r"].dead, s["r"].oldest_ms), (3, 1, 10));
+        assert!(matches!(
+            spool.enqueue(&entry("r", "c", b"again")).await,
+            Err(QueueError::AlreadyQueued)
+        ));
+        let c = spool.claim("r", "w", 10, T0 + 10).await.unwrap();
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| (c.entry.id.as_str(), c.entry.attempts))
+            .collect();
+        assert_eq!(
+            got,
+            [("b", 5), ("a", 1), ("c", 1)],
+            "due order, attempts kept"
+        );
+        // A new entry is numbered after the dead letter's 3.
+        spool.enqueue(&entry("r", "e", b"e")).await.unwrap();
+        drop(c);
+        drop(spool);
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        let tx = db.begin_read().unwrap();
+        let names: Vec<String> = tx
+            .list_tables()
+            .unwrap()
+            .map(|t| redb::TableHandle::name(&t).to_owned())
+            .collect();
+        for old in ["due", "queued", "ids"] {
+            assert!(!names.iter().any(|n| n == old), "{old} left: {names:?}");
+        }
+        let version = tx
+            .open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(tx.open_table(ENTRIES).unwrap().get(4).unwrap().is_some());
     }
 
     #[tokio::test]
