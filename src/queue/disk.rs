@@ -3,22 +3,26 @@
 //! # Durability and group commit
 //!
 //! Every change (enqueue, claim, ack, reschedule, dead letter, retry, purge) is a command sent
-//! to one committer thread. The thread takes every command waiting, applies them all in one
-//! write transaction, commits it, and only then answers each caller. A batch that holds
-//! anything but claims and acks is committed with `Durability::Immediate` (redb fsyncs before
-//! `commit` returns): an enqueue that returned `Ok` is on disk, and concurrent enqueuers share
-//! one fsync. A batch of only claims and acks is committed with `Durability::None` (visible
-//! at once, written without an fsync) and made durable by the next durable commit: the next
-//! enqueue's, or an empty one at most [`LAZY_WINDOW`] later, or when the spool closes
-//! ([`DiskSpool::persist`] at shutdown). redb keeps the last durable commit intact until then,
-//! so a crash (`kill -9`, power loss) only forgets the claims and acks of that last window:
-//! an entry acknowledged in it is delivered again, and an attempt counted in it is counted
-//! again (the repeat may carry the same `x-hookseal-attempt`). Both are within at-least-once;
-//! no acknowledged enqueue is ever lost. One exception keeps crash loops bounded: a claim of
-//! an entry that was already in the file when it was opened is committed durably, so an
-//! entry whose delivery keeps ending in a crash still counts its attempts to `max_attempts`.
-//! If a commit fails, every command of the batch gets [`QueueError::Unavailable`] and nothing
-//! of it is kept, in the file or in memory (the index undoes the batch's changes).
+//! to one committer thread. The thread takes every command waiting and applies them all
+//! together. A batch that holds anything but claims and acks is applied in one write
+//! transaction committed with redb's default `Durability::Immediate` (an fsync before `commit`
+//! returns), and only then is each caller answered: an enqueue that returned `Ok` is on disk,
+//! and concurrent enqueuers share one fsync. A batch of only claims and acks opens no write
+//! transaction: it changes the in-memory index at once (a claimed entry is leased, an
+//! acknowledged one is gone from the index and its id free), answers, and leaves the rows
+//! they change — the claim's attempt count, the acknowledged entry's removal — waiting in
+//! [`Index::lazy`]. They are written by the next write transaction: the next enqueue's, or one
+//! of their own at most [`LAZY_WINDOW`] later, or when the spool closes
+//! ([`DiskSpool::persist`] at shutdown). So a crash (`kill -9`, power loss) only forgets the
+//! claims and acks of that last window: an entry acknowledged in it is delivered again, and an
+//! attempt counted in it is counted again (the repeat may carry the same
+//! `x-hookseal-attempt`). Both are within at-least-once; no acknowledged enqueue is ever lost.
+//! One exception keeps crash loops bounded: a claim of an entry that was already in the file
+//! when it was opened is written durably before it is handed out, so an entry whose delivery
+//! keeps ending in a crash still counts its attempts to `max_attempts`. If a write fails,
+//! every command of its batch gets [`QueueError::Unavailable`] and nothing of it is kept, in
+//! the file or in memory (the index undoes the batch's changes); what waited is tried again
+//! with the next write.
 //!
 //! # Tables
 //!
@@ -72,9 +76,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use redb::{
-    Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::{Claimed, DeadInfo, Entry, EntryMeta, Failure, Lease, Limits, QueueError, RouteStats};
@@ -201,12 +203,23 @@ struct RouteIndex {
     dead: u64,
 }
 
+/// A row change of a claim or an acknowledgement, waiting for the next write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lazy {
+    /// Claimed: the `attempts` row becomes this.
+    Attempts(u32),
+    /// Acknowledged: the entry and its `attempts` row are removed.
+    Gone,
+}
+
 /// A change to the index, recorded so that a batch whose commit fails can be undone.
 enum Undo {
     /// The entry's meta before the change (`None`: it was not there).
     Meta(u64, Option<Meta>),
     /// A route's dead count before the change.
     Dead(u32, u64),
+    /// The entry's waiting row change before the change.
+    Lazy(u64, Option<Lazy>),
 }
 
 /// The in-memory index of the spool's entries (see the module docs). The ids are kept as a
@@ -222,6 +235,9 @@ struct Index {
     /// always empty).
     collided: Vec<(u64, u64)>,
     hasher: RandomState,
+    /// seq → the row change of a claim or acknowledgement not written yet (see the module
+    /// docs): written with the next write transaction.
+    lazy: HashMap<u64, Lazy>,
     /// Every id hashes alike: the tests' way to make every id meet another.
     #[cfg(test)]
     collide: bool,
@@ -238,6 +254,7 @@ impl Index {
             ids: HashMap::new(),
             collided: Vec::new(),
             hasher: RandomState::new(),
+            lazy: HashMap::new(),
             #[cfg(test)]
             collide: false,
             journal: Vec::new(),
@@ -308,6 +325,17 @@ impl Index {
         }
     }
 
+    /// Sets (`Some`) or drops (`None`) the row change waiting for entry `seq`.
+    fn set_lazy(&mut self, seq: u64, op: Option<Lazy>) {
+        let old = match op {
+            Some(op) => self.lazy.insert(seq, op),
+            None => self.lazy.remove(&seq),
+        };
+        if old != op {
+            self.journal.push(Undo::Lazy(seq, old));
+        }
+    }
+
     fn add_dead(&mut self, route: u32, delta: i64) {
         let r = &mut self.routes[route as usize];
         self.journal.push(Undo::Dead(route, r.dead));
@@ -330,6 +358,10 @@ impl Index {
                     }
                 }
                 Undo::Dead(route, n) => self.routes[route as usize].dead = n,
+                Undo::Lazy(seq, old) => match old {
+                    Some(op) => drop(self.lazy.insert(seq, op)),
+                    None => drop(self.lazy.remove(&seq)),
+                },
             }
         }
     }
@@ -889,7 +921,7 @@ struct Committer {
     index: Index,
     limits: Limits,
     counts: Counts,
-    /// Since when a commit is not durable yet (`None`: everything committed is durable).
+    /// Since when claims or acknowledgements wait in [`Index::lazy`] (`None`: none waits).
     lazy_since: Option<Instant>,
 }
 
@@ -904,7 +936,7 @@ impl Committer {
                 Some(since) => match rx.recv_timeout(LAZY_WINDOW.saturating_sub(since.elapsed())) {
                     Ok(c) => c,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.persist();
+                        self.write_batch(Vec::new());
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -912,28 +944,16 @@ impl Committer {
             };
             let mut batch = vec![first];
             batch.extend(rx.try_iter());
-            self.commit_batch(batch);
-        }
-        // Closing: what was committed lazily becomes durable.
-        if self.lazy_since.is_some() {
-            self.persist();
-        }
-    }
-
-    /// An empty durable commit: makes the lazy commits before it durable.
-    fn persist(&mut self) {
-        let done = self
-            .db
-            .begin_write()
-            .map_err(DbError::from)
-            .and_then(|tx| tx.commit().map_err(DbError::from));
-        match done {
-            Ok(()) => self.lazy_since = None,
-            Err(e) => {
-                // Tried again after another window; a crash meanwhile repeats deliveries.
-                self.lazy_since = Some(Instant::now());
-                tracing::warn!(error = %e, "spool: cannot make acknowledged deliveries durable");
+            let window_over = self.lazy_since.is_some_and(|t| t.elapsed() >= LAZY_WINDOW);
+            if window_over || batch.iter().any(Command::durable) {
+                self.write_batch(batch);
+            } else {
+                self.lazy_batch(batch);
             }
+        }
+        // Closing: the claims and acknowledgements still waiting are written.
+        if self.lazy_since.is_some() {
+            self.write_batch(Vec::new());
         }
     }
 
@@ -949,91 +969,184 @@ impl Committer {
         }
     }
 
-    /// Applies `batch` in one transaction, on a copy of the state and on the index (which
-    /// records how to undo it); answers only after the commit, and keeps the changes only if
-    /// it succeeded.
-    fn commit_batch(&mut self, batch: Vec<Command>) {
+    /// Applies `batch` in one durable transaction, with every claim and acknowledgement
+    /// waiting in [`Index::lazy`], on a copy of the state and on the index (which records
+    /// how to undo it); answers only after the commit, and keeps the changes only if it
+    /// succeeded. An empty batch writes what waits.
+    fn write_batch(&mut self, batch: Vec<Command>) {
         let mut state = self.state.clone();
-        let durable = self.lazy_since.is_some_and(|t| t.elapsed() >= LAZY_WINDOW)
-            || batch.iter().any(Command::durable);
-        let mut tx = match self.db.begin_write() {
-            Ok(mut tx) => {
-                if !durable {
-                    tx.set_durability(Durability::None);
-                }
-                tx
-            }
-            Err(e) => {
-                let why = format!("spool write: {e}");
-                for c in batch {
-                    answer_of(c).fail(&why);
-                }
-                return;
-            }
-        };
         let mut answers = Vec::with_capacity(batch.len());
         let mut failed = None;
-        match open_tables(&tx) {
+        let outcome = match self.db.begin_write() {
             Err(e) => {
-                failed = Some(format!("spool write: {e}"));
                 answers.extend(batch.into_iter().map(answer_of));
+                Err(format!("spool write: {e}"))
             }
-            Ok(mut tables) => {
-                let mut cx = Cx {
-                    t: &mut tables,
-                    st: &mut state,
-                    ix: &mut self.index,
-                    limits: &self.limits,
-                };
-                for c in batch {
-                    if failed.is_some() {
-                        answers.push(answer_of(c));
-                        continue;
+            Ok(tx) => {
+                match open_tables(&tx) {
+                    Err(e) => {
+                        failed = Some(format!("spool write: {e}"));
+                        answers.extend(batch.into_iter().map(answer_of));
                     }
-                    match cx.apply(c) {
-                        Ok(a) => answers.push(a),
-                        Err((a, e)) => {
-                            answers.push(a);
-                            failed = Some(format!("spool write: {e}"));
+                    Ok(mut tables) => {
+                        let mut cx = Cx {
+                            store: Store::Write(&mut tables),
+                            st: &mut state,
+                            ix: &mut self.index,
+                            limits: &self.limits,
+                        };
+                        apply_all(&mut cx, batch, &mut answers, &mut failed);
+                        // Every write is durable: a claim that asked for it is served.
+                        state.force_durable = false;
+                        if failed.is_none() {
+                            if let Err(e) = write_lazy(&mut tables, &self.index.lazy) {
+                                failed = Some(format!("spool write: {e}"));
+                            }
                         }
                     }
                 }
-            }
-        }
-        let durable = durable || std::mem::take(&mut state.force_durable);
-        let outcome = match failed {
-            Some(why) => {
-                let _ = tx.abort();
-                Err(why)
-            }
-            None => {
-                if durable {
-                    tx.set_durability(Durability::Immediate);
+                match failed {
+                    Some(why) => {
+                        let _ = tx.abort();
+                        Err(why)
+                    }
+                    None => tx.commit().map_err(|e| format!("spool commit: {e}")),
                 }
-                tx.commit().map_err(|e| format!("spool commit: {e}"))
             }
         };
         match outcome {
             Ok(()) => {
-                if durable {
+                self.index.keep();
+                self.index.lazy.clear();
+                self.lazy_since = None;
+                self.state = state;
+                self.publish();
+                answers.into_iter().for_each(Answer::send);
+            }
+            Err(why) => {
+                // What waited in `lazy` still waits (it is tried again with the next write).
+                self.index.undo();
+                if self.lazy_since.is_some() && answers.is_empty() {
+                    tracing::warn!(error = %why, "spool: cannot write acknowledged deliveries");
+                }
+                answers.into_iter().for_each(|a| a.fail(&why));
+            }
+        }
+    }
+
+    /// Applies a batch of only claims and acknowledgements without a write transaction: the
+    /// index changes at once, the rows they change wait in [`Index::lazy`] for the next
+    /// write (the next enqueue's, or one at most [`LAZY_WINDOW`] later). A claim reads its
+    /// entry through a read transaction. A claim of an entry from before the spool was
+    /// opened is written durably before anyone is answered (see the module docs).
+    fn lazy_batch(&mut self, batch: Vec<Command>) {
+        let mut state = self.state.clone();
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut failed = None;
+        let claims = batch
+            .iter()
+            .any(|c| matches!(c, Command::Claim { .. } | Command::Reclaim { .. }));
+        let read = if claims {
+            self.db
+                .begin_read()
+                .map_err(DbError::from)
+                .and_then(|tx| tx.open_table(ENTRIES).map_err(DbError::from))
+                .map(Some)
+        } else {
+            Ok(None)
+        };
+        match read {
+            Err(e) => {
+                failed = Some(format!("spool read: {e}"));
+                answers.extend(batch.into_iter().map(answer_of));
+            }
+            Ok(table) => {
+                let mut cx = Cx {
+                    store: Store::Read(table.as_ref()),
+                    st: &mut state,
+                    ix: &mut self.index,
+                    limits: &self.limits,
+                };
+                apply_all(&mut cx, batch, &mut answers, &mut failed);
+            }
+        }
+        if failed.is_none() && std::mem::take(&mut state.force_durable) {
+            failed = self.write_lazy_now().err();
+        }
+        match failed {
+            None => {
+                self.index.keep();
+                if self.index.lazy.is_empty() {
                     self.lazy_since = None;
                 } else if self.lazy_since.is_none() {
                     self.lazy_since = Some(Instant::now());
                 }
-                let changed = !self.index.journal.is_empty();
-                self.index.keep();
                 self.state = state;
-                if changed {
-                    self.publish();
-                }
+                self.publish();
                 answers.into_iter().for_each(Answer::send);
             }
-            Err(why) => {
+            Some(why) => {
                 self.index.undo();
                 answers.into_iter().for_each(|a| a.fail(&why));
             }
         }
     }
+
+    /// Writes what waits in [`Index::lazy`] in a durable transaction of its own.
+    fn write_lazy_now(&mut self) -> Result<(), String> {
+        let tx = self
+            .db
+            .begin_write()
+            .map_err(|e| format!("spool write: {e}"))?;
+        let written = open_tables(&tx).and_then(|mut t| write_lazy(&mut t, &self.index.lazy));
+        match written {
+            Ok(()) => tx.commit().map_err(|e| format!("spool commit: {e}"))?,
+            Err(e) => {
+                let _ = tx.abort();
+                return Err(format!("spool write: {e}"));
+            }
+        }
+        self.index.lazy.clear();
+        Ok(())
+    }
+}
+
+/// Applies each command of a batch in turn; after a storage error the rest are only failed.
+fn apply_all(
+    cx: &mut Cx<'_, '_>,
+    batch: Vec<Command>,
+    answers: &mut Vec<Answer>,
+    failed: &mut Option<String>,
+) {
+    for c in batch {
+        if failed.is_some() {
+            answers.push(answer_of(c));
+            continue;
+        }
+        match cx.apply(c) {
+            Ok(a) => answers.push(a),
+            Err((a, e)) => {
+                answers.push(a);
+                *failed = Some(format!("spool write: {e}"));
+            }
+        }
+    }
+}
+
+/// Writes the rows of the claims and acknowledgements that wait, in key order.
+fn write_lazy(t: &mut Tables<'_>, lazy: &HashMap<u64, Lazy>) -> Result<(), DbError> {
+    let mut ops: Vec<(u64, Lazy)> = lazy.iter().map(|(s, l)| (*s, *l)).collect();
+    ops.sort_unstable_by_key(|(s, _)| *s);
+    for (seq, op) in ops {
+        match op {
+            Lazy::Attempts(n) => drop(t.attempts.insert(seq, n)?),
+            Lazy::Gone => {
+                t.entries.remove(seq)?;
+                t.attempts.remove(seq)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An answer that will only ever be failed (its command was not applied).
@@ -1088,10 +1201,38 @@ enum Finish {
     Dead(Failure),
 }
 
-/// What a batch's commands work on: the transaction's tables, the copy of the state, the
-/// index.
+/// Where a batch reads and writes rows: a write transaction's tables, or (a batch of only
+/// claims and acknowledgements) a read transaction's entries, if it needs any.
+enum Store<'a, 't> {
+    Write(&'a mut Tables<'t>),
+    Read(Option<&'a redb::ReadOnlyTable<u64, &'static [u8]>>),
+}
+
+impl<'t> Store<'_, 't> {
+    /// `f` of the stored bytes of entry `seq`, if there is one.
+    fn entry<R>(&self, seq: u64, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, DbError> {
+        Ok(match self {
+            Store::Write(t) => t.entries.get(seq)?.map(|v| f(v.value())),
+            Store::Read(Some(t)) => t.get(seq)?.map(|v| f(v.value())),
+            Store::Read(None) => None,
+        })
+    }
+
+    /// The tables to write; only a write batch has them (the batch is chosen by its
+    /// commands, [`Command::durable`]).
+    fn tables(&mut self) -> Result<&mut Tables<'t>, DbError> {
+        match self {
+            Store::Write(t) => Ok(t),
+            Store::Read(_) => Err(DbError(Box::new(redb::Error::Corrupted(
+                "spool: a write outside a write transaction".into(),
+            )))),
+        }
+    }
+}
+
+/// What a batch's commands work on: where the rows are, the copy of the state, the index.
 struct Cx<'a, 't> {
-    t: &'a mut Tables<'t>,
+    store: Store<'a, 't>,
     st: &'a mut State,
     ix: &'a mut Index,
     limits: &'a Limits,
@@ -1142,10 +1283,11 @@ impl Cx<'_, '_> {
     /// candidates, each confirmed against its stored entry.
     fn queued_id(&self, route: u32, route_name: &str, id: &str) -> Result<Option<u64>, DbError> {
         for seq in self.ix.with_hash(self.ix.id_hash(route, id)) {
-            if let Some(v) = self.t.entries.get(seq)? {
-                if EntryMeta::read(v.value()).is_ok_and(|m| m.id == id && m.route == route_name) {
-                    return Ok(Some(seq));
-                }
+            let same = self.store.entry(seq, |v| {
+                EntryMeta::read(v).is_ok_and(|m| m.id == id && m.route == route_name)
+            })?;
+            if same == Some(true) {
+                return Ok(Some(seq));
             }
         }
         Ok(None)
@@ -1162,8 +1304,11 @@ impl Cx<'_, '_> {
             return Ok(Err(QueueError::Full));
         }
         let seq = st.next_seq;
+        self.store
+            .tables()?
+            .entries
+            .insert(seq, e.bytes.as_slice())?;
         st.next_seq += 1;
-        self.t.entries.insert(seq, e.bytes.as_slice())?;
         st.entries += 1;
         st.bytes += len;
         let id_hash = self.ix.id_hash(route, &e.id);
@@ -1181,22 +1326,17 @@ impl Cx<'_, '_> {
         Ok(Ok(()))
     }
 
-    /// Counts one more attempt on entry `seq` (in its small `attempts` row: the entry itself
-    /// is not rewritten), leases it.
+    /// Counts one more attempt on entry `seq` (in its small `attempts` row, written with the
+    /// next write: the entry itself is not rewritten), leases it.
     fn lease(&mut self, seq: u64, now: u64) -> Result<Option<Claimed>, DbError> {
         let Some(m) = self.ix.metas.get(&seq).copied() else {
             return Ok(None);
         };
-        let Some(mut e) = self
-            .t
-            .entries
-            .get(seq)?
-            .and_then(|v| Entry::decode(v.value()).ok())
-        else {
+        let Some(Ok(mut e)) = self.store.entry(seq, Entry::decode)? else {
             return Ok(None);
         };
         e.attempts = m.attempts.saturating_add(1);
-        self.t.attempts.insert(seq, e.attempts)?;
+        self.ix.set_lazy(seq, Some(Lazy::Attempts(e.attempts)));
         self.ix.set_attempts(seq, e.attempts);
         self.st.leases.insert(seq, now);
         self.st.force_durable |= seq < self.st.durable_below;
@@ -1257,24 +1397,18 @@ impl Cx<'_, '_> {
             // Already finished (e.g. acknowledged twice): nothing to do.
             return Ok(Ok(()));
         };
-        // An acknowledgement needs nothing of the stored entry; a retry or dead letter
-        // rewrites it.
+        // An acknowledgement needs nothing of the stored entry (its rows are removed with
+        // the next write); a retry or dead letter rewrites it now.
         let (f, mut e) = match how {
             Finish::Ack => {
-                self.t.entries.remove(seq)?;
-                self.t.attempts.remove(seq)?;
+                self.ix.set_lazy(seq, Some(Lazy::Gone));
                 self.ix.remove(seq);
                 self.st.entries = self.st.entries.saturating_sub(1);
                 self.st.bytes = self.st.bytes.saturating_sub(m.len);
                 return Ok(Ok(()));
             }
             Finish::Retry(_, ref f) | Finish::Dead(ref f) => {
-                let Some(e) = self
-                    .t
-                    .entries
-                    .get(seq)?
-                    .and_then(|v| Entry::decode(v.value()).ok())
-                else {
+                let Some(Ok(e)) = self.store.entry(seq, Entry::decode)? else {
                     return Ok(Ok(()));
                 };
                 (f.clone(), e)
@@ -1283,11 +1417,14 @@ impl Cx<'_, '_> {
         e.attempts = m.attempts;
         e.last_status = f.status;
         e.last_error = f.error;
-        self.t.attempts.remove(seq)?;
+        // The rewrite carries the attempts: a waiting `attempts` row is not needed.
+        self.ix.set_lazy(seq, None);
+        let t = self.store.tables()?;
+        t.attempts.remove(seq)?;
         if let Finish::Retry(at, _) = how {
             e.next_attempt_at = at;
             let bytes = e.encode();
-            self.t.entries.insert(seq, bytes.as_slice())?;
+            t.entries.insert(seq, bytes.as_slice())?;
             let len = bytes.len() as u64;
             self.st.bytes = self.st.bytes.saturating_sub(m.len) + len;
             self.ix.update(seq, |m| {
@@ -1298,10 +1435,9 @@ impl Cx<'_, '_> {
         }
         let bytes = e.encode();
         let route_name = &self.ix.routes[m.route as usize].name;
-        self.t
-            .dead
+        t.dead
             .insert((route_name.as_str(), seq), bytes.as_slice())?;
-        self.t.entries.remove(seq)?;
+        t.entries.remove(seq)?;
         self.st.bytes = self.st.bytes.saturating_sub(m.len) + bytes.len() as u64;
         self.ix.remove(seq);
         self.ix.add_dead(m.route, 1);
@@ -1310,7 +1446,12 @@ impl Cx<'_, '_> {
 
     fn retry(&mut self, route: &str, id: Option<&str>, now: u64) -> Step<u64> {
         let mut found = Vec::new();
-        for row in self.t.dead.range((route, 0)..=(route, u64::MAX))? {
+        for row in self
+            .store
+            .tables()?
+            .dead
+            .range((route, 0)..=(route, u64::MAX))?
+        {
             let (k, v) = row?;
             let Ok(e) = Entry::decode(v.value()) else {
                 continue;
@@ -1327,8 +1468,9 @@ impl Cx<'_, '_> {
             }
             e.next_attempt_at = now;
             let bytes = e.encode();
-            self.t.dead.remove((route, seq))?;
-            self.t.entries.insert(seq, bytes.as_slice())?;
+            let t = self.store.tables()?;
+            t.dead.remove((route, seq))?;
+            t.entries.insert(seq, bytes.as_slice())?;
             let len = bytes.len() as u64;
             self.st.bytes = self.st.bytes.saturating_sub(old_len) + len;
             let id_hash = self.ix.id_hash(r, &e.id);
@@ -1350,14 +1492,14 @@ impl Cx<'_, '_> {
     }
 
     fn purge(&mut self, route: &str) -> Step<u64> {
-        let rows: Vec<(u64, u64)> = self
-            .t
+        let t = self.store.tables()?;
+        let rows: Vec<(u64, u64)> = t
             .dead
             .range((route, 0)..=(route, u64::MAX))?
             .map(|r| r.map(|(k, v)| (k.value().1, v.value().len() as u64)))
             .collect::<Result<_, _>>()?;
         for (seq, len) in &rows {
-            self.t.dead.remove((route, *seq))?;
+            t.dead.remove((route, *seq))?;
             self.st.entries = self.st.entries.saturating_sub(1);
             self.st.bytes = self.st.bytes.saturating_sub(*len);
         }
@@ -1925,6 +2067,40 @@ mod tests {
             assert_eq!(c.len(), 10);
             assert!(c.iter().all(|c| c.entry.attempts == 2), "{c:?}");
         });
+    }
+
+    /// An acknowledgement answers without a write of its own: the entry leaves the index at
+    /// once (its id is free) and the file with the next write — an enqueue's, or one of its
+    /// own within LAZY_WINDOW.
+    #[tokio::test]
+    async fn acknowledgements_are_written_with_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskSpool::open(dir.path(), Limits::default()).unwrap();
+        let stored = |disk: &DiskSpool| -> Vec<u64> {
+            let tx = disk.inner.db.begin_read().unwrap();
+            let t = tx.open_table(ENTRIES).unwrap();
+            t.iter().unwrap().map(|r| r.unwrap().0.value()).collect()
+        };
+        let spool = Spool::Disk(disk.clone());
+        for id in ["a", "b"] {
+            spool.enqueue(&entry("r", id, b"x")).await.unwrap();
+        }
+        let c = spool.claim("r", "w", 10, T0).await.unwrap();
+        spool.ack(&c[0]).await.unwrap();
+        assert_eq!(stored(&disk), [0, 1], "not written yet");
+        assert_eq!(spool.stats(&["r"], T0).await.unwrap()["r"].depth, 1);
+        spool.enqueue(&entry("r", "a", b"again")).await.unwrap();
+        assert_eq!(stored(&disk), [1, 2], "written with the enqueue");
+        spool.ack(&c[1]).await.unwrap();
+        assert_eq!(stored(&disk), [1, 2]);
+        tokio::time::sleep(LAZY_WINDOW * 3).await;
+        assert_eq!(stored(&disk), [2], "written within the window");
+        let attempts = {
+            let tx = disk.inner.db.begin_read().unwrap();
+            let t = tx.open_table(ATTEMPTS).unwrap();
+            t.len().unwrap()
+        };
+        assert_eq!(attempts, 0, "the acknowledged entries' attempts rows went with them");
     }
 
     /// Closing the spool makes the lazy acknowledgements durable: after a clean stop
