@@ -76,7 +76,7 @@ fn main() {
                             body.clone(),
                             1_700_000_000_000 + i,
                         );
-                        spool.enqueue(&e).await.expect("enqueue");
+                        spool.enqueue(e).await.expect("enqueue");
                         i += 64;
                     }
                 })

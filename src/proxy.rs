@@ -711,7 +711,7 @@ impl Proxy {
         let task = tokio::spawn(
             async move {
                 let t = Instant::now();
-                let stored = spool.enqueue(&entry).await;
+                let stored = spool.enqueue(entry).await;
                 histogram.observe(t.elapsed().as_secs_f64());
                 if let Some(key) = mark {
                     if let Err(e) = replay.finish(&key, false, done_ttl).await {

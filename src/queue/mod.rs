@@ -496,10 +496,10 @@ impl Spool {
     /// # Errors
     ///
     /// [`QueueError::AlreadyQueued`], [`QueueError::Full`], [`QueueError::Unavailable`].
-    pub async fn enqueue(&self, entry: &Entry) -> Result<(), QueueError> {
+    pub async fn enqueue(&self, entry: Entry) -> Result<(), QueueError> {
         match self {
             Spool::Disk(d) => d.enqueue(entry).await,
-            Spool::Redis(r) => r.enqueue(entry).await,
+            Spool::Redis(r) => r.enqueue(&entry).await,
         }
     }
 
