@@ -93,9 +93,9 @@ pub const SCHEMA_VERSION: u64 = 2;
 /// The spool file's name inside `[queue] path`.
 pub const FILE_NAME: &str = "spool.redb";
 /// Memory the index holds per entry waiting or in flight: the most measured, with a million
-/// entries (`cargo run --release --example spool_memory`; 170–215 by how full its hash
+/// entries (`cargo run --release --example spool_memory`; 175–230 by how full its hash
 /// tables are).
-pub const INDEX_BYTES_PER_ENTRY: u64 = 215;
+pub const INDEX_BYTES_PER_ENTRY: u64 = 230;
 /// Encoded bytes of the entries kept in memory from their enqueue to their first claim, so
 /// that a claim need not read them back (past it, a claim reads the file).
 pub const RECENT_BYTES: u64 = 8 << 20;
