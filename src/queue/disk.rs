@@ -170,14 +170,18 @@ struct Core {
     /// are written durably before they are handed out, so that an entry whose attempts end
     /// in a crash (again and again) still counts them toward `max_attempts`.
     durable_below: u64,
-    /// seq → the entry as stored, from its enqueue to its first claim.
-    recent: HashMap<u64, Entry>,
+    /// seq → the entry as stored (and the headers as the proxy held them), from its enqueue
+    /// to its first claim.
+    recent: HashMap<u64, Recent>,
     /// Encoded bytes of `recent`.
     recent_bytes: u64,
 }
 
+/// An entry kept from its enqueue to its first claim, and its headers as the proxy held them.
+type Recent = (Entry, Option<http::HeaderMap>);
+
 impl Core {
-    fn forget_recent(&mut self, seq: u64) -> Option<Entry> {
+    fn forget_recent(&mut self, seq: u64) -> Option<Recent> {
         let e = self.recent.remove(&seq)?;
         let len = self.index.metas.get(&seq).map_or(0, |m| m.len);
         self.recent_bytes = self.recent_bytes.saturating_sub(len);
@@ -186,7 +190,7 @@ impl Core {
 
     /// Leases entry `seq` and counts one more attempt on it (the `attempts` row waits in
     /// `lazy`). Its entry, if it is still in memory; else `None` (read it from the file).
-    fn lease(&mut self, seq: u64, now: u64) -> (u32, Option<Entry>) {
+    fn lease(&mut self, seq: u64, now: u64) -> (u32, Option<Recent>) {
         let entry = self.forget_recent(seq);
         let attempts = self.index.metas.get(&seq).map_or(1, |m| m.attempts + 1);
         self.index.set_attempts(seq, attempts);
@@ -412,10 +416,17 @@ pub fn index_of(n: u64) -> Box<dyn std::any::Any> {
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
+/// An entry to store: the entry, its encoding (made on the caller's thread) and its headers
+/// as the proxy held them.
+struct NewEntry {
+    entry: Entry,
+    bytes: Vec<u8>,
+    head: Option<http::HeaderMap>,
+}
+
 /// The committer's commands: every one writes the file.
 enum Command {
-    /// The entry and its encoding (made on the caller's thread).
-    Enqueue(Entry, Vec<u8>, Reply<()>),
+    Enqueue(Box<NewEntry>, Reply<()>),
     Reschedule(u64, u64, Failure, Reply<()>),
     Dead(u64, Failure, Reply<()>),
     Retry {
@@ -537,9 +548,14 @@ impl DiskSpool {
             .unwrap_or_else(|_| Err(QueueError::Unavailable("spool thread stopped".into())))
     }
 
-    pub(super) async fn enqueue(&self, entry: Entry) -> Result<(), QueueError> {
+    pub(super) async fn enqueue(
+        &self,
+        entry: Entry,
+        head: Option<http::HeaderMap>,
+    ) -> Result<(), QueueError> {
         let bytes = entry.encode();
-        self.call(|r| Command::Enqueue(entry, bytes, r)).await
+        let new = Box::new(NewEntry { entry, bytes, head });
+        self.call(|r| Command::Enqueue(new, r)).await
     }
 
     /// Writes every claim and acknowledgement so far, durably (they wait for the next write
@@ -641,13 +657,14 @@ impl DiskSpool {
         }
         let mut claimed = Vec::with_capacity(out.len());
         let mut unreadable = Vec::new();
-        for (seq, attempts, entry) in out {
-            match entry.or_else(|| read.remove(&seq)) {
-                Some(mut entry) => {
+        for (seq, attempts, kept) in out {
+            match kept.or_else(|| read.remove(&seq).map(|e| (e, None))) {
+                Some((mut entry, head)) => {
                     entry.attempts = attempts;
                     claimed.push(Claimed {
                         entry,
                         lease: Lease::Disk(seq),
+                        head,
                     });
                 }
                 None => unreadable.push(seq),
@@ -664,7 +681,7 @@ impl DiskSpool {
     }
 
     /// Gives up the leases of a claim that could not be handed out.
-    fn release(&self, out: &[(u64, u32, Option<Entry>)], why: String) -> QueueError {
+    fn release(&self, out: &[(u64, u32, Option<Recent>)], why: String) -> QueueError {
         let mut core = self.core();
         for (seq, _, _) in out {
             core.leases.remove(seq);
@@ -776,7 +793,7 @@ impl DiskSpool {
 /// What a claim leased: (seq, attempts, the entry if it was in memory), and whether it must
 /// be written durably before it is handed out.
 struct Leased {
-    out: Vec<(u64, u32, Option<Entry>)>,
+    out: Vec<(u64, u32, Option<Recent>)>,
     durable: bool,
 }
 
@@ -1118,8 +1135,7 @@ enum Step {
     Enqueue {
         seq: u64,
         meta: Meta,
-        entry: Entry,
-        bytes: Vec<u8>,
+        new: Box<NewEntry>,
         /// Entries that may hold the same (route, id): each is read to confirm.
         candidates: Vec<u64>,
         answer: usize,
@@ -1157,7 +1173,7 @@ enum Done {
     Insert {
         seq: u64,
         meta: Meta,
-        entry: Option<Entry>,
+        entry: Option<Recent>,
         from_dead: Option<u64>,
     },
     Reschedule {
@@ -1182,8 +1198,8 @@ impl Plan {
     /// Plans command `c` on the core; what can be answered now (full, unknown entry) is.
     fn add(&mut self, core: &mut Core, limits: &Limits, c: Command) {
         match c {
-            Command::Enqueue(entry, bytes, reply) => {
-                let len = bytes.len() as u64;
+            Command::Enqueue(new, reply) => {
+                let (entry, len) = (&new.entry, new.bytes.len() as u64);
                 if core.entries + self.add_entries + 1 > limits.max_entries
                     || core.bytes + self.add_bytes + len > limits.max_bytes
                 {
@@ -1216,8 +1232,7 @@ impl Plan {
                 self.steps.push(Step::Enqueue {
                     seq,
                     meta,
-                    entry,
-                    bytes,
+                    new,
                     candidates,
                     answer: self.answers.len() - 1,
                 });
@@ -1286,22 +1301,22 @@ impl Step {
             Step::Enqueue {
                 seq,
                 meta,
-                entry,
-                bytes,
+                new,
                 candidates,
                 answer,
             } => {
-                if same_id(t, &candidates, &entry.route, &entry.id)? {
+                if same_id(t, &candidates, &new.entry.route, &new.entry.id)? {
                     if let Answer::Unit(_, v) = &mut plan.answers[answer] {
                         *v = Err(QueueError::AlreadyQueued);
                     }
                     return Ok(());
                 }
-                t.entries.insert(seq, bytes.as_slice())?;
+                t.entries.insert(seq, new.bytes.as_slice())?;
+                let NewEntry { entry, head, .. } = *new;
                 done.push(Done::Insert {
                     seq,
                     meta,
-                    entry: Some(entry),
+                    entry: Some((entry, head)),
                     from_dead: None,
                 });
             }

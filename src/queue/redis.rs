@@ -510,6 +510,7 @@ fn claimed(route: &str, reply: Vec<(String, Vec<u8>, u64)>) -> Result<Vec<Claime
                 stream_id,
                 size: blob.len() as u64,
             },
+            head: None,
         });
     }
     Ok(out)
