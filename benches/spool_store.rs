@@ -228,7 +228,7 @@ fn run_spool(dir: &Path, size: usize) -> (f64, Duration, Duration) {
                             0,
                         );
                         seq += 1;
-                        spool.enqueue(&e).await.expect("enqueue");
+                        spool.enqueue(e).await.expect("enqueue");
                         lat.push(t.elapsed());
                     }
                     lat

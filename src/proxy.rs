@@ -716,6 +716,9 @@ impl Proxy {
             body.pieces(),
             crate::queue::policy::unix_ms(SystemTime::now()),
         );
+        // The same list as the entry's, kept for its first delivery (the request is answered
+        // 202, not forwarded: its headers are not needed here again).
+        let head = std::mem::take(&mut parts.headers);
         let Some(spool) = self.spool.clone() else {
             return Err(Rejection::Queue(QueueRefusal::Unavailable));
         };
@@ -731,7 +734,7 @@ impl Proxy {
         let task = tokio::spawn(
             async move {
                 let t = Instant::now();
-                let stored = spool.enqueue(&entry).await;
+                let stored = spool.enqueue_with_head(entry, Some(head)).await;
                 histogram.observe(t.elapsed().as_secs_f64());
                 if let Some(key) = mark {
                     if let Err(e) = replay.finish(&key, false, done_ttl).await {

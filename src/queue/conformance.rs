@@ -33,16 +33,16 @@ pub(crate) async fn check_semantics(spool: &Spool) {
     let r = "conf";
     for i in 0..3 {
         spool
-            .enqueue(&entry(r, &format!("m{i}"), b"{\"n\":1}"))
+            .enqueue(entry(r, &format!("m{i}"), b"{\"n\":1}"))
             .await
             .unwrap();
     }
     // Same id, same route, undelivered: not stored twice. Another route is independent.
     assert!(matches!(
-        spool.enqueue(&entry(r, "m1", b"other")).await,
+        spool.enqueue(entry(r, "m1", b"other")).await,
         Err(QueueError::AlreadyQueued)
     ));
-    spool.enqueue(&entry("other", "m1", b"x")).await.unwrap();
+    spool.enqueue(entry("other", "m1", b"x")).await.unwrap();
 
     let s = spool.stats(&[r, "other", "none"], T0 + 5000).await.unwrap();
     assert_eq!(s[r].depth, 3);
@@ -65,7 +65,7 @@ pub(crate) async fn check_semantics(spool: &Spool) {
 
     // Delivered: gone, and its id may be queued again.
     spool.ack(&c[0]).await.unwrap();
-    spool.enqueue(&entry(r, "m0", b"again")).await.unwrap();
+    spool.enqueue(entry(r, "m0", b"again")).await.unwrap();
 
     // Retry later: not due before next_attempt_at, then attempt 2 with the failure kept.
     let fail = Failure {
@@ -75,7 +75,7 @@ pub(crate) async fn check_semantics(spool: &Spool) {
     spool.reschedule(&c[1], T0 + 60_000, &fail).await.unwrap();
     // Still queued and undelivered while waiting: a duplicate is refused.
     assert!(matches!(
-        spool.enqueue(&entry(r, "m1", b"dup")).await,
+        spool.enqueue(entry(r, "m1", b"dup")).await,
         Err(QueueError::AlreadyQueued)
     ));
     let c3 = spool.claim(r, "w1", 10, T0 + 59_999).await.unwrap();
@@ -120,7 +120,7 @@ pub(crate) async fn check_semantics(spool: &Spool) {
     spool.ack(&c5[0]).await.unwrap();
 
     // A dead letter whose id is queued again stays dead on retry (no double entry).
-    spool.enqueue(&entry(r, "m2", b"new")).await.unwrap();
+    spool.enqueue(entry(r, "m2", b"new")).await.unwrap();
     assert!(!spool.retry_dead(r, "m2", T0).await.unwrap());
     assert_eq!(spool.retry_all_dead(r, T0).await.unwrap(), 0);
     assert_eq!(spool.purge_dead(r).await.unwrap(), 1);
@@ -148,22 +148,22 @@ pub(crate) async fn check_full(spool: &Spool) {
     let r = "full";
     for i in 0..4 {
         spool
-            .enqueue(&entry(r, &format!("f{i}"), b"x"))
+            .enqueue(entry(r, &format!("f{i}"), b"x"))
             .await
             .unwrap();
     }
     assert!(matches!(
-        spool.enqueue(&entry(r, "f4", b"x")).await,
+        spool.enqueue(entry(r, "f4", b"x")).await,
         Err(QueueError::Full)
     ));
     let c = spool.claim(r, "w", 2, T0).await.unwrap();
     spool.dead_letter(&c[1], &Failure::default()).await.unwrap();
     assert!(matches!(
-        spool.enqueue(&entry(r, "f4", b"x")).await,
+        spool.enqueue(entry(r, "f4", b"x")).await,
         Err(QueueError::Full)
     ));
     spool.ack(&c[0]).await.unwrap();
-    spool.enqueue(&entry(r, "f4", b"x")).await.unwrap();
+    spool.enqueue(entry(r, "f4", b"x")).await.unwrap();
     assert_eq!(spool.purge_dead(r).await.unwrap(), 1);
-    spool.enqueue(&entry(r, "f5", b"x")).await.unwrap();
+    spool.enqueue(entry(r, "f5", b"x")).await.unwrap();
 }

@@ -1,23 +1,34 @@
-//! The embedded spool: one redb file, `<path>/spool.redb`.
+//! The embedded spool: one redb file, `<path>/spool.redb`, and an index of it in memory.
 //!
-//! # Durability and group commit
+//! # Who does what
 //!
-//! Every change (enqueue, claim, ack, reschedule, dead letter, retry, purge) is a command sent
-//! to one committer thread. The thread takes every command waiting, applies them all in one
-//! write transaction, commits it, and only then answers each caller. A batch that holds
-//! anything but claims and acks is committed with `Durability::Immediate` (redb fsyncs before
-//! `commit` returns): an enqueue that returned `Ok` is on disk, and concurrent enqueuers share
-//! one fsync. A batch of only claims and acks is committed with `Durability::None` (visible
-//! at once, written without an fsync) and made durable by the next durable commit: the next
-//! enqueue's, or an empty one at most [`LAZY_WINDOW`] later, or when the spool closes
-//! ([`DiskSpool::persist`] at shutdown). redb keeps the last durable commit intact until then,
-//! so a crash (`kill -9`, power loss) only forgets the claims and acks of that last window:
-//! an entry acknowledged in it is delivered again, and an attempt counted in it is counted
-//! again (the repeat may carry the same `x-hookseal-attempt`). Both are within at-least-once;
-//! no acknowledged enqueue is ever lost. One exception keeps crash loops bounded: a claim of
-//! an entry that was already in the file when it was opened is committed durably, so an
-//! entry whose delivery keeps ending in a crash still counts its attempts to `max_attempts`. If a commit fails, every command of the batch gets
-//! [`QueueError::Unavailable`] and nothing of it is kept, in the file or in memory.
+//! What the spool knows in memory — the [`Index`] of the entries waiting or in flight, the
+//! leases, the counts — is one [`Core`] behind a mutex, shared by the callers and one
+//! committer thread that alone writes the file.
+//!
+//! - **Enqueue, reschedule, dead letter, retry, purge** are commands sent to the committer.
+//!   It takes every command waiting, plans them against the core (ids, caps, sequence
+//!   numbers), writes them in one write transaction without holding the core, commits it with
+//!   redb's default `Durability::Immediate` (an fsync before `commit` returns), and only then
+//!   changes the core and answers each caller. So an enqueue that returned `Ok` is on disk,
+//!   concurrent enqueuers share one fsync, and an entry is claimable only once it is durable.
+//!   If the write fails, every command of the batch gets [`QueueError::Unavailable`] and
+//!   nothing of it is kept, in the file or in memory.
+//! - **Claims and acknowledgements** are done by the caller on the core, at once: a claimed
+//!   entry is leased and its attempt counted, an acknowledged one leaves the index (its id is
+//!   free). The rows they change — the claim's attempt count, the acknowledged entry's
+//!   removal — wait in [`Index::lazy`] and are written with the next write transaction: the
+//!   next enqueue's, or one of their own at most [`LAZY_WINDOW`] later, or when the spool
+//!   closes ([`DiskSpool::persist`] at shutdown). A claim hands out the entry kept in memory
+//!   since it was stored ([`RECENT_BYTES`] of them at most), or reads it from the file.
+//!
+//! So a crash (`kill -9`, power loss) only forgets the claims and acks of that last window: an
+//! entry acknowledged in it is delivered again, and an attempt counted in it is counted again
+//! (the repeat may carry the same `x-hookseal-attempt`). Both are within at-least-once; no
+//! acknowledged enqueue is ever lost. One exception keeps crash loops bounded: a claim of an
+//! entry that was already in the file when it was opened is written durably before it is
+//! handed out, so an entry whose delivery keeps ending in a crash still counts its attempts to
+//! `max_attempts`.
 //!
 //! # Tables
 //!
@@ -25,18 +36,26 @@
 //! |---|---|---|
 //! | `meta` | `"schema_version"` | [`SCHEMA_VERSION`] |
 //! | `entries` | sequence number | encoded [`Entry`] (waiting or in flight) |
-//! | `due` | (route, next_attempt_at, seq) | — : the claim order |
-//! | `queued` | (route, queued_at, seq) | — : the oldest entry per route |
-//! | `ids` | (route, id) | seq: the dedupe of undelivered ids |
+//! | `attempts` | seq | attempts begun, once claimed (a claim writes these four bytes, not the entry) |
 //! | `dead` | (route, seq) | encoded [`Entry`] |
 //! | `quarantine` | seq | bytes of an entry that did not decode |
-//! | `attempts` | seq | attempts begun, once claimed (a claim writes these four bytes, not the entry) |
+//!
+//! The file holds the entries and nothing derived from them. What finds them — the claim order
+//! per route (next attempt time, seq), the oldest entry per route, the dedupe of undelivered
+//! ids, each entry's size and attempts — is the [`Index`], rebuilt from `entries` and
+//! `attempts` when the file is opened. So an enqueue writes one row, a claim at most four
+//! bytes, an acknowledgement removes two rows, and a commit dirties at most three tables (the
+//! first layout, [`SCHEMA_VERSION`] 1, kept these indexes as three more tables: about sixteen
+//! B-tree operations over five tables per delivered request, BENCHMARKS.md §13). The cost is
+//! memory: about [`INDEX_BYTES_PER_ENTRY`] bytes per entry waiting or in flight (dead letters
+//! cost none), measured by `examples/spool_memory.rs`. A file of layout 1 is upgraded when it
+//! is opened (its three index tables dropped, its entries kept).
 //!
 //! Leases live in memory: a restart releases them, so an entry that was in flight when the
-//! process died is claimed again (its attempt count, written at claim, says it was tried,
-//! unless the crash came within [`LAZY_WINDOW`] of the claim). An entry's `attempts` field is
-//! the count as of its last rewrite (retry, dead letter); the `attempts` row, when there is
-//! one, is newer. A file of the first layout has no such rows and reads the same.
+//! process died is claimed again (its attempt count, written with the claim, says it was
+//! tried, unless the crash came within [`LAZY_WINDOW`] of the claim). An entry's `attempts`
+//! field is the count as of its last rewrite (retry, dead letter); the `attempts` row, when
+//! there is one, is newer.
 //!
 //! # A damaged spool
 //!
@@ -46,7 +65,7 @@
 //! - not a redb file, or a redb file format this build does not read;
 //! - a truncated file: redb cannot recover any entry from one (tested: cut at 100 bytes, 4 KiB,
 //!   half, all but one byte; redb errs or panics, and the panic is caught);
-//! - a `schema_version` other than [`SCHEMA_VERSION`], or entries without one;
+//! - a `schema_version` other than 1 or [`SCHEMA_VERSION`], or entries without one;
 //! - another process holding the file.
 //!
 //! A crash, `kill -9` or power loss in the middle of a commit is not damage: redb checksums its
@@ -56,38 +75,53 @@
 //! id freed, with a warning naming the file and the count; every other entry is kept and
 //! delivered.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use redb::{
-    Database, Durability, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
-};
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use tokio::sync::oneshot;
 
 use super::{Claimed, DeadInfo, Entry, EntryMeta, Failure, Lease, Limits, QueueError, RouteStats};
 
-/// The layout version this build reads and writes, kept in the `meta` table.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The layout version this build writes, kept in the `meta` table. It also opens layout 1
+/// (the same entries, with the indexes as tables) and upgrades it.
+pub const SCHEMA_VERSION: u64 = 2;
 /// The spool file's name inside `[queue] path`.
 pub const FILE_NAME: &str = "spool.redb";
+/// Memory the index holds per entry waiting or in flight: the most measured, with a million
+/// entries (`cargo run --release --example spool_memory`; 175–230 by how full its hash
+/// tables are).
+pub const INDEX_BYTES_PER_ENTRY: u64 = 230;
+/// Encoded bytes of the entries kept in memory from their enqueue to their first claim, so
+/// that a claim need not read them back (past it, a claim reads the file).
+pub const RECENT_BYTES: u64 = 8 << 20;
+
+/// The storage engine's page cache. redb's default is 1 GiB, and opening the spool reads
+/// every entry: a full spool's file would stay in memory whole after a restart
+/// (measured: +154 MiB for 200,000 entries of 256 bytes, 806 bytes per entry with the index).
+/// The pages the spool works on — entries just written, claimed and acknowledged — are few.
+const CACHE_BYTES: usize = 16 << 20;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
-const DUE: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("due");
-const QUEUED: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("queued");
-const IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("ids");
 const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead");
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
 const ATTEMPTS: TableDefinition<u64, u32> = TableDefinition::new("attempts");
+/// Layout 1's index tables, dropped when such a file is opened: (route, next attempt, seq),
+/// (route, queued_at, seq), (route, id) → seq.
+const V1_DUE: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("due");
+const V1_QUEUED: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("queued");
+const V1_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("ids");
 
-/// The longest a claim or acknowledgement stays written but not yet durable (see the module
-/// docs): a crash forgets at most this much of them.
+/// The longest a claim or acknowledgement stays unwritten (see the module docs): a crash
+/// forgets at most this much of them.
 pub const LAZY_WINDOW: Duration = Duration::from_millis(250);
 
-/// The embedded spool. Cheap to clone: clones share the file and the committer thread.
+/// The embedded spool. Cheap to clone: clones share the file, the core and the committer.
 #[derive(Clone)]
 pub struct DiskSpool {
     inner: Arc<Shared>,
@@ -96,16 +130,16 @@ pub struct DiskSpool {
 struct Shared {
     db: Arc<Database>,
     file: PathBuf,
-    counts: Counts,
+    core: Arc<Mutex<Core>>,
     /// `None` once closing.
-    commands: std::sync::Mutex<Option<mpsc::Sender<Command>>>,
-    committer: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
     quarantined: u64,
 }
 
 impl Drop for Shared {
-    /// Stops the committer (it finishes the batch it holds) and waits for it, so the file is
-    /// closed when the last clone is dropped and can be opened again at once.
+    /// Stops the committer (it finishes the batch it holds and writes what waits) and waits
+    /// for it, so the file is closed when the last clone is dropped and can be opened again.
     fn drop(&mut self) {
         lock(&self.commands).take();
         if let Some(t) = lock(&self.committer).take() {
@@ -122,54 +156,277 @@ impl std::fmt::Debug for DiskSpool {
     }
 }
 
-/// route → (waiting or in flight, dead), as of the last commit.
-type Counts = Arc<std::sync::Mutex<HashMap<String, (u64, u64)>>>;
-
-/// What the committer keeps in memory, rebuilt from the file on open.
-#[derive(Clone, Default)]
-struct State {
+/// What the spool knows in memory (see the module docs).
+struct Core {
+    index: Index,
     next_seq: u64,
+    /// Entries held, dead letters included.
     entries: u64,
+    /// Encoded bytes held, dead letters included.
     bytes: u64,
-    /// route → (waiting or in flight, dead)
-    routes: HashMap<String, (u64, u64)>,
     /// seq → when it was claimed (unix ms)
     leases: HashMap<u64, u64>,
     /// Entries below this sequence number were in the file when it was opened: their claims
-    /// are made durable at once, so that an entry whose attempts end in a crash (again and
-    /// again) still counts them toward `max_attempts`.
+    /// are written durably before they are handed out, so that an entry whose attempts end
+    /// in a crash (again and again) still counts them toward `max_attempts`.
     durable_below: u64,
-    /// Set by a claim of such an entry: this batch is committed durably.
-    force_durable: bool,
+    /// seq → the entry as stored (and the headers as the proxy held them), from its enqueue
+    /// to its first claim.
+    recent: HashMap<u64, Recent>,
+    /// Encoded bytes of `recent`.
+    recent_bytes: u64,
+}
+
+/// An entry kept from its enqueue to its first claim, and its headers as the proxy held them.
+type Recent = (Entry, Option<http::HeaderMap>);
+
+impl Core {
+    fn forget_recent(&mut self, seq: u64) -> Option<Recent> {
+        let e = self.recent.remove(&seq)?;
+        let len = self.index.metas.get(&seq).map_or(0, |m| m.len);
+        self.recent_bytes = self.recent_bytes.saturating_sub(len);
+        Some(e)
+    }
+
+    /// Leases entry `seq` and counts one more attempt on it (the `attempts` row waits in
+    /// `lazy`). Its entry, if it is still in memory; else `None` (read it from the file).
+    fn lease(&mut self, seq: u64, now: u64) -> (u32, Option<Recent>) {
+        let entry = self.forget_recent(seq);
+        let attempts = self.index.metas.get(&seq).map_or(1, |m| m.attempts + 1);
+        self.index.set_attempts(seq, attempts);
+        self.index.lazy.insert(seq, Lazy::Attempts(attempts));
+        self.leases.insert(seq, now);
+        (attempts, entry)
+    }
+}
+
+/// What the index knows of an entry waiting or in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Meta {
+    /// The route's number in [`Index::routes`].
+    route: u32,
+    /// Attempts begun: the newer of the entry's own count and its `attempts` row.
+    attempts: u32,
+    /// The encoded entry's length.
+    len: u64,
+    queued_at: u64,
+    next_at: u64,
+    /// [`Index::id_hash`] of (route, id).
+    id_hash: u64,
+    /// Its `attempts` row is in the file (an acknowledgement must remove it).
+    row: bool,
+}
+
+/// One route's part of the index.
+#[derive(Default)]
+struct RouteIndex {
+    name: String,
+    /// (next attempt time, seq): the claim order.
+    due: BTreeSet<(u64, u64)>,
+    /// (queued_at, seq): the oldest entry.
+    queued: BTreeSet<(u64, u64)>,
+    /// Dead letters (they are in the `dead` table, not in the index).
+    dead: u64,
+}
+
+/// A row change of a claim or an acknowledgement, waiting for the next write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lazy {
+    /// Claimed: the `attempts` row becomes this.
+    Attempts(u32),
+    /// Acknowledged: the entry is removed, and its `attempts` row if it has one (a claim
+    /// acknowledged within the window never wrote one).
+    Gone { row: bool },
+}
+
+/// The in-memory index of the spool's entries (see the module docs). The ids are kept as a
+/// keyed hash of (route, id): a match is confirmed against the stored entry, so two ids
+/// whose hashes meet are still told apart.
+struct Index {
+    metas: HashMap<u64, Meta>,
+    routes: Vec<RouteIndex>,
+    route_ids: HashMap<String, u32>,
+    /// id hash → seq
+    ids: HashMap<u64, u64>,
+    /// (id hash, seq) of entries whose hash was already in `ids` when they came (almost
+    /// always empty).
+    collided: Vec<(u64, u64)>,
+    hasher: RandomState,
+    /// seq → the row change of a claim or acknowledgement not written yet (see the module
+    /// docs).
+    lazy: HashMap<u64, Lazy>,
+    /// Every id hashes alike: the tests' way to make every id meet another.
+    #[cfg(test)]
+    collide: bool,
+}
+
+impl Index {
+    fn new() -> Index {
+        Index {
+            metas: HashMap::new(),
+            routes: Vec::new(),
+            route_ids: HashMap::new(),
+            ids: HashMap::new(),
+            collided: Vec::new(),
+            hasher: RandomState::new(),
+            lazy: HashMap::new(),
+            #[cfg(test)]
+            collide: false,
+        }
+    }
+
+    /// The route's number, given one if it has none.
+    fn route(&mut self, name: &str) -> u32 {
+        if let Some(&r) = self.route_ids.get(name) {
+            return r;
+        }
+        let r = u32::try_from(self.routes.len()).expect("fewer than 2^32 routes");
+        self.routes.push(RouteIndex {
+            name: name.to_owned(),
+            ..RouteIndex::default()
+        });
+        self.route_ids.insert(name.to_owned(), r);
+        r
+    }
+
+    fn id_hash(&self, route: u32, id: &str) -> u64 {
+        #[cfg(test)]
+        if self.collide {
+            return 7;
+        }
+        self.hasher.hash_one((route, id))
+    }
+
+    /// The entries whose (route, id) hash is `hash`: the candidates for a duplicate.
+    fn with_hash(&self, hash: u64) -> Vec<u64> {
+        let mut out: Vec<u64> = self.ids.get(&hash).copied().into_iter().collect();
+        if !self.collided.is_empty() {
+            out.extend(
+                self.collided
+                    .iter()
+                    .filter(|(h, _)| *h == hash)
+                    .map(|(_, s)| *s),
+            );
+        }
+        out
+    }
+
+    fn put(&mut self, seq: u64, m: Meta) {
+        let r = &mut self.routes[m.route as usize];
+        r.due.insert((m.next_at, seq));
+        r.queued.insert((m.queued_at, seq));
+        match self.ids.entry(m.id_hash) {
+            std::collections::hash_map::Entry::Occupied(_) => self.collided.push((m.id_hash, seq)),
+            std::collections::hash_map::Entry::Vacant(v) => drop(v.insert(seq)),
+        }
+        self.metas.insert(seq, m);
+    }
+
+    fn take(&mut self, seq: u64) -> Option<Meta> {
+        let m = self.metas.remove(&seq)?;
+        let r = &mut self.routes[m.route as usize];
+        r.due.remove(&(m.next_at, seq));
+        r.queued.remove(&(m.queued_at, seq));
+        if self.ids.get(&m.id_hash) == Some(&seq) {
+            self.ids.remove(&m.id_hash);
+            if let Some(i) = self.collided.iter().position(|(h, _)| *h == m.id_hash) {
+                let (h, s) = self.collided.swap_remove(i);
+                self.ids.insert(h, s);
+            }
+        } else {
+            self.collided.retain(|&(h, s)| (h, s) != (m.id_hash, seq));
+        }
+        Some(m)
+    }
+
+    /// Moves entry `seq` to its next attempt time (rewritten: `len` long, no attempts row).
+    fn reschedule(&mut self, seq: u64, next_at: u64, len: u64) {
+        if let Some(mut m) = self.take(seq) {
+            m.next_at = next_at;
+            m.len = len;
+            m.row = false;
+            self.put(seq, m);
+        }
+    }
+
+    /// Sets entry `seq`'s attempt count (not part of any ordering: changed in place).
+    fn set_attempts(&mut self, seq: u64, attempts: u32) {
+        if let Some(m) = self.metas.get_mut(&seq) {
+            m.attempts = attempts;
+        }
+    }
+
+    /// Forgets the row changes of `written` that are still what they were when written; an
+    /// entry whose attempts row was written has one now (if it was acknowledged meanwhile,
+    /// its removal takes the row too).
+    fn written(&mut self, written: &[(u64, Lazy)]) {
+        for (seq, op) in written {
+            if self.lazy.get(seq) == Some(op) {
+                self.lazy.remove(seq);
+            }
+            if let Lazy::Attempts(_) = op {
+                if let Some(m) = self.metas.get_mut(seq) {
+                    m.row = true;
+                } else if let Some(Lazy::Gone { row }) = self.lazy.get_mut(seq) {
+                    *row = true;
+                }
+            }
+        }
+    }
+
+    fn stats(&self, route: &str, now: u64) -> RouteStats {
+        let Some(r) = self.route_ids.get(route).map(|&r| &self.routes[r as usize]) else {
+            return RouteStats::default();
+        };
+        RouteStats {
+            depth: r.due.len() as u64,
+            dead: r.dead,
+            oldest_ms: r
+                .queued
+                .first()
+                .map_or(0, |(at, _)| now.saturating_sub(*at)),
+        }
+    }
+}
+
+/// An index of `n` entries on one route, as `examples/spool_memory.rs` measures it: what the
+/// spool holds in memory per entry waiting or in flight. Not part of the API.
+#[doc(hidden)]
+pub fn index_of(n: u64) -> Box<dyn std::any::Any> {
+    let mut ix = Index::new();
+    let route = ix.route("route");
+    for seq in 0..n {
+        let id_hash = ix.id_hash(route, &format!("msg_{seq:016x}"));
+        let at = 1_700_000_000_000 + seq;
+        ix.put(
+            seq,
+            Meta {
+                route,
+                attempts: 0,
+                len: 1024,
+                queued_at: at,
+                next_at: at,
+                id_hash,
+                row: false,
+            },
+        );
+    }
+    Box::new(ix)
 }
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
-/// An entry to store, encoded by the caller (off the committer thread).
+/// An entry to store: the entry, its encoding (made on the caller's thread) and its headers
+/// as the proxy held them.
 struct NewEntry {
-    route: String,
-    id: String,
-    queued_at: u64,
-    next_attempt_at: u64,
+    entry: Entry,
     bytes: Vec<u8>,
+    head: Option<http::HeaderMap>,
 }
 
+/// The committer's commands: every one writes the file.
 enum Command {
-    Enqueue(NewEntry, Reply<()>),
-    Claim {
-        route: String,
-        max: usize,
-        now: u64,
-        reply: Reply<Vec<Claimed>>,
-    },
-    Reclaim {
-        route: String,
-        older_than: u64,
-        max: usize,
-        now: u64,
-        reply: Reply<Vec<Claimed>>,
-    },
-    Ack(u64, Reply<()>),
+    Enqueue(Box<NewEntry>, Reply<()>),
     Reschedule(u64, u64, Failure, Reply<()>),
     Dead(u64, Failure, Reply<()>),
     Retry {
@@ -179,45 +436,10 @@ enum Command {
         reply: Reply<u64>,
     },
     Purge(String, Reply<u64>),
-    /// Makes every commit so far durable.
+    /// Writes what waits in `lazy`, durably.
     Persist(Reply<()>),
-}
-
-impl Command {
-    /// Whether the batch holding this command must be durable before anyone is answered.
-    /// Claims and acknowledgements are not (a crash can forget the last [`LAZY_WINDOW`] of
-    /// them: a repeat, which at-least-once allows); everything else is.
-    fn durable(&self) -> bool {
-        !matches!(
-            self,
-            Command::Claim { .. } | Command::Reclaim { .. } | Command::Ack(..)
-        )
-    }
-}
-
-/// A command's answer, held until the batch's commit decides whether it stands.
-enum Answer {
-    Unit(Reply<()>, Result<(), QueueError>),
-    Claimed(Reply<Vec<Claimed>>, Result<Vec<Claimed>, QueueError>),
-    Count(Reply<u64>, Result<u64, QueueError>),
-}
-
-impl Answer {
-    fn send(self) {
-        match self {
-            Answer::Unit(r, v) => drop(r.send(v)),
-            Answer::Claimed(r, v) => drop(r.send(v)),
-            Answer::Count(r, v) => drop(r.send(v)),
-        }
-    }
-
-    fn fail(self, why: &str) {
-        match self {
-            Answer::Unit(r, _) => drop(r.send(failed(why))),
-            Answer::Claimed(r, _) => drop(r.send(failed(why))),
-            Answer::Count(r, _) => drop(r.send(failed(why))),
-        }
-    }
+    /// Something waits in `lazy`: write it within [`LAZY_WINDOW`]. No answer.
+    Wake,
 }
 
 fn failed<T>(why: &str) -> Result<T, QueueError> {
@@ -233,6 +455,10 @@ impl DiskSpool {
     /// [`QueueError::Corrupt`] naming the file when it cannot be opened or read (see the module
     /// docs), or another process holds it; never a panic.
     pub fn open(dir: &Path, limits: Limits) -> Result<DiskSpool, QueueError> {
+        DiskSpool::open_with(dir, limits, Index::new())
+    }
+
+    fn open_with(dir: &Path, limits: Limits, index: Index) -> Result<DiskSpool, QueueError> {
         let file = dir.join(FILE_NAME);
         let bad = |detail: String| QueueError::Corrupt {
             file: file.clone(),
@@ -241,7 +467,7 @@ impl DiskSpool {
         create_private_dir(dir).map_err(|e| bad(format!("cannot create directory: {e}")))?;
         // redb reports most damage as errors, but panics on some truncated files (measured:
         // cut at 4 KiB or at half its length): the catch turns that into the same error.
-        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| open_file(&file)))
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| open_file(&file, index)))
             .unwrap_or_else(|panic| {
                 let why = panic
                     .downcast_ref::<String>()
@@ -252,7 +478,7 @@ impl DiskSpool {
                     "unreadable (truncated or corrupt?): the storage engine failed: {why}"
                 ))
             });
-        let (db, state, quarantined) = opened.map_err(bad)?;
+        let (db, core, quarantined) = opened.map_err(bad)?;
         // The spool holds verified bodies and the headers sent with them: owner only.
         #[cfg(unix)]
         {
@@ -270,14 +496,12 @@ impl DiskSpool {
             );
         }
         let db = Arc::new(db);
-        let counts: Counts = Arc::new(std::sync::Mutex::new(state.routes.clone()));
+        let core = Arc::new(Mutex::new(core));
         let (tx, rx) = mpsc::channel();
         let committer = Committer {
             db: db.clone(),
-            state,
+            core: core.clone(),
             limits,
-            counts: counts.clone(),
-            lazy_since: None,
         };
         let thread = std::thread::Builder::new()
             .name("hookseal-spool".into())
@@ -287,9 +511,9 @@ impl DiskSpool {
             inner: Arc::new(Shared {
                 db,
                 file,
-                counts,
-                commands: std::sync::Mutex::new(Some(tx)),
-                committer: std::sync::Mutex::new(Some(thread)),
+                core,
+                commands: Mutex::new(Some(tx)),
+                committer: Mutex::new(Some(thread)),
                 quarantined,
             }),
         })
@@ -305,31 +529,37 @@ impl DiskSpool {
         self.inner.quarantined
     }
 
+    fn core(&self) -> MutexGuard<'_, Core> {
+        lock(&self.inner.core)
+    }
+
+    fn send(&self, c: Command) -> bool {
+        lock(&self.inner.commands)
+            .as_ref()
+            .is_some_and(|tx| tx.send(c).is_ok())
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, QueueError> {
         let (tx, rx) = oneshot::channel();
-        let sent = lock(&self.inner.commands)
-            .as_ref()
-            .is_some_and(|c| c.send(make(tx)).is_ok());
-        if !sent {
+        if !self.send(make(tx)) {
             return Err(QueueError::Unavailable("spool thread stopped".into()));
         }
         rx.await
             .unwrap_or_else(|_| Err(QueueError::Unavailable("spool thread stopped".into())))
     }
 
-    pub(super) async fn enqueue(&self, entry: &Entry) -> Result<(), QueueError> {
-        let new = NewEntry {
-            route: entry.route.clone(),
-            id: entry.id.clone(),
-            queued_at: entry.queued_at,
-            next_attempt_at: entry.next_attempt_at,
-            bytes: entry.encode(),
-        };
+    pub(super) async fn enqueue(
+        &self,
+        entry: Entry,
+        head: Option<http::HeaderMap>,
+    ) -> Result<(), QueueError> {
+        let bytes = entry.encode();
+        let new = Box::new(NewEntry { entry, bytes, head });
         self.call(|r| Command::Enqueue(new, r)).await
     }
 
-    /// Makes every change so far durable (claims and acknowledgements are committed without
-    /// waiting for the disk; this waits for it).
+    /// Writes every claim and acknowledgement so far, durably (they wait for the next write
+    /// otherwise; this is for shutdown).
     pub(super) async fn persist(&self) -> Result<(), QueueError> {
         self.call(Command::Persist).await
     }
@@ -340,14 +570,21 @@ impl DiskSpool {
         max: usize,
         now: u64,
     ) -> Result<Vec<Claimed>, QueueError> {
-        let route = route.to_owned();
-        self.call(|reply| Command::Claim {
-            route,
-            max,
-            now,
-            reply,
-        })
-        .await
+        let leased = {
+            let mut core = self.core();
+            let Some(&r) = core.index.route_ids.get(route) else {
+                return Ok(Vec::new());
+            };
+            let seqs: Vec<u64> = core.index.routes[r as usize]
+                .due
+                .range(..=(now, u64::MAX))
+                .map(|(_, seq)| *seq)
+                .filter(|seq| !core.leases.contains_key(seq))
+                .take(max)
+                .collect();
+            self.lease_all(&mut core, seqs, now)
+        };
+        self.hand_out(leased).await
     }
 
     pub(super) async fn reclaim(
@@ -356,21 +593,124 @@ impl DiskSpool {
         claim_after_ms: u64,
         max: usize,
     ) -> Result<Vec<Claimed>, QueueError> {
-        let route = route.to_owned();
         let now = super::policy::unix_ms(std::time::SystemTime::now());
-        self.call(|reply| Command::Reclaim {
-            route,
-            older_than: now.saturating_sub(claim_after_ms),
-            max,
-            now,
-            reply,
-        })
-        .await
+        let older_than = now.saturating_sub(claim_after_ms);
+        let leased = {
+            let mut core = self.core();
+            let Some(&r) = core.index.route_ids.get(route) else {
+                return Ok(Vec::new());
+            };
+            let mut stale: Vec<u64> = core
+                .leases
+                .iter()
+                .filter(|(seq, &at)| {
+                    at <= older_than && core.index.metas.get(seq).is_some_and(|m| m.route == r)
+                })
+                .map(|(&seq, _)| seq)
+                .collect();
+            stale.sort_unstable();
+            stale.truncate(max);
+            self.lease_all(&mut core, stale, now)
+        };
+        self.hand_out(leased).await
+    }
+
+    /// Leases `seqs` on the locked core: (seq, attempts, the entry if it is in memory).
+    fn lease_all(&self, core: &mut Core, seqs: Vec<u64>, now: u64) -> Leased {
+        let was_idle = core.index.lazy.is_empty();
+        let mut durable = false;
+        let mut out = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let (attempts, entry) = core.lease(seq, now);
+            durable |= seq < core.durable_below;
+            out.push((seq, attempts, entry));
+        }
+        if was_idle && !out.is_empty() {
+            self.send(Command::Wake);
+        }
+        Leased { out, durable }
+    }
+
+    /// The claimed entries: from memory, or read from the file; written durably first when
+    /// one of them is from before the spool was opened.
+    async fn hand_out(&self, leased: Leased) -> Result<Vec<Claimed>, QueueError> {
+        let Leased { out, durable } = leased;
+        let missing: Vec<u64> = out
+            .iter()
+            .filter(|(_, _, e)| e.is_none())
+            .map(|(seq, _, _)| *seq)
+            .collect();
+        let mut read = HashMap::new();
+        if !missing.is_empty() {
+            let db = self.inner.db.clone();
+            let got = tokio::task::spawn_blocking(move || read_entries(&db, &missing)).await;
+            match got {
+                Ok(Ok(m)) => read = m,
+                Ok(Err(e)) => return Err(self.release(&out, format!("spool read: {e}"))),
+                Err(_) => return Err(self.release(&out, "spool read failed".into())),
+            }
+        }
+        if durable {
+            if let Err(e) = self.persist().await {
+                return Err(self.release(&out, e.to_string()));
+            }
+        }
+        let mut claimed = Vec::with_capacity(out.len());
+        let mut unreadable = Vec::new();
+        for (seq, attempts, kept) in out {
+            match kept.or_else(|| read.remove(&seq).map(|e| (e, None))) {
+                Some((mut entry, head)) => {
+                    entry.attempts = attempts;
+                    claimed.push(Claimed {
+                        entry,
+                        lease: Lease::Disk(seq),
+                        head,
+                    });
+                }
+                None => unreadable.push(seq),
+            }
+        }
+        if !unreadable.is_empty() {
+            // Gone from the file (or no longer decodes): not handed out, not leased.
+            let mut core = self.core();
+            for seq in unreadable {
+                core.leases.remove(&seq);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Gives up the leases of a claim that could not be handed out.
+    fn release(&self, out: &[(u64, u32, Option<Recent>)], why: String) -> QueueError {
+        let mut core = self.core();
+        for (seq, _, _) in out {
+            core.leases.remove(seq);
+        }
+        QueueError::Unavailable(why)
     }
 
     pub(super) async fn ack(&self, c: &Claimed) -> Result<(), QueueError> {
         let seq = seq(c)?;
-        self.call(|r| Command::Ack(seq, r)).await
+        let wake = {
+            let mut core = self.core();
+            core.leases.remove(&seq);
+            core.forget_recent(seq);
+            match core.index.take(seq) {
+                // Already finished (e.g. acknowledged twice): nothing to do.
+                None => false,
+                Some(m) => {
+                    core.entries = core.entries.saturating_sub(1);
+                    core.bytes = core.bytes.saturating_sub(m.len);
+                    let was_idle = core.index.lazy.is_empty();
+                    core.index.lazy.insert(seq, Lazy::Gone { row: m.row });
+                    was_idle
+                }
+            }
+        };
+        if wake {
+            self.send(Command::Wake);
+        }
+        Ok(())
     }
 
     pub(super) async fn reschedule(
@@ -416,28 +756,9 @@ impl DiskSpool {
         self.call(|r| Command::Purge(route, r)).await
     }
 
+    /// The route's numbers (from memory: no read of the file).
     pub(super) async fn stats(&self, route: &str, now: u64) -> Result<RouteStats, QueueError> {
-        let (depth, dead) = lock(&self.inner.counts)
-            .get(route)
-            .copied()
-            .unwrap_or_default();
-        let route = route.to_owned();
-        let oldest = self
-            .read(move |db| {
-                let tx = db.begin_read()?;
-                let queued = tx.open_table(QUEUED)?;
-                let first = queued
-                    .range((route.as_str(), 0, 0)..=(route.as_str(), u64::MAX, u64::MAX))?
-                    .next()
-                    .transpose()?;
-                Ok(first.map(|(k, _)| k.value().1))
-            })
-            .await?;
-        Ok(RouteStats {
-            depth,
-            dead,
-            oldest_ms: oldest.map_or(0, |q| now.saturating_sub(q)),
-        })
+        Ok(self.core().index.stats(route, now))
     }
 
     pub(super) async fn dead(
@@ -446,7 +767,8 @@ impl DiskSpool {
         limit: usize,
     ) -> Result<Vec<DeadInfo>, QueueError> {
         let route = route.to_owned();
-        self.read(move |db| {
+        let db = self.inner.db.clone();
+        let read = move || -> Result<Vec<DeadInfo>, DbError> {
             let tx = db.begin_read()?;
             let dead = tx.open_table(DEAD)?;
             let mut out = Vec::new();
@@ -460,20 +782,34 @@ impl DiskSpool {
                 }
             }
             Ok(out)
-        })
-        .await
-    }
-
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Database) -> Result<T, DbError> + Send + 'static,
-    ) -> Result<T, QueueError> {
-        let db = self.inner.db.clone();
-        tokio::task::spawn_blocking(move || f(&db))
+        };
+        tokio::task::spawn_blocking(read)
             .await
             .map_err(|_| QueueError::Unavailable("spool read failed".into()))?
             .map_err(|e| QueueError::Unavailable(format!("spool read: {e}")))
     }
+}
+
+/// What a claim leased: (seq, attempts, the entry if it was in memory), and whether it must
+/// be written durably before it is handed out.
+struct Leased {
+    out: Vec<(u64, u32, Option<Recent>)>,
+    durable: bool,
+}
+
+/// Reads and decodes entries `seqs` (those that are there and decode).
+fn read_entries(db: &Database, seqs: &[u64]) -> Result<HashMap<u64, Entry>, DbError> {
+    let tx = db.begin_read()?;
+    let t = tx.open_table(ENTRIES)?;
+    let mut out = HashMap::with_capacity(seqs.len());
+    for &seq in seqs {
+        if let Some(v) = t.get(seq)? {
+            if let Ok(e) = Entry::decode(v.value()) {
+                out.insert(seq, e);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// A redb error, boxed (redb's own is 160 bytes, too big to pass around in every `Result`).
@@ -501,7 +837,7 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -514,22 +850,25 @@ fn seq(c: &Claimed) -> Result<u64, QueueError> {
     }
 }
 
-/// Opens the file, checks the schema version, quarantines undecodable entries and rebuilds
-/// the in-memory state. The error is the detail for [`QueueError::Corrupt`].
-fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
-    let db = Database::create(file).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => {
-            "already open (another hookseal process uses this spool)".to_owned()
-        }
-        redb::DatabaseError::UpgradeRequired(v) => {
-            format!("redb file format {v} is not the one this build reads")
-        }
-        e => format!("cannot open: {e}"),
-    })?;
+/// Opens the file, checks the schema version (upgrading layout 1), quarantines undecodable
+/// entries and builds the core. The error is the detail for [`QueueError::Corrupt`].
+fn open_file(file: &Path, mut index: Index) -> Result<(Database, Core, u64), String> {
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(file)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                "already open (another hookseal process uses this spool)".to_owned()
+            }
+            redb::DatabaseError::UpgradeRequired(v) => {
+                format!("redb file format {v} is not the one this build reads")
+            }
+            e => format!("cannot open: {e}"),
+        })?;
     let msg = |e: DbError| format!("cannot read: {e}");
     let tx = db.begin_write().map_err(|e| msg(e.into()))?;
     let quarantined;
-    let mut state = State::default();
+    let (mut next_seq, mut entries_n, mut bytes) = (0u64, 0u64, 0u64);
     {
         let mut meta = tx.open_table(META).map_err(|e| msg(e.into()))?;
         let mut entries = tx.open_table(ENTRIES).map_err(|e| msg(e.into()))?;
@@ -539,9 +878,21 @@ fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
             .map(|v| v.value());
         match found {
             Some(SCHEMA_VERSION) => {}
+            Some(1) => {
+                // Layout 1: the same entries, plus index tables this build keeps in memory.
+                for deleted in [
+                    tx.delete_table(V1_DUE),
+                    tx.delete_table(V1_QUEUED),
+                    tx.delete_table(V1_IDS),
+                ] {
+                    deleted.map_err(|e| msg(e.into()))?;
+                }
+                meta.insert("schema_version", SCHEMA_VERSION)
+                    .map_err(|e| msg(e.into()))?;
+            }
             Some(v) => {
                 return Err(format!(
-                    "spool schema version {v}, this hookseal reads version {SCHEMA_VERSION}"
+                    "spool schema version {v}, this hookseal reads versions 1 and {SCHEMA_VERSION}"
                 ))
             }
             None if entries.len().map_err(|e| msg(e.into()))? > 0 => {
@@ -556,203 +907,634 @@ fn open_file(file: &Path) -> Result<(Database, State, u64), String> {
         for row in entries.iter().map_err(|e| msg(e.into()))? {
             let (k, v) = row.map_err(|e| msg(e.into()))?;
             let seq = k.value();
-            state.next_seq = state.next_seq.max(seq + 1);
+            next_seq = next_seq.max(seq + 1);
             match Entry::decode(v.value()) {
                 Ok(e) => {
-                    state.entries += 1;
-                    state.bytes += v.value().len() as u64;
-                    state.routes.entry(e.route).or_default().0 += 1;
+                    let len = v.value().len() as u64;
+                    entries_n += 1;
+                    bytes += len;
+                    let route = index.route(&e.route);
+                    let id_hash = index.id_hash(route, &e.id);
+                    index.put(
+                        seq,
+                        Meta {
+                            route,
+                            attempts: e.attempts,
+                            len,
+                            queued_at: e.queued_at,
+                            next_at: e.next_attempt_at,
+                            id_hash,
+                            row: false,
+                        },
+                    );
                 }
                 Err(_) => bad.push((seq, v.value().to_vec())),
             }
         }
         let mut q = tx.open_table(QUARANTINE).map_err(|e| msg(e.into()))?;
         for (seq, bytes) in &bad {
-            // Its index rows are removed below (drop_index_rows), freeing its id.
             q.insert(*seq, bytes.as_slice())
                 .map_err(|e| msg(e.into()))?;
             entries.remove(*seq).map_err(|e| msg(e.into()))?;
         }
         quarantined = bad.len() as u64;
-        if !bad.is_empty() {
-            let gone: std::collections::HashSet<u64> = bad.iter().map(|(s, _)| *s).collect();
-            drop_index_rows(&tx, &gone).map_err(msg)?;
-        }
         if let Some(last) = q.last().map_err(|e| msg(e.into()))? {
-            state.next_seq = state.next_seq.max(last.0.value() + 1);
+            next_seq = next_seq.max(last.0.value() + 1);
+        }
+        // The newer attempt counts; rows of entries that are gone (quarantined) are dropped.
+        let mut attempts = tx.open_table(ATTEMPTS).map_err(|e| msg(e.into()))?;
+        let mut orphans = Vec::new();
+        for row in attempts.iter().map_err(|e| msg(e.into()))? {
+            let (k, v) = row.map_err(|e| msg(e.into()))?;
+            match index.metas.get_mut(&k.value()) {
+                Some(m) => {
+                    m.attempts = m.attempts.max(v.value());
+                    m.row = true;
+                }
+                None => orphans.push(k.value()),
+            }
+        }
+        for seq in orphans {
+            attempts.remove(seq).map_err(|e| msg(e.into()))?;
         }
         let dead = tx.open_table(DEAD).map_err(|e| msg(e.into()))?;
         for row in dead.iter().map_err(|e| msg(e.into()))? {
             let (k, v) = row.map_err(|e| msg(e.into()))?;
             let (route, seq) = k.value();
-            state.next_seq = state.next_seq.max(seq + 1);
-            state.entries += 1;
-            state.bytes += v.value().len() as u64;
-            state.routes.entry(route.to_owned()).or_default().1 += 1;
+            next_seq = next_seq.max(seq + 1);
+            entries_n += 1;
+            bytes += v.value().len() as u64;
+            let route = index.route(route);
+            index.routes[route as usize].dead += 1;
         }
-        // Make sure every table exists, so readers never meet a missing one.
-        tx.open_table(DUE).map_err(|e| msg(e.into()))?;
-        tx.open_table(QUEUED).map_err(|e| msg(e.into()))?;
-        tx.open_table(IDS).map_err(|e| msg(e.into()))?;
-        tx.open_table(ATTEMPTS).map_err(|e| msg(e.into()))?;
     }
     tx.commit().map_err(|e| msg(e.into()))?;
-    state.durable_below = state.next_seq;
-    Ok((db, state, quarantined))
+    let core = Core {
+        index,
+        next_seq,
+        entries: entries_n,
+        bytes,
+        leases: HashMap::new(),
+        durable_below: next_seq,
+        recent: HashMap::new(),
+        recent_bytes: 0,
+    };
+    Ok((db, core, quarantined))
 }
 
 struct Committer {
     db: Arc<Database>,
-    state: State,
+    core: Arc<Mutex<Core>>,
     limits: Limits,
-    counts: Counts,
-    /// Since when a commit is not durable yet (`None`: everything committed is durable).
-    lazy_since: Option<Instant>,
 }
 
 impl Committer {
-    fn run(mut self, rx: &mpsc::Receiver<Command>) {
+    fn run(self, rx: &mpsc::Receiver<Command>) {
+        // When what waits in `lazy` must be written at the latest.
+        let mut deadline: Option<Instant> = None;
         loop {
-            let first = match self.lazy_since {
-                None => match rx.recv() {
-                    Ok(c) => c,
-                    Err(_) => break,
-                },
-                Some(since) => match rx.recv_timeout(LAZY_WINDOW.saturating_sub(since.elapsed())) {
-                    Ok(c) => c,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        self.persist();
-                        continue;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                },
+            let got = match deadline {
+                None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
             };
-            let mut batch = vec![first];
-            batch.extend(rx.try_iter());
-            self.commit_batch(batch);
+            let first = match got {
+                Ok(c) => c,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.write(Vec::new());
+                    deadline = self.next_deadline();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch: Vec<Command> = std::iter::once(first).chain(rx.try_iter()).collect();
+            batch.retain(|c| !matches!(c, Command::Wake));
+            if batch.is_empty() {
+                // Only wake-ups: the window starts (or runs on).
+                deadline.get_or_insert_with(|| Instant::now() + LAZY_WINDOW);
+                continue;
+            }
+            self.write(batch);
+            deadline = self.next_deadline();
         }
-        // Closing: what was committed lazily becomes durable.
-        if self.lazy_since.is_some() {
-            self.persist();
+        // Closing: the claims and acknowledgements still waiting are written.
+        self.write(Vec::new());
+    }
+
+    /// A write within [`LAZY_WINDOW`] if something still waits in `lazy`.
+    fn next_deadline(&self) -> Option<Instant> {
+        (!lock(&self.core).index.lazy.is_empty()).then(|| Instant::now() + LAZY_WINDOW)
+    }
+
+    /// Writes `batch` and what waits in `lazy` in one durable transaction (see the module
+    /// docs): planned on the core, written without it, applied to it only once committed.
+    fn write(&self, batch: Vec<Command>) {
+        let mut plan = Plan::default();
+        let lazy: Vec<(u64, Lazy)> = {
+            let mut core = lock(&self.core);
+            for c in batch {
+                plan.add(&mut core, &self.limits, c);
+            }
+            let mut lazy: Vec<(u64, Lazy)> =
+                core.index.lazy.iter().map(|(s, l)| (*s, *l)).collect();
+            lazy.sort_unstable_by_key(|(s, _)| *s);
+            lazy
+        };
+        if plan.steps.is_empty() && lazy.is_empty() {
+            plan.answers.into_iter().for_each(Answer::send);
+            return;
+        }
+        match self.transaction(&mut plan, &lazy) {
+            Ok(done) => {
+                let mut core = lock(&self.core);
+                core.index.written(&lazy);
+                for d in done {
+                    d.apply(&mut core);
+                }
+                drop(core);
+                plan.answers.into_iter().for_each(Answer::send);
+            }
+            Err(why) => {
+                if plan.answers.is_empty() {
+                    tracing::warn!(error = %why, "spool: cannot write acknowledged deliveries");
+                }
+                plan.answers.into_iter().for_each(|a| a.fail(&why));
+            }
         }
     }
 
-    /// An empty durable commit: makes the lazy commits before it durable.
-    fn persist(&mut self) {
-        let done = self
+    /// Writes the plan's steps and the waiting row changes, and commits.
+    fn transaction(&self, plan: &mut Plan, lazy: &[(u64, Lazy)]) -> Result<Vec<Done>, String> {
+        let tx = self
             .db
             .begin_write()
-            .map_err(DbError::from)
-            .and_then(|tx| tx.commit().map_err(DbError::from));
-        match done {
-            Ok(()) => self.lazy_since = None,
-            Err(e) => {
-                // Tried again after another window; a crash meanwhile repeats deliveries.
-                self.lazy_since = Some(Instant::now());
-                tracing::warn!(error = %e, "spool: cannot make acknowledged deliveries durable");
+            .map_err(|e| format!("spool write: {e}"))?;
+        let written = open_tables(&tx).and_then(|mut t| {
+            write_lazy(&mut t, lazy)?;
+            let mut done = Vec::with_capacity(plan.steps.len());
+            for step in std::mem::take(&mut plan.steps) {
+                step.write(&mut t, &self.core, plan, &mut done)?;
             }
-        }
-    }
-
-    /// Applies `batch` in one transaction on a copy of the state; answers only after the
-    /// commit, and keeps the copy only if it succeeded.
-    fn commit_batch(&mut self, batch: Vec<Command>) {
-        let mut state = self.state.clone();
-        let durable = self.lazy_since.is_some_and(|t| t.elapsed() >= LAZY_WINDOW)
-            || batch.iter().any(Command::durable);
-        let mut tx = match self.db.begin_write() {
-            Ok(mut tx) => {
-                if !durable {
-                    tx.set_durability(Durability::None);
-                }
-                tx
+            Ok(done)
+        });
+        match written {
+            Ok(done) => {
+                tx.commit().map_err(|e| format!("spool commit: {e}"))?;
+                Ok(done)
             }
             Err(e) => {
-                let why = format!("spool write: {e}");
-                for c in batch {
-                    answer_of(c).fail(&why);
-                }
-                return;
-            }
-        };
-        let mut answers = Vec::with_capacity(batch.len());
-        let mut failed = None;
-        match open_tables(&tx) {
-            Err(e) => {
-                failed = Some(format!("spool write: {e}"));
-                answers.extend(batch.into_iter().map(answer_of));
-            }
-            Ok(mut tables) => {
-                for c in batch {
-                    if failed.is_some() {
-                        answers.push(answer_of(c));
-                        continue;
-                    }
-                    match apply(&mut tables, &mut state, &self.limits, c) {
-                        Ok(a) => answers.push(a),
-                        Err((a, e)) => {
-                            answers.push(a);
-                            failed = Some(format!("spool write: {e}"));
-                        }
-                    }
-                }
-            }
-        }
-        let durable = durable || std::mem::take(&mut state.force_durable);
-        let outcome = match failed {
-            Some(why) => {
                 let _ = tx.abort();
-                Err(why)
+                Err(format!("spool write: {e}"))
             }
-            None => {
-                if durable {
-                    tx.set_durability(Durability::Immediate);
-                }
-                tx.commit().map_err(|e| format!("spool commit: {e}"))
-            }
-        };
-        match outcome {
-            Ok(()) => {
-                if durable {
-                    self.lazy_since = None;
-                } else if self.lazy_since.is_none() {
-                    self.lazy_since = Some(Instant::now());
-                }
-                if state.routes != self.state.routes {
-                    state.routes.clone_into(&mut lock(&self.counts));
-                }
-                self.state = state;
-                answers.into_iter().for_each(Answer::send);
-            }
-            Err(why) => answers.into_iter().for_each(|a| a.fail(&why)),
         }
     }
 }
 
-/// An answer that will only ever be failed (its command was not applied).
-fn answer_of(c: Command) -> Answer {
-    match c {
-        Command::Enqueue(_, r)
-        | Command::Ack(_, r)
-        | Command::Reschedule(_, _, _, r)
-        | Command::Persist(r) => Answer::Unit(r, failed("")),
-        Command::Dead(_, _, r) => Answer::Unit(r, failed("")),
-        Command::Claim { reply, .. } | Command::Reclaim { reply, .. } => {
-            Answer::Claimed(reply, failed(""))
+/// A command's answer, held until the batch's commit decides whether it stands.
+enum Answer {
+    Unit(Reply<()>, Result<(), QueueError>),
+    Count(Reply<u64>, Result<u64, QueueError>),
+}
+
+impl Answer {
+    fn send(self) {
+        match self {
+            Answer::Unit(r, v) => drop(r.send(v)),
+            Answer::Count(r, v) => drop(r.send(v)),
         }
-        Command::Retry { reply, .. } | Command::Purge(_, reply) => Answer::Count(reply, failed("")),
+    }
+
+    fn fail(self, why: &str) {
+        match self {
+            Answer::Unit(r, _) => drop(r.send(failed(why))),
+            Answer::Count(r, _) => drop(r.send(failed(why))),
+        }
+    }
+
+    /// Sets the result the answer will carry if the batch commits.
+    fn set_count(&mut self, n: u64) {
+        if let Answer::Count(_, v) = self {
+            *v = Ok(n);
+        }
     }
 }
 
-type Applied = Result<Answer, (Answer, DbError)>;
+/// A batch planned on the core: the steps to write and one answer per command.
+#[derive(Default)]
+struct Plan {
+    steps: Vec<Step>,
+    answers: Vec<Answer>,
+    /// Entries and bytes the batch's enqueues add so far (for the caps).
+    add_entries: u64,
+    add_bytes: u64,
+    /// (id hash, seq) of the batch's enqueues, for the dedupe of a later one.
+    pending: Vec<(u64, u64)>,
+}
+
+/// One command's write, with what it needs from the core.
+enum Step {
+    Enqueue {
+        seq: u64,
+        meta: Meta,
+        new: Box<NewEntry>,
+        /// Entries that may hold the same (route, id): each is read to confirm.
+        candidates: Vec<u64>,
+        answer: usize,
+    },
+    Reschedule {
+        seq: u64,
+        meta: Meta,
+        at: u64,
+        failure: Failure,
+    },
+    Dead {
+        seq: u64,
+        meta: Meta,
+        route: String,
+        failure: Failure,
+    },
+    Retry {
+        route: String,
+        id: Option<String>,
+        now: u64,
+        answer: usize,
+    },
+    Purge {
+        route: String,
+        answer: usize,
+    },
+}
+
+/// What a step changed in the file, applied to the core once the commit succeeded.
+// The inserts carry their entry (moved into `Core::recent`): boxing it would cost an
+// allocation per enqueue for a list that lives one batch.
+#[allow(clippy::large_enum_variant)]
+enum Done {
+    /// A new entry (or a dead letter back in the queue, `from_dead` with its old length).
+    Insert {
+        seq: u64,
+        meta: Meta,
+        entry: Option<Recent>,
+        from_dead: Option<u64>,
+    },
+    Reschedule {
+        seq: u64,
+        at: u64,
+        old_len: u64,
+        len: u64,
+    },
+    Dead {
+        seq: u64,
+        old_len: u64,
+        len: u64,
+    },
+    Purged {
+        route: u32,
+        n: u64,
+        bytes: u64,
+    },
+}
+
+impl Plan {
+    /// Plans command `c` on the core; what can be answered now (full, unknown entry) is.
+    fn add(&mut self, core: &mut Core, limits: &Limits, c: Command) {
+        match c {
+            Command::Enqueue(new, reply) => {
+                let (entry, len) = (&new.entry, new.bytes.len() as u64);
+                if core.entries + self.add_entries + 1 > limits.max_entries
+                    || core.bytes + self.add_bytes + len > limits.max_bytes
+                {
+                    return drop(reply.send(Err(QueueError::Full)));
+                }
+                let route = core.index.route(&entry.route);
+                let id_hash = core.index.id_hash(route, &entry.id);
+                let mut candidates = core.index.with_hash(id_hash);
+                candidates.extend(
+                    self.pending
+                        .iter()
+                        .filter(|(h, _)| *h == id_hash)
+                        .map(|(_, s)| *s),
+                );
+                let seq = core.next_seq;
+                core.next_seq += 1;
+                self.add_entries += 1;
+                self.add_bytes += len;
+                self.pending.push((id_hash, seq));
+                let meta = Meta {
+                    route,
+                    attempts: entry.attempts,
+                    len,
+                    queued_at: entry.queued_at,
+                    next_at: entry.next_attempt_at,
+                    id_hash,
+                    row: false,
+                };
+                self.answers.push(Answer::Unit(reply, Ok(())));
+                self.steps.push(Step::Enqueue {
+                    seq,
+                    meta,
+                    new,
+                    candidates,
+                    answer: self.answers.len() - 1,
+                });
+            }
+            Command::Reschedule(seq, at, failure, reply) => {
+                self.answers.push(Answer::Unit(reply, Ok(())));
+                // Unknown (already finished): nothing to do.
+                if let Some(&meta) = core.index.metas.get(&seq) {
+                    self.steps.push(Step::Reschedule {
+                        seq,
+                        meta,
+                        at,
+                        failure,
+                    });
+                }
+            }
+            Command::Dead(seq, failure, reply) => {
+                self.answers.push(Answer::Unit(reply, Ok(())));
+                if let Some(&meta) = core.index.metas.get(&seq) {
+                    let route = core.index.routes[meta.route as usize].name.clone();
+                    self.steps.push(Step::Dead {
+                        seq,
+                        meta,
+                        route,
+                        failure,
+                    });
+                }
+            }
+            Command::Retry {
+                route,
+                id,
+                now,
+                reply,
+            } => {
+                self.answers.push(Answer::Count(reply, Ok(0)));
+                self.steps.push(Step::Retry {
+                    route,
+                    id,
+                    now,
+                    answer: self.answers.len() - 1,
+                });
+            }
+            Command::Purge(route, reply) => {
+                self.answers.push(Answer::Count(reply, Ok(0)));
+                self.steps.push(Step::Purge {
+                    route,
+                    answer: self.answers.len() - 1,
+                });
+            }
+            Command::Persist(reply) => self.answers.push(Answer::Unit(reply, Ok(()))),
+            Command::Wake => {}
+        }
+    }
+}
+
+impl Step {
+    /// Writes the step in the transaction's tables; what it changed goes to `done`.
+    fn write(
+        self,
+        t: &mut Tables<'_>,
+        core: &Mutex<Core>,
+        plan: &mut Plan,
+        done: &mut Vec<Done>,
+    ) -> Result<(), DbError> {
+        match self {
+            Step::Enqueue {
+                seq,
+                meta,
+                new,
+                candidates,
+                answer,
+            } => {
+                if same_id(t, &candidates, &new.entry.route, &new.entry.id)? {
+                    if let Answer::Unit(_, v) = &mut plan.answers[answer] {
+                        *v = Err(QueueError::AlreadyQueued);
+                    }
+                    return Ok(());
+                }
+                t.entries.insert(seq, new.bytes.as_slice())?;
+                let NewEntry { entry, head, .. } = *new;
+                done.push(Done::Insert {
+                    seq,
+                    meta,
+                    entry: Some((entry, head)),
+                    from_dead: None,
+                });
+            }
+            Step::Reschedule {
+                seq,
+                meta,
+                at,
+                failure,
+            } => {
+                let Some(mut e) = stored(t, seq)? else {
+                    return Ok(());
+                };
+                e.attempts = meta.attempts;
+                e.next_attempt_at = at;
+                e.last_status = failure.status;
+                e.last_error = failure.error;
+                let bytes = e.encode();
+                t.entries.insert(seq, bytes.as_slice())?;
+                // The rewrite carries the attempts.
+                t.attempts.remove(seq)?;
+                done.push(Done::Reschedule {
+                    seq,
+                    at,
+                    old_len: meta.len,
+                    len: bytes.len() as u64,
+                });
+            }
+            Step::Dead {
+                seq,
+                meta,
+                route,
+                failure,
+            } => {
+                let Some(mut e) = stored(t, seq)? else {
+                    return Ok(());
+                };
+                e.attempts = meta.attempts;
+                e.last_status = failure.status;
+                e.last_error = failure.error;
+                let bytes = e.encode();
+                t.dead.insert((route.as_str(), seq), bytes.as_slice())?;
+                t.entries.remove(seq)?;
+                t.attempts.remove(seq)?;
+                done.push(Done::Dead {
+                    seq,
+                    old_len: meta.len,
+                    len: bytes.len() as u64,
+                });
+            }
+            Step::Retry {
+                route,
+                id,
+                now,
+                answer,
+            } => {
+                let mut found = Vec::new();
+                for row in t
+                    .dead
+                    .range((route.as_str(), 0)..=(route.as_str(), u64::MAX))?
+                {
+                    let (k, v) = row?;
+                    let Ok(e) = Entry::decode(v.value()) else {
+                        continue;
+                    };
+                    if id.as_deref().is_none_or(|id| id == e.id) {
+                        found.push((k.value().1, e, v.value().len() as u64));
+                    }
+                }
+                let mut n = 0;
+                for (seq, mut e, old_len) in found {
+                    let (r, id_hash, mut candidates) = {
+                        let mut core = lock(core);
+                        let r = core.index.route(&route);
+                        let h = core.index.id_hash(r, &e.id);
+                        (r, h, core.index.with_hash(h))
+                    };
+                    candidates.extend(
+                        plan.pending
+                            .iter()
+                            .filter(|(h, _)| *h == id_hash)
+                            .map(|(_, s)| *s),
+                    );
+                    if same_id(t, &candidates, &route, &e.id)? {
+                        continue; // queued again meanwhile: the dead letter stays
+                    }
+                    e.next_attempt_at = now;
+                    let bytes = e.encode();
+                    t.dead.remove((route.as_str(), seq))?;
+                    t.entries.insert(seq, bytes.as_slice())?;
+                    plan.pending.push((id_hash, seq));
+                    done.push(Done::Insert {
+                        seq,
+                        meta: Meta {
+                            route: r,
+                            attempts: e.attempts,
+                            len: bytes.len() as u64,
+                            queued_at: e.queued_at,
+                            next_at: now,
+                            id_hash,
+                            row: false,
+                        },
+                        entry: None,
+                        from_dead: Some(old_len),
+                    });
+                    n += 1;
+                }
+                plan.answers[answer].set_count(n);
+            }
+            Step::Purge { route, answer } => {
+                let rows: Vec<(u64, u64)> = t
+                    .dead
+                    .range((route.as_str(), 0)..=(route.as_str(), u64::MAX))?
+                    .map(|r| r.map(|(k, v)| (k.value().1, v.value().len() as u64)))
+                    .collect::<Result<_, _>>()?;
+                for (seq, _) in &rows {
+                    t.dead.remove((route.as_str(), *seq))?;
+                }
+                let n = rows.len() as u64;
+                if n > 0 {
+                    let r = lock(core).index.route(&route);
+                    done.push(Done::Purged {
+                        route: r,
+                        n,
+                        bytes: rows.iter().map(|(_, l)| l).sum(),
+                    });
+                }
+                plan.answers[answer].set_count(n);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Done {
+    fn apply(self, core: &mut Core) {
+        match self {
+            Done::Insert {
+                seq,
+                meta,
+                entry,
+                from_dead,
+            } => {
+                match from_dead {
+                    None => {
+                        core.entries += 1;
+                        core.bytes += meta.len;
+                    }
+                    Some(old_len) => {
+                        core.bytes = core.bytes.saturating_sub(old_len) + meta.len;
+                        let r = &mut core.index.routes[meta.route as usize];
+                        r.dead = r.dead.saturating_sub(1);
+                    }
+                }
+                if let Some(e) = entry {
+                    if core.recent_bytes + meta.len <= RECENT_BYTES {
+                        core.recent_bytes += meta.len;
+                        core.recent.insert(seq, e);
+                    }
+                }
+                core.index.put(seq, meta);
+            }
+            Done::Reschedule {
+                seq,
+                at,
+                old_len,
+                len,
+            } => {
+                core.leases.remove(&seq);
+                core.forget_recent(seq);
+                if let Some(Lazy::Attempts(_)) = core.index.lazy.get(&seq) {
+                    core.index.lazy.remove(&seq);
+                }
+                core.bytes = core.bytes.saturating_sub(old_len) + len;
+                // The rewritten entry carries its attempts; its row was removed.
+                core.index.reschedule(seq, at, len);
+            }
+            Done::Dead { seq, old_len, len } => {
+                core.leases.remove(&seq);
+                core.forget_recent(seq);
+                core.index.lazy.remove(&seq);
+                core.bytes = core.bytes.saturating_sub(old_len) + len;
+                if let Some(m) = core.index.take(seq) {
+                    core.index.routes[m.route as usize].dead += 1;
+                }
+            }
+            Done::Purged { route, n, bytes } => {
+                let r = &mut core.index.routes[route as usize];
+                r.dead = r.dead.saturating_sub(n);
+                core.entries = core.entries.saturating_sub(n);
+                core.bytes = core.bytes.saturating_sub(bytes);
+            }
+        }
+    }
+}
+
+/// Whether one of `candidates` is the stored entry of `route` with `id`.
+fn same_id(t: &Tables<'_>, candidates: &[u64], route: &str, id: &str) -> Result<bool, DbError> {
+    for &seq in candidates {
+        if let Some(v) = t.entries.get(seq)? {
+            if EntryMeta::read(v.value()).is_ok_and(|m| m.id == id && m.route == route) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+/// Entry `seq` as stored, if it is there and decodes.
+fn stored(t: &Tables<'_>, seq: u64) -> Result<Option<Entry>, DbError> {
+    Ok(t.entries
+        .get(seq)?
+        .and_then(|v| Entry::decode(v.value()).ok()))
+}
 
 /// The tables a batch writes, opened once per transaction (opening them per command cost
 /// more than the writes themselves: BENCHMARKS.md "Spool store choice").
 struct Tables<'t> {
     entries: redb::Table<'t, u64, &'static [u8]>,
-    due: redb::Table<'t, (&'static str, u64, u64), ()>,
-    queued: redb::Table<'t, (&'static str, u64, u64), ()>,
-    ids: redb::Table<'t, (&'static str, &'static str), u64>,
     dead: redb::Table<'t, (&'static str, u64), &'static [u8]>,
     attempts: redb::Table<'t, u64, u32>,
 }
@@ -760,341 +1542,23 @@ struct Tables<'t> {
 fn open_tables(tx: &WriteTransaction) -> Result<Tables<'_>, DbError> {
     Ok(Tables {
         entries: tx.open_table(ENTRIES)?,
-        due: tx.open_table(DUE)?,
-        queued: tx.open_table(QUEUED)?,
-        ids: tx.open_table(IDS)?,
         dead: tx.open_table(DEAD)?,
         attempts: tx.open_table(ATTEMPTS)?,
     })
 }
 
-fn apply(t: &mut Tables<'_>, st: &mut State, limits: &Limits, c: Command) -> Applied {
-    match c {
-        Command::Enqueue(e, r) => wrap(enqueue(t, st, limits, &e), |v| Answer::Unit(r, v)),
-        Command::Claim {
-            route,
-            max,
-            now,
-            reply,
-        } => wrap(claim(t, st, &route, max, now), |v| {
-            Answer::Claimed(reply, v)
-        }),
-        Command::Reclaim {
-            route,
-            older_than,
-            max,
-            now,
-            reply,
-        } => wrap(reclaim(t, st, &route, older_than, max, now), |v| {
-            Answer::Claimed(reply, v)
-        }),
-        Command::Ack(seq, r) => wrap(finish(t, st, seq, Finish::Ack), |v| Answer::Unit(r, v)),
-        Command::Reschedule(seq, at, f, r) => wrap(finish(t, st, seq, Finish::Retry(at, f)), |v| {
-            Answer::Unit(r, v)
-        }),
-        Command::Dead(seq, f, r) => {
-            wrap(finish(t, st, seq, Finish::Dead(f)), |v| Answer::Unit(r, v))
-        }
-        Command::Retry {
-            route,
-            id,
-            now,
-            reply,
-        } => wrap(retry(t, st, &route, id.as_deref(), now), |v| {
-            Answer::Count(reply, v)
-        }),
-        Command::Purge(route, r) => wrap(purge(t, st, &route), |v| Answer::Count(r, v)),
-        Command::Persist(r) => Ok(Answer::Unit(r, Ok(()))),
-    }
-}
-
-/// A storage error fails the whole batch; a logical one (full, duplicate) only its command.
-fn wrap<T>(
-    r: Result<Result<T, QueueError>, DbError>,
-    make: impl FnOnce(Result<T, QueueError>) -> Answer,
-) -> Applied {
-    match r {
-        Ok(v) => Ok(make(v)),
-        Err(e) => Err((make(Err(QueueError::Unavailable(String::new()))), e)),
-    }
-}
-
-type Step<T> = Result<Result<T, QueueError>, DbError>;
-
-fn enqueue(t: &mut Tables<'_>, st: &mut State, limits: &Limits, e: &NewEntry) -> Step<()> {
-    if t.ids.get((e.route.as_str(), e.id.as_str()))?.is_some() {
-        return Ok(Err(QueueError::AlreadyQueued));
-    }
-    let bytes = &e.bytes;
-    if st.entries + 1 > limits.max_entries || st.bytes + bytes.len() as u64 > limits.max_bytes {
-        return Ok(Err(QueueError::Full));
-    }
-    let seq = st.next_seq;
-    st.next_seq += 1;
-    let route = e.route.as_str();
-    t.ids.insert((route, e.id.as_str()), seq)?;
-    t.entries.insert(seq, bytes.as_slice())?;
-    t.due.insert((route, e.next_attempt_at, seq), ())?;
-    t.queued.insert((route, e.queued_at, seq), ())?;
-    st.entries += 1;
-    st.bytes += bytes.len() as u64;
-    match st.routes.get_mut(&e.route) {
-        Some(r) => r.0 += 1,
-        None => drop(st.routes.insert(e.route.clone(), (1, 0))),
-    }
-    Ok(Ok(()))
-}
-
-/// The attempts begun on entry `seq`: its `attempts` row once claimed, else the entry's own.
-fn attempts_of(t: &Tables<'_>, seq: u64, stored: u32) -> Result<u32, DbError> {
-    Ok(t.attempts
-        .get(seq)?
-        .map_or(stored, |a| a.value().max(stored)))
-}
-
-/// Counts one more attempt on entry `seq` (in its small `attempts` row: the entry itself is
-/// not rewritten), leases it.
-fn lease(
-    t: &mut Tables<'_>,
-    st: &mut State,
-    seq: u64,
-    now: u64,
-) -> Result<Option<Claimed>, DbError> {
-    let Some(mut e) = t
-        .entries
-        .get(seq)?
-        .and_then(|v| Entry::decode(v.value()).ok())
-    else {
-        return Ok(None);
-    };
-    e.attempts = attempts_of(t, seq, e.attempts)?.saturating_add(1);
-    t.attempts.insert(seq, e.attempts)?;
-    st.leases.insert(seq, now);
-    st.force_durable |= seq < st.durable_below;
-    Ok(Some(Claimed {
-        entry: e,
-        lease: Lease::Disk(seq),
-    }))
-}
-
-fn claim(
-    t: &mut Tables<'_>,
-    st: &mut State,
-    route: &str,
-    max: usize,
-    now: u64,
-) -> Step<Vec<Claimed>> {
-    let mut seqs = Vec::new();
-    for row in t.due.range((route, 0, 0)..=(route, now, u64::MAX))? {
-        if seqs.len() >= max {
-            break;
-        }
-        let seq = row?.0.value().2;
-        if !st.leases.contains_key(&seq) {
-            seqs.push(seq);
-        }
-    }
-    let mut out = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        out.extend(lease(t, st, seq, now)?);
-    }
-    Ok(Ok(out))
-}
-
-fn reclaim(
-    t: &mut Tables<'_>,
-    st: &mut State,
-    route: &str,
-    older_than: u64,
-    max: usize,
-    now: u64,
-) -> Step<Vec<Claimed>> {
-    let mut stale: Vec<u64> = st
-        .leases
-        .iter()
-        .filter(|(_, &at)| at <= older_than)
-        .map(|(&seq, _)| seq)
-        .collect();
-    stale.sort_unstable();
-    stale.retain(|seq| {
-        t.entries
-            .get(*seq)
-            .ok()
-            .flatten()
-            .is_some_and(|v| EntryMeta::read(v.value()).is_ok_and(|m| m.route == route))
-    });
-    let mut out = Vec::new();
-    for seq in stale.into_iter().take(max) {
-        out.extend(lease(t, st, seq, now)?);
-    }
-    Ok(Ok(out))
-}
-
-enum Finish {
-    Ack,
-    Retry(u64, Failure),
-    Dead(Failure),
-}
-
-fn finish(t: &mut Tables<'_>, st: &mut State, seq: u64, how: Finish) -> Step<()> {
-    st.leases.remove(&seq);
-    // The bookkeeping is read in place; the whole entry is decoded only when it is written
-    // again (retry, dead letter), never for an acknowledgement.
-    let (route, id, queued_at, next_at, stored_attempts, old_len, full) = {
-        let Some(v) = t.entries.get(seq)? else {
-            // Already finished (e.g. acknowledged twice): nothing to do.
-            return Ok(Ok(()));
-        };
-        let bytes = v.value();
-        let Ok(m) = EntryMeta::read(bytes) else {
-            return Ok(Ok(()));
-        };
-        let full = match how {
-            Finish::Ack => None,
-            Finish::Retry(..) | Finish::Dead(_) => match Entry::decode(bytes) {
-                Ok(e) => Some(e),
-                Err(_) => return Ok(Ok(())),
-            },
-        };
-        (
-            m.route.to_owned(),
-            m.id.to_owned(),
-            m.queued_at,
-            m.next_attempt_at,
-            m.attempts,
-            bytes.len() as u64,
-            full,
-        )
-    };
-    let attempts = match how {
-        Finish::Ack => stored_attempts,
-        Finish::Retry(..) | Finish::Dead(_) => attempts_of(t, seq, stored_attempts)?,
-    };
-    t.attempts.remove(seq)?;
-    t.due.remove((route.as_str(), next_at, seq))?;
-    match (how, full) {
-        (Finish::Retry(at, f), Some(mut e)) => {
-            e.attempts = attempts;
-            e.next_attempt_at = at;
-            e.last_status = f.status;
-            e.last_error = f.error;
-            let bytes = e.encode();
-            t.entries.insert(seq, bytes.as_slice())?;
-            t.due.insert((route.as_str(), at, seq), ())?;
-            st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
-            return Ok(Ok(()));
-        }
-        (Finish::Dead(f), Some(mut e)) => {
-            e.attempts = attempts;
-            e.last_status = f.status;
-            e.last_error = f.error;
-            let bytes = e.encode();
-            t.dead.insert((route.as_str(), seq), bytes.as_slice())?;
-            st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
-            let r = st.routes.entry(route.clone()).or_default();
-            r.0 = r.0.saturating_sub(1);
-            r.1 += 1;
-        }
-        (Finish::Ack, _) => {
-            st.entries = st.entries.saturating_sub(1);
-            st.bytes = st.bytes.saturating_sub(old_len);
-            if let Some(r) = st.routes.get_mut(&route) {
-                r.0 = r.0.saturating_sub(1);
+/// Writes the row changes of the claims and acknowledgements that wait, in key order.
+fn write_lazy(t: &mut Tables<'_>, lazy: &[(u64, Lazy)]) -> Result<(), DbError> {
+    for &(seq, op) in lazy {
+        match op {
+            Lazy::Attempts(n) => drop(t.attempts.insert(seq, n)?),
+            Lazy::Gone { row } => {
+                t.entries.remove(seq)?;
+                if row {
+                    t.attempts.remove(seq)?;
+                }
             }
         }
-        // Not reached: a retry or dead letter decoded the entry above or returned.
-        (Finish::Retry(..) | Finish::Dead(_), None) => return Ok(Ok(())),
-    }
-    t.entries.remove(seq)?;
-    t.queued.remove((route.as_str(), queued_at, seq))?;
-    t.ids.remove((route.as_str(), id.as_str()))?;
-    Ok(Ok(()))
-}
-
-fn retry(t: &mut Tables<'_>, st: &mut State, route: &str, id: Option<&str>, now: u64) -> Step<u64> {
-    let mut found = Vec::new();
-    for row in t.dead.range((route, 0)..=(route, u64::MAX))? {
-        let (k, v) = row?;
-        let Ok(e) = Entry::decode(v.value()) else {
-            continue;
-        };
-        if id.is_none_or(|id| id == e.id) {
-            found.push((k.value().1, e, v.value().len() as u64));
-        }
-    }
-    let mut n = 0;
-    for (seq, mut e, old_len) in found {
-        if t.ids.get((route, e.id.as_str()))?.is_some() {
-            continue; // queued again meanwhile: the dead letter stays
-        }
-        e.next_attempt_at = now;
-        let bytes = e.encode();
-        t.dead.remove((route, seq))?;
-        t.entries.insert(seq, bytes.as_slice())?;
-        t.due.insert((route, now, seq), ())?;
-        t.queued.insert((route, e.queued_at, seq), ())?;
-        t.ids.insert((route, e.id.as_str()), seq)?;
-        st.bytes = st.bytes.saturating_sub(old_len) + bytes.len() as u64;
-        let r = st.routes.entry(route.to_owned()).or_default();
-        r.0 += 1;
-        r.1 = r.1.saturating_sub(1);
-        n += 1;
-    }
-    Ok(Ok(n))
-}
-
-fn purge(t: &mut Tables<'_>, st: &mut State, route: &str) -> Step<u64> {
-    let rows: Vec<(u64, u64)> = t
-        .dead
-        .range((route, 0)..=(route, u64::MAX))?
-        .map(|r| r.map(|(k, v)| (k.value().1, v.value().len() as u64)))
-        .collect::<Result<_, _>>()?;
-    for (seq, len) in &rows {
-        t.dead.remove((route, *seq))?;
-        st.entries = st.entries.saturating_sub(1);
-        st.bytes = st.bytes.saturating_sub(*len);
-    }
-    let r = st.routes.entry(route.to_owned()).or_default();
-    r.1 = r.1.saturating_sub(rows.len() as u64);
-    Ok(Ok(rows.len() as u64))
-}
-
-/// Removes the `due`, `queued` and `ids` rows of the quarantined entries `gone`.
-fn drop_index_rows(
-    tx: &WriteTransaction,
-    gone: &std::collections::HashSet<u64>,
-) -> Result<(), DbError> {
-    for def in [DUE, QUEUED] {
-        let mut t = tx.open_table(def)?;
-        let keys: Vec<(String, u64, u64)> = t
-            .iter()?
-            .filter_map(|r| r.ok())
-            .map(|(k, _)| {
-                let (route, a, seq) = k.value();
-                (route.to_owned(), a, seq)
-            })
-            .filter(|(_, _, seq)| gone.contains(seq))
-            .collect();
-        for (route, a, seq) in keys {
-            t.remove((route.as_str(), a, seq))?;
-        }
-    }
-    let mut ids = tx.open_table(IDS)?;
-    let keys: Vec<(String, String)> = ids
-        .iter()?
-        .filter_map(|r| r.ok())
-        .filter(|(_, v)| gone.contains(&v.value()))
-        .map(|(k, _)| {
-            let (route, id) = k.value();
-            (route.to_owned(), id.to_owned())
-        })
-        .collect();
-    for (route, id) in keys {
-        ids.remove((route.as_str(), id.as_str()))?;
-    }
-    let mut attempts = tx.open_table(ATTEMPTS)?;
-    for seq in gone {
-        attempts.remove(*seq)?;
     }
     Ok(())
 }
@@ -1121,6 +1585,171 @@ mod tests {
         conformance::check_semantics(&spool).await;
     }
 
+    /// The same semantics when every (route, id) hashes alike: each dedupe is decided by
+    /// the stored entry, never by the hash alone.
+    #[tokio::test]
+    async fn disk_spool_semantics_when_every_id_hash_collides() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut index = Index::new();
+        index.collide = true;
+        let spool =
+            Spool::Disk(DiskSpool::open_with(dir.path(), Limits::default(), index).unwrap());
+        conformance::check_semantics(&spool).await;
+        // Distinct ids all stored, a repeat refused, freed ids taken again.
+        for id in ["x", "y", "z"] {
+            spool.enqueue(entry("c", id, b"1")).await.unwrap();
+        }
+        assert!(matches!(
+            spool.enqueue(entry("c", "y", b"2")).await,
+            Err(QueueError::AlreadyQueued)
+        ));
+        let c = spool.claim("c", "w", 10, T0).await.unwrap();
+        spool.ack(&c[1]).await.unwrap();
+        spool.enqueue(entry("c", "y", b"3")).await.unwrap();
+        assert!(matches!(
+            spool.enqueue(entry("c", "x", b"4")).await,
+            Err(QueueError::AlreadyQueued)
+        ));
+    }
+
+    /// The index's views (claim order, oldest, ids) follow every put, take and reschedule,
+    /// hash collisions included: an id hash owned by an entry that leaves passes to one that
+    /// collided with it.
+    #[test]
+    fn index_views_follow_every_change() {
+        let mut ix = Index::new();
+        let r = ix.route("r");
+        let q = ix.route("q");
+        let meta = |route, at, hash| Meta {
+            route,
+            attempts: 0,
+            len: 10,
+            queued_at: at,
+            next_at: at,
+            id_hash: hash,
+            row: false,
+        };
+        for seq in 0..6 {
+            ix.put(
+                seq,
+                meta(if seq % 2 == 0 { r } else { q }, 100 + seq, seq % 3),
+            );
+        }
+        let sorted = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            v
+        };
+        assert_eq!(sorted(ix.with_hash(0)), [0, 3]);
+        assert_eq!(ix.take(0).map(|m| m.id_hash), Some(0));
+        assert_eq!(ix.with_hash(0), [3], "3 owns hash 0 now");
+        assert_eq!(ix.ids.get(&0), Some(&3));
+        ix.reschedule(4, 1, 20);
+        let due: Vec<_> = ix.routes[r as usize].due.iter().copied().collect();
+        assert_eq!(due, [(1, 4), (102, 2)]);
+        assert_eq!(
+            ix.stats("r", 110).oldest_ms,
+            8,
+            "queued_at 102 is the oldest left"
+        );
+        assert_eq!(ix.stats("q", 110).depth, 3);
+        assert_eq!(ix.stats("none", 110), RouteStats::default());
+        for seq in 1..6 {
+            assert!(ix.take(seq).is_some());
+        }
+        assert!(ix.take(3).is_none());
+        assert!(ix.metas.is_empty() && ix.ids.is_empty() && ix.collided.is_empty());
+        assert!(ix
+            .routes
+            .iter()
+            .all(|r| r.due.is_empty() && r.queued.is_empty()));
+    }
+
+    /// A spool of the first layout (index tables on disk) opens: its entries, attempts and
+    /// dead letters are kept, its index tables are dropped, it is version 2 from then on.
+    #[tokio::test]
+    async fn layout_1_spool_is_upgraded_keeping_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                tx.open_table(META)
+                    .unwrap()
+                    .insert("schema_version", 1)
+                    .unwrap();
+                let mut entries = tx.open_table(ENTRIES).unwrap();
+                let mut due = tx.open_table(V1_DUE).unwrap();
+                let mut queued = tx.open_table(V1_QUEUED).unwrap();
+                let mut ids = tx.open_table(V1_IDS).unwrap();
+                for (seq, id, at) in [(0u64, "a", T0 + 5), (1, "b", T0), (2, "c", T0 + 9)] {
+                    let mut e = entry("r", id, id.as_bytes());
+                    e.next_attempt_at = at;
+                    entries.insert(seq, e.encode().as_slice()).unwrap();
+                    due.insert(("r", at, seq), ()).unwrap();
+                    queued.insert(("r", T0, seq), ()).unwrap();
+                    ids.insert(("r", id), seq).unwrap();
+                }
+                tx.open_table(ATTEMPTS).unwrap().insert(1, 4).unwrap();
+                let dead = entry("r", "d", b"d").encode();
+                tx.open_table(DEAD)
+                    .unwrap()
+                    .insert(("r", 3), dead.as_slice())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let spool = open(dir.path());
+        let s = spool.stats(&["r"], T0 + 10).await.unwrap();
+        assert_eq!((s["r"].depth, s["r"].dead, s["r"].oldest_ms), (3, 1, 10));
+        assert!(matches!(
+            spool.enqueue(entry("r", "c", b"again")).await,
+            Err(QueueError::AlreadyQueued)
+        ));
+        let c = spool.claim("r", "w", 10, T0 + 10).await.unwrap();
+        let got: Vec<_> = c
+            .iter()
+            .map(|c| (c.entry.id.as_str(), c.entry.attempts))
+            .collect();
+        assert_eq!(
+            got,
+            [("b", 5), ("a", 1), ("c", 1)],
+            "due order, attempts kept"
+        );
+        // A new entry is numbered after the dead letter's 3.
+        spool.enqueue(entry("r", "e", b"e")).await.unwrap();
+        drop(c);
+        drop(spool);
+        let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+        let tx = db.begin_read().unwrap();
+        let names: Vec<String> = tx
+            .list_tables()
+            .unwrap()
+            .map(|t| redb::TableHandle::name(&t).to_owned())
+            .collect();
+        for old in ["due", "queued", "ids"] {
+            assert!(!names.iter().any(|n| n == old), "{old} left: {names:?}");
+        }
+        let version = tx
+            .open_table(META)
+            .unwrap()
+            .get("schema_version")
+            .unwrap()
+            .unwrap()
+            .value();
+        assert_eq!(version, SCHEMA_VERSION);
+        let keys: Vec<u64> = tx
+            .open_table(ENTRIES)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|r| r.unwrap().0.value())
+            .collect();
+        // a, b, c and e, numbered after the dead letter's 3 (a refused duplicate may use a
+        // number too).
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        assert!(keys[3] > 3, "{keys:?}");
+    }
+
     #[tokio::test]
     async fn disk_spool_caps() {
         let dir = tempfile::tempdir().unwrap();
@@ -1143,23 +1772,17 @@ mod tests {
             max_entries: 100,
         };
         let spool = Spool::Disk(DiskSpool::open(dir.path(), small).unwrap());
-        spool
-            .enqueue(&entry("r", "a", &[b'x'; 1500]))
-            .await
-            .unwrap();
+        spool.enqueue(entry("r", "a", &[b'x'; 1500])).await.unwrap();
         assert!(matches!(
-            spool.enqueue(&entry("r", "b", &[b'x'; 1500])).await,
+            spool.enqueue(entry("r", "b", &[b'x'; 1500])).await,
             Err(QueueError::Full)
         ));
-        spool
-            .enqueue(&entry("r", "c", &[b'x'; 1000]))
-            .await
-            .unwrap();
+        spool.enqueue(entry("r", "c", &[b'x'; 1000])).await.unwrap();
         drop(spool);
         // The usage is rebuilt on open: still full.
         let spool = Spool::Disk(DiskSpool::open(dir.path(), small).unwrap());
         assert!(matches!(
-            spool.enqueue(&entry("r", "d", &[b'x'; 600])).await,
+            spool.enqueue(entry("r", "d", &[b'x'; 600])).await,
             Err(QueueError::Full)
         ));
     }
@@ -1171,7 +1794,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = open(dir.path());
         for id in ["a", "b", "c", "d"] {
-            spool.enqueue(&entry("r", id, id.as_bytes())).await.unwrap();
+            spool.enqueue(entry("r", id, id.as_bytes())).await.unwrap();
         }
         let c = spool.claim("r", "w", 3, T0).await.unwrap();
         spool
@@ -1185,7 +1808,7 @@ mod tests {
         let s = spool.stats(&["r"], T0 + 10).await.unwrap();
         assert_eq!((s["r"].depth, s["r"].dead, s["r"].oldest_ms), (3, 1, 10));
         assert!(matches!(
-            spool.enqueue(&entry("r", "d", b"dup")).await,
+            spool.enqueue(entry("r", "d", b"dup")).await,
             Err(QueueError::AlreadyQueued)
         ));
         let again = spool.claim("r", "w", 10, T0).await.unwrap();
@@ -1198,7 +1821,7 @@ mod tests {
         assert_eq!((b[0].entry.id.as_str(), b[0].entry.attempts), ("b", 2));
         assert_eq!(spool.dead("r", 10).await.unwrap()[0].id, "c");
         // A fresh entry after reopening gets a new sequence number (ordered after the rest).
-        spool.enqueue(&entry("r", "e", b"e")).await.unwrap();
+        spool.enqueue(entry("r", "e", b"e")).await.unwrap();
         let e = spool.claim("r", "w", 10, T0).await.unwrap();
         assert_eq!(e[0].entry.id, "e");
     }
@@ -1207,8 +1830,8 @@ mod tests {
     async fn reclaim_takes_over_stale_leases() {
         let dir = tempfile::tempdir().unwrap();
         let spool = open(dir.path());
-        spool.enqueue(&entry("r", "a", b"a")).await.unwrap();
-        spool.enqueue(&entry("q", "a", b"a")).await.unwrap();
+        spool.enqueue(entry("r", "a", b"a")).await.unwrap();
+        spool.enqueue(entry("q", "a", b"a")).await.unwrap();
         let c = spool.claim("r", "w", 10, T0).await.unwrap();
         assert_eq!(c.len(), 1);
         // The lease was taken at T0 (the claim's clock), long before now: stale.
@@ -1236,7 +1859,7 @@ mod tests {
                 tokio::spawn(async move {
                     for i in 0..10 {
                         spool
-                            .enqueue(&entry("r", &format!("{t}-{i}"), b"x"))
+                            .enqueue(entry("r", &format!("{t}-{i}"), b"x"))
                             .await
                             .unwrap();
                     }
@@ -1306,10 +1929,7 @@ mod tests {
                         let mut i = 0u64;
                         while Instant::now() < deadline {
                             let id = format!("w{t}-{i}");
-                            spool
-                                .enqueue(&entry("r", &id, &[b'k'; 1024]))
-                                .await
-                                .unwrap();
+                            spool.enqueue(entry("r", &id, &[b'k'; 1024])).await.unwrap();
                             let mut out = std::io::stdout().lock();
                             writeln!(out, "acked {id}").unwrap();
                             out.flush().unwrap();
@@ -1390,7 +2010,7 @@ mod tests {
             let spool = open(dir);
             for i in 0..30 {
                 spool
-                    .enqueue(&entry("r", &format!("e{i:02}"), b"x"))
+                    .enqueue(entry("r", &format!("e{i:02}"), b"x"))
                     .await
                     .unwrap();
             }
@@ -1459,7 +2079,7 @@ mod tests {
             let spool = open(dir);
             for i in 0..10 {
                 spool
-                    .enqueue(&entry("r", &format!("p{i}"), b"x"))
+                    .enqueue(entry("r", &format!("p{i}"), b"x"))
                     .await
                     .unwrap();
             }
@@ -1497,6 +2117,53 @@ mod tests {
         });
     }
 
+    /// An acknowledgement answers without a write of its own: the entry leaves the index at
+    /// once (its id is free) and the file with the next write — an enqueue's, or one of its
+    /// own within LAZY_WINDOW.
+    #[tokio::test]
+    async fn acknowledgements_are_written_with_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskSpool::open(dir.path(), Limits::default()).unwrap();
+        let stored = |disk: &DiskSpool| -> Vec<u64> {
+            let tx = disk.inner.db.begin_read().unwrap();
+            let t = tx.open_table(ENTRIES).unwrap();
+            t.iter().unwrap().map(|r| r.unwrap().0.value()).collect()
+        };
+        let spool = Spool::Disk(disk.clone());
+        for id in ["a", "b"] {
+            spool.enqueue(entry("r", id, b"x")).await.unwrap();
+        }
+        let c = spool.claim("r", "w", 10, T0).await.unwrap();
+        spool.ack(&c[0]).await.unwrap();
+        assert_eq!(stored(&disk), [0, 1], "not written yet");
+        assert_eq!(spool.stats(&["r"], T0).await.unwrap()["r"].depth, 1);
+        spool.enqueue(entry("r", "a", b"again")).await.unwrap();
+        assert_eq!(stored(&disk), [1, 2], "written with the enqueue");
+        spool.ack(&c[1]).await.unwrap();
+        assert_eq!(stored(&disk), [1, 2]);
+        tokio::time::sleep(LAZY_WINDOW * 3).await;
+        assert_eq!(stored(&disk), [2], "written within the window");
+        let attempts = |disk: &DiskSpool| {
+            let tx = disk.inner.db.begin_read().unwrap();
+            let t = tx.open_table(ATTEMPTS).unwrap();
+            t.len().unwrap()
+        };
+        assert_eq!(
+            attempts(&disk),
+            0,
+            "claimed and acknowledged within the window: no row"
+        );
+        // A claim that outlives the window has its attempts row written; its
+        // acknowledgement removes it with the entry.
+        let c = spool.claim("r", "w", 10, T0).await.unwrap();
+        assert_eq!(c.len(), 1);
+        tokio::time::sleep(LAZY_WINDOW * 3).await;
+        assert_eq!(attempts(&disk), 1);
+        spool.ack(&c[0]).await.unwrap();
+        tokio::time::sleep(LAZY_WINDOW * 3).await;
+        assert_eq!((attempts(&disk), stored(&disk).len()), (0, 0));
+    }
+
     /// Closing the spool makes the lazy acknowledgements durable: after a clean stop
     /// nothing acknowledged is delivered again.
     #[tokio::test]
@@ -1504,7 +2171,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = open(dir.path());
         for id in ["a", "b"] {
-            spool.enqueue(&entry("r", id, b"x")).await.unwrap();
+            spool.enqueue(entry("r", id, b"x")).await.unwrap();
         }
         let c = spool.claim("r", "w", 10, T0).await.unwrap();
         spool.ack(&c[0]).await.unwrap();
@@ -1555,7 +2222,7 @@ mod tests {
         let spool = open(dir.path());
         for i in 0..200 {
             spool
-                .enqueue(&entry("r", &format!("m{i}"), &[b'z'; 2048]))
+                .enqueue(entry("r", &format!("m{i}"), &[b'z'; 2048]))
                 .await
                 .unwrap();
         }
@@ -1627,7 +2294,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spool = open(dir.path());
         for id in ["a", "b", "c"] {
-            spool.enqueue(&entry("r", id, b"ok")).await.unwrap();
+            spool.enqueue(entry("r", id, b"ok")).await.unwrap();
         }
         drop(spool);
         // Damage b's bytes (as a bug or a foreign writer would), leaving its index rows.
@@ -1649,7 +2316,7 @@ mod tests {
         let ids: Vec<_> = c.iter().map(|c| c.entry.id.as_str()).collect();
         assert_eq!(ids, ["a", "c"]);
         // Its id is free again (the sender's retry is accepted), and its bytes are kept.
-        spool.enqueue(&entry("r", "b", b"again")).await.unwrap();
+        spool.enqueue(entry("r", "b", b"again")).await.unwrap();
         drop(c);
         drop(spool);
         let db = Database::create(dir.path().join(FILE_NAME)).unwrap();

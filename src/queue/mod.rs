@@ -367,6 +367,17 @@ pub struct Claimed {
     /// The entry; `attempts` already counts the attempt this claim hands out.
     pub entry: Entry,
     lease: Lease,
+    /// The entry's headers as the proxy held them when it stored the entry (the same list as
+    /// `entry.headers`), when the spool still had them: the delivery sends a copy instead of
+    /// parsing the list again.
+    head: Option<http::HeaderMap>,
+}
+
+impl Claimed {
+    /// The headers as the proxy held them, if the spool kept them (see the field).
+    pub fn head(&self) -> Option<&http::HeaderMap> {
+        self.head.as_ref()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -496,10 +507,25 @@ impl Spool {
     /// # Errors
     ///
     /// [`QueueError::AlreadyQueued`], [`QueueError::Full`], [`QueueError::Unavailable`].
-    pub async fn enqueue(&self, entry: &Entry) -> Result<(), QueueError> {
+    pub async fn enqueue(&self, entry: Entry) -> Result<(), QueueError> {
+        self.enqueue_with_head(entry, None).await
+    }
+
+    /// [`Spool::enqueue`], with `head`: the entry's headers as the proxy holds them (the same
+    /// list as `entry.headers`), which the disk spool keeps beside the entry for its first
+    /// delivery ([`Claimed::head`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Spool::enqueue`].
+    pub async fn enqueue_with_head(
+        &self,
+        entry: Entry,
+        head: Option<http::HeaderMap>,
+    ) -> Result<(), QueueError> {
         match self {
-            Spool::Disk(d) => d.enqueue(entry).await,
-            Spool::Redis(r) => r.enqueue(entry).await,
+            Spool::Disk(d) => d.enqueue(entry, head).await,
+            Spool::Redis(r) => r.enqueue(&entry).await,
         }
     }
 

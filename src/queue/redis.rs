@@ -510,6 +510,7 @@ fn claimed(route: &str, reply: Vec<(String, Vec<u8>, u64)>) -> Result<Vec<Claime
                 stream_id,
                 size: blob.len() as u64,
             },
+            head: None,
         });
     }
     Ok(out)
@@ -603,10 +604,10 @@ mod tests {
             },
         );
         assert!(matches!(
-            tiny.enqueue(&entry("other", "x", b"x")).await,
+            tiny.enqueue(entry("other", "x", b"x")).await,
             Err(QueueError::Full)
         ));
-        small.enqueue(&entry("other", "x", b"x")).await.unwrap();
+        small.enqueue(entry("other", "x", b"x")).await.unwrap();
     }
 
     /// Two replicas on one Redis: A claims and "dies" (never acknowledges); B takes A's
@@ -619,7 +620,7 @@ mod tests {
         let a = spool(&server.url(), Limits::default());
         let b = spool(&server.url(), Limits::default());
         for id in ["m1", "m2", "m3"] {
-            a.enqueue(&entry("r", id, id.as_bytes())).await.unwrap();
+            a.enqueue(entry("r", id, id.as_bytes())).await.unwrap();
         }
         // Before A's claim: Redis counts the idle time from the delivery, which is later.
         let claimed_at = Instant::now();
@@ -675,7 +676,7 @@ mod tests {
         let s = b.stats(&["r"], T0).await.unwrap();
         assert_eq!((s["r"].depth, s["r"].dead), (0, 0));
         // A reschedule carries the count across later claims too.
-        b.enqueue(&entry("r", "m4", b"m4")).await.unwrap();
+        b.enqueue(entry("r", "m4", b"m4")).await.unwrap();
         let c = b.claim("r", "replica-b", 1, T0).await.unwrap();
         b.reschedule(&c[0], T0, &Failure::default()).await.unwrap();
         let c = b.claim("r", "replica-b", 1, T0).await.unwrap();
@@ -688,7 +689,7 @@ mod tests {
             return;
         };
         let s = spool(&server.url(), Limits::default());
-        s.enqueue(&entry("orders", "m1", b"x")).await.unwrap();
+        s.enqueue(entry("orders", "m1", b"x")).await.unwrap();
         let c = s.claim("orders", "pod-1", 1, T0).await.unwrap();
         s.dead_letter(&c[0], &Failure::default()).await.unwrap();
         let mut conn = Client::open(server.url())
@@ -724,7 +725,7 @@ mod tests {
         let port = RedisServer::free_port();
         let s = spool(&format!("redis://127.0.0.1:{port}/0"), Limits::default());
         let started = Instant::now();
-        let e = s.enqueue(&entry("r", "m1", b"x")).await.unwrap_err();
+        let e = s.enqueue(entry("r", "m1", b"x")).await.unwrap_err();
         assert!(matches!(e, QueueError::Unavailable(_)), "{e:?}");
         assert!(started.elapsed() < TIMEOUT + Duration::from_millis(500));
         assert!(s.claim("r", "c", 1, T0).await.is_err());

@@ -421,7 +421,7 @@ async fn mark_delivered(shared: &Shared, t: &Target, claimed: &Claimed) {
 /// Sends the entry once: its stored head and body, plus the attempt number and queue time.
 async fn attempt_once(shared: &Shared, t: &Target, claimed: &Claimed, attempt: u32) -> Answer {
     let e = &claimed.entry;
-    let Some(req) = request(e, attempt) else {
+    let Some(req) = request(e, claimed.head(), attempt) else {
         // A stored head that no longer parses is never sendable: refuse it for good.
         return Answer {
             result: AttemptResult::Status(400),
@@ -480,18 +480,28 @@ async fn drain(mut body: crate::upstream::UpstreamBody, timeout: Duration) {
 }
 
 /// The request of attempt `attempt` of `e`: what direct forwarding would have sent, plus
-/// `x-hookseal-attempt` and `x-hookseal-queued-at`.
-fn request(e: &super::Entry, attempt: u32) -> Option<Request<RawBody>> {
+/// `x-hookseal-attempt` and `x-hookseal-queued-at`. `head`, when the spool kept it, is the
+/// same header list as the proxy held it: copied instead of parsed again.
+fn request(
+    e: &super::Entry,
+    head: Option<&http::HeaderMap>,
+    attempt: u32,
+) -> Option<Request<RawBody>> {
     let mut req = Request::new(RawBody::from_bytes(e.body.clone()));
     *req.method_mut() = http::Method::from_bytes(e.method.as_bytes()).ok()?;
     *req.uri_mut() = e.path_and_query.parse::<Uri>().ok()?;
     *req.version_mut() = Version::HTTP_11;
-    let h = req.headers_mut();
-    for (n, v) in &e.headers {
-        let name = HeaderName::from_bytes(n).ok()?;
-        let value = HeaderValue::from_bytes(v).ok()?;
-        h.append(name, value);
+    if let Some(head) = head {
+        head.clone_into(req.headers_mut());
+    } else {
+        let h = req.headers_mut();
+        for (n, v) in &e.headers {
+            let name = HeaderName::from_bytes(n).ok()?;
+            let value = HeaderValue::from_bytes(v).ok()?;
+            h.append(name, value);
+        }
     }
+    let h = req.headers_mut();
     h.insert(ATTEMPT, HeaderValue::from(attempt));
     h.insert(QUEUED_AT, HeaderValue::from(e.queued_at / 1000));
     Some(req)
@@ -533,7 +543,7 @@ mod tests {
             Bytes::from_static(b"{}"),
             1_700_000_000_123,
         );
-        let r = request(&e, 3).unwrap();
+        let r = request(&e, None, 3).unwrap();
         assert_eq!(r.method(), http::Method::POST);
         assert_eq!(r.uri(), "/hook?a=1");
         assert_eq!(r.headers()["x-hookseal-attempt"], "3");
@@ -542,7 +552,25 @@ mod tests {
         assert_eq!(r.body().len(), 2);
         let mut bad = e.clone();
         bad.headers.push((b"bad name".to_vec(), b"v".to_vec()));
-        assert!(request(&bad, 1).is_none());
+        assert!(request(&bad, None, 1).is_none());
+
+        // The head the proxy held gives the same request, header for header, in order.
+        let mut head = http::HeaderMap::new();
+        for (n, v) in &e.headers {
+            head.append(
+                HeaderName::from_bytes(n).unwrap(),
+                HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        let from_head = request(&e, Some(&head), 3).unwrap();
+        let list = |r: &Request<RawBody>| -> Vec<(String, Vec<u8>)> {
+            r.headers()
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        assert_eq!(list(&from_head), list(&r));
+        assert_eq!((from_head.method(), from_head.uri()), (r.method(), r.uri()));
     }
 
     #[test]
