@@ -22,28 +22,36 @@ write_cert() {
         -keyout "$1/key.pem" -out "$1/cert.pem" 2>/dev/null
 }
 
-# hs_config PORT ADMIN_PORT UPSTREAM_PORT [TLS_LINE]: hookseal with one Standard Webhooks
-# route, dedupe off.
-hs_config() {
+# route_config SCHEME PATH PORT ADMIN_PORT UPSTREAM_PORT [TLS_LINE]: hookseal with one route
+# `bench` of SCHEME on PATH, secret $BENCH_SECRET, dedupe off.
+route_config() {
     cat <<EOF
 [listen]
-address = "127.0.0.1:$1"
-${4:-}
+address = "127.0.0.1:$3"
+${6:-}
 [admin]
-address = "127.0.0.1:$2"
+address = "127.0.0.1:$4"
 [limits]
 max_body_bytes = "2MiB"
 [upstream]
-url = "http://127.0.0.1:$3"
+url = "http://127.0.0.1:$5"
 
 [[route]]
 name = "bench"
-path = "$BENCH_ROUTE"
-scheme = "standard-webhooks"
+path = "$2"
+scheme = "$1"
 secrets = [{ value = "$BENCH_SECRET" }]
 dedupe = false
 EOF
 }
+
+# hs_config PORT ADMIN_PORT UPSTREAM_PORT [TLS_LINE]: one Standard Webhooks route.
+hs_config() { route_config standard-webhooks "$BENCH_ROUTE" "$@"; }
+
+# github_config PORT ADMIN_PORT UPSTREAM_PORT [TLS_LINE]: one `github` route on /hook, as the
+# verifying peers of ../shared/peers check it (load.sh, instr.sh, idle_rss.sh,
+# startup_layout.sh).
+github_config() { route_config github /hook "$@"; }
 
 # queued_config PORT ADMIN_PORT UPSTREAM_PORT SPOOL_DIR: hs_config plus the same route queued
 # (/webhooks/bench-queued) on a disk spool in SPOOL_DIR (benches/queue.sh, queue_count.sh).

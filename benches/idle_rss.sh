@@ -40,24 +40,7 @@ if [ $TLS = 1 ]; then
     write_cert "$W"
     TLS_LINE="tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }"
 fi
-cat >"$W/hs.toml" <<EOF
-[listen]
-address = "127.0.0.1:$P_T"
-$TLS_LINE
-[admin]
-address = "127.0.0.1:$P_ADMIN"
-[limits]
-max_body_bytes = "2MiB"
-[upstream]
-url = "http://127.0.0.1:$P_UP"
-
-[[route]]
-name = "bench"
-path = "/hook"
-scheme = "github"
-secrets = [{ value = "$BENCH_SECRET" }]
-dedupe = false
-EOF
+github_config "$P_T" "$P_ADMIN" "$P_UP" "$TLS_LINE" >"$W/hs.toml"
 
 # smaps_split PID BIN: KiB of Rss per kind of mapping, as "text rodata data heap anon libs".
 smaps_split() {

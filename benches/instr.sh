@@ -60,23 +60,7 @@ for b in "${BINS[@]}"; do [[ $b == *FLOOR=* ]] || { SIGNER=${b##*:}; break; }; d
 "$SIGNER" sign --scheme github --secret "$BENCH_SECRET" --id bench --body-file "$W/body.json" >"$W/headers.txt"
 H=(); while IFS= read -r l; do H+=(-H "$l"); done <"$W/headers.txt"
 
-cat >"$W/hs.toml" <<EOF
-[listen]
-address = "127.0.0.1:$P_T"
-[admin]
-address = "127.0.0.1:$P_ADMIN"
-[limits]
-max_body_bytes = "2MiB"
-[upstream]
-url = "http://127.0.0.1:$P_UP"
-
-[[route]]
-name = "bench"
-path = "/hook"
-scheme = "github"
-secrets = [{ value = "$BENCH_SECRET" }]
-dedupe = false
-EOF
+github_config "$P_T" "$P_ADMIN" "$P_UP" >"$W/hs.toml"
 
 load_args() { # LOAD -> oha arguments
     case "$1" in

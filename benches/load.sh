@@ -134,26 +134,7 @@ for size in "${SIZES[@]}"; do write_body "$size" "$W/body-$size.json"; done
 write_cert "$W"
 
 # hookseal with one `github` route on /hook, as the verifying peers check it
-hs_github_config() { # PORT ADMIN_PORT [TLS_LINE]
-    cat <<EOF
-[listen]
-address = "127.0.0.1:$1"
-${3:-}
-[admin]
-address = "127.0.0.1:$2"
-[limits]
-max_body_bytes = "2MiB"
-[upstream]
-url = "http://127.0.0.1:$P_UP"
-
-[[route]]
-name = "bench"
-path = "$ROUTE"
-scheme = "github"
-secrets = [{ value = "$SECRET" }]
-dedupe = false
-EOF
-}
+hs_github_config() { github_config "$1" "$2" "$P_UP" "${3:-}"; } # PORT ADMIN_PORT [TLS_LINE]
 hs_github_config $P_HS $P_ADMIN >"$W/hookseal.toml"
 hs_github_config $P_TLS $P_ADMIN_TLS "tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }" >"$W/hookseal-tls.toml"
 

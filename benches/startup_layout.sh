@@ -38,26 +38,7 @@ CLEANUP_DIR=$W
 trap stop_started EXIT
 write_cert "$W"
 P_T=39500 P_ADMIN=39501 P_UP=39502
-config() { # TLS_LINE
-    cat <<EOF
-[listen]
-address = "127.0.0.1:$P_T"
-${1:-}
-[admin]
-address = "127.0.0.1:$P_ADMIN"
-[limits]
-max_body_bytes = "2MiB"
-[upstream]
-url = "http://127.0.0.1:$P_UP"
-
-[[route]]
-name = "bench"
-path = "/hook"
-scheme = "github"
-secrets = [{ value = "$BENCH_SECRET" }]
-dedupe = false
-EOF
-}
+config() { github_config "$P_T" "$P_ADMIN" "$P_UP" "${1:-}"; } # [TLS_LINE]
 config >"$W/plain.toml"
 config "tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }" >"$W/tls.toml"
 n=0
