@@ -340,25 +340,32 @@ pub fn add_forwarded(
 /// `ip` as a header value (as `Display` writes it), in the one allocation its `Bytes` owns:
 /// its clones share it (a value copied from a slice would allocate again when first cloned).
 pub fn ip_value(ip: IpAddr) -> HeaderValue {
-    let mut text = IpText {
-        buf: [0; 48],
-        len: 0,
-    };
-    text.len = ip_text(ip, &mut text.buf).len();
+    let mut buf = [0; 48];
+    let len = ip_text(ip, &mut buf).len();
     // An address is visible ASCII: never the fallback.
-    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text))
-        .unwrap_or(HeaderValue::from_static("unknown"))
+    owned_value(buf, len, "unknown")
 }
 
-/// An address's text.
-struct IpText {
-    buf: [u8; 48],
+/// The first `len` bytes of `buf` as a header value that owns them in one allocation (its
+/// clones share it); `fallback` if they are not a valid value.
+pub(crate) fn owned_value<const N: usize>(
+    buf: [u8; N],
+    len: usize,
+    fallback: &'static str,
+) -> HeaderValue {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(StackText { buf, len }))
+        .unwrap_or(HeaderValue::from_static(fallback))
+}
+
+/// Text written into a buffer on the stack: `buf[..len]`.
+struct StackText<const N: usize> {
+    buf: [u8; N],
     len: usize,
 }
 
-impl AsRef<[u8]> for IpText {
+impl<const N: usize> AsRef<[u8]> for StackText<N> {
     fn as_ref(&self) -> &[u8] {
-        &self.buf[..self.len]
+        &self.buf[..self.len.min(N)]
     }
 }
 

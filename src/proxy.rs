@@ -1372,23 +1372,7 @@ fn generated_id(mixed: u64, n: u64) -> HeaderValue {
     for (i, b) in buf[16..16 + n_digits].iter_mut().enumerate() {
         *b = HEX[(n >> (4 * (n_digits - 1 - i)) & 0xf) as usize];
     }
-    let text = IdText {
-        buf,
-        len: 16 + n_digits,
-    };
-    HeaderValue::from_maybe_shared(Bytes::from_owner(text)).unwrap_or(HeaderValue::from_static("-"))
-}
-
-/// A generated request id's text.
-struct IdText {
-    buf: [u8; 32],
-    len: usize,
-}
-
-impl AsRef<[u8]> for IdText {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
+    headers::owned_value(buf, 16 + n_digits, "-")
 }
 
 /// SplitMix64's output function: a well-mixed 64-bit value from a counter.
