@@ -1326,13 +1326,10 @@ impl Step {
                 at,
                 failure,
             } => {
-                let Some(mut e) = stored(t, seq)? else {
+                let Some(mut e) = failed_attempt(t, seq, &meta, failure)? else {
                     return Ok(());
                 };
-                e.attempts = meta.attempts;
                 e.next_attempt_at = at;
-                e.last_status = failure.status;
-                e.last_error = failure.error;
                 let bytes = e.encode();
                 t.entries.insert(seq, bytes.as_slice())?;
                 // The rewrite carries the attempts.
@@ -1350,12 +1347,9 @@ impl Step {
                 route,
                 failure,
             } => {
-                let Some(mut e) = stored(t, seq)? else {
+                let Some(e) = failed_attempt(t, seq, &meta, failure)? else {
                     return Ok(());
                 };
-                e.attempts = meta.attempts;
-                e.last_status = failure.status;
-                e.last_error = failure.error;
                 let bytes = e.encode();
                 t.dead.insert((route.as_str(), seq), bytes.as_slice())?;
                 t.entries.remove(seq)?;
@@ -1524,11 +1518,25 @@ fn same_id(t: &Tables<'_>, candidates: &[u64], route: &str, id: &str) -> Result<
     Ok(false)
 }
 
-/// Entry `seq` as stored, if it is there and decodes.
-fn stored(t: &Tables<'_>, seq: u64) -> Result<Option<Entry>, DbError> {
-    Ok(t.entries
+/// Entry `seq` as stored (if it is there and decodes) with its attempts and the failure of
+/// its last one: what a reschedule or a dead letter writes.
+fn failed_attempt(
+    t: &Tables<'_>,
+    seq: u64,
+    meta: &Meta,
+    failure: Failure,
+) -> Result<Option<Entry>, DbError> {
+    let Some(mut e) = t
+        .entries
         .get(seq)?
-        .and_then(|v| Entry::decode(v.value()).ok()))
+        .and_then(|v| Entry::decode(v.value()).ok())
+    else {
+        return Ok(None);
+    };
+    e.attempts = meta.attempts;
+    e.last_status = failure.status;
+    e.last_error = failure.error;
+    Ok(Some(e))
 }
 
 /// The tables a batch writes, opened once per transaction (opening them per command cost
