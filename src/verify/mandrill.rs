@@ -100,15 +100,7 @@ impl Verifier for Mandrill {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req_full, scheme, sn};
-    use crate::verify::SchemeOptions;
-
-    fn opts() -> SchemeOptions {
-        SchemeOptions {
-            public_url: Some("https://hooks.example.com".into()),
-            ..SchemeOptions::default()
-        }
-    }
+    use crate::verify::tests::{public_url_opts as opts, req_full, scheme, sn};
 
     /// Computed independently (Python's `hmac`/`base64`, following the documented steps):
     /// key `mandrill-key`, URL `https://hooks.example.com/mandrill?t=1`, one parameter

@@ -168,15 +168,7 @@ impl Verifier for Plivo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::tests::{req_full, scheme, sn};
-    use crate::verify::SchemeOptions;
-
-    fn opts() -> SchemeOptions {
-        SchemeOptions {
-            public_url: Some("https://hooks.example.com".into()),
-            ..SchemeOptions::default()
-        }
-    }
+    use crate::verify::tests::{public_url_opts as opts, req_full, scheme, sn};
 
     fn text(method: &str, pq: &str, body: &[u8]) -> String {
         let u = PublicUrl::parse("https://hooks.example.com").unwrap();

@@ -11,6 +11,15 @@ pub(crate) fn secret(s: &str) -> SecretMaterial {
     }
 }
 
+/// Options of a scheme signed over the URL the sender called (`public_url`), as the tests of
+/// those schemes sign for.
+pub(crate) fn public_url_opts() -> SchemeOptions {
+    SchemeOptions {
+        public_url: Some("https://hooks.example.com".into()),
+        ..SchemeOptions::default()
+    }
+}
+
 /// The registered scheme called `name` (canonical or alias).
 pub(crate) fn sn(name: &str) -> SchemeName {
     SchemeName::parse(name).unwrap_or_else(|| panic!("no scheme {name:?} in the registry"))
