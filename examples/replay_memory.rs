@@ -15,15 +15,9 @@ const DEFAULT_CAPACITY: usize = 1_000_000;
 const INFLIGHT_TTL: Duration = Duration::from_secs(20);
 const DONE_TTL: Duration = Duration::from_secs(600);
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|f| f.parse().ok())
-        .expect("statm resident field");
-    pages * 4096
-}
+#[path = "support/rss.rs"]
+mod rss;
+use rss::rss_bytes;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -14,15 +14,9 @@ use bytes::Bytes;
 use hookseal::queue::disk::{self, DiskSpool};
 use hookseal::queue::{Entry, Limits, Spool};
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|f| f.parse().ok())
-        .expect("statm resident field");
-    pages * 4096
-}
+#[path = "support/rss.rs"]
+mod rss;
+use rss::rss_bytes;
 
 fn mib(b: u64) -> f64 {
     b as f64 / 1048576.0
