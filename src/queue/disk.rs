@@ -35,21 +35,24 @@
 //! | table | key | value |
 //! |---|---|---|
 //! | `meta` | `"schema_version"` | [`SCHEMA_VERSION`] |
-//! | `entries` | sequence number | encoded [`Entry`] (waiting or in flight) |
+//! | `entries` | sequence number | encoded [`Entry`] (waiting or in flight), a large body's rest only |
+//! | `bodies` | seq | a large body's first part (see [`body_cut`]) |
 //! | `attempts` | seq | attempts begun, once claimed (a claim writes these four bytes, not the entry) |
-//! | `dead` | (route, seq) | encoded [`Entry`] |
+//! | `dead` | (route, seq) | encoded [`Entry`], its body whole |
 //! | `quarantine` | seq | bytes of an entry that did not decode |
 //!
 //! The file holds the entries and nothing derived from them. What finds them — the claim order
 //! per route (next attempt time, seq), the oldest entry per route, the dedupe of undelivered
 //! ids, each entry's size and attempts — is the [`Index`], rebuilt from `entries` and
-//! `attempts` when the file is opened. So an enqueue writes one row, a claim at most four
-//! bytes, an acknowledgement removes two rows, and a commit dirties at most three tables (the
-//! first layout, [`SCHEMA_VERSION`] 1, kept these indexes as three more tables: about sixteen
-//! B-tree operations over five tables per delivered request, BENCHMARKS.md §13). The cost is
+//! `attempts` when the file is opened. So an enqueue writes one row (two for a large body, its
+//! first part apart: [`body_cut`]), a claim at most four bytes, an acknowledgement removes
+//! two rows (three), and a commit dirties at most four tables (the first layout,
+//! [`SCHEMA_VERSION`] 1, kept these indexes as three more tables: about sixteen B-tree
+//! operations over five tables per delivered request, BENCHMARKS.md §13). The cost is
 //! memory: about [`INDEX_BYTES_PER_ENTRY`] bytes per entry waiting or in flight (dead letters
 //! cost none), measured by `examples/spool_memory.rs`. A file of layout 1 is upgraded when it
-//! is opened (its three index tables dropped, its entries kept).
+//! is opened (its three index tables dropped, its entries kept); one of layout 2 (no
+//! `bodies`) opens as it is.
 //!
 //! Leases live in memory: a restart releases them, so an entry that was in flight when the
 //! process died is claimed again (its attempt count, written with the claim, says it was
@@ -71,9 +74,9 @@
 //! A crash, `kill -9` or power loss in the middle of a commit is not damage: redb checksums its
 //! commits and falls back to the last complete one, which holds every acknowledged entry
 //! (tested with SIGKILL). An entry whose bytes do not decode (a bug, a foreign writer) does not
-//! stop the spool: on open it is moved to the `quarantine` table (kept, never delivered), its
-//! id freed, with a warning naming the file and the count; every other entry is kept and
-//! delivered.
+//! stop the spool: on open it is moved to the `quarantine` table (kept, never delivered; its
+//! body's first part, if apart, stays in `bodies` under its never reused seq), its id freed,
+//! with a warning naming the file and the count; every other entry is kept and delivered.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{BuildHasher, RandomState};
@@ -88,8 +91,9 @@ use tokio::sync::oneshot;
 use super::{Claimed, DeadInfo, Entry, EntryMeta, Failure, Lease, Limits, QueueError, RouteStats};
 
 /// The layout version this build writes, kept in the `meta` table. It also opens layout 1
-/// (the same entries, with the indexes as tables) and upgrades it.
-pub const SCHEMA_VERSION: u64 = 2;
+/// (the same entries, with the indexes as tables) and layout 2 (no `bodies` table: every
+/// body whole in its entry) and upgrades them.
+pub const SCHEMA_VERSION: u64 = 3;
 /// The spool file's name inside `[queue] path`.
 pub const FILE_NAME: &str = "spool.redb";
 /// Memory the index holds per entry waiting or in flight: the most measured, with a million
@@ -108,6 +112,7 @@ const CACHE_BYTES: usize = 16 << 20;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const ENTRIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entries");
+const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bodies");
 const DEAD: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("dead");
 const QUARANTINE: TableDefinition<u64, &[u8]> = TableDefinition::new("quarantine");
 const ATTEMPTS: TableDefinition<u64, u32> = TableDefinition::new("attempts");
@@ -215,6 +220,8 @@ struct Meta {
     id_hash: u64,
     /// Its `attempts` row is in the file (an acknowledgement must remove it).
     row: bool,
+    /// Its body's first part is a `bodies` row (removed with the entry).
+    split: bool,
 }
 
 /// One route's part of the index.
@@ -236,7 +243,7 @@ enum Lazy {
     Attempts(u32),
     /// Acknowledged: the entry is removed, and its `attempts` row if it has one (a claim
     /// acknowledged within the window never wrote one).
-    Gone { row: bool },
+    Gone { row: bool, split: bool },
 }
 
 /// The in-memory index of the spool's entries (see the module docs). The ids are kept as a
@@ -367,7 +374,7 @@ impl Index {
             if let Lazy::Attempts(_) = op {
                 if let Some(m) = self.metas.get_mut(seq) {
                     m.row = true;
-                } else if let Some(Lazy::Gone { row }) = self.lazy.get_mut(seq) {
+                } else if let Some(Lazy::Gone { row, .. }) = self.lazy.get_mut(seq) {
                     *row = true;
                 }
             }
@@ -408,6 +415,7 @@ pub fn index_of(n: u64) -> Box<dyn std::any::Any> {
                 next_at: at,
                 id_hash,
                 row: false,
+                split: false,
             },
         );
     }
@@ -416,12 +424,73 @@ pub fn index_of(n: u64) -> Box<dyn std::any::Any> {
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
-/// An entry to store: the entry, its encoding (made on the caller's thread) and its headers
-/// as the proxy held them.
+/// An entry to store: the entry, its row (made on the caller's thread) and its headers as
+/// the proxy held them.
 struct NewEntry {
     entry: Entry,
-    bytes: Vec<u8>,
+    row: Row,
     head: Option<http::HeaderMap>,
+}
+
+/// How an entry is stored: its encoding, less the first `cut` bytes of its body, which go
+/// to a `bodies` row of their own when `cut > 0`.
+struct Row {
+    bytes: Vec<u8>,
+    cut: usize,
+}
+
+impl Row {
+    fn of(e: &Entry) -> Row {
+        let cut = body_cut(e.body.len(), e.encoded_len());
+        Row {
+            bytes: e.encode_with_body(&e.body[cut..]),
+            cut,
+        }
+    }
+
+    /// The entry's whole encoded length (what the caps count).
+    fn len(&self) -> u64 {
+        (self.bytes.len() + self.cut) as u64
+    }
+}
+
+/// What redb adds to a value alone in a leaf page (measured 16 bytes with redb 2.6 and a
+/// `u64` key; a margin above it).
+const PAGE_OVERHEAD: usize = 64;
+/// redb's page size: smaller rows share leaf pages.
+const PAGE: usize = 4096;
+
+/// How many bytes of a body to store apart, in a `bodies` row, so that the file grows by
+/// less: 0 to keep the body whole in its entry.
+///
+/// redb stores a value that does not share a leaf in a page of a power-of-two size, so an
+/// entry of a 64 KiB body and its head (`encoded` bytes in all) took a 128 KiB page, every
+/// byte of it zeroed, checksummed, written and synced. Cut from the body the largest part
+/// that fills a page of its own, and the entry with the rest of the body is small (or in a
+/// page half the size): 64 KiB + a few hundred bytes instead of 128 KiB for a 64 KiB body
+/// (BENCHMARKS.md §21). A cut is made only when it saves more than a page (the second row
+/// costs a B-tree insert).
+fn body_cut(body: usize, encoded: usize) -> usize {
+    fn stored(n: usize) -> usize {
+        if n + PAGE_OVERHEAD <= PAGE {
+            n
+        } else {
+            (n + PAGE_OVERHEAD).next_power_of_two()
+        }
+    }
+    let cost = |cut: usize| match cut {
+        0 => stored(encoded),
+        cut => stored(cut) + stored(encoded - cut) + PAGE,
+    };
+    // The largest page the body can fill (less what redb adds), or the whole body apart.
+    let fill = match body + PAGE_OVERHEAD {
+        n if n > 2 * PAGE => (1 << (usize::BITS - 1 - n.leading_zeros())) - PAGE_OVERHEAD,
+        _ => 0,
+    };
+    [fill, body].into_iter().fold(
+        0,
+        |best, cut| if cost(cut) < cost(best) { cut } else { best },
+    )
 }
 
 /// The committer's commands: every one writes the file.
@@ -553,8 +622,8 @@ impl DiskSpool {
         entry: Entry,
         head: Option<http::HeaderMap>,
     ) -> Result<(), QueueError> {
-        let bytes = entry.encode();
-        let new = Box::new(NewEntry { entry, bytes, head });
+        let row = Row::of(&entry);
+        let new = Box::new(NewEntry { entry, row, head });
         self.call(|r| Command::Enqueue(new, r)).await
     }
 
@@ -702,7 +771,11 @@ impl DiskSpool {
                     core.entries = core.entries.saturating_sub(1);
                     core.bytes = core.bytes.saturating_sub(m.len);
                     let was_idle = core.index.lazy.is_empty();
-                    core.index.lazy.insert(seq, Lazy::Gone { row: m.row });
+                    let gone = Lazy::Gone {
+                        row: m.row,
+                        split: m.split,
+                    };
+                    core.index.lazy.insert(seq, gone);
                     was_idle
                 }
             }
@@ -800,13 +873,11 @@ struct Leased {
 /// Reads and decodes entries `seqs` (those that are there and decode).
 fn read_entries(db: &Database, seqs: &[u64]) -> Result<HashMap<u64, Entry>, DbError> {
     let tx = db.begin_read()?;
-    let t = tx.open_table(ENTRIES)?;
+    let (entries, bodies) = (tx.open_table(ENTRIES)?, tx.open_table(BODIES)?);
     let mut out = HashMap::with_capacity(seqs.len());
     for &seq in seqs {
-        if let Some(v) = t.get(seq)? {
-            if let Ok(e) = Entry::decode(v.value()) {
-                out.insert(seq, e);
-            }
+        if let Some((e, _)) = get_entry(&entries, &bodies, seq)? {
+            out.insert(seq, e);
         }
     }
     Ok(out)
@@ -878,6 +949,11 @@ fn open_file(file: &Path, mut index: Index) -> Result<(Database, Core, u64), Str
             .map(|v| v.value());
         match found {
             Some(SCHEMA_VERSION) => {}
+            Some(2) => {
+                // Layout 2: the same tables, no body apart yet.
+                meta.insert("schema_version", SCHEMA_VERSION)
+                    .map_err(|e| msg(e.into()))?;
+            }
             Some(1) => {
                 // Layout 1: the same entries, plus index tables this build keeps in memory.
                 for deleted in [
@@ -892,7 +968,7 @@ fn open_file(file: &Path, mut index: Index) -> Result<(Database, Core, u64), Str
             }
             Some(v) => {
                 return Err(format!(
-                    "spool schema version {v}, this hookseal reads versions 1 and {SCHEMA_VERSION}"
+                    "spool schema version {v}, this hookseal reads versions 1 to {SCHEMA_VERSION}"
                 ))
             }
             None if entries.len().map_err(|e| msg(e.into()))? > 0 => {
@@ -925,6 +1001,7 @@ fn open_file(file: &Path, mut index: Index) -> Result<(Database, Core, u64), Str
                             next_at: e.next_attempt_at,
                             id_hash,
                             row: false,
+                            split: false,
                         },
                     );
                 }
@@ -956,6 +1033,19 @@ fn open_file(file: &Path, mut index: Index) -> Result<(Database, Core, u64), Str
         }
         for seq in orphans {
             attempts.remove(seq).map_err(|e| msg(e.into()))?;
+        }
+        // The first parts of large bodies. One whose entry did not decode (quarantined)
+        // stays where it is, under a sequence number never used again.
+        let bodies = tx.open_table(BODIES).map_err(|e| msg(e.into()))?;
+        for row in bodies.iter().map_err(|e| msg(e.into()))? {
+            let (k, v) = row.map_err(|e| msg(e.into()))?;
+            next_seq = next_seq.max(k.value() + 1);
+            if let Some(m) = index.metas.get_mut(&k.value()) {
+                let len = v.value().len() as u64;
+                m.len += len;
+                m.split = true;
+                bytes += len;
+            }
         }
         let dead = tx.open_table(DEAD).map_err(|e| msg(e.into()))?;
         for row in dead.iter().map_err(|e| msg(e.into()))? {
@@ -1199,7 +1289,7 @@ impl Plan {
     fn add(&mut self, core: &mut Core, limits: &Limits, c: Command) {
         match c {
             Command::Enqueue(new, reply) => {
-                let (entry, len) = (&new.entry, new.bytes.len() as u64);
+                let (entry, len) = (&new.entry, new.row.len());
                 if core.entries + self.add_entries + 1 > limits.max_entries
                     || core.bytes + self.add_bytes + len > limits.max_bytes
                 {
@@ -1227,6 +1317,7 @@ impl Plan {
                     next_at: entry.next_attempt_at,
                     id_hash,
                     row: false,
+                    split: new.row.cut > 0,
                 };
                 self.answers.push(Answer::Unit(reply, Ok(())));
                 self.steps.push(Step::Enqueue {
@@ -1311,7 +1402,7 @@ impl Step {
                     }
                     return Ok(());
                 }
-                t.entries.insert(seq, new.bytes.as_slice())?;
+                t.put(seq, &new.entry, &new.row)?;
                 let NewEntry { entry, head, .. } = *new;
                 done.push(Done::Insert {
                     seq,
@@ -1326,11 +1417,12 @@ impl Step {
                 at,
                 failure,
             } => {
-                let Some(mut e) = failed_attempt(t, seq, &meta, failure)? else {
+                let Some((mut e, cut)) = failed_attempt(t, seq, &meta, failure)? else {
                     return Ok(());
                 };
                 e.next_attempt_at = at;
-                let bytes = e.encode();
+                // The entry's row only: the body's first part, if apart, is unchanged.
+                let bytes = e.encode_with_body(&e.body[cut..]);
                 t.entries.insert(seq, bytes.as_slice())?;
                 // The rewrite carries the attempts.
                 t.attempts.remove(seq)?;
@@ -1338,7 +1430,7 @@ impl Step {
                     seq,
                     at,
                     old_len: meta.len,
-                    len: bytes.len() as u64,
+                    len: (bytes.len() + cut) as u64,
                 });
             }
             Step::Dead {
@@ -1347,12 +1439,13 @@ impl Step {
                 route,
                 failure,
             } => {
-                let Some(e) = failed_attempt(t, seq, &meta, failure)? else {
+                let Some((e, _)) = failed_attempt(t, seq, &meta, failure)? else {
                     return Ok(());
                 };
+                // A dead letter is stored whole (they are few, and read back whole).
                 let bytes = e.encode();
                 t.dead.insert((route.as_str(), seq), bytes.as_slice())?;
-                t.entries.remove(seq)?;
+                t.remove(seq, meta.split)?;
                 t.attempts.remove(seq)?;
                 done.push(Done::Dead {
                     seq,
@@ -1397,20 +1490,21 @@ impl Step {
                         continue; // queued again meanwhile: the dead letter stays
                     }
                     e.next_attempt_at = now;
-                    let bytes = e.encode();
+                    let row = Row::of(&e);
                     t.dead.remove((route.as_str(), seq))?;
-                    t.entries.insert(seq, bytes.as_slice())?;
+                    t.put(seq, &e, &row)?;
                     plan.pending.push((id_hash, seq));
                     done.push(Done::Insert {
                         seq,
                         meta: Meta {
                             route: r,
                             attempts: e.attempts,
-                            len: bytes.len() as u64,
+                            len: row.len(),
                             queued_at: e.queued_at,
                             next_at: now,
                             id_hash,
                             row: false,
+                            split: row.cut > 0,
                         },
                         entry: None,
                         from_dead: Some(old_len),
@@ -1519,37 +1613,83 @@ fn same_id(t: &Tables<'_>, candidates: &[u64], route: &str, id: &str) -> Result<
 }
 
 /// Entry `seq` as stored (if it is there and decodes) with its attempts and the failure of
-/// its last one: what a reschedule or a dead letter writes.
+/// its last one, and how much of its body is apart: what a reschedule or a dead letter
+/// writes.
 fn failed_attempt(
     t: &Tables<'_>,
     seq: u64,
     meta: &Meta,
     failure: Failure,
-) -> Result<Option<Entry>, DbError> {
-    let Some(mut e) = t
-        .entries
-        .get(seq)?
-        .and_then(|v| Entry::decode(v.value()).ok())
-    else {
+) -> Result<Option<(Entry, usize)>, DbError> {
+    let Some((mut e, cut)) = get_entry(&t.entries, &t.bodies, seq)? else {
         return Ok(None);
     };
     e.attempts = meta.attempts;
     e.last_status = failure.status;
     e.last_error = failure.error;
-    Ok(Some(e))
+    Ok(Some((e, cut)))
+}
+
+/// Entry `seq` (if it is there and decodes), its body joined again from its `bodies` row if
+/// it has one, and the length of that first part.
+fn get_entry(
+    entries: &impl ReadableTable<u64, &'static [u8]>,
+    bodies: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+) -> Result<Option<(Entry, usize)>, DbError> {
+    let Some(row) = entries.get(seq)? else {
+        return Ok(None);
+    };
+    let Ok(mut e) = Entry::decode(row.value()) else {
+        return Ok(None);
+    };
+    let cut = match bodies.get(seq)? {
+        None => 0,
+        Some(first) => {
+            let first = first.value();
+            let mut body = Vec::with_capacity(first.len() + e.body.len());
+            body.extend_from_slice(first);
+            body.extend_from_slice(&e.body);
+            e.body = body.into();
+            first.len()
+        }
+    };
+    Ok(Some((e, cut)))
 }
 
 /// The tables a batch writes, opened once per transaction (opening them per command cost
 /// more than the writes themselves: BENCHMARKS.md "Spool store choice").
 struct Tables<'t> {
     entries: redb::Table<'t, u64, &'static [u8]>,
+    bodies: redb::Table<'t, u64, &'static [u8]>,
     dead: redb::Table<'t, (&'static str, u64), &'static [u8]>,
     attempts: redb::Table<'t, u64, u32>,
+}
+
+impl Tables<'_> {
+    /// Stores entry `seq` as `row` says: its row, and its body's first part apart.
+    fn put(&mut self, seq: u64, e: &Entry, row: &Row) -> Result<(), DbError> {
+        if row.cut > 0 {
+            self.bodies.insert(seq, &e.body[..row.cut])?;
+        }
+        self.entries.insert(seq, row.bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes entry `seq`, and its body's first part if it was `split`.
+    fn remove(&mut self, seq: u64, split: bool) -> Result<(), DbError> {
+        self.entries.remove(seq)?;
+        if split {
+            self.bodies.remove(seq)?;
+        }
+        Ok(())
+    }
 }
 
 fn open_tables(tx: &WriteTransaction) -> Result<Tables<'_>, DbError> {
     Ok(Tables {
         entries: tx.open_table(ENTRIES)?,
+        bodies: tx.open_table(BODIES)?,
         dead: tx.open_table(DEAD)?,
         attempts: tx.open_table(ATTEMPTS)?,
     })
@@ -1560,8 +1700,8 @@ fn write_lazy(t: &mut Tables<'_>, lazy: &[(u64, Lazy)]) -> Result<(), DbError> {
     for &(seq, op) in lazy {
         match op {
             Lazy::Attempts(n) => drop(t.attempts.insert(seq, n)?),
-            Lazy::Gone { row } => {
-                t.entries.remove(seq)?;
+            Lazy::Gone { row, split } => {
+                t.remove(seq, split)?;
                 if row {
                     t.attempts.remove(seq)?;
                 }
@@ -1636,6 +1776,7 @@ mod tests {
             next_at: at,
             id_hash: hash,
             row: false,
+            split: false,
         };
         for seq in 0..6 {
             ix.put(
@@ -1857,6 +1998,128 @@ mod tests {
         assert_eq!(spool.stats(&["r"], T0).await.unwrap()["r"].depth, 0);
     }
 
+    #[test]
+    fn large_bodies_are_cut_to_fill_pages() {
+        // Small bodies stay whole in their entry.
+        for body in [0, 10, 1024, 3000] {
+            assert_eq!(body_cut(body, body + 400), 0, "{body}");
+        }
+        // 64 KiB with a head would take a 128 KiB page: the body's first part fills a
+        // 64 KiB page, the entry keeps the rest.
+        assert_eq!(body_cut(65536, 65936), 65536 - PAGE_OVERHEAD);
+        assert_eq!(
+            body_cut(1 << 20, (1 << 20) + 400),
+            (1 << 20) - PAGE_OVERHEAD
+        );
+        // A body that fits a page but not with its head: all of it apart.
+        assert_eq!(body_cut(65400, 65800), 65400);
+        // An entry that fits its page as it is stays whole.
+        assert_eq!(body_cut(65000, 65400), 0);
+        assert_eq!(body_cut(30000, 30400), 0);
+        // Never more than the body, never a loss in pages.
+        for body in (0..300_000).step_by(997) {
+            let cut = body_cut(body, body + 400);
+            assert!(cut <= body);
+            if cut > 0 {
+                let pages = |n: usize| (n + PAGE_OVERHEAD).next_power_of_two().max(PAGE);
+                assert!(
+                    pages(cut) + pages(body + 400 - cut) < pages(body + 400),
+                    "{body}"
+                );
+            }
+        }
+    }
+
+    /// Bodies stored in two rows come back whole from memory, from the file after a
+    /// reopen, through a reschedule, a dead letter and its retry; the byte count is the
+    /// encoded entries' either way, and acknowledging removes both rows.
+    #[tokio::test]
+    async fn large_bodies_stored_apart_come_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = DiskSpool::open(dir.path(), Limits::default()).unwrap();
+        let spool = Spool::Disk(disk.clone());
+        let sizes = [10usize, 5000, 65536, 65400, 70_000, 300_000];
+        let body = |i: usize| -> Vec<u8> { (0..sizes[i]).map(|b| (b * 7 + i) as u8).collect() };
+        for i in 0..sizes.len() {
+            spool
+                .enqueue(entry("r", &format!("e{i}"), &body(i)))
+                .await
+                .unwrap();
+        }
+        let rows = |disk: &DiskSpool, table| -> Vec<u64> {
+            let tx = disk.inner.db.begin_read().unwrap();
+            let t = tx.open_table(table).unwrap();
+            t.iter().unwrap().map(|r| r.unwrap().0.value()).collect()
+        };
+        assert_eq!(rows(&disk, BODIES), [2, 3, 4, 5], "the large ones");
+        let encoded: u64 = (0..sizes.len())
+            .map(|i| entry("r", &format!("e{i}"), &body(i)).encoded_len() as u64)
+            .sum();
+        assert_eq!(disk.core().bytes, encoded);
+
+        // From memory.
+        let c = spool.claim("r", "w", 10, T0).await.unwrap();
+        for (i, c) in c.iter().enumerate() {
+            assert_eq!(c.entry.body, body(i), "e{i}");
+        }
+        spool
+            .reschedule(&c[2], T0 + 5, &Failure::default())
+            .await
+            .unwrap();
+        spool.dead_letter(&c[4], &Failure::default()).await.unwrap();
+        spool.persist().await.unwrap();
+        let bytes = disk.core().bytes;
+        drop((c, spool, disk));
+
+        // From the file.
+        let disk = DiskSpool::open(dir.path(), Limits::default()).unwrap();
+        let spool = Spool::Disk(disk.clone());
+        assert_eq!(disk.core().bytes, bytes, "counted the same after reopening");
+        let c = spool.claim("r", "w", 10, T0 + 5).await.unwrap();
+        let got: Vec<_> = c.iter().map(|c| c.entry.id.as_str()).collect();
+        assert_eq!(got, ["e0", "e1", "e3", "e5", "e2"]);
+        for c in &c {
+            let i: usize = c.entry.id[1..].parse().unwrap();
+            assert_eq!(c.entry.body, body(i), "e{i}");
+        }
+        assert!(spool.retry_dead("r", "e4", T0).await.unwrap());
+        let again = spool.claim("r", "w", 10, T0 + 5).await.unwrap();
+        assert_eq!(again[0].entry.body, body(4));
+        for c in c.iter().chain(&again) {
+            spool.ack(c).await.unwrap();
+        }
+        spool.persist().await.unwrap();
+        assert_eq!(
+            (rows(&disk, ENTRIES), rows(&disk, BODIES)),
+            (vec![], vec![])
+        );
+        assert_eq!(disk.core().bytes, 0);
+    }
+
+    /// A layout-2 file (every body whole in its entry) opens as it is.
+    #[tokio::test]
+    async fn layout_2_spool_opens_with_bodies_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = entry("r", "a", &[b'b'; 65536]);
+        {
+            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut meta = tx.open_table(META).unwrap();
+                meta.insert("schema_version", 2).unwrap();
+                let mut entries = tx.open_table(ENTRIES).unwrap();
+                entries.insert(0, big.encode().as_slice()).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let spool = open(dir.path());
+        let c = spool.claim("r", "w", 10, T0).await.unwrap();
+        assert_eq!(c[0].entry.body, big.body);
+        spool.ack(&c[0]).await.unwrap();
+        spool.persist().await.unwrap();
+        assert!(spool.claim("r", "w", 10, T0).await.unwrap().is_empty());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_enqueues_share_commits_and_all_land() {
         let dir = tempfile::tempdir().unwrap();
@@ -1937,7 +2200,8 @@ mod tests {
                         let mut i = 0u64;
                         while Instant::now() < deadline {
                             let id = format!("w{t}-{i}");
-                            spool.enqueue(entry("r", &id, &[b'k'; 1024])).await.unwrap();
+                            let body = vec![b'k'; sigkill_body_len(t)];
+                            spool.enqueue(entry("r", &id, &body)).await.unwrap();
                             let mut out = std::io::stdout().lock();
                             writeln!(out, "acked {id}").unwrap();
                             out.flush().unwrap();
@@ -1952,8 +2216,17 @@ mod tests {
         });
     }
 
+    /// The body length writer task `t` enqueues: 1 KiB, or 64 KiB (stored in two rows).
+    fn sigkill_body_len(t: usize) -> usize {
+        if t % 2 == 0 {
+            1024
+        } else {
+            65536
+        }
+    }
+
     /// Runs this test binary again as a writer, SIGKILLs it mid-stream, reopens the spool:
-    /// every id the writer printed as acknowledged is there.
+    /// every id the writer printed as acknowledged is there, its body whole.
     #[test]
     fn acked_entries_survive_sigkill() {
         if let Some(dir) = std::env::var_os(CHILD_ENV) {
@@ -1997,7 +2270,11 @@ mod tests {
                     break;
                 }
                 for c in c {
-                    assert_eq!(c.entry.body.len(), 1024);
+                    let t: usize = c.entry.id[1..c.entry.id.find('-').unwrap()]
+                        .parse()
+                        .unwrap();
+                    assert_eq!(c.entry.body.len(), sigkill_body_len(t), "{}", c.entry.id);
+                    assert!(c.entry.body.iter().all(|&b| b == b'k'));
                     stored.insert(c.entry.id);
                 }
             }

@@ -155,7 +155,13 @@ impl Entry {
     /// `next_attempt_at` u64; `last_status` u16 (0 = none); `last_error` as a `u32` length
     /// and the bytes, with `u32::MAX` for none.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_with_body(&self.body)
+    }
+
+    /// [`Entry::encode`] of this entry with `body` in place of its own: the disk spool
+    /// stores a large body's first part in a row of its own and the entry with the rest.
+    pub(crate) fn encode_with_body(&self, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len() - self.body.len() + body.len());
         out.push(ENTRY_FORMAT);
         for s in [&self.id, &self.route, &self.method, &self.path_and_query] {
             put_bytes(&mut out, s.as_bytes());
@@ -165,7 +171,7 @@ impl Entry {
             put_bytes(&mut out, n);
             put_bytes(&mut out, v);
         }
-        put_bytes(&mut out, &self.body);
+        put_bytes(&mut out, body);
         out.extend_from_slice(&self.queued_at.to_be_bytes());
         put_u32(&mut out, self.attempts);
         out.extend_from_slice(&self.next_attempt_at.to_be_bytes());
