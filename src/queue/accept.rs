@@ -27,10 +27,7 @@ pub fn entry(
     body: &[Bytes],
     queued_at_ms: u64,
 ) -> Entry {
-    let headers = headers
-        .iter()
-        .map(|(n, v)| (n.as_str().as_bytes().to_vec(), v.as_bytes().to_vec()))
-        .collect();
+    let headers = super::HeaderList::from(headers);
     let body = match body {
         [] => Bytes::new(),
         [one] => one.clone(),

@@ -87,8 +87,8 @@ pub struct Entry {
     pub method: String,
     /// The request path and query, as it would be forwarded.
     pub path_and_query: String,
-    /// The headers that would be forwarded, in order, duplicates kept: (name, value).
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The headers that would be forwarded, in order, duplicates kept.
+    pub headers: HeaderList,
     /// The body bytes.
     pub body: Bytes,
     /// When it was accepted (unix milliseconds).
@@ -101,6 +101,102 @@ pub struct Entry {
     pub last_status: Option<u16>,
     /// Why the last attempt failed (`"timeout"`, `"connect"`, `"max_attempts"`, …).
     pub last_error: Option<String>,
+}
+
+/// Header lines in order, duplicates kept, every name and value in one buffer: an entry's
+/// headers cost two allocations, not two per line (BENCHMARKS.md §22).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HeaderList {
+    bytes: Vec<u8>,
+    /// Per line, where its name ends and where its value ends in `bytes`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl HeaderList {
+    /// An empty list with room for `lines` lines of `bytes` bytes in all.
+    pub fn with_capacity(lines: usize, bytes: usize) -> HeaderList {
+        HeaderList {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(lines),
+        }
+    }
+
+    /// Appends a line.
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        self.bytes.extend_from_slice(name);
+        let name_end = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        self.ends.push((name_end, self.bytes.len()));
+    }
+
+    /// The lines, in order: (name, value).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(name_end, end)| {
+            let line = (&self.bytes[start..name_end], &self.bytes[name_end..end]);
+            start = end;
+            line
+        })
+    }
+
+    /// The number of lines.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no lines.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The bytes of every name and value.
+    pub fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Removes every line.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+    }
+}
+
+impl From<&http::HeaderMap> for HeaderList {
+    fn from(h: &http::HeaderMap) -> HeaderList {
+        let bytes = h.iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+        let mut list = HeaderList::with_capacity(h.len(), bytes);
+        for (n, v) in h {
+            list.push(n.as_str().as_bytes(), v.as_bytes());
+        }
+        list
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for HeaderList {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(lines: I) -> HeaderList {
+        let mut list = HeaderList::default();
+        for (n, v) in lines {
+            list.push(n.as_ref(), v.as_ref());
+        }
+        list
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> From<Vec<(N, V)>> for HeaderList {
+    fn from(lines: Vec<(N, V)>) -> HeaderList {
+        lines.into_iter().collect()
+    }
+}
+
+impl fmt::Debug for HeaderList {
+    /// The count only: values may carry signatures.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HeaderList({} lines)", self.len())
+    }
 }
 
 impl fmt::Debug for Entry {
@@ -128,7 +224,7 @@ impl Entry {
         route: impl Into<String>,
         method: impl Into<String>,
         path_and_query: impl Into<String>,
-        headers: Vec<(Vec<u8>, Vec<u8>)>,
+        headers: impl Into<HeaderList>,
         body: Bytes,
         queued_at: u64,
     ) -> Entry {
@@ -137,7 +233,7 @@ impl Entry {
             route: route.into(),
             method: method.into(),
             path_and_query: path_and_query.into(),
-            headers,
+            headers: headers.into(),
             body,
             queued_at,
             attempts: 0,
@@ -167,7 +263,7 @@ impl Entry {
             put_bytes(&mut out, s.as_bytes());
         }
         put_u32(&mut out, len32(self.headers.len()));
-        for (n, v) in &self.headers {
+        for (n, v) in self.headers.iter() {
             put_bytes(&mut out, n);
             put_bytes(&mut out, v);
         }
@@ -189,11 +285,7 @@ impl Entry {
             .iter()
             .map(|s| 4 + s.len())
             .sum::<usize>();
-        let headers = self
-            .headers
-            .iter()
-            .map(|(n, v)| 8 + n.len() + v.len())
-            .sum::<usize>();
+        let headers = 8 * self.headers.len() + self.headers.bytes_len();
         1 + strings
             + 4
             + headers
@@ -228,12 +320,13 @@ impl Entry {
         if usize::try_from(count).map_or(true, |c| c > r.0.len() / 8) {
             return Err("truncated entry");
         }
-        let mut headers = Vec::with_capacity(count as usize);
+        let mut headers = HeaderList::with_capacity(count as usize, r.0.len());
         for _ in 0..count {
-            let n = r.bytes()?.to_vec();
-            let v = r.bytes()?.to_vec();
-            headers.push((n, v));
+            let n = r.bytes()?;
+            let v = r.bytes()?;
+            headers.push(n, v);
         }
+        headers.shrink_to_fit();
         let body = Bytes::copy_from_slice(r.bytes()?);
         let queued_at = r.u64()?;
         let attempts = r.u32()?;
@@ -799,10 +892,36 @@ mod tests {
     }
 
     #[test]
+    fn header_list_keeps_lines_in_order_with_duplicates_and_empty_values() {
+        let mut map = http::HeaderMap::new();
+        map.append("x-dup", http::HeaderValue::from_static("1"));
+        map.insert("host", http::HeaderValue::from_static("app"));
+        map.append("x-dup", http::HeaderValue::from_static(""));
+        let list = HeaderList::from(&map);
+        let lines: Vec<(&[u8], &[u8])> = list.iter().collect();
+        let want: Vec<(&[u8], &[u8])> = map
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()))
+            .collect();
+        assert_eq!(lines, want);
+        assert_eq!((list.len(), list.bytes_len()), (3, 5 + 1 + 4 + 3 + 5));
+        let mut built = HeaderList::default();
+        for (n, v) in &want {
+            built.push(n, v);
+        }
+        assert_eq!(built, list);
+        assert_eq!(
+            HeaderList::from(vec![(b"a", b"")]).iter().next(),
+            Some((&b"a"[..], &b""[..]))
+        );
+        built.clear();
+        assert!(built.is_empty() && built.iter().next().is_none());
+    }
+
+    #[test]
     fn debug_never_shows_values_or_body() {
         let mut e = sample("m1");
-        e.headers
-            .push((b"x-signature".to_vec(), b"sekrit".to_vec()));
+        e.headers.push(b"x-signature", b"sekrit");
         e.body = Bytes::from_static(b"private body");
         let s = format!("{e:?}");
         assert!(!s.contains("sekrit") && !s.contains("private"), "{s}");

@@ -495,7 +495,7 @@ fn request(
         head.clone_into(req.headers_mut());
     } else {
         let h = req.headers_mut();
-        for (n, v) in &e.headers {
+        for (n, v) in e.headers.iter() {
             let name = HeaderName::from_bytes(n).ok()?;
             let value = HeaderValue::from_bytes(v).ok()?;
             h.append(name, value);
@@ -551,12 +551,12 @@ mod tests {
         assert_eq!(r.headers().get_all("x-dup").iter().count(), 2);
         assert_eq!(r.body().len(), 2);
         let mut bad = e.clone();
-        bad.headers.push((b"bad name".to_vec(), b"v".to_vec()));
+        bad.headers.push(b"bad name", b"v");
         assert!(request(&bad, None, 1).is_none());
 
         // The head the proxy held gives the same request, header for header, in order.
         let mut head = http::HeaderMap::new();
-        for (n, v) in &e.headers {
+        for (n, v) in e.headers.iter() {
             head.append(
                 HeaderName::from_bytes(n).unwrap(),
                 HeaderValue::from_bytes(v).unwrap(),
