@@ -2096,6 +2096,38 @@ mod tests {
         assert_eq!(disk.core().bytes, 0);
     }
 
+    /// The first claim hands out the header map the entry was stored with, once; a claim
+    /// after a reschedule (or from the file) has none and builds the headers from the entry.
+    #[tokio::test]
+    async fn the_first_claim_carries_the_proxy_head_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path());
+        let e = entry("r", "a", b"x");
+        let head: http::HeaderMap = e
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    http::HeaderName::from_bytes(n).unwrap(),
+                    http::HeaderValue::from_bytes(v).unwrap(),
+                )
+            })
+            .collect();
+        spool
+            .enqueue_with_head(e, Some(head.clone()))
+            .await
+            .unwrap();
+        let mut c = spool.claim("r", "w", 10, T0).await.unwrap();
+        assert_eq!(c[0].take_head(), Some(head));
+        assert_eq!(c[0].take_head(), None);
+        spool
+            .reschedule(&c[0], T0, &Failure::default())
+            .await
+            .unwrap();
+        let mut again = spool.claim("r", "w", 10, T0).await.unwrap();
+        assert_eq!(again[0].take_head(), None);
+    }
+
     /// A layout-2 file (every body whole in its entry) opens as it is.
     #[tokio::test]
     async fn layout_2_spool_opens_with_bodies_whole() {

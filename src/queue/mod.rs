@@ -467,15 +467,16 @@ pub struct Claimed {
     pub entry: Entry,
     lease: Lease,
     /// The entry's headers as the proxy held them when it stored the entry (the same list as
-    /// `entry.headers`), when the spool still had them: the delivery sends a copy instead of
-    /// parsing the list again.
+    /// `entry.headers`), when the spool still had them: the first attempt sends them instead
+    /// of parsing the list again.
     head: Option<http::HeaderMap>,
 }
 
 impl Claimed {
-    /// The headers as the proxy held them, if the spool kept them (see the field).
-    pub fn head(&self) -> Option<&http::HeaderMap> {
-        self.head.as_ref()
+    /// The headers as the proxy held them, if the spool kept them and they were not taken
+    /// yet (see the field).
+    pub fn take_head(&mut self) -> Option<http::HeaderMap> {
+        self.head.take()
     }
 }
 

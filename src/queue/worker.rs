@@ -321,14 +321,14 @@ async fn deliver(
     shared: Arc<Shared>,
     t: Arc<Target>,
     rate: Arc<RateLimiter>,
-    claimed: Claimed,
+    mut claimed: Claimed,
     _permit: OwnedSemaphorePermit,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut attempt = claimed.entry.attempts.max(1);
     loop {
         rate.acquire().await;
-        let answer = attempt_once(&shared, &t, &claimed, attempt).await;
+        let answer = attempt_once(&shared, &t, &mut claimed, attempt).await;
         let now = policy::unix_ms(SystemTime::now());
         let e = &claimed.entry;
         let decision = t.delivery.policy().decide(
@@ -419,9 +419,12 @@ async fn mark_delivered(shared: &Shared, t: &Target, claimed: &Claimed) {
 }
 
 /// Sends the entry once: its stored head and body, plus the attempt number and queue time.
-async fn attempt_once(shared: &Shared, t: &Target, claimed: &Claimed, attempt: u32) -> Answer {
+/// The first attempt takes the header map the proxy held, if the spool kept it; a later one
+/// builds the headers from the entry.
+async fn attempt_once(shared: &Shared, t: &Target, claimed: &mut Claimed, attempt: u32) -> Answer {
+    let head = claimed.take_head();
     let e = &claimed.entry;
-    let Some(req) = request(e, claimed.head(), attempt) else {
+    let Some(req) = request(e, head, attempt) else {
         // A stored head that no longer parses is never sendable: refuse it for good.
         return Answer {
             result: AttemptResult::Status(400),
@@ -484,7 +487,7 @@ async fn drain(mut body: crate::upstream::UpstreamBody, timeout: Duration) {
 /// same header list as the proxy held it: copied instead of parsed again.
 fn request(
     e: &super::Entry,
-    head: Option<&http::HeaderMap>,
+    head: Option<http::HeaderMap>,
     attempt: u32,
 ) -> Option<Request<RawBody>> {
     let mut req = Request::new(RawBody::from_bytes(e.body.clone()));
@@ -492,7 +495,7 @@ fn request(
     *req.uri_mut() = e.path_and_query.parse::<Uri>().ok()?;
     *req.version_mut() = Version::HTTP_11;
     if let Some(head) = head {
-        head.clone_into(req.headers_mut());
+        *req.headers_mut() = head;
     } else {
         let h = req.headers_mut();
         for (n, v) in e.headers.iter() {
@@ -562,7 +565,7 @@ mod tests {
                 HeaderValue::from_bytes(v).unwrap(),
             );
         }
-        let from_head = request(&e, Some(&head), 3).unwrap();
+        let from_head = request(&e, Some(head), 3).unwrap();
         let list = |r: &Request<RawBody>| -> Vec<(String, Vec<u8>)> {
             r.headers()
                 .iter()
