@@ -222,7 +222,9 @@ impl Link {
     }
 }
 
-/// Why [`Link::exchange`] gave no response.
+/// Why [`Link::exchange`] gave no response. Not boxed: the request handed back is hyper's
+/// own value, moved once on a rare path; boxing it would allocate there for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Exchange {
     /// The connection failed; with the request when none of it was written.
     Failed(Option<Request<RawBody>>),
