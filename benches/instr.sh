@@ -49,7 +49,8 @@ W=$(mktemp -d /tmp/hookseal-instr.XXXXXX)
 . "$ROOT/benches/common.sh"
 CLEANUP_DIR=$W
 trap stop_started EXIT
-P_UP=38080 P_T=38100 P_ADMIN=38200
+# Ports: override (P_UP, P_T, P_ADMIN) when another run may hold these.
+P_UP=${P_UP:-38080} P_T=${P_T:-38100} P_ADMIN=${P_ADMIN:-38200}
 write_body "$SIZE" "$W/body.json"
 "$UP" 127.0.0.1:$P_UP 2>/dev/null & pids+=($!)
 
