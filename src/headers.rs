@@ -238,7 +238,10 @@ pub fn host_ok(headers: &HeaderMap, authority: Option<&http::uri::Authority>) ->
 /// would reach the app compressed without saying so (RFC 9112 §6.1 allows a 501).
 pub fn transfer_coding_ok(headers: &HeaderMap) -> bool {
     let mut codings = 0;
+    // Whether the header came at all: seen here, not looked up a second time.
+    let mut present = false;
     for v in headers.get_all(header::TRANSFER_ENCODING) {
+        present = true;
         let Ok(v) = v.to_str() else { return false };
         for coding in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
             if !coding.eq_ignore_ascii_case("chunked") {
@@ -247,7 +250,7 @@ pub fn transfer_coding_ok(headers: &HeaderMap) -> bool {
             codings += 1;
         }
     }
-    codings <= 1 && (codings == 1 || !headers.contains_key(header::TRANSFER_ENCODING))
+    codings <= 1 && (codings == 1 || !present)
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1, plus legacy names).

@@ -265,7 +265,8 @@ impl UpstreamClient {
         authority: &Authority,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let deadline = Instant::now() + timeout;
+        let now = Instant::now();
+        let deadline = now + timeout;
         if req.uri().scheme().is_some() || req.uri().authority().is_some() {
             // Not origin form: a caller's mistake, never sent on as it is.
             return Err(UpstreamError::Unavailable);
@@ -277,7 +278,7 @@ impl UpstreamClient {
         }
         // A pooled connection first, without registering for one coming back: the common
         // case, bounded by the link's own timer ([`Link::exchange`]).
-        let req = match self.pooled(req, authority, deadline).await {
+        let req = match self.pooled(req, authority, deadline, now).await {
             Ok(done) => return done,
             Err(req) => req,
         };
@@ -302,7 +303,7 @@ impl UpstreamClient {
             tokio::pin!(returned);
             returned.as_mut().enable();
 
-            req = match self.pooled(req, authority, deadline).await {
+            req = match self.pooled(req, authority, deadline, Instant::now()).await {
                 Ok(done) => return done,
                 Err(req) => req,
             };
@@ -332,14 +333,15 @@ impl UpstreamClient {
     /// Sends `req` on the reused connections (the most recently used first): the answer, or
     /// `req` back when no pooled connection took it (each one closed, or none idle). A request
     /// handed back unsent goes to the next one. No answer by `deadline`:
-    /// [`UpstreamError::Timeout`].
+    /// [`UpstreamError::Timeout`]. `now`: the caller's clock reading, for the idle check.
     async fn pooled(
         &self,
         mut req: Request<RawBody>,
         authority: &Authority,
         deadline: Instant,
+        now: Instant,
     ) -> Result<Result<Response<UpstreamBody>, UpstreamError>, Request<RawBody>> {
-        while let Some(mut link) = self.pool.checkout(authority) {
+        while let Some(mut link) = self.pool.checkout(authority, now) {
             match link.ready(deadline).await {
                 Ok(true) => {}
                 Ok(false) => continue,
@@ -377,11 +379,10 @@ impl Pool {
         &self.shards[crate::workers::shard() % SHARDS]
     }
 
-    /// The most recently used idle connection that is still open and young enough.
-    fn checkout(&self, authority: &Authority) -> Option<Box<Link>> {
+    /// The most recently used idle connection that is still open and young enough at `now`.
+    fn checkout(&self, authority: &Authority, now: Instant) -> Option<Box<Link>> {
         let mut idle = self.shard().lock();
         let (_, list) = idle.iter_mut().find(|(a, _)| a == authority)?;
-        let now = Instant::now();
         while let Some(l) = list.pop() {
             if l.reusable(now) {
                 return Some(l);
