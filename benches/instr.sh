@@ -11,7 +11,8 @@
 #
 # Every target gets what benches/load.sh sends: POST /hook with GitHub's X-Hub-Signature-256
 # (hookseal: one `github` route, dedupe off) in front of examples/bench_upstream. Loads: c1 =
-# closed loop, one connection; qR = open loop at R req/s over 16 connections (load.sh's q200).
+# closed loop, one connection (cN: N connections, e.g. c64); qR = open loop at R req/s over 16
+# connections (load.sh's q200).
 # Per target and load, two runs of N requests after a warm-up of N/10:
 #   1. under callgrind (all threads; counters zeroed after the warm-up, dumped after the run):
 #      instructions per request, and calls per request of tokio's timer registration;
@@ -48,7 +49,8 @@ W=$(mktemp -d /tmp/hookseal-instr.XXXXXX)
 . "$ROOT/benches/common.sh"
 CLEANUP_DIR=$W
 trap stop_started EXIT
-P_UP=38080 P_T=38100 P_ADMIN=38200
+# Ports: override (P_UP, P_T, P_ADMIN) when another run may hold these.
+P_UP=${P_UP:-38080} P_T=${P_T:-38100} P_ADMIN=${P_ADMIN:-38200}
 write_body "$SIZE" "$W/body.json"
 "$UP" 127.0.0.1:$P_UP 2>/dev/null & pids+=($!)
 
@@ -64,7 +66,7 @@ github_config "$P_T" "$P_ADMIN" "$P_UP" >"$W/hs.toml"
 
 load_args() { # LOAD -> oha arguments
     case "$1" in
-        c1) echo "-c 1" ;;
+        c[0-9]*) echo "-c ${1#c}" ;;
         q*) echo "-c 16 -q ${1#q}" ;;
         *) echo "unknown load $1" >&2; exit 2 ;;
     esac

@@ -64,6 +64,14 @@ pub fn apply_policy(
     client: Option<HeaderValue>,
     forwarded: Option<HeaderValue>,
 ) {
+    remove_policy_names(headers, keep);
+    set_policy_values(headers, keep, client, forwarded);
+}
+
+/// The first half of [`apply_policy`]: removes POLICY's first seven names (unless kept). None
+/// of them is a name [`add_forwarded`] or hookseal's own headers set, so it may run before
+/// those are added: its pass then looks at the client's names only.
+pub fn remove_policy_names(headers: &mut HeaderMap, keep: &[HeaderName]) {
     // The names that are only removed: one pass over the request's names finds the ones it
     // has (usually none), instead of a lookup of each on every request.
     // POLICY's first seven; the last two (X-Real-IP, Forwarded) are rewritten below.
@@ -79,6 +87,16 @@ pub fn apply_policy(
             headers.remove(name);
         }
     }
+}
+
+/// The second half of [`apply_policy`]: `X-Real-IP` and `Forwarded` set (or removed) unless
+/// kept.
+pub fn set_policy_values(
+    headers: &mut HeaderMap,
+    keep: &[HeaderName],
+    client: Option<HeaderValue>,
+    forwarded: Option<HeaderValue>,
+) {
     if !keep.contains(&X_REAL_IP) {
         match client {
             Some(v) => headers.insert(X_REAL_IP, v),
@@ -220,7 +238,10 @@ pub fn host_ok(headers: &HeaderMap, authority: Option<&http::uri::Authority>) ->
 /// would reach the app compressed without saying so (RFC 9112 §6.1 allows a 501).
 pub fn transfer_coding_ok(headers: &HeaderMap) -> bool {
     let mut codings = 0;
+    // Whether the header came at all: seen here, not looked up a second time.
+    let mut present = false;
     for v in headers.get_all(header::TRANSFER_ENCODING) {
+        present = true;
         let Ok(v) = v.to_str() else { return false };
         for coding in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
             if !coding.eq_ignore_ascii_case("chunked") {
@@ -229,7 +250,7 @@ pub fn transfer_coding_ok(headers: &HeaderMap) -> bool {
             codings += 1;
         }
     }
-    codings <= 1 && (codings == 1 || !headers.contains_key(header::TRANSFER_ENCODING))
+    codings <= 1 && (codings == 1 || !present)
 }
 
 /// Headers that describe one hop, not the message (RFC 9110 §7.6.1, plus legacy names).
@@ -316,7 +337,12 @@ pub fn add_forwarded(
         xff.push(peer.as_bytes());
         HeaderValue::from_bytes(xff.as_bytes())
     };
-    let proto = HeaderValue::from_static(if tls { "https" } else { "http" });
+    // Made at compile time: `from_static` outside a const checks its text at every call.
+    let proto = if tls {
+        const { HeaderValue::from_static("https") }
+    } else {
+        const { HeaderValue::from_static("http") }
+    };
     let forwarded = value
         .as_ref()
         .ok()

@@ -898,6 +898,9 @@ fn prepare(cx: &Ctx<'_>, parts: &mut Parts, pass: &Pass) -> Uri {
     });
     let h = &mut parts.headers;
     headers::strip_hookseal(h);
+    // Over the client's names, before the headers below are added (see the function).
+    let keep = &snap.config.forwarding.keep;
+    headers::remove_policy_names(h, keep);
     if let Some(scheme) = &cfg.scheme {
         scheme.strip_unread(h);
     }
@@ -913,7 +916,7 @@ fn prepare(cx: &Ctx<'_>, parts: &mut Parts, pass: &Pass) -> Uri {
         }
     };
     let forwarded = headers::add_forwarded(h, &conn.peer_value, conn.tls, host);
-    headers::apply_policy(h, &snap.config.forwarding.keep, client, forwarded);
+    headers::set_policy_values(h, keep, client, forwarded);
     h.insert(headers::REQUEST_ID, request_id.clone());
     if let Some(t) = cx.trace {
         h.insert(crate::otel::TRACEPARENT, t.forward_traceparent());
@@ -931,7 +934,12 @@ fn prepare(cx: &Ctx<'_>, parts: &mut Parts, pass: &Pass) -> Uri {
     let passed = pass.verified.is_some() && pass.observed.is_none();
     h.insert(
         headers::VERIFIED,
-        HeaderValue::from_static(if passed { "true" } else { "false" }),
+        // Made at compile time: `from_static` outside a const checks its text at every call.
+        if passed {
+            const { HeaderValue::from_static("true") }
+        } else {
+            const { HeaderValue::from_static("false") }
+        },
     );
     if let Some(v) = &pass.verified {
         if let Some(k) = route.key_values.get(v.key_index) {

@@ -32,7 +32,7 @@ use hyper_util::rt::TokioIo;
 use prometheus::IntGauge;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::body::RawBody;
 use crate::config::Upstream;
@@ -118,6 +118,13 @@ struct Link {
     /// Its place under `upstream.max_connections`, given back when the link is dropped.
     _slot: OwnedSemaphorePermit,
     open: IntGauge,
+    /// The upstream timeout of the request that holds the link, one timer for all its
+    /// requests: set to each request's deadline, which is later than the one before, tokio
+    /// moves it without touching its timer wheel (an armed timer moved later is only looked at
+    /// again when its first time comes), where a timer per request is registered and removed
+    /// every time. Fired while the link is idle, it wakes the task of the request it last
+    /// bounded, which finds nothing to do.
+    timer: Pin<Box<Sleep>>,
 }
 
 impl Drop for Link {
@@ -155,38 +162,75 @@ impl Link {
         self.is_open() && now.duration_since(self.since) < IDLE_TIMEOUT
     }
 
-    /// Polls an idle connection until it can take a request; false if it has closed.
-    async fn ready(&mut self) -> bool {
+    /// Whether `deadline` (the link's timer, set by [`Link::exchange`]) has passed. Polled
+    /// the first time for a request (`*first`), which registers the request's task to be woken
+    /// when it passes; after that only once the timer has fired, which is what wakes the task.
+    fn expired(&mut self, first: &mut bool, cx: &mut Context<'_>) -> bool {
+        (std::mem::take(first) || self.timer.is_elapsed())
+            && self.timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// Polls an idle connection until it can take a request; false if it has closed. `Err`
+    /// when `deadline` passes first.
+    async fn ready(&mut self, deadline: Instant) -> Result<bool, UpstreamError> {
+        self.timer.as_mut().reset(deadline);
+        let mut first = true;
         poll_fn(|cx| {
             if self.drive(cx) {
-                return Poll::Ready(false);
+                return Poll::Ready(Ok(false));
             }
-            self.sender.poll_ready(cx).map(|r| r.is_ok())
+            if let Poll::Ready(r) = self.sender.poll_ready(cx) {
+                return Poll::Ready(Ok(r.is_ok()));
+            }
+            if self.expired(&mut first, cx) {
+                return Poll::Ready(Err(UpstreamError::Timeout));
+            }
+            Poll::Pending
         })
         .await
     }
 
-    /// Sends `req` and drives the connection until the response head arrives. On error, the
-    /// request comes back when none of it was written.
-    async fn exchange(
-        &mut self,
-        req: Request<RawBody>,
-    ) -> Result<Response<Incoming>, Option<Request<RawBody>>> {
+    /// Sends `req` and drives the connection until the response head arrives, at the latest
+    /// at `deadline` (the link's timer: [`Link::ready`] set it). On error, the request comes
+    /// back when none of it was written.
+    async fn exchange(&mut self, req: Request<RawBody>) -> Result<Response<Incoming>, Exchange> {
         let response = self.sender.try_send_request(req);
         tokio::pin!(response);
+        let mut first = true;
         let result = poll_fn(|cx| {
             if let Poll::Ready(r) = response.as_mut().poll(cx) {
-                return Poll::Ready(r);
+                return Poll::Ready(Some(r));
             }
             self.drive(cx);
-            response.as_mut().poll(cx)
+            if let Poll::Ready(r) = response.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            if self.expired(&mut first, cx) {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
         })
         .await;
-        result.map_err(|mut e| {
-            tracing::debug!(error = %e.error(), "upstream request failed");
-            e.take_message()
-        })
+        match result {
+            Some(Ok(resp)) => Ok(resp),
+            Some(Err(mut e)) => {
+                tracing::debug!(error = %e.error(), "upstream request failed");
+                Err(Exchange::Failed(e.take_message()))
+            }
+            None => Err(Exchange::TimedOut),
+        }
     }
+}
+
+/// Why [`Link::exchange`] gave no response. Not boxed: the request handed back is hyper's
+/// own value, moved once on a rare path; boxing it would allocate there for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Exchange {
+    /// The connection failed; with the request when none of it was written.
+    Failed(Option<Request<RawBody>>),
+    /// The deadline passed first (the request is dropped with its response's future: the
+    /// connection, mid-request, is not reused).
+    TimedOut,
 }
 
 impl UpstreamClient {
@@ -217,23 +261,12 @@ impl UpstreamClient {
     /// See [`UpstreamError`].
     pub async fn send(
         &self,
-        req: Request<RawBody>,
+        mut req: Request<RawBody>,
         authority: &Authority,
         timeout: Duration,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let deadline = Instant::now() + timeout;
-        match tokio::time::timeout_at(deadline, self.send_inner(req, authority, deadline)).await {
-            Err(_) => Err(UpstreamError::Timeout),
-            Ok(r) => r,
-        }
-    }
-
-    async fn send_inner(
-        &self,
-        mut req: Request<RawBody>,
-        authority: &Authority,
-        deadline: Instant,
-    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let now = Instant::now();
+        let deadline = now + timeout;
         if req.uri().scheme().is_some() || req.uri().authority().is_some() {
             // Not origin form: a caller's mistake, never sent on as it is.
             return Err(UpstreamError::Unavailable);
@@ -243,12 +276,26 @@ impl UpstreamClient {
                 req.headers_mut().insert(http::header::HOST, v);
             }
         }
-
-        // A pooled connection first, without registering for one coming back: the common case.
-        req = match self.pooled(req, authority).await {
+        // A pooled connection first, without registering for one coming back: the common
+        // case, bounded by the link's own timer ([`Link::exchange`]).
+        let req = match self.pooled(req, authority, deadline, now).await {
             Ok(done) => return done,
             Err(req) => req,
         };
+        match tokio::time::timeout_at(deadline, self.send_inner(req, authority, deadline)).await {
+            Err(_) => Err(UpstreamError::Timeout),
+            Ok(r) => r,
+        }
+    }
+
+    /// [`UpstreamClient::send`] when no pooled connection took the request: waits for a
+    /// connection to come back or a place for a new one, under the caller's timeout.
+    async fn send_inner(
+        &self,
+        mut req: Request<RawBody>,
+        authority: &Authority,
+        deadline: Instant,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let slot = loop {
             // Registered before looking again, so that a connection coming back after the
             // look is not missed.
@@ -256,7 +303,7 @@ impl UpstreamClient {
             tokio::pin!(returned);
             returned.as_mut().enable();
 
-            req = match self.pooled(req, authority).await {
+            req = match self.pooled(req, authority, deadline, Instant::now()).await {
                 Ok(done) => return done,
                 Err(req) => req,
             };
@@ -275,31 +322,39 @@ impl UpstreamClient {
             }
         };
         let mut link = self.pool.connect(authority.clone(), slot).await?;
+        link.timer.as_mut().reset(deadline);
         match link.exchange(req).await {
             Ok(resp) => Ok(self.lend(resp, link)),
-            Err(_) => Err(UpstreamError::Unavailable),
+            Err(Exchange::TimedOut) => Err(UpstreamError::Timeout),
+            Err(Exchange::Failed(_)) => Err(UpstreamError::Unavailable),
         }
     }
 
     /// Sends `req` on the reused connections (the most recently used first): the answer, or
     /// `req` back when no pooled connection took it (each one closed, or none idle). A request
-    /// handed back unsent goes to the next one.
+    /// handed back unsent goes to the next one. No answer by `deadline`:
+    /// [`UpstreamError::Timeout`]. `now`: the caller's clock reading, for the idle check.
     async fn pooled(
         &self,
         mut req: Request<RawBody>,
         authority: &Authority,
+        deadline: Instant,
+        now: Instant,
     ) -> Result<Result<Response<UpstreamBody>, UpstreamError>, Request<RawBody>> {
-        while let Some(mut link) = self.pool.checkout(authority) {
-            if !link.ready().await {
-                continue;
+        while let Some(mut link) = self.pool.checkout(authority, now) {
+            match link.ready(deadline).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => return Ok(Err(e)),
             }
             match link.exchange(req).await {
                 Ok(resp) => return Ok(Ok(self.lend(resp, link))),
-                Err(Some(back)) => {
+                Err(Exchange::Failed(Some(back))) => {
                     tracing::debug!("pooled upstream connection closed before the request was written; using another");
                     req = back;
                 }
-                Err(None) => return Ok(Err(UpstreamError::Unavailable)),
+                Err(Exchange::Failed(None)) => return Ok(Err(UpstreamError::Unavailable)),
+                Err(Exchange::TimedOut) => return Ok(Err(UpstreamError::Timeout)),
             }
         }
         Err(req)
@@ -324,11 +379,10 @@ impl Pool {
         &self.shards[crate::workers::shard() % SHARDS]
     }
 
-    /// The most recently used idle connection that is still open and young enough.
-    fn checkout(&self, authority: &Authority) -> Option<Box<Link>> {
+    /// The most recently used idle connection that is still open and young enough at `now`.
+    fn checkout(&self, authority: &Authority, now: Instant) -> Option<Box<Link>> {
         let mut idle = self.shard().lock();
         let (_, list) = idle.iter_mut().find(|(a, _)| a == authority)?;
-        let now = Instant::now();
         while let Some(l) = list.pop() {
             if l.reusable(now) {
                 return Some(l);
@@ -427,6 +481,7 @@ impl Pool {
             since: Instant::now(),
             _slot: slot,
             open: self.open.clone(),
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
         }))
     }
 }

@@ -35,6 +35,7 @@ pub(crate) const SECRET_HEADER: &str = "X-Hook-Secret";
 
 const MAC: BodyMac = BodyMac {
     header: SIG_HEADER,
+    name: http::HeaderName::from_static("x-hook-signature"),
     prefix: "",
     alg: HmacAlgorithm::Sha256,
     encode: hex_lower,
@@ -94,6 +95,13 @@ impl Verifier for Asana {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_signature_header_is_looked_up_by_its_own_name() {
+        let parsed = http::HeaderName::from_bytes(super::SIG_HEADER.as_bytes()).unwrap();
+        assert_eq!(super::MAC.name, parsed);
+        assert_eq!(super::MAC.header, super::SIG_HEADER);
+    }
     use super::*;
     use crate::verify::tests::{req_full, scheme, sn};
     use crate::verify::Checked;

@@ -7,14 +7,19 @@
 //! constant-time, as text, with the encoded MAC of every secret (`match_encoded`: no case
 //! folding, no trimming); the first matching secret is reported.
 
+use http::HeaderName;
+
 use super::{
-    mac_keys, match_encoded, required, HmacAlgorithm, Input, MacKey, SecretMaterial, SignRequest,
-    Verified, VerifyError,
+    mac_keys, match_encoded, required_by, HmacAlgorithm, Input, MacKey, SecretMaterial,
+    SignRequest, Verified, VerifyError,
 };
 
 /// A signature header over the raw body: `header: prefix ‖ encode(HMAC(secret, body))`.
 pub(crate) struct BodyMac {
     pub(crate) header: &'static str,
+    /// `header` as the lowercase name it is looked up by (tested equal): not parsed again
+    /// for every request.
+    pub(crate) name: HeaderName,
     pub(crate) prefix: &'static str,
     pub(crate) alg: HmacAlgorithm,
     pub(crate) encode: fn(&[u8]) -> String,
@@ -32,7 +37,7 @@ impl BodyMac {
         keys: &[MacKey],
         input: &Input<'_>,
     ) -> Result<usize, VerifyError> {
-        let value = required(input.headers, self.header)?;
+        let value = required_by(input.headers, &self.name, self.header)?;
         let sig = value
             .strip_prefix(self.prefix)
             .ok_or(VerifyError::MalformedSignature(self.header))?;

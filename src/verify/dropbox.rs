@@ -20,6 +20,7 @@ pub(crate) const SIG_HEADER: &str = "X-Dropbox-Signature";
 
 const MAC: BodyMac = BodyMac {
     header: SIG_HEADER,
+    name: http::HeaderName::from_static("x-dropbox-signature"),
     prefix: "",
     alg: HmacAlgorithm::Sha256,
     encode: hex_lower,
@@ -58,5 +59,15 @@ impl Verifier for Dropbox {
             Ok(h)
         });
         handshake_or(challenge, || self.verify(&input, now, tol))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_signature_header_is_looked_up_by_its_own_name() {
+        let parsed = http::HeaderName::from_bytes(super::SIG_HEADER.as_bytes()).unwrap();
+        assert_eq!(super::MAC.name, parsed);
+        assert_eq!(super::MAC.header, super::SIG_HEADER);
     }
 }

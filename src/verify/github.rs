@@ -14,16 +14,19 @@ use std::time::Duration;
 
 use super::body_mac::BodyMac;
 use super::{
-    hex_lower, optional_id, HmacAlgorithm, Input, MacKey, MessageId, SchemeDef, SchemeError,
+    hex_lower, optional_id_by, HmacAlgorithm, Input, MacKey, MessageId, SchemeDef, SchemeError,
     SecretMaterial, Verified, Verifier, VerifyError,
 };
 
 pub(crate) const SIG_HEADER: &str = "X-Hub-Signature-256";
 pub(crate) const ID_HEADER: &str = "X-GitHub-Delivery";
+/// [`ID_HEADER`] as it is looked up (tested equal).
+const ID_NAME: http::HeaderName = http::HeaderName::from_static("x-github-delivery");
 
 /// `X-Hub-Signature-256: sha256=<lowercase hex>` over the body (GitHub, and Meta's POSTs).
 pub(crate) const MAC: BodyMac = BodyMac {
     header: SIG_HEADER,
+    name: http::HeaderName::from_static("x-hub-signature-256"),
     prefix: "sha256=",
     alg: HmacAlgorithm::Sha256,
     encode: hex_lower,
@@ -57,7 +60,7 @@ impl Verifier for Github {
     fn verify(&self, input: &Input<'_>, _: i64, _: Duration) -> Result<Verified, VerifyError> {
         Ok(Verified {
             key_index: MAC.key_index(&self.keys, input)?,
-            id: optional_id(input.headers, ID_HEADER)?,
+            id: optional_id_by(input.headers, &ID_NAME, ID_HEADER)?,
             timestamp: None,
         })
     }
@@ -71,6 +74,15 @@ fn sign_value(secret: &[u8], body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_signature_header_is_looked_up_by_its_own_name() {
+        let parsed = http::HeaderName::from_bytes(super::SIG_HEADER.as_bytes()).unwrap();
+        assert_eq!(super::MAC.name, parsed);
+        assert_eq!(super::MAC.header, super::SIG_HEADER);
+        let id = http::HeaderName::from_bytes(super::ID_HEADER.as_bytes()).unwrap();
+        assert_eq!(super::ID_NAME, id);
+    }
     use super::*;
     use crate::verify::tests::{req, scheme, sn};
     use crate::verify::SchemeOptions;

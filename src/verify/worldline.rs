@@ -28,6 +28,7 @@ pub(crate) const VERIFICATION_HEADER: &str = "X-GCS-Webhooks-Endpoint-Verificati
 
 const MAC: BodyMac = BodyMac {
     header: SIG_HEADER,
+    name: http::HeaderName::from_static("x-gcs-signature"),
     prefix: "",
     alg: HmacAlgorithm::Sha256,
     encode: b64_std,
@@ -71,6 +72,13 @@ impl Verifier for Worldline {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_signature_header_is_looked_up_by_its_own_name() {
+        let parsed = http::HeaderName::from_bytes(super::SIG_HEADER.as_bytes()).unwrap();
+        assert_eq!(super::MAC.name, parsed);
+        assert_eq!(super::MAC.header, super::SIG_HEADER);
+    }
     use super::*;
     use crate::verify::tests::{req_full, scheme, sn};
     use crate::verify::{Checked, SchemeOptions};
