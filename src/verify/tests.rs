@@ -513,3 +513,23 @@ fn shared_secret_schemes_check_without_a_future() {
         assert_eq!(sn(n).def().secrets, SecretUse::Refused, "{n}");
     }
 }
+
+/// `ct_eq` compares words and a tail: equal strings of every length up to 40 are equal, and
+/// a difference in any one bit of any byte (word or tail), or in length, is not.
+#[test]
+fn ct_eq_finds_every_difference() {
+    for len in 0..40usize {
+        let a: Vec<u8> = (0..len).map(|i| (i * 37 + len) as u8).collect();
+        assert!(bool::from(ct_eq(&a, &a.clone())), "len {len}");
+        for at in 0..len {
+            for bit in 0..8 {
+                let mut b = a.clone();
+                b[at] ^= 1 << bit;
+                assert!(!bool::from(ct_eq(&a, &b)), "len {len} at {at} bit {bit}");
+            }
+        }
+        let mut longer = a.clone();
+        longer.push(0);
+        assert!(!bool::from(ct_eq(&a, &longer)), "len {len}");
+    }
+}
