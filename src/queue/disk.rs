@@ -468,7 +468,7 @@ const PAGE: usize = 4096;
 /// byte of it zeroed, checksummed, written and synced. Cut from the body the largest part
 /// that fills a page of its own, and the entry with the rest of the body is small (or in a
 /// page half the size): 64 KiB + a few hundred bytes instead of 128 KiB for a 64 KiB body
-/// (BENCHMARKS.md §21). A cut is made only when it saves more than a page (the second row
+/// (BENCHMARKS.md §22). A cut is made only when it saves more than a page (the second row
 /// costs a B-tree insert).
 fn body_cut(body: usize, encoded: usize) -> usize {
     fn stored(n: usize) -> usize {
