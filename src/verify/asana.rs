@@ -33,7 +33,7 @@ use super::{
 pub(crate) const SIG_HEADER: &str = "X-Hook-Signature";
 pub(crate) const SECRET_HEADER: &str = "X-Hook-Secret";
 
-const MAC: BodyMac = BodyMac {
+pub(crate) const MAC: BodyMac = BodyMac {
     header: SIG_HEADER,
     name: http::HeaderName::from_static("x-hook-signature"),
     prefix: "",
@@ -95,13 +95,6 @@ impl Verifier for Asana {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn the_signature_header_is_looked_up_by_its_own_name() {
-        let parsed = http::HeaderName::from_bytes(super::SIG_HEADER.as_bytes()).unwrap();
-        assert_eq!(super::MAC.name, parsed);
-        assert_eq!(super::MAC.header, super::SIG_HEADER);
-    }
     use super::*;
     use crate::verify::tests::{req_full, scheme, sn};
     use crate::verify::Checked;

@@ -533,3 +533,20 @@ fn ct_eq_finds_every_difference() {
         assert!(!bool::from(ct_eq(&a, &longer)), "len {len}");
     }
 }
+
+/// Every body-MAC scheme looks its signature header up by a `HeaderName` constant: each
+/// constant is its header's text, parsed.
+#[test]
+fn every_body_mac_header_is_looked_up_by_its_own_name() {
+    for (mac, header) in [
+        (&super::github::MAC, super::github::SIG_HEADER),
+        (&super::dropbox::MAC, super::dropbox::SIG_HEADER),
+        (&super::asana::MAC, super::asana::SIG_HEADER),
+        (&super::worldline::MAC, super::worldline::SIG_HEADER),
+        (&super::x::MAC, super::x::SIG_HEADER),
+    ] {
+        let parsed = HeaderName::from_bytes(header.as_bytes()).unwrap();
+        assert_eq!(mac.name, parsed, "{header}");
+        assert_eq!(mac.header, header);
+    }
+}

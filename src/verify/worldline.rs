@@ -26,7 +26,7 @@ pub(crate) const SIG_HEADER: &str = "X-GCS-Signature";
 pub(crate) const KEY_ID_HEADER: &str = "X-GCS-KeyId";
 pub(crate) const VERIFICATION_HEADER: &str = "X-GCS-Webhooks-Endpoint-Verification";
 
-const MAC: BodyMac = BodyMac {
+pub(crate) const MAC: BodyMac = BodyMac {
     header: SIG_HEADER,
     name: http::HeaderName::from_static("x-gcs-signature"),
     prefix: "",
@@ -72,13 +72,6 @@ impl Verifier for Worldline {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn the_signature_header_is_looked_up_by_its_own_name() {
-        let parsed = http::HeaderName::from_bytes(super::SIG_HEADER.as_bytes()).unwrap();
-        assert_eq!(super::MAC.name, parsed);
-        assert_eq!(super::MAC.header, super::SIG_HEADER);
-    }
     use super::*;
     use crate::verify::tests::{req_full, scheme, sn};
     use crate::verify::{Checked, SchemeOptions};

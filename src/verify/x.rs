@@ -23,7 +23,7 @@ use super::{b64_std, HmacAlgorithm, Input, MacKey, SchemeDef, Verified, Verifier
 
 pub(crate) const SIG_HEADER: &str = "x-twitter-webhooks-signature";
 
-const MAC: BodyMac = BodyMac {
+pub(crate) const MAC: BodyMac = BodyMac {
     header: SIG_HEADER,
     name: http::HeaderName::from_static("x-twitter-webhooks-signature"),
     prefix: "sha256=",
@@ -92,13 +92,6 @@ impl Verifier for X {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn the_signature_header_is_looked_up_by_its_own_name() {
-        let parsed = http::HeaderName::from_bytes(super::SIG_HEADER.as_bytes()).unwrap();
-        assert_eq!(super::MAC.name, parsed);
-        assert_eq!(super::MAC.header, super::SIG_HEADER);
-    }
     use super::plausible_token;
 
     #[test]
