@@ -876,7 +876,8 @@ fn read_entries(db: &Database, seqs: &[u64]) -> Result<HashMap<u64, Entry>, DbEr
     let (entries, bodies) = (tx.open_table(ENTRIES)?, tx.open_table(BODIES)?);
     let mut out = HashMap::with_capacity(seqs.len());
     for &seq in seqs {
-        if let Some((e, _)) = get_entry(&entries, &bodies, seq)? {
+        if let Some((mut e, _)) = get_row(&entries, seq)? {
+            join_body(&bodies, seq, &mut e)?;
             out.insert(seq, e);
         }
     }
@@ -1417,12 +1418,12 @@ impl Step {
                 at,
                 failure,
             } => {
-                let Some((mut e, cut)) = failed_attempt(t, seq, &meta, failure)? else {
+                let Some((mut e, old_row)) = failed_attempt(t, seq, &meta, failure)? else {
                     return Ok(());
                 };
                 e.next_attempt_at = at;
                 // The entry's row only: the body's first part, if apart, is unchanged.
-                let bytes = e.encode_with_body(&e.body[cut..]);
+                let bytes = e.encode();
                 t.entries.insert(seq, bytes.as_slice())?;
                 // The rewrite carries the attempts.
                 t.attempts.remove(seq)?;
@@ -1430,7 +1431,7 @@ impl Step {
                     seq,
                     at,
                     old_len: meta.len,
-                    len: (bytes.len() + cut) as u64,
+                    len: meta.len.saturating_sub(old_row as u64) + bytes.len() as u64,
                 });
             }
             Step::Dead {
@@ -1439,10 +1440,13 @@ impl Step {
                 route,
                 failure,
             } => {
-                let Some((e, _)) = failed_attempt(t, seq, &meta, failure)? else {
+                let Some((mut e, _)) = failed_attempt(t, seq, &meta, failure)? else {
                     return Ok(());
                 };
                 // A dead letter is stored whole (they are few, and read back whole).
+                if meta.split {
+                    join_body(&t.bodies, seq, &mut e)?;
+                }
                 let bytes = e.encode();
                 t.dead.insert((route.as_str(), seq), bytes.as_slice())?;
                 t.remove(seq, meta.split)?;
@@ -1612,49 +1616,51 @@ fn same_id(t: &Tables<'_>, candidates: &[u64], route: &str, id: &str) -> Result<
     Ok(false)
 }
 
-/// Entry `seq` as stored (if it is there and decodes) with its attempts and the failure of
-/// its last one, and how much of its body is apart: what a reschedule or a dead letter
-/// writes.
+/// Entry `seq`'s row as stored (if it is there and decodes) with its attempts and the failure
+/// of its last one, and the row's length: what a reschedule or a dead letter writes. A split
+/// entry's body is its rest only ([`join_body`] puts the first part back).
 fn failed_attempt(
     t: &Tables<'_>,
     seq: u64,
     meta: &Meta,
     failure: Failure,
 ) -> Result<Option<(Entry, usize)>, DbError> {
-    let Some((mut e, cut)) = get_entry(&t.entries, &t.bodies, seq)? else {
+    let Some((mut e, len)) = get_row(&t.entries, seq)? else {
         return Ok(None);
     };
     e.attempts = meta.attempts;
     e.last_status = failure.status;
     e.last_error = failure.error;
-    Ok(Some((e, cut)))
+    Ok(Some((e, len)))
 }
 
-/// Entry `seq` (if it is there and decodes), its body joined again from its `bodies` row if
-/// it has one, and the length of that first part.
-fn get_entry(
+/// Entry `seq`'s row (if it is there and decodes), and its length: the whole entry, or, when
+/// its body's first part is apart, the entry with the rest of its body.
+fn get_row(
     entries: &impl ReadableTable<u64, &'static [u8]>,
-    bodies: &impl ReadableTable<u64, &'static [u8]>,
     seq: u64,
 ) -> Result<Option<(Entry, usize)>, DbError> {
     let Some(row) = entries.get(seq)? else {
         return Ok(None);
     };
-    let Ok(mut e) = Entry::decode(row.value()) else {
-        return Ok(None);
-    };
-    let cut = match bodies.get(seq)? {
-        None => 0,
-        Some(first) => {
-            let first = first.value();
-            let mut body = Vec::with_capacity(first.len() + e.body.len());
-            body.extend_from_slice(first);
-            body.extend_from_slice(&e.body);
-            e.body = body.into();
-            first.len()
-        }
-    };
-    Ok(Some((e, cut)))
+    let row = row.value();
+    Ok(Entry::decode(row).ok().map(|e| (e, row.len())))
+}
+
+/// Puts the first part of entry `seq`'s body back in front of `e.body`, if it is apart.
+fn join_body(
+    bodies: &impl ReadableTable<u64, &'static [u8]>,
+    seq: u64,
+    e: &mut Entry,
+) -> Result<(), DbError> {
+    if let Some(first) = bodies.get(seq)? {
+        let first = first.value();
+        let mut body = Vec::with_capacity(first.len() + e.body.len());
+        body.extend_from_slice(first);
+        body.extend_from_slice(&e.body);
+        e.body = body.into();
+    }
+    Ok(())
 }
 
 /// The tables a batch writes, opened once per transaction (opening them per command cost
@@ -1814,7 +1820,8 @@ mod tests {
     }
 
     /// A spool of the first layout (index tables on disk) opens: its entries, attempts and
-    /// dead letters are kept, its index tables are dropped, it is version 2 from then on.
+    /// dead letters are kept, its index tables are dropped, it is the current version from
+    /// then on.
     #[tokio::test]
     async fn layout_1_spool_is_upgraded_keeping_every_entry() {
         let dir = tempfile::tempdir().unwrap();
