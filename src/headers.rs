@@ -57,7 +57,10 @@ pub static POLICY: [HeaderName; 9] = [
 /// after [`add_forwarded`]. `client` is the client address hookseal determined
 /// ([`client_ip`]) as a header value ([`ip_value`]); `None` leaves no `X-Real-IP`.
 /// `forwarded` is what [`add_forwarded`] returned: the `Forwarded` value of the
-/// `X-Forwarded-*` headers it set.
+/// `X-Forwarded-*` headers it set. The proxy runs its two halves apart
+/// ([`remove_policy_names`] before it adds its own headers, [`set_policy_values`] after);
+/// the tests pin the policy through this whole.
+#[cfg(test)]
 pub fn apply_policy(
     headers: &mut HeaderMap,
     keep: &[HeaderName],
@@ -68,7 +71,7 @@ pub fn apply_policy(
     set_policy_values(headers, keep, client, forwarded);
 }
 
-/// The first half of [`apply_policy`]: removes POLICY's first seven names (unless kept). None
+/// The first half of the policy: removes POLICY's first seven names (unless kept). None
 /// of them is a name [`add_forwarded`] or hookseal's own headers set, so it may run before
 /// those are added: its pass then looks at the client's names only.
 pub fn remove_policy_names(headers: &mut HeaderMap, keep: &[HeaderName]) {
@@ -89,7 +92,7 @@ pub fn remove_policy_names(headers: &mut HeaderMap, keep: &[HeaderName]) {
     }
 }
 
-/// The second half of [`apply_policy`]: `X-Real-IP` and `Forwarded` set (or removed) unless
+/// The second half of the policy: `X-Real-IP` and `Forwarded` set (or removed) unless
 /// kept.
 pub fn set_policy_values(
     headers: &mut HeaderMap,
@@ -314,7 +317,7 @@ pub fn strip_hookseal(headers: &mut HeaderMap) {
 
 /// Appends the peer (its address as [`ip_value`] writes it) to `X-Forwarded-For` (every line
 /// the client sent, joined with `, `) and sets `X-Forwarded-Proto` and `X-Forwarded-Host`.
-/// Returns the `Forwarded` value that says the same, for [`apply_policy`].
+/// Returns the `Forwarded` value that says the same, for [`set_policy_values`].
 pub fn add_forwarded(
     headers: &mut HeaderMap,
     peer: &HeaderValue,
