@@ -1825,35 +1825,30 @@ mod tests {
     #[tokio::test]
     async fn layout_1_spool_is_upgraded_keeping_every_entry() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
-            let tx = db.begin_write().unwrap();
-            {
-                tx.open_table(META)
-                    .unwrap()
-                    .insert("schema_version", 1)
-                    .unwrap();
-                let mut entries = tx.open_table(ENTRIES).unwrap();
-                let mut due = tx.open_table(V1_DUE).unwrap();
-                let mut queued = tx.open_table(V1_QUEUED).unwrap();
-                let mut ids = tx.open_table(V1_IDS).unwrap();
-                for (seq, id, at) in [(0u64, "a", T0 + 5), (1, "b", T0), (2, "c", T0 + 9)] {
-                    let mut e = entry("r", id, id.as_bytes());
-                    e.next_attempt_at = at;
-                    entries.insert(seq, e.encode().as_slice()).unwrap();
-                    due.insert(("r", at, seq), ()).unwrap();
-                    queued.insert(("r", T0, seq), ()).unwrap();
-                    ids.insert(("r", id), seq).unwrap();
-                }
-                tx.open_table(ATTEMPTS).unwrap().insert(1, 4).unwrap();
-                let dead = entry("r", "d", b"d").encode();
-                tx.open_table(DEAD)
-                    .unwrap()
-                    .insert(("r", 3), dead.as_slice())
-                    .unwrap();
+        write_by_hand(dir.path(), |tx| {
+            tx.open_table(META)
+                .unwrap()
+                .insert("schema_version", 1)
+                .unwrap();
+            let mut entries = tx.open_table(ENTRIES).unwrap();
+            let mut due = tx.open_table(V1_DUE).unwrap();
+            let mut queued = tx.open_table(V1_QUEUED).unwrap();
+            let mut ids = tx.open_table(V1_IDS).unwrap();
+            for (seq, id, at) in [(0u64, "a", T0 + 5), (1, "b", T0), (2, "c", T0 + 9)] {
+                let mut e = entry("r", id, id.as_bytes());
+                e.next_attempt_at = at;
+                entries.insert(seq, e.encode().as_slice()).unwrap();
+                due.insert(("r", at, seq), ()).unwrap();
+                queued.insert(("r", T0, seq), ()).unwrap();
+                ids.insert(("r", id), seq).unwrap();
             }
-            tx.commit().unwrap();
-        }
+            tx.open_table(ATTEMPTS).unwrap().insert(1, 4).unwrap();
+            let dead = entry("r", "d", b"d").encode();
+            tx.open_table(DEAD)
+                .unwrap()
+                .insert(("r", 3), dead.as_slice())
+                .unwrap();
+        });
         let spool = open(dir.path());
         let s = spool.stats(&["r"], T0 + 10).await.unwrap();
         assert_eq!((s["r"].depth, s["r"].dead, s["r"].oldest_ms), (3, 1, 10));
@@ -2140,17 +2135,12 @@ mod tests {
     async fn layout_2_spool_opens_with_bodies_whole() {
         let dir = tempfile::tempdir().unwrap();
         let big = entry("r", "a", &[b'b'; 65536]);
-        {
-            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
-            let tx = db.begin_write().unwrap();
-            {
-                let mut meta = tx.open_table(META).unwrap();
-                meta.insert("schema_version", 2).unwrap();
-                let mut entries = tx.open_table(ENTRIES).unwrap();
-                entries.insert(0, big.encode().as_slice()).unwrap();
-            }
-            tx.commit().unwrap();
-        }
+        write_by_hand(dir.path(), |tx| {
+            let mut meta = tx.open_table(META).unwrap();
+            meta.insert("schema_version", 2).unwrap();
+            let mut entries = tx.open_table(ENTRIES).unwrap();
+            entries.insert(0, big.encode().as_slice()).unwrap();
+        });
         let spool = open(dir.path());
         let c = spool.claim("r", "w", 10, T0).await.unwrap();
         assert_eq!(c[0].entry.body, big.body);
@@ -2507,6 +2497,14 @@ mod tests {
         assert!(spool.claim("r", "w", 10, T0).await.unwrap().is_empty());
     }
 
+    /// Writes `dir`'s spool file by hand, in one transaction: what `fill` puts there.
+    fn write_by_hand(dir: &Path, fill: impl FnOnce(&WriteTransaction)) {
+        let db = Database::create(dir.join(FILE_NAME)).unwrap();
+        let tx = db.begin_write().unwrap();
+        fill(&tx);
+        tx.commit().unwrap();
+    }
+
     fn open_err(dir: &Path) -> String {
         let e = DiskSpool::open(dir, Limits::default()).unwrap_err();
         assert!(matches!(e, QueueError::Corrupt { .. }), "{e:?}");
@@ -2575,22 +2573,17 @@ mod tests {
     fn other_schema_version_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         drop(DiskSpool::open(dir.path(), Limits::default()).unwrap());
-        {
-            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
-            let tx = db.begin_write().unwrap();
+        write_by_hand(dir.path(), |tx| {
             tx.open_table(META)
                 .unwrap()
                 .insert("schema_version", 99)
                 .unwrap();
-            tx.commit().unwrap();
-        }
+        });
         let msg = open_err(dir.path());
         assert!(msg.contains("schema version 99"), "{msg}");
 
         // Entries but no version at all: not ours.
-        {
-            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
-            let tx = db.begin_write().unwrap();
+        write_by_hand(dir.path(), |tx| {
             tx.open_table(META)
                 .unwrap()
                 .remove("schema_version")
@@ -2599,8 +2592,7 @@ mod tests {
                 .unwrap()
                 .insert(1, b"x".as_slice())
                 .unwrap();
-            tx.commit().unwrap();
-        }
+        });
         let msg = open_err(dir.path());
         assert!(msg.contains("without a schema version"), "{msg}");
     }
@@ -2622,17 +2614,12 @@ mod tests {
         }
         drop(spool);
         // Damage b's bytes (as a bug or a foreign writer would), leaving its index rows.
-        {
-            let db = Database::create(dir.path().join(FILE_NAME)).unwrap();
-            let tx = db.begin_write().unwrap();
-            {
-                let mut t = tx.open_table(ENTRIES).unwrap();
-                let mut b = t.get(1).unwrap().unwrap().value().to_vec();
-                b.truncate(b.len() / 2);
-                t.insert(1, b.as_slice()).unwrap();
-            }
-            tx.commit().unwrap();
-        }
+        write_by_hand(dir.path(), |tx| {
+            let mut t = tx.open_table(ENTRIES).unwrap();
+            let mut b = t.get(1).unwrap().unwrap().value().to_vec();
+            b.truncate(b.len() / 2);
+            t.insert(1, b.as_slice()).unwrap();
+        });
         let disk = DiskSpool::open(dir.path(), Limits::default()).unwrap();
         assert_eq!(disk.quarantined(), 1);
         let spool = Spool::Disk(disk);
