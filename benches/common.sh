@@ -50,7 +50,7 @@ hs_config() { route_config standard-webhooks "$BENCH_ROUTE" "$@"; }
 
 # github_config PORT ADMIN_PORT UPSTREAM_PORT [TLS_LINE]: one `github` route on /hook, as the
 # verifying peers of ../shared/peers check it (load.sh, instr.sh, idle_rss.sh,
-# startup_layout.sh).
+# layout.sh).
 github_config() { route_config github /hook "$@"; }
 
 # queued_config PORT ADMIN_PORT UPSTREAM_PORT SPOOL_DIR: hs_config plus the same route queued
