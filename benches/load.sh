@@ -7,6 +7,7 @@
 #   options: --rounds N  --duration SECONDS  --warmup SECONDS  --out DIR  --no-install
 #            --threads N (HOOKSEAL_WORKERS for both hookseal targets; default: one per CPU)
 #            --sizes "1024 65536"  --loads "c1 q200"  --targets "direct hookseal nginx-lua"
+#            --paired: the open-loop loads (q200, q2000) run every target at once (below)
 #
 # Targets (all on 127.0.0.1, all in front of the same upstream, examples/bench_upstream.rs,
 # which reads the body and answers 200; every request is POST /hook with a valid
@@ -28,7 +29,13 @@
 # (c=16 / c=64 to send with, latency corrected for coordinated omission) — webhooks live at
 # c=1 and at the open-loop rates. Bodies 1 KiB, 64 KiB, 1 MiB.
 # Order: targets rotate per round and per cell; every measured run is preceded by a warm-up
-# run of the same cell and bounded in time (oha -z, plus `timeout`).
+# run of the same cell and bounded in time (oha -z, plus `timeout`). With --paired, an
+# open-loop cell runs every target at the same time instead, each with its own oha at the
+# cell's rate: what moves the shared machine during a run (other tenants, the VM's steal)
+# then moves every target alike, where one after the other the low-rate cells move by a
+# quarter between rounds of the same binaries (BENCHMARKS.md §23). The machine carries the
+# rate once per target, so pair few targets (--targets); the upstream's CPU per request is
+# then its whole CPU split evenly between the targets.
 # Per run: throughput, p50/p99, each process's CPU time per request (the scheduler's ns count
 # of its threads, /proc/PID/task/*/schedstat) and peak RSS (VmHWM, reset before the run via
 # clear_refs), and /proc/loadavg.
@@ -46,6 +53,7 @@ ROUNDS=2
 DURATION=3
 WARMUP=1
 QUICK=0
+PAIRED=0
 INSTALL=1
 OUT=""
 ONLY=()
@@ -60,8 +68,9 @@ while [ $# -gt 0 ]; do
         --warmup) WARMUP=$2; shift ;;
         --out) OUT=$2; shift ;;
         --no-install) INSTALL=0 ;;
+        --paired) PAIRED=1 ;;
         --threads) export HOOKSEAL_WORKERS=$2; shift ;;
-        -h|--help) sed -n '2,37p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,44p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -322,10 +331,59 @@ cat >"$W/meta.json" <<EOF
  "clk_tck": $(getconf CLK_TCK), "oha": "$(oha --version | head -1)",
  "nginx": "$(nginx -v 2>&1 | sed 's/.*\///')", "haproxy": "$(haproxy -v | head -1 | awk '{print $3}')",
  "peers": "$([ "$PEERS_OK" = 1 ] && echo ok || echo pending)",
- "hookseal_threads": "${HOOKSEAL_WORKERS:-one per CPU ($(nproc))}",
+ "hookseal_threads": "${HOOKSEAL_WORKERS:-one per CPU ($(nproc))}", "paired": $PAIRED,
  "hookseal_commit": "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)",
  "started": "$(date -u +%FT%TZ)", "loadavg_start": "$(cut -d' ' -f1-3 /proc/loadavg)"}
 EOF
+
+# paired_cell ROUND SIZE LOAD: every target at once, each with its own oha (--paired)
+paired_cell() {
+    local round=$1 size=$2 load=$3 t i la0 la1 u0 u1 name
+    local -a names=() c0=() ohas=() rcs=() args=()
+    for t in "${TARGETS[@]}"; do
+        mapfile -t args < <(oha_args "$load" "$size" "$t")
+        run_oha "$WARMUP" "$W/runs/warmup-$t.json" "${args[@]}" &
+        ohas+=($!)
+    done
+    wait "${ohas[@]}" || true
+    ohas=()
+    # shellcheck disable=SC2046
+    reset_hwm $(for t in "${TARGETS[@]}"; do pids_of "$t"; done) "$UP_PID"
+    la0=$(cut -d' ' -f1 /proc/loadavg)
+    u0=$(cpu_ns "$UP_PID")
+    for t in "${TARGETS[@]}"; do
+        # shellcheck disable=SC2046
+        c0+=("$(cpu_ns $(pids_of "$t"))")
+    done
+    for t in "${TARGETS[@]}"; do
+        name="r$round-$size-$load-$t"
+        names+=("$name")
+        mapfile -t args < <(oha_args "$load" "$size" "$t")
+        run_oha "$DURATION" "$W/runs/$name.json" "${args[@]}" &
+        ohas+=($!)
+    done
+    for i in "${!ohas[@]}"; do
+        rcs[i]=0
+        wait "${ohas[$i]}" || rcs[i]=$?
+    done
+    u1=$(cpu_ns "$UP_PID")
+    la1=$(cut -d' ' -f1 /proc/loadavg)
+    for i in "${!TARGETS[@]}"; do
+        t=${TARGETS[$i]}
+        name=${names[$i]}
+        # shellcheck disable=SC2046
+        set -- $(pids_of "$t")
+        cat >"$W/runs/$name.meta.json" <<EOF
+{"round": $round, "size": $size, "load": "$load", "target": "$t", "oha_rc": ${rcs[$i]},
+ "cpu_ns": $(( $(cpu_ns "$@") - ${c0[$i]} )), "upstream_cpu_ns": $(( (u1 - u0) / ${#TARGETS[@]} )),
+ "hwm_kib": $(status_kib VmHWM "$@"), "upstream_hwm_kib": $(status_kib VmHWM "$UP_PID"),
+ "loadavg_before": $la0, "loadavg_after": $la1, "paired": true}
+EOF
+        done_runs=$((done_runs + 1))
+        line=$(python3 "$ROOT/benches/load_report.py" run "$W/runs/$name") || failures=$((failures + 1))
+        log "[$done_runs/$total] $line"
+    done
+}
 
 # ---------------------------------------------------------------------------------- rounds
 failures=0
@@ -338,6 +396,10 @@ for round in $(seq 1 "$ROUNDS"); do
     for size in "${SIZES[@]}"; do
         for load in "${LOADS[@]}"; do
             cell=$((cell + 1))
+            if [ "$PAIRED" = 1 ] && [[ $load == q* ]]; then
+                paired_cell "$round" "$size" "$load"
+                continue
+            fi
             for i in $(seq 0 $((n_targets - 1))); do
                 t=${TARGETS[$(( (i + round + cell) % n_targets ))]}
                 mapfile -t args < <(oha_args "$load" "$size" "$t")

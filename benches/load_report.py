@@ -178,7 +178,9 @@ def cmd_report(out_dir):
     args = meta.get("args", "--quick" if meta["quick"] else "")
     p(f"- command: `bash benches/load.sh{' ' + args if args else ''}` "
       f"({meta['rounds']} round(s), {meta['duration_s']} s per run, {meta['warmup_s']} s warm-up "
-      f"per run, targets rotated per round and cell)")
+      f"per run, targets rotated per round and cell"
+      + ("; open-loop cells paired: every target at once, each with its own oha, the "
+         "upstream's CPU split evenly between them" if meta.get("paired") else "") + ")")
     p(f"- machine: {meta['nproc']} cores, {meta['cpu']}; load generator, proxies and upstream "
       f"share them")
     p(f"- load average: {meta['loadavg_start']} at start, {end.get('loadavg_end', '?')} at end; "
