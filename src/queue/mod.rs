@@ -159,10 +159,6 @@ impl HeaderList {
         self.bytes.clear();
         self.ends.clear();
     }
-
-    fn shrink_to_fit(&mut self) {
-        self.bytes.shrink_to_fit();
-    }
 }
 
 impl From<&http::HeaderMap> for HeaderList {
@@ -320,13 +316,20 @@ impl Entry {
         if usize::try_from(count).map_or(true, |c| c > r.0.len() / 8) {
             return Err("truncated entry");
         }
-        let mut headers = HeaderList::with_capacity(count as usize, r.0.len());
+        // The lines' bytes in all, from a first pass over their lengths: the list's buffer is
+        // allocated once at its size (sized by the rest of the entry, the body included, it
+        // had to be shrunk again after).
+        let mut sizing = Reader(r.0);
+        let mut size = 0;
+        for _ in 0..count {
+            size += sizing.bytes()?.len() + sizing.bytes()?.len();
+        }
+        let mut headers = HeaderList::with_capacity(count as usize, size);
         for _ in 0..count {
             let n = r.bytes()?;
             let v = r.bytes()?;
             headers.push(n, v);
         }
-        headers.shrink_to_fit();
         let body = Bytes::copy_from_slice(r.bytes()?);
         let queued_at = r.u64()?;
         let attempts = r.u32()?;
@@ -825,7 +828,10 @@ mod tests {
     #[test]
     fn encoding_round_trips() {
         let mut e = sample("m1");
-        assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+        let back = Entry::decode(&e.encode()).unwrap();
+        assert_eq!(back, e);
+        // The header buffer is allocated at the lines' size, not at the rest of the entry's.
+        assert_eq!(back.headers.bytes.capacity(), back.headers.bytes_len());
         assert_eq!(e.encode().len(), e.encoded_len());
         e.attempts = 7;
         e.last_status = Some(503);
