@@ -74,15 +74,15 @@ fn sign_value(secret: &[u8], body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn the_delivery_id_is_looked_up_by_its_own_name() {
-        let id = http::HeaderName::from_bytes(super::ID_HEADER.as_bytes()).unwrap();
-        assert_eq!(super::ID_NAME, id);
-    }
     use super::*;
     use crate::verify::tests::{req, scheme, sn};
     use crate::verify::SchemeOptions;
+
+    #[test]
+    fn the_delivery_id_is_looked_up_by_its_own_name() {
+        let id = http::HeaderName::from_bytes(ID_HEADER.as_bytes()).unwrap();
+        assert_eq!(ID_NAME, id);
+    }
 
     #[test]
     fn published_vector() {
