@@ -95,6 +95,21 @@ depth() {
         | awk '/^hookseal_queue_depth\{route="bench-queued"\}/ {print $2}'
 }
 
+# spool_ticks PID: utime+stime of the spool's committer thread (`hookseal-spool`) in PID, in
+# clock ticks; 0 if it has none
+spool_ticks() {
+    local t s
+    for t in /proc/"$1"/task/*; do
+        [ "$(cat "$t/comm" 2>/dev/null)" = hookseal-spool ] || continue
+        s=$(cat "$t/stat") || break
+        s=${s##*) }
+        read -ra f <<<"$s"
+        echo $((f[11] + f[12]))
+        return
+    done
+    echo 0
+}
+
 # run NAME PATH SIZE ROUND: one oha run; writes runs/NAME-SIZE-ROUND.{json,txt}
 # (NAME is prefixed with the binary's name and `_` when there are several)
 run() {
@@ -103,8 +118,9 @@ run() {
     while IFS= read -r line; do
         [ -n "$line" ] && headers+=(-H "$line")
     done < <("$HS" sign --scheme standard-webhooks --secret "$BENCH_SECRET" --body-file "$W/body-$size.json")
-    local t0 t1 c0 c1 drained_ms=0
+    local t0 t1 c0 c1 s0 s1 drained_ms=0
     c0=$(cpu_ticks "$HS_PID")
+    s0=$(spool_ticks "$HS_PID")
     t0=$(date +%s%N)
     oha -c 16 -z "${DURATION}s" -w --no-tui --output-format json -m POST "${headers[@]}" \
         -H 'content-type: application/json' -D "$W/body-$size.json" \
@@ -118,8 +134,9 @@ run() {
     fi
     t1=$(date +%s%N)
     c1=$(cpu_ticks "$HS_PID")
+    s1=$(spool_ticks "$HS_PID")
     drained_ms=$(( (t1 - t0) / 1000000 ))
-    echo "$name $size $round $((c1 - c0)) $drained_ms" >"$base.txt"
+    echo "$name $size $round $((c1 - c0)) $drained_ms $((s1 - s0))" >"$base.txt"
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -153,23 +170,33 @@ for f in sorted(glob.glob(os.path.join(w, "runs", "*.json"))):
     bad = {k: v for k, v in codes.items() if k != want}
     if bad or j.get("errorDistribution"):
         sys.exit(f"{f}: unexpected answers {bad} {j.get('errorDistribution')}")
-    cpu, elapsed_ms = map(int, open(f[:-5] + ".txt").read().split()[3:5])
+    cpu, elapsed_ms, spool = map(int, open(f[:-5] + ".txt").read().split()[3:6])
     s = j["summary"]
     lat = j["latencyPercentiles"]
     rows.setdefault((size, name), []).append({
         "rps": s["requestsPerSec"], "p50": lat["p50"] * 1000, "p99": lat["p99"] * 1000,
         "cpu_us": cpu / tck / max(n, 1) * 1e6,
+        "spool_us": spool / tck / max(n, 1) * 1e6,
+        "round": rnd,
         "delivered_per_s": n / (elapsed_ms / 1000) if name.endswith("queued") else None,
     })
 med = lambda xs: statistics.median(xs)
-print("| body | target | answers/s | p50 ms | p99 ms | hookseal CPU µs/req | delivered/s (end to end) |")
-print("|---|---|---|---|---|---|---|")
+print("| body | target | answers/s | p50 ms | p99 ms | hookseal CPU µs/req | of it the spool thread | ÷ direct (per round) | delivered/s (end to end) |")
+print("|---|---|---|---|---|---|---|---|---|")
 for (size, name), rs in sorted(rows.items(), key=lambda kv: (int(kv[0][0]), kv[0][1])):
     d = [r["delivered_per_s"] for r in rs if r["delivered_per_s"] is not None]
+    ratio = "—"
+    if name.endswith("queued"):
+        # Each round's queued CPU over the same round's direct CPU (same binary, same minute).
+        direct = {r["round"]: r["cpu_us"] for r in rows.get((size, name[:-6] + "direct"), [])}
+        rr = [r["cpu_us"] / direct[r["round"]] for r in rs if direct.get(r["round"])]
+        ratio = f"{med(rr):.2f} ({min(rr):.2f}–{max(rr):.2f})" if rr else "—"
+    spool = f"{med([r['spool_us'] for r in rs]):.0f}" if name.endswith("queued") else "—"
     print(f"| {int(size)//1024} KiB | {name} | {med([r['rps'] for r in rs]):.0f} | "
           f"{med([r['p50'] for r in rs]):.2f} | {med([r['p99'] for r in rs]):.2f} | "
-          f"{med([r['cpu_us'] for r in rs]):.0f} | {med(d):.0f} |" if d else
+          f"{med([r['cpu_us'] for r in rs]):.0f} | {spool} | {ratio} | "
+          f"{med(d):.0f} |" if d else
           f"| {int(size)//1024} KiB | {name} | {med([r['rps'] for r in rs]):.0f} | "
           f"{med([r['p50'] for r in rs]):.2f} | {med([r['p99'] for r in rs]):.2f} | "
-          f"{med([r['cpu_us'] for r in rs]):.0f} | — |")
+          f"{med([r['cpu_us'] for r in rs]):.0f} | {spool} | {ratio} | — |")
 EOF
