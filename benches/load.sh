@@ -8,6 +8,8 @@
 #            --threads N (HOOKSEAL_WORKERS for both hookseal targets; default: one per CPU)
 #            --sizes "1024 65536"  --loads "c1 q200"  --targets "direct hookseal nginx-lua"
 #            --paired: the open-loop loads (q200, q2000) run every target at once (below)
+#            --bin PATH: the hookseal binary for both hookseal targets (default: the release
+#            build, made here), e.g. the PGO build of benches/pgo.sh
 #
 # Targets (all on 127.0.0.1, all in front of the same upstream, examples/bench_upstream.rs,
 # which reads the body and answers 200; every request is POST /hook with a valid
@@ -70,7 +72,8 @@ while [ $# -gt 0 ]; do
         --no-install) INSTALL=0 ;;
         --paired) PAIRED=1 ;;
         --threads) export HOOKSEAL_WORKERS=$2; shift ;;
-        -h|--help) sed -n '2,44p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --bin) HS_BIN=$(realpath "$2"); shift ;;
+        -h|--help) sed -n '2,46p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -110,7 +113,7 @@ command -v python3 >/dev/null || { echo "python3 is required for the report" >&2
 
 log "building release binaries"
 cargo build --release --locked --quiet --bin hookseal --example bench_upstream --example hyper_floor
-HS=$ROOT/target/release/hookseal
+HS=${HS_BIN:-$ROOT/target/release/hookseal}
 UP=$ROOT/target/release/examples/bench_upstream
 FLOOR=$ROOT/target/release/examples/hyper_floor
 
