@@ -515,8 +515,9 @@ mod sign {
         if let Some(public) = &args.public_url {
             options.public_url = Some(public.clone());
         }
-        // The request target: --url's, else the public URL's (what the provider would call).
-        let public: Option<http::Uri> = args.public_url.as_ref().and_then(|u| u.parse().ok());
+        // The request target: --url's, else the public URL's (what the provider would call):
+        // --public-url's, else the route's `public_url`.
+        let public: Option<http::Uri> = options.public_url.as_ref().and_then(|u| u.parse().ok());
         let path_and_query = uri
             .as_ref()
             .or(public.as_ref())

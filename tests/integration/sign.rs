@@ -497,3 +497,54 @@ async fn sign_url_is_accepted_for_every_scheme() {
         );
     }
 }
+
+/// Without `--url`, `sign --route` signs the request the route's `public_url` names, as the
+/// help says: the printed headers, sent to that path, verify. (It signed `/` instead.)
+#[tokio::test]
+async fn sign_without_url_signs_the_route_public_url() {
+    let up = Upstream::start().await;
+    let mut routes = String::new();
+    for scheme in ["twilio", "square"] {
+        routes.push_str(&format!(
+            "[[route]]\nname = \"r-{scheme}\"\npath = \"/s/{scheme}\"\nscheme = \"{scheme}\"\n\
+             secrets = [{{ value = \"k\" }}]\n\
+             public_url = \"https://hooks.example.com/s/{scheme}\"\n"
+        ));
+    }
+    let sc = Sidecar::start(up.addr, "", &routes).await;
+    let config = sc.dir.path().join("hookseal.toml");
+    let body_file = sc.dir.path().join("body.txt");
+    std::fs::write(&body_file, "Body=hello&From=%2B15550100").unwrap();
+    for scheme in ["twilio", "square"] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookseal"));
+        cmd.env_remove("HOOKSEAL_CONFIG")
+            .args(["sign", "--scheme", scheme, "--secret", "k", "--body-file"])
+            .arg(&body_file)
+            .arg("--config")
+            .arg(&config)
+            .args(["--route", &format!("r-{scheme}")]);
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{scheme}: {out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let mut headers: Vec<(&str, String)> = stdout
+            .lines()
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k, v.to_owned()))
+            .collect();
+        assert!(!headers.is_empty(), "{scheme}: {stdout}");
+        headers.push((
+            "content-type",
+            "application/x-www-form-urlencoded".to_owned(),
+        ));
+        let r = post(
+            &sc.url(&format!("/s/{scheme}")),
+            &headers,
+            "Body=hello&From=%2B15550100",
+        )
+        .await;
+        assert_eq!(r.status, http::StatusCode::OK, "{scheme}: {r:?}");
+    }
+    assert_eq!(up.count(), 2);
+}
