@@ -8,11 +8,11 @@
 # 2. trains it, in front of examples/bench_upstream, with oha: a `github` route on /hook at
 #    1 KiB and 64 KiB, closed loop c=1 and c=16 and open loop at 200 and 2000 req/s, N seconds
 #    each (default 2); the same route over TLS (c=16, 2000 req/s); a queued Standard Webhooks
-#    route on a disk spool (c=16); and nine more schemes' routes (the cases of
-#    tests/integration/sign.rs but the URL-signing twilio and square), c=4 each. Paths no
-#    phase runs (other schemes, HTTP/2, Redis, the admin endpoints) have no counts, and LLVM
-#    lays them out and inlines them as cold code; §24 measured one such path (TLS, before it
-#    was trained) 1–4 % slower;
+#    route on a disk spool (c=16); and eleven more schemes' routes (the cases of
+#    tests/integration/sign.rs), c=4 each. Paths no phase runs (other schemes, HTTP/2,
+#    Redis, the admin endpoints, rejections) have no counts, and LLVM lays them out and
+#    inlines them as cold code; §24 measured one such path (TLS, before it was trained)
+#    1–4 % slower;
 # 3. merges the profiles with llvm-profdata (`rustup component add llvm-tools`);
 # 4. builds hookseal with `-Cprofile-use` into target/pgo/use/release/hookseal, with layout.ld
 #    as a release build has it.
@@ -58,7 +58,7 @@ wait_port $P_UP
 write_cert "$W"
 
 # The plain listener: the `github` route, the queued route and one route per scheme.
-SCHEMES=(standard-webhooks github hotglue stripe slack shopify paddle linear discord hmac)
+SCHEMES=(standard-webhooks github hotglue stripe slack shopify twilio square paddle linear discord hmac)
 # Ed25519 (discord): the RFC 8032 test 1 pair; the route holds the public key.
 ED_SEED=9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60
 ED_PUBLIC=d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a
@@ -72,6 +72,7 @@ ED_PUBLIC=d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a
         printf '\n[[route]]\nname = "r-%s"\npath = "/s/%s"\nscheme = "%s"\nsecrets = [{ value = "%s" }]\ndedupe = false\n' \
             "$s" "$s" "$s" "$secret"
         case $s in
+            twilio|square) printf 'public_url = "http://127.0.0.1:%s/s/%s"\n' $P_HS "$s" ;;
             hmac) printf '[route.hmac]\nheader = "X-Sig"\nencoding = "base64"\ntimestamp_header = "X-Ts"\nid_header = "X-Id"\n' ;;
         esac
     done
