@@ -564,10 +564,14 @@ async fn stalled_bodies_keep_the_real_binary_within_its_budget() {
         refused >= (BODIES as u64 - BUDGET_MIB) as f64,
         "{refused} refused, {buffered} bytes buffered"
     );
-    let limit_kib = (BUDGET_MIB + 32) * 1024;
+    // Measured from the start: the debug binary's own RSS (about 22 MiB here) varies with the
+    // build and the machine; what the budget bounds is the growth. 512 bodies held whole
+    // would be 512 MiB.
+    let limit_kib = (BUDGET_MIB + 16) * 1024;
     assert!(
-        peak < limit_kib,
-        "peak RSS {peak} KiB over the budget + 32 MiB ({limit_kib} KiB; {start_rss} KiB at start)"
+        peak.saturating_sub(start_rss) < limit_kib,
+        "peak RSS {peak} KiB grew more than the budget + 16 MiB ({limit_kib} KiB) from \
+         {start_rss} KiB at start"
     );
 
     // The senders give up: every reservation comes back, and valid webhooks get through.
