@@ -125,7 +125,8 @@ http {
 EOF
 }
 
-# cpu_ticks PID...: utime+stime of the given processes, in clock ticks.
+# cpu_ticks PID...: utime+stime of the given processes, in clock ticks (PID/task/TID: of one
+# thread).
 cpu_ticks() {
     local t=0 p s
     for p in "$@"; do

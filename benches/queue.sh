@@ -98,14 +98,11 @@ depth() {
 # spool_ticks PID: utime+stime of the spool's committer thread (`hookseal-spool`) in PID, in
 # clock ticks; 0 if it has none
 spool_ticks() {
-    local t s
+    local t
     for t in /proc/"$1"/task/*; do
         [ "$(cat "$t/comm" 2>/dev/null)" = hookseal-spool ] || continue
-        s=$(cat "$t/stat") || break
-        s=${s##*) }
-        read -ra f <<<"$s"
-        echo $((f[11] + f[12]))
-        return
+        cpu_ticks "$1/task/${t##*/}" && return
+        break
     done
     echo 0
 }
