@@ -34,7 +34,7 @@ W=$(mktemp -d /tmp/hookseal-rss.XXXXXX)
 . "$ROOT/benches/common.sh"
 CLEANUP_DIR=$W
 trap stop_started EXIT
-P_T=39100 P_ADMIN=39200 P_UP=39080
+P_T=17300 P_ADMIN=17400 P_UP=17280
 TLS_LINE=""
 if [ $TLS = 1 ]; then
     write_cert "$W"

@@ -50,7 +50,7 @@ W=$(mktemp -d /tmp/hookseal-instr.XXXXXX)
 CLEANUP_DIR=$W
 trap stop_started EXIT
 # Ports: override (P_UP, P_T, P_ADMIN) when another run may hold these.
-P_UP=${P_UP:-38080} P_T=${P_T:-38100} P_ADMIN=${P_ADMIN:-38200}
+P_UP=${P_UP:-17080} P_T=${P_T:-17100} P_ADMIN=${P_ADMIN:-17200}
 write_body "$SIZE" "$W/body.json"
 "$UP" 127.0.0.1:$P_UP 2>/dev/null & pids+=($!)
 

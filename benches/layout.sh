@@ -55,7 +55,7 @@ W=$(mktemp -d /tmp/hookseal-layout.XXXXXX)
 CLEANUP_DIR=$W
 trap stop_started EXIT
 write_cert "$W"
-P_T=39500 P_ADMIN=39501 P_UP=39502
+P_T=17500 P_ADMIN=17501 P_UP=17502
 TLS="tls = { cert = \"$W/cert.pem\", key = \"$W/key.pem\" }"
 github_config "$P_T" "$P_ADMIN" "$P_UP" >"$W/plain.toml"
 github_config "$P_T" "$P_ADMIN" "$P_UP" "$TLS" >"$W/tls.toml"
@@ -219,7 +219,9 @@ with open(out, "w") as f:
     f.write("SECTIONS\n{\n  .text : {\n")
     # Start-up only, then what both run, then requests only: each group is one run of pages.
     for p in tiers(start - requests) + tiers(start & requests) + tiers(requests - start):
-        f.write(f"    *(.text.{p} .text.unlikely.{p})\n")
+        # A profile-guided build (benches/pgo.sh) puts the functions its profile calls hot
+        # or cold in sections named `.text.hot.*` and `.text.unlikely.*`.
+        f.write(f"    *(.text.{p} .text.unlikely.{p} .text.hot.{p})\n")
     f.write("  }\n}\nINSERT AFTER .init;\n")
 print(f"{out}: {len(start - requests)} patterns of start-up only, {len(start & requests)} of both, "
       f"{len(requests - start)} of requests only", file=sys.stderr)
