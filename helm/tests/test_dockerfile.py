@@ -65,3 +65,22 @@ def test_oci_labels():
 def test_build_is_locked_and_release():
     runs = " ".join(rest for op, rest in instructions() if op == "RUN")
     assert "cargo build --release --locked" in runs
+
+
+def test_the_pgo_build_is_the_default_and_what_it_needs_reaches_the_build():
+    """The build stage runs benches/pgo.sh unless PGO=0, and the build context keeps what
+    that script builds and runs (an ignored benches/ or examples/ would fail the image build,
+    which nothing here can run)."""
+    assert "PGO=1" in [rest for op, rest in instructions() if op == "ARG"]
+    runs = " ".join(rest for op, rest in instructions() if op == "RUN")
+    assert "bash benches/pgo.sh" in runs
+    pgo = (ROOT / "benches" / "pgo.sh").read_text()
+    for step in ("-Cprofile-generate=", "--example pgo_train", "-Cprofile-use=", "--release --locked"):
+        assert step in pgo, step
+    ignored = {
+        line.strip().strip("/").split("/")[0]
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    needed = {"benches", "examples", "src", "build.rs", "layout.ld", "Cargo.toml", "Cargo.lock"}
+    assert not needed & ignored, needed & ignored
