@@ -14,11 +14,12 @@
 //! - TLS (HTTP/1.1, closed and open loop, and HTTP/2 by ALPN), with the replay store and the
 //!   queue on Redis when redis-server is there (else in memory and on disk);
 //! - queued delivery on the disk spool, until the app has taken every entry;
-//! - every scheme that signs with a key the config can hold, over HTTP/1.1 and HTTP/2: a
-//!   signed request, an unsigned one and a tampered one each; the JWT engine (ES256 keys
-//!   inline); the handshakes hookseal answers itself; an SNS message from a topic not
-//!   allowed;
-//! - events filtered, a replay, an unknown path, a wrong method, a body over the limit;
+//! - every scheme that signs with a key the config can hold, over HTTP/1.1 and HTTP/2, and
+//!   again after a reload (SIGHUP): a signed request, an unsigned one and a tampered one
+//!   each; Standard Webhooks' asymmetric keys; the JWT engine (ES256 keys inline); the
+//!   handshakes hookseal answers itself; an SNS message from a topic not allowed;
+//! - events filtered, a replay, an unknown path, a wrong method, a body over the limit, an
+//!   unsigned request on a route in observe mode;
 //! - the admin endpoints (`/metrics`, `/healthz`, `/readyz`, `/queue`, `/debug/rejections`).
 //!
 //! Every answer is checked (signed → 200 or 202, rejected → 4xx): a training whose requests
@@ -511,6 +512,7 @@ async fn drive(
         tasks.push(tokio::spawn(async move {
             let mut sender = target.connect().await?;
             let mut i = c;
+            let mut refused_last = false;
             let mut next = every.map(|e| start + e.mul_f64(c as f64 / conns as f64));
             while i < rounds * calls.len() || Instant::now() < until {
                 if let (Some(at), Some(e)) = (next.as_mut(), every) {
@@ -519,16 +521,25 @@ async fn drive(
                 }
                 let call = &calls[i % calls.len()];
                 let n = tally.sent.fetch_add(1, Ordering::Relaxed);
+                // A refusal may close the connection (a body over the limit), which the
+                // next request on it finds: a new connection, and that request sent again.
                 let answer = match sender.send(call.request(&target, n)?).await {
                     Ok(a) => a,
-                    // A refusal may close the connection (a body over the limit): a new one.
                     Err(_) if matches!(call.want, Want::Refused) => {
                         sender = target.connect().await?;
                         i += conns;
                         continue;
                     }
+                    Err(_) if refused_last => {
+                        sender = target.connect().await?;
+                        sender
+                            .send(call.request(&target, n)?)
+                            .await
+                            .map_err(|e| format!("{}: {e}", call.what))?
+                    }
                     Err(e) => return Err(format!("{}: {e}", call.what).into()),
                 };
+                refused_last = matches!(call.want, Want::Refused);
                 let status = answer.status();
                 let body = answer.into_body().collect().await?.to_bytes();
                 let right = match call.want {
@@ -672,10 +683,14 @@ fn common_routes() -> String {
     )
 }
 
-/// The schemes the plain process has a route for: every one but those whose key the config
-/// cannot hold (`sns`: certificates fetched from AWS; `plaid`: keys fetched from Plaid;
-/// `mailgun`: signed in the body, which `sign` does not write).
-fn scheme_routes(p: &Ports, p256: &P256) -> (String, Vec<(String, SchemeName, Vec<u8>)>) {
+/// A route the training signs requests for: (route, path, scheme, signing secret).
+type Signer = (String, String, SchemeName, Vec<u8>);
+
+/// The plain process's routes: one per scheme, plus Standard Webhooks with asymmetric keys and
+/// a route in observe mode; and the signers of those whose key the config can hold (not `sns`:
+/// certificates fetched from AWS; not the JWT schemes' fetched keys; not `mailgun`, signed in
+/// the body, which `sign` does not write: their routes train the refusals).
+fn scheme_routes(p: &Ports, p256: &P256) -> (String, Vec<Signer>) {
     let mut text = String::new();
     let mut signers = Vec::new();
     for name in SchemeName::all() {
@@ -714,10 +729,29 @@ fn scheme_routes(p: &Ports, p256: &P256) -> (String, Vec<(String, SchemeName, Ve
                     }
                     _ => {}
                 }
-                signers.push((route, name, signing));
+                signers.push((route, path, name, signing));
             }
         }
     }
+    // Standard Webhooks' asymmetric signatures (v1a, Ed25519), and observe mode.
+    let seed = [9u8; 32];
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+        .verifying_key()
+        .to_bytes();
+    text += &format!(
+        "\n[[route]]\nname = \"sw-asym\"\npath = \"/sw-asym\"\nscheme = \"standard-webhooks\"\n\
+         dedupe = false\nsecrets = [{{ value = \"whpk_{}\" }}]\n\
+         \n[[route]]\nname = \"observed\"\npath = \"/observed\"\nscheme = \"github\"\n\
+         mode = \"observe\"\ndedupe = false\nsecrets = [{{ value = \"{SECRET}\" }}]\n",
+        b64(&public)
+    );
+    let asym = format!("whsk_{}", b64(&seed)).into_bytes();
+    signers.push((
+        "sw-asym".into(),
+        "/sw-asym".into(),
+        sn("standard-webhooks"),
+        asym,
+    ));
     (text, signers)
 }
 
@@ -816,7 +850,8 @@ async fn train(args: &Args) -> Result<(), Error> {
     wait_port(p.tls, "hookseal (TLS)").await?;
 
     let tally = Arc::new(Tally::default());
-    let result = phases(args, &p, &ca, &options, &signers, &p256, &tally).await;
+    let plain_pid = plain.0.id();
+    let result = phases(args, &p, &ca, &options, &signers, &p256, plain_pid, &tally).await;
     let stopped = plain.stop().and(tls.stop());
     drop(redis);
     result?;
@@ -839,8 +874,9 @@ async fn phases(
     p: &Ports,
     ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
     options: &BTreeMap<String, SchemeOptions>,
-    signers: &[(String, SchemeName, Vec<u8>)],
+    signers: &[Signer],
     p256: &P256,
+    plain_pid: u32,
     tally: &Arc<Tally>,
 ) -> Result<(), Error> {
     let secs = args.secs;
@@ -903,13 +939,12 @@ async fn phases(
         r#"{{"type":"pgo","webhookTimestamp":{}000}}"#,
         unix_now()
     ));
-    for (route, name, secret) in signers {
-        let path = format!("/s/{}", name.as_str());
+    for (route, path, name, secret) in signers {
         let body = match name.as_str() {
             "twilio" | "plivo" | "mandrill" => Bytes::from_static(b"From=%2B1555&Body=pgo"),
             _ => body.clone(),
         };
-        let good = signed(route, &path, options, *name, secret, body.clone())?;
+        let good = signed(route, path, options, *name, secret, body.clone())?;
         // Every header the signer wrote, its last character changed: the signature (or
         // token) no longer matches, whatever else the scheme signs.
         let mut tampered = good.clone().refused();
@@ -919,7 +954,7 @@ async fn phases(
             v.pop();
             v.push(last);
         }
-        let unsigned = Call::post(format!("{route}: unsigned"), &path, vec![], body).refused();
+        let unsigned = Call::post(format!("{route}: unsigned"), path, vec![], body).refused();
         calls.extend([good, tampered, unsigned]);
     }
     calls.extend(handshakes(options, signers)?);
@@ -957,6 +992,12 @@ async fn phases(
         too_large,
         Call::post("unknown path", "/nowhere", vec![], Bytes::new()).refused(),
         Call::get("wrong method", "/hook", vec![]).refused(),
+        Call::post(
+            "observe mode, unsigned",
+            "/observed",
+            vec![],
+            json_body(200),
+        ),
     ]);
     drive(
         "schemes",
@@ -969,11 +1010,18 @@ async fn phases(
     drive(
         "schemes over HTTP/2",
         &plain(true),
-        calls,
+        calls.clone(),
         Load::each(4, 1),
         tally,
     )
     .await?;
+    // A reload (SIGHUP: the config read again and swapped in), then the schemes once more.
+    let pid = i32::try_from(plain_pid)?;
+    // SAFETY: kill(2) on the pid of our own child, which has not been waited for yet.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    reloaded(p.plain_admin).await?;
+    let load = Load::each(4, 1);
+    drive("schemes after a reload", &plain(false), calls, load, tally).await?;
 
     // The admin ports, and the queues drained.
     let admin = |port| Target::plain(SocketAddr::from(([127, 0, 0, 1], port)), false);
@@ -1007,13 +1055,13 @@ fn sn(name: &str) -> SchemeName {
 /// The handshakes hookseal answers itself (SPEC "Handshakes").
 fn handshakes(
     options: &BTreeMap<String, SchemeOptions>,
-    signers: &[(String, SchemeName, Vec<u8>)],
+    signers: &[Signer],
 ) -> Result<Vec<Call>, Error> {
     let secret = |n: &str| {
         signers
             .iter()
-            .find(|(_, s, _)| s.as_str() == n)
-            .map(|(_, _, k)| k.clone())
+            .find(|(_, _, s, _)| s.as_str() == n)
+            .map(|(_, _, _, k)| k.clone())
             .ok_or_else(|| format!("no {n} route"))
     };
     let slack = Bytes::from_static(
@@ -1101,14 +1149,37 @@ fn engines(p256: &P256) -> Vec<Call> {
     ]
 }
 
+/// The body of GET `path` on the admin port.
+async fn admin_get(admin: u16, path: &str) -> Result<Bytes, Error> {
+    let target = Target::plain(SocketAddr::from(([127, 0, 0, 1], admin)), false);
+    let mut s = target.connect().await?;
+    let req = Call::get(format!("admin {path}"), path, vec![]).request(&target, 0)?;
+    Ok(s.send(req).await?.into_body().collect().await?.to_bytes())
+}
+
+/// Waits (10 s at most) until the admin's `/metrics` counts one successful reload.
+async fn reloaded(admin: u16) -> Result<(), Error> {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = admin_get(admin, "/metrics").await?;
+        let done = String::from_utf8_lossy(&metrics)
+            .lines()
+            .any(|l| l == "hookseal_config_reloads_total{result=\"ok\"} 1");
+        if done {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            return Err("no successful reload counted within 10 s of SIGHUP".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits (30 s at most) until the admin's `/queue` shows no entry waiting.
 async fn drained(admin: u16) -> Result<(), Error> {
-    let target = Target::plain(SocketAddr::from(([127, 0, 0, 1], admin)), false);
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut s = target.connect().await?;
-        let req = Call::get("admin /queue", "/queue", vec![]).request(&target, 0)?;
-        let body = s.send(req).await?.into_body().collect().await?.to_bytes();
+        let body = admin_get(admin, "/queue").await?;
         let text = String::from_utf8_lossy(&body);
         let queue: serde_json::Value = serde_json::from_slice(&body)?;
         let routes = queue["routes"]
