@@ -18,7 +18,7 @@ COPY . .
 # PGO=1 (the default): a profile-guided build, benches/pgo.sh. It builds an instrumented
 # hookseal, trains it with examples/pgo_train.rs (every scheme, HTTP/1.1, HTTP/2, TLS, queued
 # delivery on disk and on Redis, handshakes, refusals, the admin port; every answer checked)
-# and builds again with the profile: 7-20 % less CPU per small request than the plain release
+# and builds again with the profile: 6-20 % less CPU per small request than the plain release
 # build (BENCHMARKS.md §25). It takes about three release builds' time, and fails the build
 # if the training does. PGO=0: the plain release build.
 # redis-server only trains the Redis stores here; it is not in the final image, and a pinned
