@@ -138,6 +138,14 @@ cpu_ticks() {
     echo $t
 }
 
+# tree_pids PID: the process and its descendants, one per line (the peers run under `sh`, and
+# nginx has workers).
+tree_pids() {
+    local p=$1 c
+    echo "$p"
+    for c in $(pgrep -P "$p"); do tree_pids "$c"; done
+}
+
 # cpu_ns PID...: CPU time the given processes' live threads have run, in nanoseconds (the
 # scheduler's own count, /proc/PID/task/*/schedstat), so that a few hundred requests at a
 # webhook-like rate are resolved far below the 10 ms of a clock tick. Threads that exit during

@@ -229,11 +229,6 @@ url_of() {
         hookgate-keepalive) echo "http://127.0.0.1:$P_HGK$ROUTE" ;;
     esac
 }
-tree_pids() { # a process and its descendants (the peers run under `sh` and nginx has workers)
-    local p=$1 c
-    echo "$p"
-    for c in $(pgrep -P "$p"); do tree_pids "$c"; done
-}
 pids_of() { # the processes whose CPU and memory are the target's own
     case "$1" in
         direct) echo "$UP_PID" ;;

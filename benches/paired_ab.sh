@@ -53,10 +53,9 @@ while IFS= read -r line; do
 done < <("$ROOT/target/release/hookseal" sign --scheme github --secret "$BENCH_SECRET" --id bench \
     --body-file "$W/body.json")
 
-# The process tree of a target (the peers run under `sh`, nginx has workers).
-tree() { echo "$1"; local c; for c in $(pgrep -P "$1"); do tree "$c"; done; }
+# CPU ns of a target's whole process tree.
 tree_ns() { # shellcheck disable=SC2046
-    cpu_ns $(tree "$1"); }
+    cpu_ns $(tree_pids "$1"); }
 
 ROOTS=() PORTS=()
 for i in "${!TARGETS[@]}"; do

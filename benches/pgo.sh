@@ -16,9 +16,11 @@
 # LLVM lays out and inlines code no training ran as cold (§24 measured TLS, untrained, 1–4 %
 # slower), so the training runs every path users run, not only the benchmarks'.
 # Compare it with a plain release build: benches/ab.sh, benches/load.sh --bin.
+# shellcheck source=benches/common.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+. "$ROOT/benches/common.sh"
 SECS=2
 OUT=$ROOT/target/pgo
 while [ $# -gt 0 ]; do
@@ -30,7 +32,6 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 PROFDATA=$(find "$(rustc --print sysroot)" -name llvm-profdata -type f | head -1)
 [ -n "$PROFDATA" ] || { echo "llvm-profdata is required: rustup component add llvm-tools" >&2; exit 1; }
 rm -rf "$OUT/raw"

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use bytes::Bytes;
+use hookseal::hex;
 use hookseal::verify::{SchemeName, SchemeOptions, SecretUse};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -126,10 +127,6 @@ fn b64url(b: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// A port nobody listens on now (the kernel's choice; hookseal binds it a moment later).
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -217,7 +214,7 @@ fn secret_pair(name: SchemeName, p256: &P256) -> (Vec<u8>, String) {
         _ if name.def().headers.first() == Some(&"svix-signature") => {
             same(format!("whsec_{}", b64(SECRET.as_bytes())))
         }
-        "discord" => (hex(&seed).into_bytes(), hex(&ed_public())),
+        "discord" => (hex::encode(&seed).into_bytes(), hex::encode(&ed_public())),
         "sendgrid" => (b64(&p256.pkcs8).into_bytes(), p256.spki()),
         // 64 visible characters.
         "contentful" => same(format!("{SECRET:x<64}")),
@@ -502,7 +499,7 @@ async fn drive(
     } = load;
     let calls = Arc::new(calls);
     let start = tokio::time::Instant::now();
-    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let until = start + Duration::from_secs_f64(secs);
     // Each connection's interval between requests, and its first one staggered.
     let every = rate.map(|r| Duration::from_secs_f64(conns as f64 / r));
     let before = tally.sent.load(Ordering::Relaxed);
@@ -514,7 +511,7 @@ async fn drive(
             let mut i = c;
             let mut refused_last = false;
             let mut next = every.map(|e| start + e.mul_f64(c as f64 / conns as f64));
-            while i < rounds * calls.len() || Instant::now() < until {
+            while i < rounds * calls.len() || tokio::time::Instant::now() < until {
                 if let (Some(at), Some(e)) = (next.as_mut(), every) {
                     tokio::time::sleep_until(*at).await;
                     *at += e;
@@ -1157,40 +1154,46 @@ async fn admin_get(admin: u16, path: &str) -> Result<Bytes, Error> {
     Ok(s.send(req).await?.into_body().collect().await?.to_bytes())
 }
 
-/// Waits (10 s at most) until the admin's `/metrics` counts one successful reload.
-async fn reloaded(admin: u16) -> Result<(), Error> {
-    let until = Instant::now() + Duration::from_secs(10);
+/// Polls GET `path` on the admin port until `done` says yes of its body, `limit` at most; the
+/// error says `what` did not happen, with the last body.
+async fn admin_until(
+    admin: u16,
+    path: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[u8]) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let until = Instant::now() + limit;
     loop {
-        let metrics = admin_get(admin, "/metrics").await?;
-        let done = String::from_utf8_lossy(&metrics)
-            .lines()
-            .any(|l| l == "hookseal_config_reloads_total{result=\"ok\"} 1");
-        if done {
+        let body = admin_get(admin, path).await?;
+        if done(&body)? {
             return Ok(());
         }
         if Instant::now() > until {
-            return Err("no successful reload counted within 10 s of SIGHUP".into());
+            let text = String::from_utf8_lossy(&body[..body.len().min(500)]);
+            return Err(format!("{what} within {limit:?}: admin {path}: {text}").into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
+/// Waits (10 s at most) until the admin's `/metrics` counts one successful reload.
+async fn reloaded(admin: u16) -> Result<(), Error> {
+    let limit = Duration::from_secs(10);
+    admin_until(admin, "/metrics", limit, "no successful reload", |m| {
+        let ok = "hookseal_config_reloads_total{result=\"ok\"} 1";
+        Ok(String::from_utf8_lossy(m).lines().any(|l| l == ok))
+    })
+    .await
+}
+
 /// Waits (30 s at most) until the admin's `/queue` shows no entry waiting.
 async fn drained(admin: u16) -> Result<(), Error> {
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let body = admin_get(admin, "/queue").await?;
-        let text = String::from_utf8_lossy(&body);
-        let queue: serde_json::Value = serde_json::from_slice(&body)?;
-        let routes = queue["routes"]
-            .as_object()
-            .ok_or_else(|| format!("admin /queue: {text}"))?;
-        if routes.values().all(|r| r["depth"] == 0) {
-            return Ok(());
-        }
-        if Instant::now() > until {
-            return Err(format!("the queues did not drain within 30 s: {text}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let limit = Duration::from_secs(30);
+    admin_until(admin, "/queue", limit, "the queues did not drain", |body| {
+        let queue: serde_json::Value = serde_json::from_slice(body)?;
+        let routes = queue["routes"].as_object().ok_or("no `routes` object")?;
+        Ok(routes.values().all(|r| r["depth"] == 0))
+    })
+    .await
 }
